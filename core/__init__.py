@@ -1,0 +1,86 @@
+"""rcetl: archive RingCentral communications into pluggable storage, completely and verifiably.
+
+This module is the public API for plugin authors; everything not imported here is private and
+may change between minor versions (see docs/plugin-authors.md, "Versioning").
+"""
+
+from __future__ import annotations
+
+from .blobs import ObjectStoreSink, ObjectStoreConfig, render_key, sanitize_component
+from .budget import Budget, BudgetProvider, GroupLimit, GroupState
+from .context import RunContext
+from .coordination import Coordinator
+from .errors import (
+    ConfigError,
+    ConflictError,
+    IntegrityError,
+    ItemGone,
+    PermanentError,
+    PluginError,
+    RcetlError,
+    TransientError,
+)
+from .hookspecs import hookimpl
+from .interfaces import (
+    ArchivedEntry,
+    BlobSink,
+    ConnectionSpec,
+    EmbeddedServerSpec,
+    PluginConfig,
+    RecordSink,
+    RunWindow,
+    Sink,
+    SinkSpec,
+    Source,
+    SourceSpec,
+    Stream,
+    StreamPlan,
+)
+from .records import ArchivedRecord, BlobRef, BlobResult, Checkpoint, Key, Record, SpooledBlob, StoredBlob
+from .secrets import redact, register_secret
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ArchivedEntry",
+    "ArchivedRecord",
+    "BlobRef",
+    "BlobResult",
+    "BlobSink",
+    "Budget",
+    "BudgetProvider",
+    "Checkpoint",
+    "ConfigError",
+    "ConflictError",
+    "ConnectionSpec",
+    "Coordinator",
+    "EmbeddedServerSpec",
+    "GroupLimit",
+    "GroupState",
+    "IntegrityError",
+    "ItemGone",
+    "Key",
+    "ObjectStoreConfig",
+    "ObjectStoreSink",
+    "PermanentError",
+    "PluginConfig",
+    "PluginError",
+    "RcetlError",
+    "Record",
+    "RecordSink",
+    "RunContext",
+    "RunWindow",
+    "Sink",
+    "SinkSpec",
+    "Source",
+    "SourceSpec",
+    "SpooledBlob",
+    "StoredBlob",
+    "Stream",
+    "StreamPlan",
+    "TransientError",
+    "hookimpl",
+    "redact",
+    "register_secret",
+    "__version__",
+]

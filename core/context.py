@@ -1,0 +1,30 @@
+"""What the core hands to plugins: the run's shared services, behind small interfaces."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:
+    from .budget import BudgetProvider
+    from .coordination import Coordinator
+
+
+@dataclass
+class RunContext:
+    """Shared by every plugin of a run. Thread-safe services only."""
+
+    pipeline: str
+    budgets: BudgetProvider
+    coordinator: Coordinator
+    spool_dir: Path
+    base_dir: Path  # the pipeline file's folder: relative paths in options resolve against it
+    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("rcetl"))
+    embedded_servers: Mapping[str, Any] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def resolve(self, path: str | Path) -> Path:
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else (self.base_dir / p)

@@ -1,0 +1,87 @@
+"""Cross-thread and cross-process coordination for plugins: named locks and a small shared store.
+
+The RingCentral connection keeps its token here so that every thread, process and worker that
+shares a credential uses one token and only one of them refreshes it (a refresh invalidates the
+previous refresh token). Local runs use file locks beside the state store; Celery workers use Redis.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import fcntl
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any, Iterator
+
+
+class Coordinator(abc.ABC):
+    @abc.abstractmethod
+    def lock(self, name: str, timeout: float = 60.0) -> contextlib.AbstractContextManager[None]:
+        """An exclusive lock across threads and processes of this coordinator's scope."""
+
+    @abc.abstractmethod
+    def get(self, name: str) -> dict[str, Any] | None:
+        """A JSON value stored under ``name``, or None."""
+
+    @abc.abstractmethod
+    def put(self, name: str, value: dict[str, Any]) -> None:
+        """Store a JSON value (owner-only permissions where it touches disk)."""
+
+
+def _safe_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:120]
+
+
+class FileCoordinator(Coordinator):
+    """Locks with ``fcntl.flock`` on files in a private folder; values as 0600 JSON files.
+
+    Written by hand because the standard library has flock and no maintained package adds
+    anything a single-host lock needs here (``filelock`` would do the same with more code paths).
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._thread_locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def _thread_lock(self, name: str) -> threading.Lock:
+        with self._guard:
+            return self._thread_locks.setdefault(name, threading.Lock())
+
+    @contextlib.contextmanager
+    def lock(self, name: str, timeout: float = 60.0) -> Iterator[None]:
+        tl = self._thread_lock(name)
+        if not tl.acquire(timeout=timeout):
+            raise TimeoutError(f"lock {name!r} not acquired in {timeout}s")
+        try:
+            path = self.folder / f"{_safe_name(name)}.lock"
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
+        finally:
+            tl.release()
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        path = self.folder / f"{_safe_name(name)}.json"
+        try:
+            return json.loads(path.read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def put(self, name: str, value: dict[str, Any]) -> None:
+        path = self.folder / f"{_safe_name(name)}.json"
+        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(value, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)

@@ -1,0 +1,129 @@
+"""The data that flows from sources through the engine to sinks.
+
+A source stream yields :class:`Record` items (the API's JSON, a natural key) and, between them,
+:class:`Checkpoint` markers. A record may reference binaries (:class:`BlobRef`); the engine
+downloads each once, stores it in every blob sink, and hands record sinks an
+:class:`ArchivedRecord` that carries where each binary went and its checksum.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Mapping
+
+# A natural key: call-log ids are strings, message ids are 64-bit ints. Never a float.
+Key = str | int
+
+
+@dataclass(frozen=True)
+class BlobRef:
+    """A binary that a record points at, to be fetched by the engine through the source.
+
+    ``blob_id`` is stable for the same bytes (a recording id, an attachment id). ``variables``
+    feed the blob sinks' key templates (``id``, ``date``, ``extension``, ``kind``, ``ext``,
+    ``account``, ``name``...); values that come from the API are sanitised by the sinks.
+    """
+
+    blob_id: str
+    url: str
+    kind: str
+    content_type: str | None = None
+    size: int | None = None
+    variables: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Record:
+    """One item of a stream: the API's JSON exactly as received plus its natural key."""
+
+    stream: str
+    key: Key
+    data: dict[str, Any]
+    account: str = ""
+    blobs: list[BlobRef] = field(default_factory=list)
+    deleted: bool = False
+    # When the record (not the run) happened; used by key templates and date partitioning.
+    occurred_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A stream's position: safe to commit once every record yielded before it is stored.
+
+    ``partition`` separates independent positions of one stream (an extension, a date window).
+    ``value`` must be JSON-serialisable.
+    """
+
+    value: Any
+    partition: str = ""
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    """Where one blob sink put a binary, and proof of what it holds."""
+
+    sink: str
+    location: str
+    size: int
+    sha256: str
+    content_type: str | None = None
+    skipped: bool = False  # already present with the same checksum: nothing uploaded
+
+
+@dataclass
+class BlobResult:
+    """The outcome of archiving one :class:`BlobRef` across every blob sink."""
+
+    ref: BlobRef
+    status: str  # "stored" | "gone" (the source no longer has it)
+    size: int | None = None
+    sha256: str | None = None
+    stored: list[StoredBlob] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class ArchivedRecord:
+    """A record as record sinks receive it: its binaries are already durably stored."""
+
+    record: Record
+    blobs: list[BlobResult] = field(default_factory=list)
+
+    @property
+    def stream(self) -> str:
+        return self.record.stream
+
+    @property
+    def key(self) -> Key:
+        return self.record.key
+
+    def archive_json(self) -> list[dict[str, Any]]:
+        """The archive locations and checksums as plain JSON, for a record sink's column."""
+        return [
+            {
+                "blob_id": b.ref.blob_id,
+                "kind": b.ref.kind,
+                "status": b.status,
+                "size": b.size,
+                "sha256": b.sha256,
+                "content_type": b.ref.content_type,
+                "locations": {s.sink: s.location for s in b.stored},
+            }
+            for b in self.blobs
+        ]
+
+
+@dataclass
+class SpooledBlob:
+    """A downloaded binary on local disk, hashed on the way in; what blob sinks upload."""
+
+    ref: BlobRef
+    path: str
+    size: int
+    sha256: str
+    content_type: str | None = None
+    record: Record | None = None
+
+    def open(self):  # -> BinaryIO
+        return open(self.path, "rb")
