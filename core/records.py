@@ -46,6 +46,51 @@ class Record:
     # When the record (not the run) happened; used by key templates and date partitioning.
     occurred_at: datetime | None = None
 
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-safe form (for the failed-item queue and task messages); ints stay ints."""
+        return {
+            "stream": self.stream,
+            "key": self.key,
+            "data": self.data,
+            "account": self.account,
+            "deleted": self.deleted,
+            "occurred_at": self.occurred_at.isoformat() if self.occurred_at else None,
+            "blobs": [
+                {
+                    "blob_id": b.blob_id,
+                    "url": b.url,
+                    "kind": b.kind,
+                    "content_type": b.content_type,
+                    "size": b.size,
+                    "variables": {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in b.variables.items()},
+                }
+                for b in self.blobs
+            ],
+        }
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> Record:
+        occurred = obj.get("occurred_at")
+        return cls(
+            stream=obj["stream"],
+            key=obj["key"],
+            data=dict(obj["data"]),
+            account=obj.get("account", ""),
+            deleted=bool(obj.get("deleted", False)),
+            occurred_at=datetime.fromisoformat(occurred) if occurred else None,
+            blobs=[
+                BlobRef(
+                    blob_id=b["blob_id"],
+                    url=b["url"],
+                    kind=b["kind"],
+                    content_type=b.get("content_type"),
+                    size=b.get("size"),
+                    variables=dict(b.get("variables") or {}),
+                )
+                for b in obj.get("blobs", [])
+            ],
+        )
+
 
 @dataclass(frozen=True)
 class Checkpoint:
