@@ -1,0 +1,316 @@
+"""In-process request budgets, and the waiting line that every backend shares.
+
+A budget is split in two so that both backends have the same semantics by construction:
+
+* a :class:`WindowStore` keeps the sliding windows (slot time stamps, penalties, learned limits)
+  and answers one question atomically: "may one request of this group go now, and if not, for
+  how long must it wait?" -- in this process (:class:`MemoryWindows`) or in Redis
+  (:mod:`rcetl.budget.redis`);
+* a :class:`QueuedBudget` keeps the local waiting line: callers wait in order of priority (then
+  arrival), only the head of the line asks the store, and it sleeps until the exact time the
+  store names (never a busy spin).
+"""
+
+from __future__ import annotations
+
+import abc
+import heapq
+import itertools
+import math
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+from . import Budget, BudgetProvider, GroupLimit, GroupState
+
+#: The limit of a group no default and no header has described yet (RingCentral's Auth group).
+FALLBACK_LIMIT = GroupLimit(limit=5, window=60.0)
+
+#: How long an acquired slot counts as "in flight" before its response is reported. Only a caller
+#: that dies between acquire and release relies on it: its slot stops counting after
+#: lease + window instead of blocking the group for ever. It is safe whatever its length, because
+#: the server counted the request when it arrived, shortly after acquire.
+IN_FLIGHT_LEASE = 120.0
+
+# Sleeps end this much after the computed free time, so a thread does not wake a hair early
+# (clock rounding) and go around once more for nothing.
+_WAKE_MARGIN = 0.001
+
+
+@dataclass
+class Slot:
+    """The handle ``acquire`` returns; ``release`` re-stamps it with the response's arrival."""
+
+    group: str  # the group's canonical (lower-case) name
+    slot_id: str
+    released: bool = False
+
+
+def effective_limit(base: GroupLimit, cap: int | None, learned_limit: int | None, learned_window: float | None) -> GroupLimit:
+    """The limit a group runs at: headers are authoritative over the defaults, but a limit set in
+    the pipeline file (``cap``) is a ceiling that headers may lower and never raise."""
+    limit = learned_limit if learned_limit else base.limit
+    if cap:
+        limit = min(limit, cap)
+    return GroupLimit(limit=max(1, int(limit)), window=float(learned_window or base.window))
+
+
+class WindowStore(abc.ABC):
+    """Where a budget's sliding windows live. Group names given to it are canonical (lower case).
+
+    ``base`` is the pipeline's or the default limit of a group, ``cap`` the pipeline file's ceiling.
+    """
+
+    #: The longest sleep before asking again. Infinite when every change to the store is made by
+    #: this process (it then wakes the waiters itself); finite when other processes share it.
+    poll_cap: float = math.inf
+
+    @abc.abstractmethod
+    def try_take(self, group: str, base: GroupLimit, cap: int | None) -> tuple[str | None, float]:
+        """Take a slot if a request may be sent now: ``(slot_id, 0.0)``; else ``(None, seconds)``
+        until the earliest time one may be sent (as far as this store can tell)."""
+
+    @abc.abstractmethod
+    def give_back(
+        self,
+        group: str,
+        slot_id: str,
+        base: GroupLimit,
+        cap: int | None,
+        *,
+        limit: int | None,
+        remaining: int | None,
+        window: float | None,
+        retry_after: float | None,
+    ) -> None:
+        """Re-stamp the slot at now (the response's arrival) and learn from the headers."""
+
+    @abc.abstractmethod
+    def state(self, group: str, base: GroupLimit, cap: int | None) -> tuple[int, GroupLimit, float]:
+        """``(used, effective limit, penalty seconds remaining)`` for snapshots."""
+
+
+class MemoryWindows(WindowStore):
+    """Sliding windows in this process. Not locked: the owning budget calls it under its lock."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, in_flight_lease: float = IN_FLIGHT_LEASE):
+        self._clock = clock
+        self._lease = in_flight_lease
+        # group -> slot id -> score: the response's arrival once released, acquire + lease while in flight.
+        self._slots: dict[str, dict[str, float]] = {}
+        self._learned: dict[str, tuple[int | None, float | None]] = {}
+        self._penalty_until: dict[str, float] = {}  # a 429's Retry-After: nothing is sent before
+        self._full_until: dict[str, float] = {}  # the server said remaining == 0: nothing before
+
+    def _limit(self, group: str, base: GroupLimit, cap: int | None) -> GroupLimit:
+        return effective_limit(base, cap, *self._learned.get(group, (None, None)))
+
+    def _counted(self, group: str, now: float, window: float) -> dict[str, float]:
+        slots = self._slots.setdefault(group, {})
+        for slot_id in [s for s, score in slots.items() if score <= now - window]:
+            del slots[slot_id]
+        return slots
+
+    def try_take(self, group: str, base: GroupLimit, cap: int | None) -> tuple[str | None, float]:
+        now = self._clock()
+        lim = self._limit(group, base, cap)
+        slots = self._counted(group, now, lim.window)
+        blocked = max(self._penalty_until.get(group, 0.0), self._full_until.get(group, 0.0)) - now
+        if blocked > 0:
+            return None, blocked
+        if len(slots) < lim.limit:
+            slot_id = uuid.uuid4().hex
+            slots[slot_id] = now + self._lease
+            return slot_id, 0.0
+        # The window frees up when enough of the oldest slots have aged out.
+        scores = sorted(slots.values())
+        return None, max(0.0, scores[len(slots) - lim.limit] + lim.window - now)
+
+    def give_back(self, group, slot_id, base, cap, *, limit, remaining, window, retry_after) -> None:
+        now = self._clock()
+        old_limit, old_window = self._learned.get(group, (None, None))
+        self._learned[group] = (limit if limit and limit > 0 else old_limit, window if window and window > 0 else old_window)
+        lim = self._limit(group, base, cap)
+        slots = self._counted(group, now, lim.window)
+        slots[slot_id] = now
+        if retry_after is not None and retry_after > 0:
+            self._penalty_until[group] = max(self._penalty_until.get(group, 0.0), now + retry_after)
+        if remaining is not None and remaining <= 0:
+            # The server's window is full: nothing until the oldest slot we count has aged out.
+            self._full_until[group] = max(self._full_until.get(group, 0.0), min(slots.values()) + lim.window)
+
+    def state(self, group: str, base: GroupLimit, cap: int | None) -> tuple[int, GroupLimit, float]:
+        now = self._clock()
+        lim = self._limit(group, base, cap)
+        used = len(self._counted(group, now, lim.window))
+        return used, lim, max(0.0, self._penalty_until.get(group, 0.0) - now)
+
+
+@dataclass
+class _Line:
+    """The local waiting line and counters of one group."""
+
+    name: str  # as the first caller spelled it, for snapshots
+    cond: threading.Condition
+    waiting: list[tuple[int, int]] = field(default_factory=list)  # heap of (priority, arrival)
+    sent: int = 0
+    waited: float = 0.0
+    throttled: int = 0
+
+
+class QueuedBudget(Budget):
+    """A :class:`Budget` over any :class:`WindowStore`, with a priority-ordered waiting line."""
+
+    def __init__(self, store: WindowStore, defaults: Mapping[str, GroupLimit] | None = None) -> None:
+        self._store = store
+        self._lock = threading.Lock()
+        self._lines: dict[str, _Line] = {}
+        self._defaults = {g.lower(): lim for g, lim in (defaults or {}).items()}
+        self._overrides: dict[str, GroupLimit] = {}
+        self._arrivals = itertools.count()
+        for group in defaults or {}:
+            self._line(group)
+
+    # -- limits ---------------------------------------------------------------------------------
+
+    def _unknown_group_limit(self) -> GroupLimit:
+        # Conservative until headers teach the real figure: the smallest known rate.
+        known = list(self._defaults.values())
+        if not known:
+            return FALLBACK_LIMIT
+        return GroupLimit(limit=min(k.limit for k in known), window=max(k.window for k in known))
+
+    def _base(self, key: str) -> tuple[GroupLimit, int | None]:
+        override = self._overrides.get(key)
+        if override is not None:
+            return override, override.limit
+        return self._defaults.get(key) or self._unknown_group_limit(), None
+
+    def set_limit(self, group: str, limit: GroupLimit) -> None:
+        with self._lock:
+            self._overrides[group.lower()] = limit
+            self._line(group).cond.notify_all()
+
+    # -- waiting line ---------------------------------------------------------------------------
+
+    def _line(self, group: str) -> _Line:
+        key = group.lower()
+        line = self._lines.get(key)
+        if line is None:
+            line = self._lines[key] = _Line(name=group, cond=threading.Condition(self._lock))
+        return line
+
+    def acquire(self, group: str, *, priority: int = 0) -> object:
+        key = group.lower()
+        with self._lock:
+            line = self._line(group)
+            ticket = (priority, next(self._arrivals))
+            heapq.heappush(line.waiting, ticket)
+            announced = False
+            try:
+                while True:
+                    if line.waiting[0] != ticket:
+                        line.cond.wait()  # someone ahead; they wake us when they leave the line
+                        continue
+                    slot_id, wait = self._store.try_take(key, *self._base(key))
+                    if slot_id is not None:
+                        heapq.heappop(line.waiting)
+                        line.sent += 1
+                        line.cond.notify_all()  # the next in line may go too
+                        return Slot(group=key, slot_id=slot_id)
+                    if not announced and self.on_wait is not None:
+                        announced = True
+                        self._announce(line.name, wait)
+                        continue  # the lock was let go: look again
+                    started = time.monotonic()
+                    timeout = min(wait, self._store.poll_cap) + _WAKE_MARGIN
+                    line.cond.wait(None if timeout >= threading.TIMEOUT_MAX else timeout)
+                    line.waited += time.monotonic() - started
+            except BaseException:
+                # Leave the line, or everyone behind this ticket would wait for ever.
+                if ticket in line.waiting:
+                    line.waiting.remove(ticket)
+                    heapq.heapify(line.waiting)
+                    line.cond.notify_all()
+                raise
+
+    def _announce(self, group: str, wait: float) -> None:
+        """Tell observers about a wait, without holding the lock (they may call snapshot())."""
+        callback = self.on_wait
+        self._lock.release()
+        try:
+            if callback is not None:
+                callback(group, wait)
+        finally:
+            self._lock.acquire()
+
+    def release(
+        self,
+        slot: object,
+        *,
+        limit: int | None = None,
+        remaining: int | None = None,
+        window: float | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        if not isinstance(slot, Slot):
+            raise TypeError(f"release() expects the slot acquire() returned, not {type(slot).__name__}")
+        with self._lock:
+            if slot.released:
+                return  # a second release would push the slot later for nothing
+            slot.released = True
+            self._store.give_back(
+                slot.group, slot.slot_id, *self._base(slot.group), limit=limit, remaining=remaining, window=window, retry_after=retry_after
+            )
+            line = self._lines[slot.group]
+            if retry_after is not None and retry_after > 0:
+                line.throttled += 1
+            # A learned limit may have grown, or a penalty started: the head must look again.
+            line.cond.notify_all()
+
+    def snapshot(self) -> dict[str, GroupState]:
+        with self._lock:
+            result = {}
+            for key, line in self._lines.items():
+                used, lim, penalty = self._store.state(key, *self._base(key))
+                result[line.name] = GroupState(
+                    group=line.name,
+                    limit=lim.limit,
+                    window=lim.window,
+                    used=used,
+                    penalty_remaining=penalty,
+                    sent=line.sent,
+                    waited=line.waited,
+                    throttled=line.throttled,
+                )
+            return result
+
+
+class MemoryBudget(QueuedBudget):
+    """The budget of one credential inside one process (threads share it)."""
+
+    def __init__(
+        self,
+        defaults: Mapping[str, GroupLimit] | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        in_flight_lease: float = IN_FLIGHT_LEASE,
+    ) -> None:
+        super().__init__(MemoryWindows(clock=clock, in_flight_lease=in_flight_lease), defaults)
+
+
+class MemoryBudgetProvider(BudgetProvider):
+    """One :class:`MemoryBudget` per credential for the life of the process."""
+
+    def __init__(self) -> None:
+        self._budgets: dict[str, MemoryBudget] = {}
+        self._lock = threading.Lock()
+
+    def budget(self, credential: str, defaults: dict[str, GroupLimit]) -> Budget:
+        with self._lock:
+            found = self._budgets.get(credential)
+            if found is None:
+                found = self._budgets[credential] = MemoryBudget(defaults)
+            return found
