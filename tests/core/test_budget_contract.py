@@ -35,7 +35,7 @@ def make_budget(request):
         yield lambda defaults: MemoryBudget(defaults)
         return
     _redis_or_skip()
-    from rcetl.budget.redis import RedisBudgetProvider
+    RedisBudgetProvider = pytest.importorskip("rcetl.budget.redis").RedisBudgetProvider
 
     provider = RedisBudgetProvider(REDIS_URL, prefix=f"rcetl-test-{uuid.uuid4().hex}")
     yield lambda defaults: provider.budget(f"cred-{uuid.uuid4().hex}", defaults)
