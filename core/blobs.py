@@ -1,21 +1,490 @@
-"""Placeholder: the object-store base (key templates, sanitising, sidecars) is being written."""
+"""The object-store base every blob sink shares: key templates, name sanitising, JSON sidecars,
+skip-if-present, conflict policy and checksum verification, implemented once.
+
+A concrete sink (local folder, S3, GCS, Dropbox) subclasses :class:`ObjectStoreSink` and supplies
+a handful of storage primitives (``_head``, ``_upload``, ``_put_small``, ``_open``, ``_delete``).
+:meth:`ObjectStoreSink.store` is the template method that composes them, so every sink gives the
+same guarantees (invariants 1, 4 and 5 of the design notes): a key always names the same bytes,
+a re-run uploads nothing, and different bytes are never silently written over.
+"""
 
 from __future__ import annotations
 
+import errno
+import hashlib
+import json
+import mimetypes
+import posixpath
+import re
+import socket
+import string
+import unicodedata
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, BinaryIO, ClassVar, Literal
+
+from pydantic import field_validator
+
+from .errors import ConfigError, ConflictError, IntegrityError, PermanentError, RcetlError, TransientError
 from .interfaces import BlobSink, PluginConfig
+from .records import BlobRef, Record, SpooledBlob, StoredBlob
+
+DEFAULT_KEY_TEMPLATE = "{date:%Y/%m/%d}/{extension}/{kind}/{id}.{ext}"
+MISSING_PLACEHOLDER = "_"
+# Bytes, not characters: S3 and GCS limit keys to 1024 bytes, most file systems names to 255.
+MAX_COMPONENT_BYTES = 150
+MAX_VERSIONS = 1000
+READ_CHUNK = 1 << 20
+
+# Characters that separate paths or are reserved on some file system the archive may be copied to.
+_RESERVED = re.compile(r'[/\\:*?"<>|]')
+_WHITESPACE = re.compile(r"\s+")
+# Names Windows will not open, whatever the extension; prefixed so an archive copies anywhere.
+_WINDOWS_DEVICES = {
+    "CON",
+    "PRN",
+    "AUX",
+    "NUL",
+    *(f"COM{i}" for i in range(10)),
+    *(f"LPT{i}" for i in range(10)),
+}
+# Control, format (bidi overrides can disguise an extension), surrogate, private and line separators.
+_UNSAFE_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
+
+
+def sanitize_component(value: object, max_bytes: int = MAX_COMPONENT_BYTES) -> str:
+    """Make one path component safe from any value (an API file name, a caller name, an id).
+
+    No separators, no ``.``/``..``, no control or bidi characters, at most ``max_bytes`` of UTF-8.
+    Unicode letters are kept (NFC-normalised). A name cut for length keeps its extension and gains
+    a short hash of the original, so two long names that share a prefix stay distinct.
+    """
+    text = unicodedata.normalize("NFC", str(value))
+    text = "".join("_" if unicodedata.category(ch) in _UNSAFE_CATEGORIES else ch for ch in text)
+    text = _RESERVED.sub("_", text)
+    text = _WHITESPACE.sub(" ", text).strip(" .")
+    if not text:
+        return MISSING_PLACEHOLDER
+    if text.split(".", 1)[0].upper() in _WINDOWS_DEVICES:
+        text = "_" + text
+    if len(text.encode()) > max_bytes:
+        text = _shorten(text, str(value), max_bytes)
+    return text
+
+
+def _shorten(text: str, original: str, max_bytes: int) -> str:
+    stem, dot, ext = text.rpartition(".")
+    if not dot or len(ext.encode()) > 16:
+        stem, ext = text, ""
+    tail = (
+        "~"
+        + hashlib.sha256(original.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+        + (f".{ext}" if ext else "")
+    )
+    budget = max(max_bytes - len(tail.encode()), 1)
+    # Cut at a character boundary: drop the bytes of a split multi-byte character.
+    cut = stem.encode()[:budget].decode("utf-8", "ignore").rstrip(" .")
+    return (cut or MISSING_PLACEHOLDER) + tail
+
+
+def parse_date(value: object) -> datetime | None:
+    """A datetime from a datetime or an ISO-8601 string (what survives a JSON round trip)."""
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and value:
+        text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
+        try:
+            return datetime.fromisoformat(text)
+        except ValueError:
+            return None
+    return None
+
+
+class _KeyFormatter(string.Formatter):
+    """``str.format`` with every value sanitised and missing variables rendered as ``_``."""
+
+    def get_field(self, field_name: str, args: Any, kwargs: Mapping[str, Any]) -> Any:
+        value = kwargs.get(field_name)
+        if field_name == "date" or field_name.endswith(("_date", "_at")):
+            value = parse_date(value) or value  # an ISO string after a JSON round trip
+        return value, field_name
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        if value is None or value == "":
+            return MISSING_PLACEHOLDER
+        date = (
+            parse_date(value) if (format_spec and "%" in format_spec) or isinstance(value, datetime) else None
+        )
+        if date is not None:
+            # The format spec comes from the pipeline file and may hold '/' on purpose (%Y/%m/%d);
+            # each piece it makes is still sanitised.
+            rendered = date.strftime(format_spec or "%Y-%m-%d")
+            return "/".join(sanitize_component(part) for part in rendered.split("/"))
+        if format_spec and "%" in format_spec:
+            return MISSING_PLACEHOLDER  # a date variable that does not parse as a date
+        return sanitize_component(format(value, format_spec))
+
+
+_FORMATTER = _KeyFormatter()
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def template_fields(template: str) -> list[str]:
+    """The variable names a key template uses; raises ValueError for a malformed template."""
+    names = []
+    for _literal, name, _spec, _conv in _FORMATTER.parse(template):
+        if name is None:
+            continue
+        if not _IDENTIFIER.match(name):
+            # Attribute and index access ({id.__class__}, {0}) is not a key variable.
+            raise ValueError(
+                f"key template variable {{{name}}} must be a plain name such as {{id}} or {{date:%Y}}"
+            )
+        names.append(name)
+    return names
+
+
+def render_key(template: str, variables: Mapping[str, Any]) -> str:
+    """Render a blob key from a template and the variables of a :class:`rcetl.BlobRef`.
+
+    Every value is sanitised by :func:`sanitize_component`; ``{date:...}`` takes a strftime format
+    and accepts a datetime or an ISO-8601 string; a missing variable renders as ``_``. The result
+    is a relative POSIX key without empty, ``.`` or ``..`` segments.
+    """
+    template_fields(template)
+    rendered = _FORMATTER.vformat(template, (), variables)
+    # Several variables in one segment ({id}-{name}) can together exceed the cap each one met.
+    segments = [
+        s if len(s.encode()) <= MAX_COMPONENT_BYTES else _shorten(s, s, MAX_COMPONENT_BYTES)
+        for s in rendered.split("/")
+        if s
+    ]
+    if not segments or any(s in (".", "..") for s in segments):
+        raise ConfigError(
+            f"key template {template!r} renders to {rendered!r}, which is not a safe relative key",
+            hint="remove '.' and '..' segments from the template's literal text",
+        )
+    return "/".join(segments)
+
+
+def versioned_key(key: str, version: int) -> str:
+    """``a/b/name.ext`` -> ``a/b/name.v2.ext`` (the name for a different payload under a taken key)."""
+    head, name = posixpath.split(key)
+    stem, dot, ext = name.rpartition(".")
+    new = f"{stem}.v{version}.{ext}" if dot and stem else f"{name}.v{version}"
+    return posixpath.join(head, new) if head else new
+
+
+def extension_for(ref: BlobRef) -> str:
+    """A file extension from the API's file name or, failing that, the content type."""
+    name = ref.variables.get("name")
+    if isinstance(name, str) and "." in name.strip(". "):
+        ext = name.rsplit(".", 1)[1]
+        if 0 < len(ext) <= 8 and ext.isalnum():
+            return ext.lower()
+    ctype = (ref.content_type or "").split(";", 1)[0].strip().lower()
+    guessed = _EXTENSIONS.get(ctype) or (mimetypes.guess_extension(ctype) if ctype else None)
+    return guessed.lstrip(".") if guessed else "bin"
+
+
+# Types RingCentral serves whose mimetypes guess is missing or odd on some platforms.
+_EXTENSIONS = {
+    "audio/mpeg": "mp3",
+    "audio/mp3": "mp3",
+    "audio/wav": "wav",
+    "audio/x-wav": "wav",
+    "audio/wave": "wav",
+    "image/tiff": "tiff",
+    "application/pdf": "pdf",
+    "text/plain": "txt",
+    "image/jpeg": "jpg",
+}
+
+
+def key_variables(ref: BlobRef, record: Record | None) -> dict[str, Any]:
+    """The variables a key template sees: the source's ``BlobRef.variables`` over defaults taken
+    from the ref and its record. See docs/sinks/object-stores.md for the list."""
+    defaults: dict[str, Any] = {
+        "id": ref.blob_id,
+        "blob_id": ref.blob_id,
+        "kind": ref.kind,
+        "ext": extension_for(ref),
+        "content_type": ref.content_type,
+    }
+    if record is not None:
+        defaults.update(
+            stream=record.stream, key=record.key, account=record.account or None, date=record.occurred_at
+        )
+    merged = {**defaults, **{k: v for k, v in ref.variables.items() if v is not None and v != ""}}
+    return merged
 
 
 class ObjectStoreConfig(PluginConfig):
-    pass
+    """Options every object-store sink shares."""
+
+    key: str = DEFAULT_KEY_TEMPLATE
+    """Key template; variables come from the blob and its record (docs/sinks/object-stores.md)."""
+    prefix: str = ""
+    """Put every key under this folder (``archive/ringcentral``)."""
+    sidecar: bool = True
+    """Write ``<key>.json`` beside each blob: the owning record, size, SHA-256, content type."""
+    on_conflict: Literal["error", "version"] = "error"
+    """A key already holds different bytes: fail the item (``error``) or write ``name.v2.ext``."""
+
+    @field_validator("key")
+    @classmethod
+    def _valid_template(cls, value: str) -> str:
+        template_fields(value)
+        if not value.strip("/"):
+            raise ValueError("key template is empty")
+        return value
+
+    @field_validator("prefix")
+    @classmethod
+    def _valid_prefix(cls, value: str) -> str:
+        parts = [p for p in value.split("/") if p]
+        if any(p in (".", "..") for p in parts):
+            raise ValueError("prefix must not contain '.' or '..' segments")
+        return "/".join(parts)
+
+
+@dataclass
+class ObjectInfo:
+    """What a store reports about one object. ``sha256`` is the hex digest of the whole object when
+    the store knows it (native checksum or the metadata rcetl wrote); ``checksums`` holds the store's
+    own digests (``md5``, ``crc32c``, ``content_hash``, ``sha256_composite``...) for verification."""
+
+    size: int
+    sha256: str | None = None
+    content_type: str | None = None
+    checksums: dict[str, str] = field(default_factory=dict)
+
+
+class KeyExists(Exception):
+    """Raised by ``_upload`` when a create-only write lost to an object already under the key."""
+
+
+def hash_file(path: str, *extra: Any) -> str:
+    """SHA-256 of a file in one pass, feeding the same chunks to ``extra`` hashers (crc32c, md5,
+    a Dropbox content hasher) so a store's own digest is checked without a second read."""
+    sha = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(READ_CHUNK):
+            sha.update(chunk)
+            for h in extra:
+                h.update(chunk)
+    return sha.hexdigest()
 
 
 class ObjectStoreSink(BlobSink):
-    pass
+    """A blob sink over a key/value object store. Subclasses implement the primitives only.
+
+    ``store`` (the template method): render the key; if an object is there with the same checksum,
+    skip; if different, raise :class:`rcetl.ConflictError` or move to the next version key; else
+    write the sidecar, upload create-only, and verify what the store reports against the SHA-256
+    computed while the binary was downloaded. On a mismatch the object is deleted again and
+    :class:`rcetl.IntegrityError` raised, so a re-run starts clean.
+    """
+
+    config: ObjectStoreConfig
+    ObjectInfo: ClassVar[type[ObjectInfo]] = ObjectInfo
+    KeyExists: ClassVar[type[KeyExists]] = KeyExists
+    #: SHA-256 of a file in one pass, feeding extra hashers the same chunks (see :func:`hash_file`).
+    hash_file = staticmethod(hash_file)
+    #: What ``location`` strings start with (``s3://bucket/``); a location is this plus the key.
+    location_prefix: str = ""
+
+    # --- primitives ---------------------------------------------------------------------------
+
+    def _head(self, key: str) -> ObjectInfo | None:
+        """What the store holds under ``key``, or None."""
+        raise NotImplementedError
+
+    def _upload(self, key: str, blob: SpooledBlob, metadata: dict[str, str]) -> ObjectInfo:
+        """Upload the spooled file under ``key``, create-only where the store can (raise
+        :class:`KeyExists` when another writer got there first). Return what the store reports."""
+        raise NotImplementedError
+
+    def _put_small(self, key: str, data: bytes, content_type: str) -> None:
+        """Write a small object (a sidecar), replacing any object under the key."""
+        raise NotImplementedError
+
+    def _open(self, key: str) -> BinaryIO:
+        raise NotImplementedError
+
+    def _delete(self, key: str) -> None:
+        raise NotImplementedError
+
+    def _classify(self, exc: BaseException) -> RcetlError | None:
+        """Turn a store SDK's exception into a Transient/Permanent/Config error, or None if unknown."""
+        return None
+
+    def _verify(self, blob: SpooledBlob, info: ObjectInfo) -> None:
+        """Check what the store reports after an upload against the spooled blob. The default
+        trusts a store-computed whole-object SHA-256; stores that report other digests override."""
+        if info.sha256 is None:
+            raise IntegrityError(f"{self.name}: the store reported no SHA-256 for the upload")
+        self._expect(blob, "sha256", blob.sha256, info.sha256)
+
+    # --- the template method ------------------------------------------------------------------
+
+    def key_for(self, ref: BlobRef, record: Record | None = None) -> str:
+        key = render_key(self.config.key, key_variables(ref, record))
+        return f"{self.config.prefix}/{key}" if self.config.prefix else key
+
+    def location(self, key: str) -> str:
+        return self.location_prefix + key
+
+    def store(self, blob: SpooledBlob) -> StoredBlob:
+        base = self.key_for(blob.ref, blob.record)
+        return self._guarded(lambda: self._store_at(blob, base), f"storing {blob.ref.blob_id} at {base}")
+
+    def _store_at(self, blob: SpooledBlob, base: str) -> StoredBlob:
+        version = 1
+        while True:
+            key = base if version == 1 else versioned_key(base, version)
+            existing = self._head(key)
+            if existing is None:
+                try:
+                    return self._write_new(key, blob)
+                except KeyExists:
+                    existing = self._head(key)  # lost a race: judge the winner like any other object
+                    if existing is None:
+                        continue
+            if self._same_content(blob, existing):
+                return self._stored(key, blob, skipped=True)
+            if self.config.on_conflict == "error":
+                raise ConflictError(
+                    f"{self.name}: {self.location(key)} already holds different bytes "
+                    f"(size {existing.size}, sha256 {existing.sha256 or 'unknown'}; new: size {blob.size}, sha256 {blob.sha256})",
+                    hint="set on_conflict: version to keep both, or check that the key template has the blob id in it",
+                )
+            version += 1
+            if version > MAX_VERSIONS:
+                raise ConflictError(
+                    f"{self.name}: {MAX_VERSIONS} versions of {base} exist", hint="check the key template"
+                )
+
+    def _write_new(self, key: str, blob: SpooledBlob) -> StoredBlob:
+        # The sidecar goes first: once the blob exists its sidecar does too, so a skipped re-run
+        # never has to look for it.
+        if self.config.sidecar:
+            self._put_small(self.sidecar_key(key), self.sidecar_bytes(key, blob), "application/json")
+        info = self._upload(key, blob, {"sha256": blob.sha256})
+        try:
+            self._verify(blob, info)
+        except IntegrityError:
+            self._discard(key)
+            raise
+        return self._stored(key, blob, skipped=False)
+
+    def _discard(self, key: str) -> None:
+        for k in (key, self.sidecar_key(key)) if self.config.sidecar else (key,):
+            try:
+                self._delete(k)
+            except Exception as exc:  # the integrity error matters more than a failed clean-up
+                self.ctx.logger.warning(
+                    "%s: could not delete %s after a checksum mismatch: %s", self.name, k, exc
+                )
+
+    def _same_content(self, blob: SpooledBlob, info: ObjectInfo) -> bool:
+        return info.size == blob.size and info.sha256 is not None and info.sha256 == blob.sha256
+
+    def _stored(self, key: str, blob: SpooledBlob, skipped: bool) -> StoredBlob:
+        return StoredBlob(
+            sink=self.name,
+            location=self.location(key),
+            size=blob.size,
+            sha256=blob.sha256,
+            content_type=blob.content_type or blob.ref.content_type,
+            skipped=skipped,
+        )
+
+    def _expect(self, blob: SpooledBlob, what: str, expected: str, reported: str | None) -> None:
+        if reported != expected:
+            raise IntegrityError(
+                f"{self.name}: {what} mismatch for blob {blob.ref.blob_id}: downloaded {expected}, store reports {reported}",
+                hint="the spooled file or the upload was corrupted; the item will be retried on the next run",
+            )
+
+    def _guarded(self, action: Callable[[], Any], doing: str) -> Any:
+        try:
+            return action()
+        except RcetlError:
+            raise
+        except Exception as exc:
+            err = self._classify(exc) or classify_common(exc)
+            if err is None:
+                raise
+            err.message = f"{self.name}: {doing}: {err.message}"
+            raise err from exc
+
+    # --- sidecars -----------------------------------------------------------------------------
+
+    @staticmethod
+    def sidecar_key(key: str) -> str:
+        return key + ".json"
+
+    def sidecar_bytes(self, key: str, blob: SpooledBlob) -> bytes:
+        doc = {
+            "blob": {
+                "blob_id": blob.ref.blob_id,
+                "kind": blob.ref.kind,
+                "key": key,
+                "size": blob.size,
+                "sha256": blob.sha256,
+                "content_type": blob.content_type or blob.ref.content_type,
+            },
+            "record": blob.record.to_json() if blob.record is not None else None,
+        }
+        return json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True, default=str).encode()
+
+    # --- verification API ---------------------------------------------------------------------
+
+    def stat(self, blob_ref: BlobRef, record: Record | None = None) -> StoredBlob | None:
+        key = self.key_for(blob_ref, record)
+        info = self._guarded(lambda: self._head(key), f"looking up {key}")
+        if info is None:
+            return None
+        return StoredBlob(
+            sink=self.name,
+            location=self.location(key),
+            size=info.size,
+            sha256=info.sha256 or "",
+            content_type=info.content_type,
+            skipped=True,
+        )
+
+    def key_of(self, location: str) -> str:
+        if not location.startswith(self.location_prefix):
+            raise PermanentError(
+                f"{self.name}: {location!r} is not a location of this sink",
+                hint=f"locations of this sink start with {self.location_prefix!r}",
+            )
+        return location[len(self.location_prefix) :]
+
+    def open_stored(self, location: str) -> BinaryIO:
+        key = self.key_of(location)
+        return self._guarded(lambda: self._open(key), f"opening {location}")
 
 
-def render_key(template: str, variables: dict) -> str:
-    raise NotImplementedError
+_TRANSIENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EAGAIN, errno.EIO, errno.EINTR, errno.EBUSY}
 
 
-def sanitize_component(value: object) -> str:
-    raise NotImplementedError
+def classify_common(exc: BaseException) -> RcetlError | None:
+    """Faults any store can raise: timeouts, dropped connections, a full disk."""
+    if isinstance(exc, (TimeoutError, socket.timeout, ConnectionError)):
+        return TransientError(
+            f"network fault: {exc}", hint="retried on the next run; check the store's reachability"
+        )
+    if isinstance(exc, OSError) and exc.errno in _TRANSIENT_ERRNOS:
+        what = "disk full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "I/O fault"
+        return TransientError(
+            f"{what}: {exc}", hint="free space or fix the device; the item is retried on the next run"
+        )
+    if isinstance(exc, FileNotFoundError):
+        return PermanentError(f"not found: {exc}", hint="the object was deleted or never stored")
+    if isinstance(exc, PermissionError):
+        return PermanentError(f"permission denied: {exc}", hint="check the folder's owner and mode")
+    return None

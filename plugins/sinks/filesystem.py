@@ -1,0 +1,205 @@
+"""The ``filesystem`` blob sink: an archive in a local (or mounted) folder.
+
+Writes are atomic and create-only: the bytes go to a temporary file in the target folder, are
+fsynced, then hard-linked under the final name (``link`` fails if the name exists, so two writers
+never clobber each other) and the folder is fsynced. A crash leaves at most a ``.*.part`` file,
+never a half file under a final name.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import secrets
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import BinaryIO
+
+import rcetl
+
+# The checksum rcetl wrote is kept in an extended attribute so a re-run can skip without rehashing.
+_XATTR = "user.rcetl.sha256"
+_COPY_CHUNK = 8 << 20
+
+
+class FilesystemConfig(rcetl.ObjectStoreConfig):
+    path: str
+    """The archive folder; a relative path resolves against the pipeline file's folder."""
+    file_mode: int = 0o600
+    """Mode of archived files (owner-only by default: recordings are personal data)."""
+    dir_mode: int = 0o700
+    fsync: bool = True
+    """fsync files and folders before reporting success (off only for throwaway archives)."""
+
+
+class FilesystemSink(rcetl.ObjectStoreSink):
+    config: FilesystemConfig
+
+    def __init__(self, name: str, config: FilesystemConfig, ctx: rcetl.RunContext) -> None:
+        super().__init__(name, config, ctx)
+        self.root = Path(os.path.realpath(ctx.resolve(config.path)))
+        self.location_prefix = str(self.root) + os.sep
+        # One helper thread hashes the spooled file while the kernel copies it.
+        self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"rcetl-{name}-hash")
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def open(self) -> None:
+        self._guarded(
+            lambda: self.root.mkdir(mode=self.config.dir_mode, parents=True, exist_ok=True),
+            "creating the folder",
+        )
+
+    def check(self) -> None:
+        self.open()
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise rcetl.ConfigError(
+                f"{self.name}: cannot write to {self.root}", hint="check the folder's owner and mode"
+            )
+
+    def close(self) -> None:
+        self._hasher.shutdown(wait=True)
+
+    # --- primitives ---------------------------------------------------------------------------
+
+    def _path(self, key: str) -> Path:
+        path = self.root.joinpath(*key.split("/"))
+        # Keys are sanitised already; this guards against a symlink inside the archive pointing out.
+        parent = os.path.realpath(path.parent) if path.parent.exists() else str(path.parent)
+        if os.path.commonpath([parent, str(self.root)]) != str(self.root):
+            raise rcetl.PermanentError(f"{self.name}: refusing to write {key!r} outside {self.root}")
+        return path
+
+    def _head(self, key: str) -> rcetl.ObjectStoreSink.ObjectInfo | None:
+        path = self._path(key)
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            return None
+        return self.ObjectInfo(size=size, sha256=self._recorded_sha256(path, key))
+
+    def _recorded_sha256(self, path: Path, key: str) -> str:
+        try:
+            return os.getxattr(path, _XATTR).decode()
+        except OSError:
+            pass
+        try:  # a folder copied without xattrs still has its sidecars
+            with open(self._path(self.sidecar_key(key)), "rb") as fh:
+                return json.load(fh)["blob"]["sha256"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return self.hash_file(str(path))
+
+    def _upload(
+        self, key: str, blob: rcetl.SpooledBlob, metadata: dict[str, str]
+    ) -> rcetl.ObjectStoreSink.ObjectInfo:
+        final = self._path(key)
+        self._makedirs(final.parent)
+        tmp = final.with_name(f".{final.name[:100]}.{secrets.token_hex(4)}.part")
+        try:
+            digest = self._copy(blob.path, tmp)
+            try:
+                os.setxattr(tmp, _XATTR, digest.encode())
+            except OSError:
+                pass  # no user xattrs here (some tmpfs, network mounts): the sidecar carries it
+            self._publish(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return self.ObjectInfo(size=final.stat().st_size, sha256=digest)
+
+    def _copy(self, src: str, dst: Path) -> str:
+        """Copy ``src`` to a new ``dst`` and return the SHA-256 of the bytes copied.
+
+        The kernel copies (sendfile, no user-space buffers) while a thread hashes the same source:
+        both release the GIL, so the copy costs about max(copy, hash) instead of their sum.
+        """
+        hashing = self._hasher.submit(self.hash_file, src)
+        fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, self.config.file_mode)
+        try:
+            with open(src, "rb") as fin:
+                _copy_fd(fin.fileno(), fd)
+            if self.config.fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        return hashing.result()
+
+    def _publish(self, tmp: Path, final: Path) -> None:
+        try:
+            os.link(tmp, final)  # atomic and create-only
+        except FileExistsError:
+            raise self.KeyExists(str(final)) from None
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+                raise
+            # No hard links on this file system: rename is still atomic, only not create-only.
+            if final.exists():
+                raise self.KeyExists(str(final)) from None
+            os.rename(tmp, final)
+        self._fsync_dir(final.parent)
+
+    def _put_small(self, key: str, data: bytes, content_type: str) -> None:
+        final = self._path(key)
+        self._makedirs(final.parent)
+        tmp = final.with_name(f".{final.name[:100]}.{secrets.token_hex(4)}.part")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, self.config.file_mode)
+            try:
+                os.write(fd, data)
+                if self.config.fsync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, final)
+            self._fsync_dir(final.parent)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _open(self, key: str) -> BinaryIO:
+        return open(self._path(key), "rb")
+
+    def _delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _makedirs(self, folder: Path) -> None:
+        folder.mkdir(mode=self.config.dir_mode, parents=True, exist_ok=True)
+
+    def _fsync_dir(self, folder: Path) -> None:
+        if not self.config.fsync:
+            return
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _copy_fd(src: int, dst: int) -> None:
+    """sendfile where the kernel allows it, else a plain loop with large buffers."""
+    offset = 0
+    try:
+        while sent := os.sendfile(dst, src, offset, _COPY_CHUNK):
+            offset += sent
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP) or offset:
+            raise
+    while chunk := os.read(src, _COPY_CHUNK):
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(dst, view) :]
+
+
+@rcetl.hookimpl
+def rcetl_sinks() -> list[rcetl.SinkSpec]:
+    return [
+        rcetl.SinkSpec(
+            name="filesystem",
+            config=FilesystemConfig,
+            factory=FilesystemSink,
+            kinds=frozenset({"blobs"}),
+            description="Local or mounted folder: atomic, create-only writes with JSON sidecars.",
+        )
+    ]
