@@ -1,7 +1,7 @@
 """Every hook rcetl calls. Each docstring says when the hook is called and what it may return.
 
 Plugins implement these with ``@rcetl.hookimpl``. The core never calls them directly: it goes
-through :class:`rcetl.plugins.PluginManager`'s typed methods. ``docs/hooks.md`` documents each
+through :class:`rcetl.registry.PluginManager`'s typed methods. ``docs/hooks.md`` documents each
 hook and ``tests/core/test_meta.py`` checks that every hook here is documented and tested.
 """
 

@@ -1,0 +1,1 @@
+"""The ``rcetl`` command: one module per command group, composed in :mod:`.main`."""

@@ -1,0 +1,81 @@
+"""``rcetl plugins``: what is installed, where it comes from, and scaffolds for new plugins."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(help="List installed source, sink and connection plugins; scaffold new ones.",
+                  no_args_is_help=True)
+
+
+@app.command("list")
+def list_plugins(json_output: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """Every plugin found through the `rcetl` entry points, with package, version and origin."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..registry import get_plugin_manager
+
+    pm = get_plugin_manager()
+    rows = []
+    for kind, specs in (("source", pm.sources()), ("sink", pm.sinks()), ("connection", pm.connections()),
+                        ("server", pm.embedded_servers())):
+        for name, spec in sorted(specs.items()):
+            info = pm.plugin_of(kind, name)
+            rows.append({"kind": kind, "name": name, "package": info.package if info else "?",
+                         "version": info.version if info else "?", "origin": info.origin if info else "?",
+                         "module": info.module if info else "?",
+                         "description": getattr(spec, "description", "")})
+    broken = [{"entry_point": i.name, "module": i.module, "package": i.package, "error": i.error}
+              for i in pm.infos if i.error]
+    if json_output:
+        print(json.dumps({"plugins": rows, "broken": broken}, indent=2))
+        return
+    console = Console()
+    table = Table(title="rcetl plugins", title_justify="left")
+    for col in ("kind", "name", "package", "version", "origin", "description"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["kind"], r["name"], r["package"], r["version"], r["origin"], r["description"])
+    console.print(table)
+    for b in broken:
+        console.print(f"[red]broken plugin[/red] {b['entry_point']} ({b['module']}) from package "
+                      f"{b['package']!r}: {b['error']} — fix or uninstall that package; other plugins work.",
+                      highlight=False)
+
+
+@app.command("show")
+def show(name: str = typer.Argument(..., help="A source, sink or connection plugin name.")) -> None:
+    """A plugin's description and every option it takes, with types and defaults."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..config.validate import did_you_mean
+    from ..registry import get_plugin_manager
+
+    pm = get_plugin_manager()
+    found = [(k, s) for k, specs in (("source", pm.sources()), ("sink", pm.sinks()),
+                                      ("connection", pm.connections())) for n, s in specs.items() if n == name]
+    if not found:
+        every = list(pm.sources()) + list(pm.sinks()) + list(pm.connections())
+        hint = did_you_mean(name, every) or f"installed: {', '.join(sorted(every))}"
+        typer.echo(f"error: no plugin named {name!r}; {hint}", err=True)
+        raise typer.Exit(2)
+    console = Console()
+    for kind, spec in found:
+        info = pm.plugin_of(kind, name)
+        console.print(f"[bold]{kind} {name}[/bold] — {spec.description}")
+        if info:
+            console.print(f"package {info.package} {info.version} ({info.origin}), module {info.module}")
+        if kind == "source":
+            console.print(f"streams: {', '.join(spec.streams)}; connection: {spec.connection}")
+        table = Table(title="options", title_justify="left")
+        for col in ("option", "type", "default", "description"):
+            table.add_column(col)
+        for fname, field in spec.config.model_fields.items():
+            default = "(required)" if field.is_required() else repr(field.get_default(call_default_factory=True))
+            ann = str(field.annotation).replace("typing.", "").replace("<class '", "").replace("'>", "")
+            table.add_row(field.alias or fname, ann, default, field.description or "")
+        console.print(table)

@@ -1,0 +1,113 @@
+"""``rcetl run``, ``validate``, ``schema``: the commands a pipeline file is used with."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .common import PIPELINE_ARG, load, parse_date
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)
+    app.command("validate")(validate)
+    app.command("schema")(schema)
+
+
+def run(
+    pipeline_file: Path = PIPELINE_ARG,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (streams, windows, requests per API "
+                                 "group, time at the current budget) and write nothing."),
+    full_refresh: bool = typer.Option(False, "--full-refresh", help="Ignore checkpoints: re-read everything "
+                                      "still retained (idempotent: nothing is duplicated)."),
+    stream: Optional[list[str]] = typer.Option(None, "--stream", "-s", help="Only this stream (repeatable)."),
+    since: Optional[str] = typer.Option(None, "--since", help="Start of the date range (YYYY-MM-DD)."),
+    until: Optional[str] = typer.Option(None, "--until", help="End of the date range (YYYY-MM-DD)."),
+    executor: Optional[str] = typer.Option(None, "--executor", help="'local' (threads) or 'celery' "
+                                           "(overrides the pipeline's executor)."),
+    json_summary: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
+) -> None:
+    """Archive everything the pipeline describes; exits 1 if anything failed."""
+    from ..interfaces import RunWindow
+
+    pipeline, pm = load(pipeline_file)
+    window = RunWindow(since=parse_date(since, "--since"), until=parse_date(until, "--until"),
+                       full_refresh=full_refresh)
+    known = {s for src in pipeline.sources for s in src.spec.streams}
+    for name in stream or []:
+        if name not in known:
+            raise typer.BadParameter(f"no stream {name!r} in this pipeline (streams: {', '.join(sorted(known))})",
+                                     param_hint="--stream")
+    selected = set(stream) if stream else None
+    if dry_run:
+        _dry_run(pipeline, pm, window, selected)
+        return
+    from ..engine import run_pipeline
+    from ..executors import get_executor
+    from ..run import RunStats
+    from .progress import RunProgress, print_summary
+
+    stats = RunStats()
+    chosen = None
+    if executor:
+        if executor not in ("local", "celery"):
+            raise typer.BadParameter("use 'local' or 'celery'", param_hint="--executor")
+        from ..engine import _executor_options
+
+        pipeline.executor.type = executor  # type: ignore[assignment]
+        chosen = get_executor(executor, **_executor_options(pipeline))
+    progress = RunProgress(stats)
+    with progress:
+        summary = run_pipeline(pipeline, pm, window=window, streams=selected, executor=chosen, stats=stats,
+                               on_engine=progress.attach)
+    print_summary(summary, as_json=json_summary)
+    if not summary.ok:
+        raise typer.Exit(1)
+
+
+def _dry_run(pipeline, pm, window, selected) -> None:  # noqa: ANN001
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..engine.runtime import Engine
+
+    console = Console()
+    with Engine(pipeline, pm, window=window, streams=selected, dry_run=True) as engine:
+        plans = engine.plan()
+    table = Table(title=f"plan for {pipeline.name} (dry run: nothing is requested or written)", title_justify="left")
+    for col in ("stream", "what", "requests by API group", "items"):
+        table.add_column(col)
+    warnings = []
+    for plan in plans:
+        req = ", ".join(f"{g}: {n}" for g, n in sorted(plan.requests.items())) or "-"
+        table.add_row(plan.stream, plan.description, req, "" if plan.items is None else str(plan.items))
+        warnings.extend(f"{plan.stream}: {w}" for w in plan.warnings)
+    console.print(table)
+    for sink in pipeline.sinks:
+        console.print(f"sink {sink.name} ({sink.spec.name}): streams {', '.join(sorted(sink.streams)) or '-'}")
+    for w in warnings:
+        console.print(f"[yellow]warning:[/yellow] {w}")
+
+
+def validate(pipeline_file: Path = PIPELINE_ARG) -> None:
+    """Check a pipeline file completely, without any network call. Exits 2 listing every problem."""
+    pipeline, _ = load(pipeline_file)
+    streams = ", ".join(sorted({s for src in pipeline.sources for s in src.spec.streams}))
+    print(f"{pipeline_file}: valid pipeline {pipeline.name!r}: {len(pipeline.connections)} connection(s), "
+          f"streams {streams}, sinks {', '.join(s.name for s in pipeline.sinks)}")
+
+
+def schema(output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file.")) -> None:
+    """Print the JSON Schema of pipeline files (for editors: yaml-language-server, VS Code)."""
+    import json
+
+    from ..config.schema import pipeline_schema
+    from ..registry import get_plugin_manager
+
+    text = json.dumps(pipeline_schema(get_plugin_manager()), indent=2)
+    if output:
+        output.write_text(text + "\n")
+    else:
+        print(text)

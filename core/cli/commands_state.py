@@ -1,0 +1,82 @@
+"""``rcetl state``: checkpoints, run history and the failed-item queue of a pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .common import PIPELINE_ARG, load
+
+app = typer.Typer(help="Show or reset a pipeline's checkpoints, run history and failed items.",
+                  no_args_is_help=True)
+
+
+@app.command("show")
+def show(pipeline_file: Path = PIPELINE_ARG,
+         json_output: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """Checkpoints per stream and partition, the last runs, and items waiting to be retried."""
+    import json
+    from datetime import datetime, timezone
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..state import StateStore
+
+    pipeline, _ = load(pipeline_file)
+    store = StateStore(pipeline.state_url)
+    checkpoints = store.checkpoints(pipeline.name)
+    runs = store.runs(pipeline.name, limit=10)
+    failed = store.failed(pipeline.name)
+    if json_output:
+        print(json.dumps({
+            "checkpoints": [{"source": c.source, "stream": c.stream, "partition": c.partition, "value": c.value,
+                             "updated_at": str(c.updated_at)} for c in checkpoints],
+            "runs": [{"run_id": r.run_id, "status": r.status, "started_at": str(r.started_at),
+                      "finished_at": str(r.finished_at)} for r in runs],
+            "failed": [{"stream": f.stream, "account": f.account, "key": f.key, "error": f.error,
+                        "attempts": f.attempts, "next_attempt_at": str(f.next_attempt_at)} for f in failed],
+        }, indent=2, default=str))
+        return
+
+    def when(ts: object) -> str:
+        if isinstance(ts, (int, float)):
+            return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        return str(ts or "")
+
+    console = Console()
+    t = Table(title=f"checkpoints of {pipeline.name}", title_justify="left")
+    for col in ("source", "stream", "partition", "position", "updated"):
+        t.add_column(col)
+    for c in checkpoints:
+        t.add_row(c.source, c.stream, c.partition or "-", json.dumps(c.value, default=str)[:60], when(c.updated_at))
+    console.print(t)
+    r = Table(title="recent runs", title_justify="left")
+    for col in ("run", "status", "started", "finished"):
+        r.add_column(col)
+    for run in runs:
+        r.add_row(run.run_id[:8], run.status or "running", when(run.started_at), when(run.finished_at))
+    console.print(r)
+    f = Table(title=f"failed items ({len(failed)})", title_justify="left")
+    for col in ("stream", "key", "attempts", "next attempt", "error"):
+        f.add_column(col)
+    for item in failed[:50]:
+        f.add_row(item.stream, str(item.key), str(item.attempts), when(item.next_attempt_at), item.error[:100])
+    console.print(f)
+
+
+@app.command("reset")
+def reset(pipeline_file: Path = PIPELINE_ARG,
+          stream: Optional[str] = typer.Option(None, "--stream", "-s", help="Only this stream's checkpoints."),
+          yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")) -> None:
+    """Forget checkpoints so the next run re-reads from the start (idempotent: no duplicates)."""
+    from ..state import StateStore
+
+    pipeline, _ = load(pipeline_file)
+    what = f"stream {stream!r}" if stream else "every stream"
+    if not yes and not typer.confirm(f"Reset the checkpoints of {what} in pipeline {pipeline.name!r}?"):
+        raise typer.Exit(1)
+    n = StateStore(pipeline.state_url).reset(pipeline.name, stream)
+    print(f"reset {n} checkpoint(s) of {what}")

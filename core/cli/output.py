@@ -1,0 +1,62 @@
+"""Console output shared by the commands: logging setup, errors, and exit codes.
+
+Everything that reaches the terminal or a log passes through :func:`rcetl.redact`, so a secret
+interpolated into a pipeline never appears in output.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+from ..errors import RcetlError
+from ..secrets import redact
+
+
+class RedactingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        payload: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": redact(record.getMessage()),
+        }
+        if record.exc_info:
+            payload["exception"] = redact(self.formatException(record.exc_info))
+        for key in ("event", "stream", "counts"):
+            if hasattr(record, key):
+                payload[key] = getattr(record, key)
+        return json.dumps(payload, default=str)
+
+
+def setup_logging(verbosity: int, log_format: str) -> None:
+    level = logging.WARNING if verbosity < 0 else logging.INFO if verbosity == 0 else logging.DEBUG
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # Third-party libraries are noisy at INFO; they speak up at -vv.
+    for noisy in ("urllib3", "botocore", "boto3", "s3transfer", "google", "werkzeug", "dropbox", "pymongo",
+                  "celery", "kombu", "amqp", "filelock", "secantus"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if verbosity > 1 else logging.WARNING)
+
+
+def fail(exc: BaseException) -> int:
+    """Print one clear message for an error and return the exit code."""
+    if isinstance(exc, RcetlError):
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
+        return exc.exit_code
+    print(f"error: {type(exc).__name__}: {redact(str(exc))}", file=sys.stderr)
+    return 1

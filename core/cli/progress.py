@@ -1,0 +1,132 @@
+"""Progress of a long run: a live Rich view on a terminal, periodic log lines elsewhere."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..engine.runtime import Engine
+    from ..run import RunStats, RunSummary
+
+log = logging.getLogger("rcetl.progress")
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+class RunProgress:
+    """Shows per-stream records, files, bytes and the budget of each credential while a run works."""
+
+    def __init__(self, stats: RunStats, *, interval: float = 15.0, live: bool | None = None) -> None:
+        self.stats = stats
+        self.engine: Engine | None = None
+        self.interval = interval
+        self.live = sys.stderr.isatty() if live is None else live
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._started = time.monotonic()
+
+    def attach(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def __enter__(self) -> RunProgress:
+        target = self._live_loop if self.live else self._log_loop
+        self._thread = threading.Thread(target=target, name="rcetl-progress", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=2)
+
+    def _budget_lines(self) -> list[str]:
+        if not self.engine or not self.engine.budgets:
+            return []
+        lines = []
+        for cred, budget in self.engine.budgets.created.items():
+            parts = []
+            for group, st in sorted(budget.snapshot().items()):
+                pen = f" penalty {st.penalty_remaining:.0f}s" if st.penalty_remaining > 0 else ""
+                parts.append(f"{group} {st.used}/{st.limit} (sent {st.sent}){pen}")
+            lines.append(f"budget {cred[:10]}: " + ", ".join(parts))
+        return lines
+
+    def render(self) -> Any:
+        from rich.table import Table
+
+        streams, _ = self.stats.snapshot()
+        elapsed = time.monotonic() - self._started
+        table = Table(title=f"rcetl run — {elapsed:.0f}s", title_justify="left", expand=False)
+        for col in ("stream", "records", "files", "bytes", "skipped", "gone", "failed"):
+            table.add_column(col, justify="left" if col == "stream" else "right")
+        for name, s in sorted(streams.items()):
+            table.add_row(name, str(s.records), str(s.files), _human_bytes(s.bytes), str(s.skipped_files),
+                          str(s.gone), str(s.failed))
+        for line in self._budget_lines():
+            table.caption = ((table.caption + "\n") if table.caption else "") + line
+        return table
+
+    def _live_loop(self) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        with Live(self.render(), console=Console(stderr=True), refresh_per_second=2, transient=True) as live:
+            while not self._stop.wait(0.5):
+                live.update(self.render())
+
+    def _log_loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            streams, _ = self.stats.snapshot()
+            counts = {k: {"records": v.records, "files": v.files, "bytes": v.bytes, "failed": v.failed}
+                      for k, v in streams.items()}
+            text = "; ".join(f"{k}: {v['records']} records, {v['files']} files, {_human_bytes(v['bytes'])}"
+                             for k, v in sorted(counts.items())) or "starting"
+            log.info("progress: %s %s", text, " | ".join(self._budget_lines()),
+                     extra={"event": "progress", "counts": counts})
+
+
+def print_summary(summary: RunSummary, *, as_json: bool = False) -> None:
+    import json
+
+    if as_json:
+        print(json.dumps(summary.to_json(), default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"run {summary.run_id[:8]} of {summary.pipeline}: {summary.status} "
+                        f"in {summary.duration:.1f}s", title_justify="left")
+    for col in ("stream", "records", "files", "bytes", "already stored", "gone", "failed"):
+        table.add_column(col, justify="left" if col == "stream" else "right")
+    for name, s in sorted(summary.streams.items()):
+        table.add_row(name, str(s.records), str(s.files), _human_bytes(s.bytes), str(s.skipped_files),
+                      str(s.gone), str(s.failed))
+    console.print(table)
+    if summary.sinks:
+        sinks = Table(title="sinks", title_justify="left")
+        for col in ("sink", "records written", "files uploaded", "bytes uploaded"):
+            sinks.add_column(col, justify="left" if col == "sink" else "right")
+        for name, s in sorted(summary.sinks.items()):
+            sinks.add_row(name, str(s.records), str(s.files), _human_bytes(s.bytes))
+        console.print(sinks)
+    for cred, groups in summary.requests.items():
+        req = ", ".join(f"{g} {n}" for g, n in sorted(groups.items()))
+        console.print(f"requests ({cred[:10]}): {req}; 429 responses: {summary.throttled.get(cred, 0)}")
+    if not any(s.records or s.files for s in summary.streams.values()) and summary.ok:
+        console.print("nothing new to archive: the archive is up to date")
+    if summary.failed_items:
+        console.print(f"[yellow]{summary.failed_items} item(s) in the failed-item queue: they are retried on the "
+                      "next run; see `rcetl state show`[/yellow]")
+    for err in summary.errors:
+        console.print(f"[red]error:[/red] {err}", highlight=False)

@@ -1,0 +1,107 @@
+"""The pipeline file's top level, and the resolved pipeline the engine runs.
+
+Plugin options are validated by each plugin's own config model (see :mod:`.validate`); this
+module knows only the shape every pipeline shares.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..interfaces import ConnectionSpec, PluginConfig, SinkSpec, SourceSpec
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ExecutorOptions(_Strict):
+    """How the work is run: threads in this process, or tasks on Celery workers."""
+
+    type: Literal["local", "celery"] = Field("local", description="local threads, or Celery workers")
+    workers: int = Field(4, ge=1, le=256, description="streams/partitions worked on at once")
+    downloads: int = Field(8, ge=1, le=256, description="binaries downloaded and uploaded at once")
+    batch_size: int = Field(500, ge=1, le=50_000, description="records written to sinks per transaction")
+    broker: str | None = Field(None, description="Celery broker URL (amqp://... or redis://...)")
+    backend: str | None = Field(None, description="Celery result backend URL (redis://...)")
+    queue: str = Field("rcetl", description="Celery queue name")
+
+
+class BudgetOptions(_Strict):
+    """Where request budgets live: this process, or Redis (shared by processes and workers)."""
+
+    backend: Literal["memory", "redis"] = "memory"
+    url: str | None = Field(None, description="redis://host:port/db when backend is redis")
+
+
+class PipelineModel(_Strict):
+    pipeline: str = Field(pattern=NAME_PATTERN, description="the pipeline's name: keys its checkpoints")
+    connections: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="named API connections: {name: {plugin: ringcentral, ...}}"
+    )
+    state: str | None = Field(None, description="SQLAlchemy URL of the checkpoint store (default: a SQLite file)")
+    spool_dir: str | None = Field(None, description="folder for binaries in flight (default: beside the state)")
+    executor: ExecutorOptions = Field(default_factory=ExecutorOptions)
+    budgets: BudgetOptions = Field(default_factory=BudgetOptions)
+    sources: dict[str, dict[str, Any] | None] = Field(description="source plugins and their options")
+    sinks: dict[str, dict[str, Any]] = Field(description="named sinks: {name: {plugin: ..., streams: [...], ...}}")
+    observers: dict[str, dict[str, Any] | None] = Field(
+        default_factory=dict, description="options for observer plugins (report, notify)"
+    )
+
+
+@dataclass
+class ConnectionConf:
+    name: str
+    spec: ConnectionSpec
+    config: PluginConfig
+
+
+@dataclass
+class SourceConf:
+    name: str
+    spec: SourceSpec
+    config: PluginConfig
+    connections: list[str]
+
+
+@dataclass
+class SinkConf:
+    name: str
+    spec: SinkSpec
+    config: PluginConfig
+    streams: set[str]
+    kinds: frozenset[str]
+
+
+@dataclass
+class Pipeline:
+    """A validated pipeline, ready to run. Built only by :func:`rcetl.config.load_pipeline`."""
+
+    name: str
+    file: Path
+    base_dir: Path
+    state_url: str
+    spool_dir: Path
+    executor: ExecutorOptions
+    budgets: BudgetOptions
+    connections: list[ConnectionConf]
+    sources: list[SourceConf]
+    sinks: list[SinkConf]
+    observers: dict[str, dict[str, Any]]
+    secrets: set[str] = field(default_factory=set)
+
+    def stream_source(self) -> dict[str, SourceConf]:
+        return {stream: src for src in self.sources for stream in src.spec.streams}
+
+    def record_sinks_for(self, stream: str) -> list[SinkConf]:
+        return [s for s in self.sinks if stream in s.streams and "records" in s.kinds]
+
+    def blob_sinks_for(self, stream: str) -> list[SinkConf]:
+        return [s for s in self.sinks if stream in s.streams and "blobs" in s.kinds]

@@ -1,0 +1,251 @@
+"""Turn a loaded pipeline file into a :class:`Pipeline`, or into every problem it has.
+
+Checks the top-level shape, each plugin's options against that plugin's own config model,
+routing of streams to sinks, and variables; makes no network call. Each problem names the line,
+the field, what was expected, and how to fix it (with a did-you-mean for misspelt names).
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Iterable
+
+from pydantic import BaseModel, ValidationError
+
+from ..interfaces import PluginConfig
+from ..registry import PluginManager
+from .model import ConnectionConf, Pipeline, PipelineModel, SinkConf, SourceConf
+from .yamlsource import LoadedYaml, Path_, PipelineFileError, Problem
+
+SINK_KEYS = {"plugin", "streams"}
+SOURCE_KEYS = {"connection"}
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
+    match = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
+    return f"did you mean {match[0]!r}?" if match else None
+
+
+class _Collector:
+    def __init__(self, loaded: LoadedYaml) -> None:
+        self.loaded = loaded
+        self.problems: list[Problem] = list(loaded.missing)
+
+    def add(self, path: Path_, message: str, hint: str | None = None) -> None:
+        self.problems.append(Problem(tuple(path), message, hint, self.loaded.line_of(tuple(path))))
+
+    def pydantic(self, exc: ValidationError, prefix: Path_, model: type[BaseModel]) -> None:
+        fields = list(model.model_fields)
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            path = prefix + loc
+            kind = err["type"]
+            if kind == "extra_forbidden":
+                name = str(loc[-1])
+                hint = did_you_mean(name, fields) or f"valid options: {', '.join(fields) or '(none)'}"
+                self.add(path, f"unknown option {name!r}", hint)
+            elif kind == "missing":
+                self.add(path, "required option is missing", f"add `{loc[-1]}:` here")
+            else:
+                got = err.get("input")
+                shown = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
+                self.add(path, f"{err['msg']}{shown}", _type_hint(model, loc))
+
+
+def _type_hint(model: type[BaseModel], loc: tuple[Any, ...]) -> str | None:
+    field = model.model_fields.get(str(loc[0])) if loc else None
+    if field is None:
+        return None
+    parts = []
+    if field.annotation is not None:
+        parts.append(f"expected {getattr(field.annotation, '__name__', str(field.annotation)).replace('typing.', '')}")
+    if field.description:
+        parts.append(field.description)
+    return "; ".join(parts) or None
+
+
+def build_pipeline(loaded: LoadedYaml, pm: PluginManager, file: Path) -> Pipeline:
+    c = _Collector(loaded)
+    data = loaded.data
+    if not isinstance(data, dict):
+        c.add((), "a pipeline file must be a mapping of options", "start with `pipeline: NAME`; see pipelines/demo.yaml")
+        raise PipelineFileError(loaded.filename, c.problems)
+
+    connection_specs = pm.connections()
+    data = dict(data)
+    # Shorthand: a top-level key named after a connection plugin (`ringcentral:`) is a connection
+    # (a mapping) or several (a list of mappings with `name:`).
+    shorthand: dict[str, tuple[Path_, dict[str, Any]]] = {}
+    for plugin_name in connection_specs:
+        if plugin_name not in data:
+            continue
+        value = data.pop(plugin_name)
+        entries = value if isinstance(value, list) else [value]
+        for i, entry in enumerate(entries):
+            path: Path_ = (plugin_name, i) if isinstance(value, list) else (plugin_name,)
+            if not isinstance(entry, dict):
+                c.add(path, "expected a mapping of connection options")
+                continue
+            entry = dict(entry)
+            name = str(entry.pop("name", plugin_name if not isinstance(value, list) else f"{plugin_name}-{i + 1}"))
+            shorthand[name] = (path, {"plugin": plugin_name, **entry})
+
+    try:
+        model = PipelineModel.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            if err["type"] == "extra_forbidden" and len(err["loc"]) == 1:
+                choices = list(PipelineModel.model_fields) + list(connection_specs)
+                name = str(err["loc"][0])
+                c.add((name,), f"unknown top-level option {name!r}",
+                      did_you_mean(name, choices) or f"valid options: {', '.join(choices)}")
+            else:
+                c.pydantic(ValidationError.from_exception_data(exc.title, [err]), (), PipelineModel)  # type: ignore[arg-type]
+        raise PipelineFileError(loaded.filename, c.problems) from None
+
+    base_dir = file.resolve().parent
+    connections = _connections(model, shorthand, pm, c)
+    sources = _sources(model, connections, pm, c)
+    streams = {s: src.name for src in sources for s in src.spec.streams}
+    sinks = _sinks(model, streams, pm, c)
+    _routing(sources, sinks, c)
+    if c.problems:
+        raise PipelineFileError(loaded.filename, c.problems)
+
+    state_url = model.state or f"sqlite:///{base_dir / '.rcetl' / model.pipeline / 'state.db'}"
+    if state_url.startswith("sqlite:///") and not state_url.startswith("sqlite:////"):
+        rel = state_url[len("sqlite:///"):]
+        state_url = f"sqlite:///{(base_dir / rel).resolve()}" if rel and rel != ":memory:" else state_url
+    spool = Path(model.spool_dir).expanduser() if model.spool_dir else base_dir / ".rcetl" / model.pipeline / "spool"
+    if not spool.is_absolute():
+        spool = base_dir / spool
+    return Pipeline(
+        name=model.pipeline,
+        file=file,
+        base_dir=base_dir,
+        state_url=state_url,
+        spool_dir=spool,
+        executor=model.executor,
+        budgets=model.budgets,
+        connections=connections,
+        sources=sources,
+        sinks=sinks,
+        observers={k: dict(v or {}) for k, v in model.observers.items()},
+        secrets=set(loaded.secrets),
+    )
+
+
+def _plugin_config(spec_config: type[PluginConfig], options: dict[str, Any], path: Path_,
+                   c: _Collector) -> PluginConfig | None:
+    try:
+        return spec_config.model_validate(options)
+    except ValidationError as exc:
+        c.pydantic(exc, path, spec_config)
+        return None
+
+
+def _connections(model: PipelineModel, shorthand: dict[str, tuple[Path_, dict[str, Any]]], pm: PluginManager,
+                 c: _Collector) -> list[ConnectionConf]:
+    specs = pm.connections()
+    entries = {name: (("connections", name), dict(opts)) for name, opts in model.connections.items()}
+    for name, value in shorthand.items():
+        if name in entries:
+            c.add(value[0], f"connection {name!r} is defined twice", "give each connection a distinct `name:`")
+        entries[name] = value
+    out = []
+    for name, (path, options) in entries.items():
+        plugin = options.pop("plugin", None)
+        if plugin not in specs:
+            c.add(path + ("plugin",), f"unknown connection plugin {plugin!r}",
+                  did_you_mean(str(plugin), specs) or f"installed: {', '.join(specs) or 'none'}")
+            continue
+        config = _plugin_config(specs[plugin].config, options, path, c)
+        if config is not None:
+            out.append(ConnectionConf(name, specs[plugin], config))
+    return out
+
+
+def _sources(model: PipelineModel, connections: list[ConnectionConf], pm: PluginManager,
+             c: _Collector) -> list[SourceConf]:
+    specs = pm.sources()
+    if not model.sources:
+        c.add(("sources",), "no sources configured", f"add at least one of: {', '.join(specs)}")
+    out = []
+    for name, raw in model.sources.items():
+        path: Path_ = ("sources", name)
+        spec = specs.get(name)
+        if spec is None:
+            c.add(path, f"unknown source {name!r}", did_you_mean(name, specs) or f"installed: {', '.join(specs)}")
+            continue
+        options = dict(raw or {})
+        wanted = options.pop("connection", None)
+        usable = [conn.name for conn in connections if conn.spec.name == spec.connection]
+        if wanted is not None:
+            names = [wanted] if isinstance(wanted, str) else list(wanted)
+            for n in names:
+                if n not in usable:
+                    c.add(path + ("connection",), f"no {spec.connection} connection named {n!r}",
+                          did_you_mean(n, usable) or f"defined: {', '.join(usable) or 'none'}")
+            usable = [n for n in names if n in usable]
+        elif not usable and not any(p.path[:1] == (spec.connection,) for p in c.problems):
+            c.add(path, f"source {name!r} needs a {spec.connection!r} connection",
+                  f"add a top-level `{spec.connection}:` block with the server and credentials")
+        config = _plugin_config(spec.config, options, path, c)
+        if config is not None:
+            out.append(SourceConf(name, spec, config, usable))
+    return out
+
+
+def _sinks(model: PipelineModel, streams: dict[str, str], pm: PluginManager, c: _Collector) -> list[SinkConf]:
+    specs = pm.sinks()
+    if not model.sinks:
+        c.add(("sinks",), "no sinks configured", "add a sink, e.g. `archive: {plugin: sqlite, path: archive.db}`")
+    out = []
+    for name, raw in model.sinks.items():
+        path: Path_ = ("sinks", name)
+        options = dict(raw or {})
+        plugin = options.pop("plugin", name)
+        spec = specs.get(plugin)
+        if spec is None:
+            c.add(path + ("plugin",), f"unknown sink plugin {plugin!r}",
+                  did_you_mean(str(plugin), specs) or f"installed: {', '.join(specs)}")
+            continue
+        routed = options.pop("streams", None)
+        if routed is None:
+            wanted = set(streams)
+            if spec.supported_streams is not None:
+                wanted &= spec.supported_streams
+        else:
+            if isinstance(routed, str):
+                routed = [routed]
+            if not isinstance(routed, list):
+                c.add(path + ("streams",), "expected a list of stream names", f"e.g. streams: [{', '.join(streams)}]")
+                routed = []
+            wanted = set()
+            for i, stream in enumerate(routed):
+                if stream not in streams:
+                    c.add(path + ("streams", i), f"unknown stream {stream!r} (no configured source produces it)",
+                          did_you_mean(str(stream), streams) or f"configured streams: {', '.join(streams) or 'none'}")
+                elif spec.supported_streams is not None and stream not in spec.supported_streams:
+                    c.add(path + ("streams", i), f"sink plugin {plugin!r} cannot take stream {stream!r}",
+                          f"it takes: {', '.join(sorted(spec.supported_streams))}")
+                else:
+                    wanted.add(stream)
+        config = _plugin_config(spec.config, options, path, c)
+        if config is None:
+            continue
+        kinds_of = getattr(config, "sink_kinds", None)
+        kinds = frozenset(kinds_of()) if callable(kinds_of) and kinds_of() else spec.kinds
+        out.append(SinkConf(name, spec, config, wanted, kinds))
+    return out
+
+
+def _routing(sources: list[SourceConf], sinks: list[SinkConf], c: _Collector) -> None:
+    if not sinks or not sources:
+        return
+    for src in sources:
+        for stream in src.spec.streams:
+            if not any(stream in s.streams and "records" in s.kinds for s in sinks):
+                c.add(("sources", src.name), f"no record sink takes stream {stream!r}: its records would be lost",
+                      f"add {stream!r} to the `streams:` of a database sink, or remove the source")

@@ -1,0 +1,77 @@
+"""Run a pipeline: open the engine, retry failed items, run every task, summarise."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Callable
+
+from ..config.model import Pipeline
+from ..executors import Executor, get_executor
+from ..interfaces import RunWindow
+from ..registry import PluginManager
+from ..run import RunInfo, RunStats, RunSummary
+from ..secrets import redact
+from .runtime import Engine
+from .tasks import StreamTask, TaskResult
+
+__all__ = ["Engine", "StreamTask", "TaskResult", "run_pipeline"]
+
+log = logging.getLogger("rcetl.engine")
+
+
+def run_pipeline(
+    pipeline: Pipeline,
+    pm: PluginManager,
+    *,
+    window: RunWindow | None = None,
+    streams: set[str] | None = None,
+    executor: Executor | None = None,
+    stats: RunStats | None = None,
+    on_task_done: Callable[[TaskResult], None] | None = None,
+    on_engine: Callable[[Engine], None] | None = None,
+) -> RunSummary:
+    """Archive everything the pipeline describes; never raises for a failed item (see the summary)."""
+    stats = stats or RunStats()
+    run = RunInfo(uuid.uuid4().hex, pipeline.name, str(pipeline.file), time.time(),
+                  executor=executor.name if executor else pipeline.executor.type,
+                  observers=pipeline.observers, output_dir=str(pipeline.spool_dir.parent))
+    executor = executor or get_executor(pipeline.executor.type, **_executor_options(pipeline))
+    status, results = "ok", []
+    with Engine(pipeline, pm, window=window, streams=streams, run=run, stats=stats) as engine:
+        if on_engine:
+            on_engine(engine)
+        run_id = engine.state.start_run(pipeline.name, {"run_id": run.run_id, "executor": executor.name})
+        pm.run_started(run)
+        try:
+            engine.retry_failed()
+            results = executor.run(engine, engine.tasks(), on_task_done)
+            if any(r.status == "failed" for r in results):
+                status = "failed"
+            elif any(r.status == "stopped" for r in results):
+                status = "interrupted"
+        except KeyboardInterrupt:
+            status = "interrupted"
+            stats.error("interrupted by the user: the next run resumes from the last checkpoint")
+        except Exception as exc:
+            status = "failed"
+            stats.error(f"{type(exc).__name__}: {redact(str(exc))}")
+            log.exception("run failed")
+        failed_items = engine.failed_count()
+        if status == "ok" and failed_items:
+            status = "partial"
+        requests, throttled = engine.budget_report()
+        streams_stats, sink_stats = stats.snapshot()
+        summary = RunSummary(run.run_id, pipeline.name, status, run.started_at, time.time(), streams_stats,
+                             sink_stats, requests, throttled, failed_items, list(stats.errors))
+        engine.state.finish_run(run_id, status, summary.to_json())
+        pm.run_finished(run, summary)
+    return summary
+
+
+def _executor_options(pipeline: Pipeline) -> dict[str, object]:
+    opts = pipeline.executor
+    if opts.type == "celery":
+        return {"broker": opts.broker, "backend": opts.backend, "queue": opts.queue}
+    return {"workers": opts.workers}

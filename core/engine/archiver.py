@@ -1,0 +1,190 @@
+"""Archive one batch of records: binaries first, then records, in every sink (invariants 1, 2, 4).
+
+For each batch: every binary is downloaded once (streamed to a spool file, hashed on the way),
+stored in every blob sink of its stream, and only then are the records, carrying archive
+locations and checksums, upserted into every record sink. A record whose binary or row fails
+goes to the failed-item queue with its error; the rest of the batch carries on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from ..errors import ItemGone, PermanentError, RcetlError, TransientError
+from ..interfaces import BlobSink, RecordSink, Stream
+from ..records import ArchivedRecord, BlobResult, Record
+from ..run import RunStats
+from ..secrets import redact
+from .spool import HashingSpool
+
+log = logging.getLogger("rcetl.engine")
+
+SINK_RETRIES = 3  # transient sink faults (a restarted database, a 503) are retried in place
+
+
+@dataclass
+class Routed:
+    """A record with where it came from and where it goes."""
+
+    record: Record
+    stream: Stream
+    origin: dict[str, str]  # {"connection": ..., "source": ...}: enough to retry it in a later run
+    record_sinks: list[tuple[str, RecordSink]]
+    blob_sinks: list[tuple[str, BlobSink]]
+
+
+@dataclass
+class BatchResult:
+    archived: list[ArchivedRecord] = field(default_factory=list)
+    failed: list[tuple[Routed, str]] = field(default_factory=list)
+
+
+class SinkUnavailable(TransientError):
+    """A sink kept failing for the whole batch: the task stops without moving its checkpoint."""
+
+
+def _retrying(what: str, fn: Callable[[], Any], sleep: Callable[[float], None] = time.sleep) -> Any:
+    delay = 1.0
+    for attempt in range(1, SINK_RETRIES + 1):
+        try:
+            return fn()
+        except TransientError as exc:
+            if attempt == SINK_RETRIES:
+                raise SinkUnavailable(f"{what}: {exc.message}", hint=exc.hint) from exc
+            log.warning("%s failed (%s); retrying in %.0fs", what, redact(exc.message), delay)
+            sleep(delay)
+            delay *= 2
+    raise AssertionError("unreachable")
+
+
+class BatchArchiver:
+    def __init__(self, spool_dir: Path, pool: Executor, stats: RunStats,
+                 on_archived: Callable[[ArchivedRecord], None] | None = None) -> None:
+        self.spool_dir = spool_dir
+        self.pool = pool
+        self.stats = stats
+        self.on_archived = on_archived
+
+    def archive(self, batch: Sequence[Routed]) -> BatchResult:
+        result = BatchResult()
+        if not batch:
+            return result
+        blob_results = self._store_blobs(batch)
+        ready: list[tuple[Routed, ArchivedRecord]] = []
+        for item in batch:
+            outcomes = [blob_results.get(id(item), {}).get(ref.blob_id) for ref in item.record.blobs] \
+                if item.blob_sinks else []
+            errors = [o.error for o in outcomes if o is not None and o.error]
+            if errors:
+                result.failed.append((item, errors[0]))
+                continue
+            ready.append((item, ArchivedRecord(item.record, [o for o in outcomes if o is not None])))
+        self._write_records(ready, result)
+        for routed, archived in ready:
+            if any(r is routed for r, _ in result.failed):
+                continue
+            result.archived.append(archived)
+            s = self.stats
+            s.add(routed.record.stream, records=1)
+            for b in archived.blobs:
+                if b.status == "gone":
+                    s.add(routed.record.stream, gone=1)
+                elif b.status == "stored":
+                    uploaded = [x for x in b.stored if not x.skipped]
+                    s.add(routed.record.stream, files=1, bytes=b.size or 0,
+                          skipped_files=1 if not uploaded else 0)
+            if self.on_archived:
+                self.on_archived(archived)
+        for routed, _ in result.failed:
+            self.stats.add(routed.record.stream, failed=1)
+        return result
+
+    # --- binaries ----------------------------------------------------------------------------
+
+    def _store_blobs(self, batch: Sequence[Routed]) -> dict[int, dict[str, BlobResult]]:
+        futures: dict[tuple[int, str], Future[BlobResult]] = {}
+        by_blob: dict[tuple[str, str], Future[BlobResult]] = {}
+        for item in batch:
+            if not item.blob_sinks:
+                continue
+            for ref in item.record.blobs:
+                # the same binary named by two records of a batch is downloaded once
+                dedupe = (item.record.account, ref.blob_id)
+                fut = by_blob.get(dedupe)
+                if fut is None:
+                    fut = self.pool.submit(self._store_one, item, ref)
+                    by_blob[dedupe] = fut
+                futures[(id(item), ref.blob_id)] = fut
+        out: dict[int, dict[str, BlobResult]] = {}
+        for (item_id, blob_id), fut in futures.items():
+            out.setdefault(item_id, {})[blob_id] = fut.result()
+        return out
+
+    def _store_one(self, item: Routed, ref) -> BlobResult:  # noqa: ANN001 - BlobRef
+        spool = HashingSpool(self.spool_dir)
+        try:
+            try:
+                item.stream.download(ref, spool)
+            except ItemGone:
+                return BlobResult(ref=ref, status="gone")
+            except RcetlError as exc:
+                return BlobResult(ref=ref, status="failed", error=f"download of {ref.kind} {ref.blob_id}: {redact(exc.message)}")
+            except Exception as exc:  # noqa: BLE001 - one bad item never stops the batch
+                return BlobResult(ref=ref, status="failed",
+                                  error=f"download of {ref.kind} {ref.blob_id}: {type(exc).__name__}: {redact(str(exc))}")
+            if ref.size is not None and ref.size != spool.size and ref.size > 0:
+                return BlobResult(ref=ref, status="failed",
+                                  error=f"{ref.kind} {ref.blob_id}: expected {ref.size} bytes, got {spool.size}")
+            blob = spool.finish(ref, item.record)
+            result = BlobResult(ref=ref, status="stored", size=blob.size, sha256=blob.sha256)
+            for sink_name, sink in item.blob_sinks:
+                try:
+                    stored = _retrying(f"blob sink {sink_name!r}", lambda s=sink: s.store(blob))
+                except SinkUnavailable:
+                    raise
+                except RcetlError as exc:
+                    result.error = f"blob sink {sink_name!r} rejected {ref.kind} {ref.blob_id}: {redact(exc.message)}"
+                    break
+                except Exception as exc:  # noqa: BLE001
+                    result.error = f"blob sink {sink_name!r} failed on {ref.kind} {ref.blob_id}: " \
+                                   f"{type(exc).__name__}: {redact(str(exc))}"
+                    break
+                result.stored.append(stored)
+                if not stored.skipped:
+                    self.stats.add_sink(sink_name, files=1, bytes=stored.size)
+            return result
+        finally:
+            spool.discard()
+
+    # --- records -----------------------------------------------------------------------------
+
+    def _write_records(self, ready: list[tuple[Routed, ArchivedRecord]], result: BatchResult) -> None:
+        sinks: dict[str, tuple[RecordSink, list[tuple[Routed, ArchivedRecord]]]] = {}
+        for routed, archived in ready:
+            for name, sink in routed.record_sinks:
+                sinks.setdefault(name, (sink, []))[1].append((routed, archived))
+        for name, (sink, items) in sinks.items():
+            records = [a for _, a in items]
+            try:
+                _retrying(f"record sink {name!r}", lambda s=sink, r=records: s.write(r))
+                self.stats.add_sink(name, records=len(records))
+                continue
+            except SinkUnavailable:
+                raise
+            except Exception as exc:  # noqa: BLE001 - isolate the row(s) the sink rejects
+                log.info("record sink %r rejected a batch (%s); writing one by one", name, redact(str(exc)))
+            for routed, archived in items:
+                try:
+                    _retrying(f"record sink {name!r}", lambda s=sink, a=archived: s.write([a]))
+                    self.stats.add_sink(name, records=1)
+                except SinkUnavailable:
+                    raise
+                except Exception as exc:  # noqa: BLE001
+                    message = exc.message if isinstance(exc, PermanentError) else f"{type(exc).__name__}: {exc}"
+                    result.failed.append((routed, f"record sink {name!r} rejected {routed.record.stream} "
+                                                  f"{routed.record.key!r}: {redact(str(message))}"))

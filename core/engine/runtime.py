@@ -1,0 +1,339 @@
+"""The engine: opens a pipeline's plugins, cuts the work into tasks, and archives each task.
+
+``Engine`` is a context manager so that every connection, source and sink is closed whatever
+happens. Executors call :meth:`Engine.run_task`; the local executor does it in threads of this
+process, the Celery executor in worker processes that open their own ``Engine`` on the same
+pipeline file. Checkpoints are committed only after a batch is durably stored (invariant 1).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import socket
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Iterator
+
+from ..budget import Budget, BudgetProvider, GroupLimit
+from ..config.model import Pipeline
+from ..context import RunContext
+from ..coordination import Coordinator, FileCoordinator
+from ..errors import RcetlError
+from ..interfaces import BlobSink, RecordSink, RunWindow, Sink, Source, Stream, StreamPlan
+from ..registry import PluginManager
+from ..records import ArchivedRecord, Checkpoint, Record
+from ..run import RunInfo, RunStats
+from ..secrets import redact
+from .archiver import BatchArchiver, Routed
+from .spool import prepare_spool_dir
+from .tasks import StreamTask, TaskResult
+
+log = logging.getLogger("rcetl.engine")
+
+
+class _ObservedBudgets(BudgetProvider):
+    """Wraps the run's budget provider to tell observers when a budget makes a request wait."""
+
+    def __init__(self, inner: BudgetProvider, engine: Engine) -> None:
+        self.inner = inner
+        self.engine = engine
+        self.created: dict[str, Budget] = {}
+
+    def budget(self, credential: str, defaults: dict[str, GroupLimit]) -> Budget:
+        b = self.inner.budget(credential, defaults)
+        if credential not in self.created:
+            self.created[credential] = b
+            b.on_wait = lambda group, seconds, c=credential: self.engine.pm.budget_exhausted(
+                self.engine.run, c, group, seconds)
+        return b
+
+
+def make_budget_provider(pipeline: Pipeline) -> BudgetProvider:
+    if pipeline.budgets.backend == "redis":
+        from ..budget.redis import RedisBudgetProvider
+
+        return RedisBudgetProvider(pipeline.budgets.url or "redis://127.0.0.1:6379/0")
+    from ..budget.memory import MemoryBudgetProvider
+
+    return MemoryBudgetProvider()
+
+
+def make_coordinator(pipeline: Pipeline) -> Coordinator:
+    if pipeline.budgets.backend == "redis":
+        from ..coordination_redis import RedisCoordinator
+
+        return RedisCoordinator(pipeline.budgets.url or "redis://127.0.0.1:6379/0", prefix=f"rcetl:{pipeline.name}")
+    return FileCoordinator(pipeline.spool_dir.parent / "locks")
+
+
+class Engine:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        pm: PluginManager,
+        *,
+        window: RunWindow | None = None,
+        streams: set[str] | None = None,
+        run: RunInfo | None = None,
+        stats: RunStats | None = None,
+        dry_run: bool = False,
+    ) -> None:
+        self.pipeline = pipeline
+        self.pm = pm
+        self.window = window or RunWindow()
+        self.selected = streams
+        self.dry_run = dry_run
+        self.run = run or RunInfo(uuid.uuid4().hex, pipeline.name, str(pipeline.file), RunStatsClock.now(),
+                                  observers=pipeline.observers)
+        self.stats = stats or RunStats()
+        self.stop_event = threading.Event()
+        self._stack = contextlib.ExitStack()
+        self.connections: dict[str, Any] = {}
+        self.sources: dict[tuple[str, str], Source] = {}
+        self.streams: dict[tuple[str, str, str], Stream] = {}
+        self.sinks: dict[str, Sink] = {}
+        self.state: Any = None
+        self.budgets: _ObservedBudgets | None = None
+        self._failed_keys: dict[str, set[tuple[str, str]]] = {}
+        self._failed_lock = threading.Lock()
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def __enter__(self) -> Engine:
+        try:
+            self._open()
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def _open(self) -> None:
+        p = self.pipeline
+        from ..state import StateStore
+
+        self.state = StateStore(p.state_url)
+        self._stack.callback(lambda: getattr(self.state, "close", lambda: None)())
+        spool_root = prepare_spool_dir(p.spool_dir)
+        self.spool_dir = spool_root / f"{os.getpid()}-{self.run.run_id[:8]}"
+        self.spool_dir.mkdir(mode=0o700, exist_ok=True)
+        self._stack.callback(shutil.rmtree, self.spool_dir, True)
+        self.budgets = _ObservedBudgets(make_budget_provider(p), self)
+        self.ctx = RunContext(
+            pipeline=p.name,
+            budgets=self.budgets,
+            coordinator=make_coordinator(p),
+            spool_dir=self.spool_dir,
+            base_dir=p.base_dir,
+            logger=logging.getLogger(f"rcetl.run.{p.name}"),
+            embedded_servers=self.pm.embedded_servers(),
+            extras={"dry_run": self.dry_run, "run_id": self.run.run_id},
+        )
+        for conn in p.connections:
+            obj = conn.spec.factory(conn.name, conn.config, self.ctx)
+            self.connections[conn.name] = obj
+            self._stack.callback(_close_quietly, obj, f"connection {conn.name!r}")
+        for src in p.sources:
+            for conn_name in src.connections:
+                source = src.spec.factory(src.config, self.ctx, self.connections[conn_name])
+                self.sources[(conn_name, src.name)] = source
+                self._stack.callback(_close_quietly, source, f"source {src.name!r}")
+                for stream in source.streams():
+                    if self.selected is None or stream.name in self.selected:
+                        self.streams[(conn_name, src.name, stream.name)] = stream
+        if self.dry_run:
+            return
+        for sink_conf in p.sinks:
+            sink = sink_conf.spec.factory(sink_conf.name, sink_conf.config, self.ctx)
+            sink.open()
+            self.sinks[sink_conf.name] = sink
+            self._stack.callback(_close_quietly, sink, f"sink {sink_conf.name!r}")
+        self.pool = ThreadPoolExecutor(max_workers=p.executor.downloads, thread_name_prefix="rcetl-blob")
+        self._stack.callback(self.pool.shutdown, True, cancel_futures=True)
+        self.archiver = BatchArchiver(self.spool_dir, self.pool, self.stats, self._archived)
+
+    # --- planning ----------------------------------------------------------------------------
+
+    def _parent_present(self, conn: str, stream: Stream) -> bool:
+        return stream.parent is not None and any(
+            c == conn and s == stream.parent for (c, _, s) in self.streams)
+
+    def tasks(self) -> list[StreamTask]:
+        """Every task of this run; child streams ride along with their parent's tasks."""
+        out = []
+        for (conn, src, name), stream in self.streams.items():
+            if self._parent_present(conn, stream):
+                continue
+            for partition in stream.partitions():
+                out.append(StreamTask(conn, src, name, partition))
+        return out
+
+    def plan(self) -> list[StreamPlan]:
+        """A dry-run estimate per stream; makes no request (sources estimate from checkpoints)."""
+        plans = []
+        for (conn, src, name), stream in self.streams.items():
+            checkpoint = None if self.window.full_refresh else \
+                self.state.get_checkpoint(self.pipeline.name, _source_id(src, conn), name, "")
+            plan = stream.plan("", checkpoint, self.window)
+            if len(self.connections) > 1:
+                plan.stream = f"{plan.stream}@{conn}"
+            plans.append(plan)
+        return plans
+
+    # --- work ----------------------------------------------------------------------------------
+
+    def _route(self, record: Record, stream: Stream, conn: str, src: str) -> Routed:
+        p = self.pipeline
+        return Routed(
+            record=record,
+            stream=stream,
+            origin={"connection": conn, "source": src},
+            record_sinks=[(s.name, self.sinks[s.name]) for s in p.record_sinks_for(record.stream)
+                          if isinstance(self.sinks[s.name], RecordSink)],
+            blob_sinks=[(s.name, self.sinks[s.name]) for s in p.blob_sinks_for(record.stream)
+                        if isinstance(self.sinks[s.name], BlobSink)] if record.blobs else [],
+        )
+
+    def _children(self, conn: str, parent: str) -> list[tuple[str, Stream]]:
+        return [(src, s) for (c, src, _), s in self.streams.items() if c == conn and s.parent == parent]
+
+    def run_task(self, task: StreamTask) -> TaskResult:
+        stream = self.streams[(task.connection, task.source, task.stream)]
+        source_id = _source_id(task.source, task.connection)
+        name = self.pipeline.name
+        checkpoint = None if self.window.full_refresh else \
+            self.state.get_checkpoint(name, source_id, task.stream, task.partition)
+        children = self._children(task.connection, task.stream)
+        batch: list[Routed] = []
+        result = TaskResult(task, "ok", worker=f"{socket.gethostname()}:{os.getpid()}")
+        batch_size = self.pipeline.executor.batch_size
+
+        def flush() -> None:
+            res = self.archiver.archive(batch)
+            result.records += len(res.archived)
+            result.failed += len(res.failed)
+            for routed, error in res.failed:
+                self._queue_failed(routed, error)
+            batch.clear()
+
+        try:
+            for item in stream.read(task.partition, checkpoint, self.window):
+                if isinstance(item, Checkpoint):
+                    flush()
+                    self.state.put_checkpoint(name, source_id, task.stream, item.partition or task.partition,
+                                              item.value)
+                    if self.stop_event.is_set():
+                        result.status = "stopped"
+                        return result
+                    continue
+                batch.append(self._route(item, stream, task.connection, task.source))
+                for child_src, child in children:
+                    for derived in child.derive(item):
+                        batch.append(self._route(derived, child, task.connection, child_src))
+                if len(batch) >= batch_size:
+                    flush()
+                if self.stop_event.is_set():
+                    flush()  # what was read is stored; the checkpoint stays where it was
+                    result.status = "stopped"
+                    return result
+            flush()
+        except RcetlError as exc:
+            result.status, result.error = "failed", f"{task.label}: {redact(str(exc))}"
+        except Exception as exc:  # noqa: BLE001 - report the task as failed, keep other tasks going
+            log.exception("task %s crashed", task.label)
+            result.status, result.error = "failed", f"{task.label}: {type(exc).__name__}: {redact(str(exc))}"
+        if result.error:
+            self.stats.error(result.error)
+        return result
+
+    # --- failed items --------------------------------------------------------------------------
+
+    def _queue_failed(self, routed: Routed, error: str) -> None:
+        rec = routed.record
+        self.state.add_failed(self.pipeline.name, rec.stream, rec.account, rec.key,
+                              {"record": rec.to_json(), **routed.origin}, error)
+        log.warning("queued for retry: %s %r: %s", rec.stream, rec.key, error)
+        self.pm.item_failed(self.run, rec, error)
+
+    def _archived(self, item: ArchivedRecord) -> None:
+        keys = self._failed_keys.get(item.stream)
+        if keys and (item.record.account, repr(item.key)) in keys:
+            with self._failed_lock:
+                keys.discard((item.record.account, repr(item.key)))
+            self.state.resolve_failed(self.pipeline.name, item.stream, item.record.account, item.key)
+            self.stats.add(item.stream, retried=1)
+        self.pm.item_archived(self.run, item)
+
+    def retry_failed(self) -> int:
+        """Archive the due items of the failed-item queue again; returns how many are still failing."""
+        still = 0
+        names = {s for (_, _, s) in self.streams}
+        for stream_name in sorted(names):
+            items = self.state.due_failed(self.pipeline.name, stream_name)
+            every = self.state.due_failed(self.pipeline.name, stream_name, include_not_due=True)
+            self._failed_keys[stream_name] = {(i.account, repr(i.key)) for i in every}
+            batch = []
+            for item in items:
+                origin = item.record
+                stream = self.streams.get((origin.get("connection", ""), origin.get("source", ""), stream_name))
+                if stream is None:
+                    continue
+                record = Record.from_json(origin["record"])
+                batch.append(self._route(record, stream, origin["connection"], origin["source"]))
+            for start in range(0, len(batch), self.pipeline.executor.batch_size):
+                chunk = batch[start:start + self.pipeline.executor.batch_size]
+                res = self.archiver.archive(chunk)
+                for routed, error in res.failed:
+                    self._queue_failed(routed, error)
+                    still += 1
+        return still
+
+    def failed_count(self) -> int:
+        return self.state.count_failed(self.pipeline.name)
+
+    def budget_report(self) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
+        requests: dict[str, dict[str, int]] = {}
+        throttled: dict[str, int] = {}
+        for cred, budget in (self.budgets.created.items() if self.budgets else []):
+            snap = budget.snapshot()
+            requests[cred] = {g: s.sent for g, s in snap.items()}
+            throttled[cred] = sum(s.throttled for s in snap.values())
+        return requests, throttled
+
+
+class RunStatsClock:
+    @staticmethod
+    def now() -> float:
+        import time
+
+        return time.time()
+
+
+def _source_id(source: str, connection: str) -> str:
+    return f"{source}@{connection}"
+
+
+def _close_quietly(obj: Any, what: str) -> None:
+    try:
+        close = getattr(obj, "close", None)
+        if close:
+            close()
+    except Exception as exc:  # noqa: BLE001 - closing must not hide the real error
+        log.warning("closing %s failed: %s", what, redact(str(exc)))
+
+
+@contextlib.contextmanager
+def opened(pipeline: Pipeline, pm: PluginManager, **kwargs: Any) -> Iterator[Engine]:
+    with Engine(pipeline, pm, **kwargs) as engine:
+        yield engine
+
+
+def spool_root(pipeline: Pipeline) -> Path:
+    return pipeline.spool_dir

@@ -1,0 +1,69 @@
+"""Spool files: a binary streams to local disk while its SHA-256 and size are computed.
+
+Sources write into a :class:`HashingSpool` (append-only, so a resumed download simply continues);
+the result is a :class:`rcetl.SpooledBlob` every blob sink uploads from. Files are owner-only and
+removed when the blob has been stored everywhere (invariant 4: no binary is held in memory).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+from ..records import BlobRef, Record, SpooledBlob
+
+CHUNK = 1024 * 1024
+
+
+class HashingSpool:
+    """A write-only file that hashes what passes through it."""
+
+    def __init__(self, folder: Path) -> None:
+        fd, name = tempfile.mkstemp(prefix="blob-", suffix=".part", dir=folder)  # mode 0600
+        self.path = name
+        self._fh = os.fdopen(fd, "wb", buffering=CHUNK)
+        self._sha = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        self._fh.write(data)
+        self._sha.update(data)
+        self.size += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.size
+
+    def writable(self) -> bool:
+        return True
+
+    def flush(self) -> None:
+        self._fh.flush()
+
+    def finish(self, ref: BlobRef, record: Record | None, content_type: str | None = None) -> SpooledBlob:
+        self._fh.close()
+        return SpooledBlob(ref=ref, path=self.path, size=self.size, sha256=self._sha.hexdigest(),
+                           content_type=content_type or ref.content_type, record=record)
+
+    def discard(self) -> None:
+        try:
+            self._fh.close()
+        finally:
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+
+
+def prepare_spool_dir(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(folder, 0o700)
+    # Leftovers of a killed run are partial downloads: never trusted, always removed.
+    for stale in folder.glob("blob-*.part"):
+        try:
+            stale.unlink()
+        except OSError:
+            pass
+    return folder

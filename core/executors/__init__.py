@@ -1,0 +1,33 @@
+"""Executors run a run's tasks: in threads of this process (local) or on Celery workers.
+
+Both take the same tasks and give back the same :class:`~rcetl.engine.tasks.TaskResult` list,
+so a pipeline file runs unchanged with either.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from ..engine.runtime import Engine
+    from ..engine.tasks import StreamTask, TaskResult
+
+
+class Executor(abc.ABC):
+    name: str
+
+    @abc.abstractmethod
+    def run(self, engine: Engine, tasks: list[StreamTask],
+            on_done: Callable[[TaskResult], None] | None = None) -> list[TaskResult]:
+        """Run every task; return one result per task (a failed task is a result, not an exception)."""
+
+
+def get_executor(name: str, **options: object) -> Executor:
+    if name == "celery":
+        from .celery import CeleryExecutor
+
+        return CeleryExecutor(**options)  # type: ignore[arg-type]
+    from .local import LocalExecutor
+
+    return LocalExecutor(**options)  # type: ignore[arg-type]
