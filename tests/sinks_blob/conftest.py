@@ -26,8 +26,8 @@ class Backend:
     # Options that make this sink upload in several parts/chunks with small test files.
     large_options: dict[str, Any] = field(default_factory=dict)
     large_size: int = 3 << 20
-    # Counts the part/chunk requests the store has received, or None where the store has no parts.
-    parts_seen: Callable[[], int] | None = None
+    # Starts counting the part/chunk requests a sink makes; returns the counter (None: no parts).
+    count_parts: Callable[[Any, pytest.MonkeyPatch], Callable[[], int]] | None = None
 
 
 def run_context(tmp_path: Path) -> rcetl.RunContext:
@@ -116,7 +116,55 @@ def _filesystem(tmp_path: Path) -> Iterator[Backend]:
     yield Backend("filesystem", spec, {"path": "archive"}, large_size=24 << 20)
 
 
-BACKENDS: dict[str, Callable[..., Iterator[Backend]]] = {"filesystem": _filesystem}
+@pytest.fixture(scope="session")
+def s3_url() -> Iterator[str]:
+    """RCETL_TEST_S3_URL when set, else a moto server in this worker's process."""
+    if url := os.environ.get("RCETL_TEST_S3_URL"):
+        yield url
+        return
+    try:
+        from moto.server import ThreadedMotoServer
+
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        pytest.skip(f"moto server could not start: {exc}")
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+def _count_s3_parts(sink: Any, monkeypatch: pytest.MonkeyPatch) -> Callable[[], int]:
+    parts: list[int] = []
+    sink.client.meta.events.register("after-call.s3.UploadPart", lambda **_: parts.append(1))
+    return lambda: len(parts)
+
+
+def _s3(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    from rcetl.plugins.sinks import s3
+
+    url = request.getfixturevalue("s3_url")
+    for var, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        request.getfixturevalue("monkeypatch").setenv(var, value)
+    (spec,) = s3.rcetl_sinks()
+    options = {
+        "bucket": unique("rcetl-test").lower(),
+        "endpoint_url": url,
+        "region": "us-east-1",
+        "addressing_style": "path",
+        "create_bucket": True,
+    }
+    yield Backend(
+        "s3",
+        spec,
+        options,
+        large_options={"multipart_threshold": 5 << 20, "multipart_chunksize": 5 << 20},
+        large_size=11 << 20,
+        count_parts=_count_s3_parts,
+    )
+
+
+BACKENDS: dict[str, Callable[..., Iterator[Backend]]] = {"filesystem": _filesystem, "s3": _s3}
 
 
 @pytest.fixture(params=["filesystem", "s3", "gcs", "dropbox"])

@@ -1,0 +1,341 @@
+"""The ``s3`` blob sink: Amazon S3 and S3-compatible stores through boto3.
+
+Uploads ask S3 for a SHA-256 checksum (``ChecksumAlgorithm='SHA256'``) and compare what S3
+reports with the SHA-256 the engine took while downloading. Large files go up in parts
+(boto3's TransferConfig); S3 then reports a composite checksum (SHA-256 of the parts' SHA-256s),
+which is recomputed locally in the same pass that re-checks the whole-file digest.
+Writes are create-only (``If-None-Match: *``) so two writers never clobber each other.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import threading
+from datetime import datetime, timedelta, timezone
+from typing import Any, BinaryIO, Literal
+
+import rcetl
+from pydantic import model_validator
+
+MiB = 1 << 20
+# S3's own limits: parts of at least 5 MiB (but the last), at most 10,000 parts.
+MIN_PART = 5 * MiB
+
+
+class S3Config(rcetl.ObjectStoreConfig):
+    bucket: str
+    region: str | None = None
+    endpoint_url: str | None = None
+    """For S3-compatible stores (MinIO, Ceph, R2, Wasabi) and test servers."""
+    profile: str | None = None
+    """An AWS profile name; otherwise the standard chain (env, config files, instance role)."""
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    addressing_style: Literal["auto", "path", "virtual"] = "auto"
+    multipart_threshold: int = 64 * MiB
+    multipart_chunksize: int = 16 * MiB
+    max_concurrency: int = 4
+    sse: Literal["AES256", "aws:kms", "aws:kms:dsse"] | None = None
+    kms_key_id: str | None = None
+    storage_class: str | None = None
+    """STANDARD, STANDARD_IA, GLACIER_IR, DEEP_ARCHIVE..."""
+    object_lock_mode: Literal["GOVERNANCE", "COMPLIANCE"] | None = None
+    object_lock_days: int | None = None
+    legal_hold: bool = False
+    max_attempts: int = 5
+    """Attempts per request (botocore's standard retry mode backs off between them)."""
+    create_bucket: bool = False
+    """Create the bucket if it does not exist (demos and tests; production buckets are provisioned)."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> S3Config:
+        if (self.object_lock_mode is None) != (self.object_lock_days is None):
+            raise ValueError("object_lock_mode and object_lock_days go together")
+        if self.kms_key_id and not (self.sse or "").startswith("aws:kms"):
+            raise ValueError("kms_key_id needs sse: aws:kms")
+        if (self.access_key_id is None) != (self.secret_access_key is None):
+            raise ValueError("access_key_id and secret_access_key go together")
+        if self.multipart_chunksize < MIN_PART:
+            raise ValueError(f"multipart_chunksize must be at least {MIN_PART} (S3's minimum part size)")
+        return self
+
+
+class S3Sink(rcetl.ObjectStoreSink):
+    config: S3Config
+
+    def __init__(self, name: str, config: S3Config, ctx: rcetl.RunContext) -> None:
+        super().__init__(name, config, ctx)
+        self.location_prefix = f"s3://{config.bucket}/"
+        self._client: Any = None
+        self._transfer: Any = None
+        # Keys being uploaded create-only; the request hook adds If-None-Match to their final call.
+        self._create_only: set[str] = set()
+        self._lock = threading.Lock()
+        for secret in (config.secret_access_key,):
+            if secret:
+                rcetl.register_secret(secret)
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._make_client()
+        return self._client
+
+    def _make_client(self) -> Any:
+        import boto3
+        from boto3.s3.transfer import TransferConfig
+        from botocore.config import Config
+
+        c = self.config
+        session = boto3.session.Session(
+            profile_name=c.profile,
+            aws_access_key_id=c.access_key_id,
+            aws_secret_access_key=c.secret_access_key,
+            region_name=c.region,
+        )
+        client = session.client(
+            "s3",
+            endpoint_url=c.endpoint_url,
+            config=Config(
+                s3={"addressing_style": c.addressing_style},
+                retries={"mode": "standard", "max_attempts": c.max_attempts},
+                max_pool_connections=max(10, c.max_concurrency * 2),
+            ),
+        )
+        # s3transfer does not pass IfNoneMatch through; add it to the request that creates the object.
+        for op in ("PutObject", "CompleteMultipartUpload"):
+            client.meta.events.register(f"before-parameter-build.s3.{op}", self._add_if_none_match)
+        self._transfer = TransferConfig(
+            multipart_threshold=c.multipart_threshold,
+            multipart_chunksize=c.multipart_chunksize,
+            max_concurrency=c.max_concurrency,
+        )
+        return client
+
+    def _add_if_none_match(self, params: dict[str, Any], **_: Any) -> None:
+        if params.get("Key") in self._create_only:
+            params["IfNoneMatch"] = "*"
+
+    def open(self) -> None:
+        self._guarded(self._ensure_bucket, f"opening bucket {self.config.bucket}")
+
+    def check(self) -> None:
+        self.open()
+
+    def _ensure_bucket(self) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_bucket(Bucket=self.config.bucket)
+        except ClientError as exc:
+            if _code(exc) not in ("404", "NoSuchBucket", "NotFound") or not self.config.create_bucket:
+                raise
+            args: dict[str, Any] = {"Bucket": self.config.bucket}
+            if self.config.region and self.config.region != "us-east-1":
+                args["CreateBucketConfiguration"] = {"LocationConstraint": self.config.region}
+            if self.config.object_lock_mode:
+                args["ObjectLockEnabledForBucket"] = True
+            self.client.create_bucket(**args)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    # --- primitives ---------------------------------------------------------------------------
+
+    def _head(self, key: str) -> rcetl.ObjectStoreSink.ObjectInfo | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            head = self.client.head_object(Bucket=self.config.bucket, Key=key, ChecksumMode="ENABLED")
+        except ClientError as exc:
+            if _code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        checksums = {"sha256_s3": head["ChecksumSHA256"]} if head.get("ChecksumSHA256") else {}
+        return self.ObjectInfo(
+            size=head["ContentLength"],
+            sha256=(head.get("Metadata") or {}).get("sha256"),
+            content_type=head.get("ContentType"),
+            checksums=checksums,
+        )
+
+    def _write_args(self, content_type: str | None) -> dict[str, Any]:
+        c = self.config
+        args: dict[str, Any] = {"ChecksumAlgorithm": "SHA256"}
+        if content_type:
+            args["ContentType"] = content_type
+        if c.sse:
+            args["ServerSideEncryption"] = c.sse
+        if c.kms_key_id:
+            args["SSEKMSKeyId"] = c.kms_key_id
+        if c.storage_class:
+            args["StorageClass"] = c.storage_class
+        if c.object_lock_mode:
+            args["ObjectLockMode"] = c.object_lock_mode
+            args["ObjectLockRetainUntilDate"] = datetime.now(timezone.utc) + timedelta(
+                days=c.object_lock_days or 0
+            )
+        if c.legal_hold:
+            args["ObjectLockLegalHoldStatus"] = "ON"
+        return args
+
+    def _upload(
+        self, key: str, blob: rcetl.SpooledBlob, metadata: dict[str, str]
+    ) -> rcetl.ObjectStoreSink.ObjectInfo:
+        args = self._write_args(blob.content_type or blob.ref.content_type)
+        args["Metadata"] = metadata
+        with self._lock:
+            self._create_only.add(key)
+        try:
+            self.client.upload_file(blob.path, self.config.bucket, key, ExtraArgs=args, Config=self._transfer)
+        except Exception as exc:
+            if _code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                raise self.KeyExists(key) from exc
+            raise
+        finally:
+            with self._lock:
+                self._create_only.discard(key)
+        info = self._head(key)
+        if info is None:
+            raise rcetl.TransientError(f"{self.name}: {key} is not visible right after its upload")
+        return info
+
+    def _verify(self, blob: rcetl.SpooledBlob, info: rcetl.ObjectStoreSink.ObjectInfo) -> None:
+        reported = info.checksums.get("sha256_s3")
+        if reported is None:
+            raise rcetl.IntegrityError(
+                f"{self.name}: the store reported no SHA-256 checksum",
+                hint="the S3-compatible store may not support additional checksums",
+            )
+        if info.size != blob.size:
+            self._expect(blob, "size", str(blob.size), str(info.size))
+        if blob.size < self.config.multipart_threshold:
+            self._expect(blob, "sha256", blob.sha256, _hex(reported))
+            return
+        # Multipart: S3 reports base64(sha256(part digests)) (with "-N" on real S3). One local
+        # pass yields both that composite and the whole-file digest.
+        whole, composite = _composite_sha256(
+            blob.path, _part_size(self.config.multipart_chunksize, blob.size)
+        )
+        self._expect(blob, "sha256", blob.sha256, whole)
+        self._expect(blob, "S3 composite sha256", composite, reported.split("-", 1)[0])
+
+    def _put_small(self, key: str, data: bytes, content_type: str) -> None:
+        self.client.put_object(
+            Bucket=self.config.bucket, Key=key, Body=data, **self._write_args(content_type)
+        )
+
+    def _open(self, key: str) -> BinaryIO:
+        return self.client.get_object(Bucket=self.config.bucket, Key=key)["Body"]
+
+    def _delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.config.bucket, Key=key)
+
+    def _classify(self, exc: BaseException) -> rcetl.RcetlError | None:
+        return _classify(exc, self.config.bucket)
+
+
+def _hex(b64: str) -> str:
+    return base64.b64decode(b64.split("-", 1)[0]).hex()
+
+
+def _part_size(chunksize: int, size: int) -> int:
+    """The part size s3transfer really uses (it grows parts to stay under 10,000)."""
+    from s3transfer.utils import ChunksizeAdjuster
+
+    return ChunksizeAdjuster().adjust_chunksize(chunksize, size)
+
+
+def _composite_sha256(path: str, part_size: int) -> tuple[str, str]:
+    whole = hashlib.sha256()
+    digests = []
+    with open(path, "rb") as fh:
+        while part := fh.read(part_size):
+            whole.update(part)
+            digests.append(hashlib.sha256(part).digest())
+    return whole.hexdigest(), base64.b64encode(hashlib.sha256(b"".join(digests)).digest()).decode()
+
+
+def _client_error(exc: BaseException | None) -> Any:
+    """The botocore ClientError behind an exception (boto3 wraps them in S3UploadFailedError)."""
+    from botocore.exceptions import ClientError
+
+    seen = 0
+    while exc is not None and seen < 5:
+        if isinstance(exc, ClientError):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
+
+
+def _code(exc: BaseException) -> str:
+    err = _client_error(exc)
+    if err is None:
+        return ""
+    return str(err.response.get("Error", {}).get("Code", "")) or str(
+        err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "")
+    )
+
+
+_TRANSIENT_CODES = {
+    "SlowDown",
+    "InternalError",
+    "ServiceUnavailable",
+    "RequestTimeout",
+    "503",
+    "500",
+    "Throttling",
+}
+_CREDENTIAL_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "403"}
+_DIGEST_CODES = {"BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch", "InvalidChecksum"}
+
+
+def _classify(exc: BaseException, bucket: str) -> rcetl.RcetlError | None:
+    from botocore import exceptions as bx
+
+    if isinstance(exc, (bx.NoCredentialsError, bx.PartialCredentialsError, bx.ProfileNotFound)):
+        return rcetl.ConfigError(
+            f"no usable AWS credentials: {exc}", hint="set a profile, AWS_* variables or the sink's keys"
+        )
+    if isinstance(
+        exc,
+        (bx.EndpointConnectionError, bx.ConnectionClosedError, bx.ReadTimeoutError, bx.ConnectTimeoutError),
+    ):
+        return rcetl.TransientError(f"S3 unreachable: {exc}", hint="retried on the next run")
+    code = _code(exc)
+    if not code:
+        return None
+    if code in ("NoSuchBucket", "404") or (code == "NotFound"):
+        return rcetl.ConfigError(
+            f"bucket {bucket!r} does not exist", hint="create it, fix `bucket:`, or set create_bucket: true"
+        )
+    if code in _CREDENTIAL_CODES:
+        return rcetl.PermanentError(
+            f"S3 refused the request ({code})", hint="check the credentials and the bucket policy"
+        )
+    if code in _DIGEST_CODES:
+        return rcetl.IntegrityError(f"S3 rejected the upload's checksum ({code})")
+    if code in _TRANSIENT_CODES or code.startswith("5"):
+        return rcetl.TransientError(f"S3 fault ({code})", hint="retried on the next run")
+    return rcetl.PermanentError(f"S3 error {code}: {exc}")
+
+
+@rcetl.hookimpl
+def rcetl_sinks() -> list[rcetl.SinkSpec]:
+    return [
+        rcetl.SinkSpec(
+            name="s3",
+            config=S3Config,
+            factory=S3Sink,
+            kinds=frozenset({"blobs"}),
+            description="Amazon S3 or an S3-compatible store: multipart, SHA-256 verified, create-only.",
+        )
+    ]
