@@ -108,8 +108,10 @@ def build_pipeline(loaded: LoadedYaml, pm: PluginManager, file: Path) -> Pipelin
     connections = _connections(model, shorthand, pm, c)
     sources = _sources(model, connections, pm, c)
     streams = {s: src.name for src in sources for s in src.spec.streams}
+    before = len(c.problems)
     sinks = _sinks(model, streams, pm, c)
-    _routing(sources, sinks, c)
+    if len(c.problems) == before:  # a broken sink would only cascade into routing errors
+        _routing(sources, sinks, c)
     if c.problems:
         raise PipelineFileError(loaded.filename, c.problems)
 
