@@ -42,6 +42,12 @@ def _seconds(moment: datetime | float | None) -> float:
     return float(moment)
 
 
+def _lost_migration_race(exc: sa.exc.DBAPIError) -> bool:
+    """Another process created the same table or version row a moment earlier."""
+    text = str(exc.orig).lower()
+    return isinstance(exc, sa.exc.IntegrityError) or "already exists" in text or "duplicate" in text
+
+
 def encode_key(key: Key) -> str:
     """A natural key as stored: JSON, so 42 and "42" stay distinct and 2**63-1 stays exact."""
     if isinstance(key, bool) or not isinstance(key, (str, int)):
@@ -106,15 +112,15 @@ class StateStore:
         with self._ready_lock:
             if self._ready:
                 return
-            for attempt in range(_RACE_ATTEMPTS):
-                try:
-                    with reported(self._url, "creating or upgrading the tables"):
+            with reported(self._url, "creating or upgrading the tables"):
+                for attempt in range(_RACE_ATTEMPTS):
+                    try:
                         self.schema_version = migrate(self._begin, self.tables, self._migrations)
-                    break
-                except Exception:
-                    if attempt == _RACE_ATTEMPTS - 1:
-                        raise
-                    time.sleep(0.05 * (attempt + 1))  # another process was migrating: look again
+                        break
+                    except sa.exc.DBAPIError as exc:
+                        if not _lost_migration_race(exc) or attempt == _RACE_ATTEMPTS - 1:
+                            raise
+                        time.sleep(0.05 * (attempt + 1))  # another process was migrating: look again
             self._ready = True
 
     def _write(self, action: str, work: Callable[[sa.Connection], Any]) -> Any:
