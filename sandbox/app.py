@@ -1,0 +1,135 @@
+"""The WSGI application: routing, authentication, rate limiting, faults, counting.
+
+One instance serves both entry points; ``media=True`` marks the media one (the only one that
+accepts ``?access_token=``, as media.ringcentral.com is).
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
+
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Request, Response
+
+from .auth import Credentials, TokenStore
+from .clock import ScaledClock
+from .counters import Counters
+from .ctx import Ctx
+from .errors import ApiError, not_found, rate_exceeded
+from .faults import FaultPlan
+from .model import AccountData
+from .ratelimit import RateLimiter
+from .render import Urls
+from .routes import ROUTES, Route
+from .web import error_response, json_response
+
+if TYPE_CHECKING:
+    from .server import Sandbox
+
+
+class SandboxApp:
+    def __init__(self, owner: Sandbox, accounts: list[AccountData], credentials: Credentials, clock: ScaledClock,
+                 limiter: RateLimiter, faults: FaultPlan, urls: Urls) -> None:
+        self.owner, self.accounts, self.credentials = owner, accounts, credentials
+        self.clock, self.limiter, self.faults, self.urls = clock, limiter, faults, urls
+        self.tokens = TokenStore(clock)
+        self.counters = Counters()
+        self.routes = {f"{r.method} {r.rule}": r for r in ROUTES}
+        self.url_map = Map([Rule(r.rule, endpoint=f"{r.method} {r.rule}", methods=[r.method]) for r in ROUTES],
+                           strict_slashes=False)
+
+    def platform(self, environ, start_response):
+        return self.handle(environ, start_response, media=False)
+
+    def media(self, environ, start_response):
+        return self.handle(environ, start_response, media=True)
+
+    def handle(self, environ: dict, start_response, media: bool) -> Iterable[bytes]:
+        request = Request(environ)
+        try:
+            endpoint, values = self.url_map.bind_to_environ(environ).match()
+        except (NotFound, MethodNotAllowed) as e:
+            resp = self._unrouted(e)
+        else:
+            route = self.routes[endpoint]
+            resp = self._dispatch(Ctx(self, request, route.group, media), route, values, environ)
+        self.counters.response(resp.status_code)
+        resp.response = self._count_bytes(resp.response)
+        return resp(environ, start_response)
+
+    @staticmethod
+    def _unrouted(e: HTTPException) -> Response:
+        if isinstance(e, MethodNotAllowed):
+            return json_response(ApiError(405, "CMN-405", "Method not allowed").body(), 405)
+        return json_response(ApiError(404, "CMN-102", "Resource not found").body(), 404)
+
+    def _dispatch(self, ctx: Ctx, route: Route, values: dict[str, Any], environ: dict) -> Response:
+        self.counters.request(route.name, route.group)
+        faults = self.faults.next() if route.kind == "api" and self.faults else []
+        kinds = {f.kind: f for f in faults}
+        if "revoke" in kinds:
+            self.tokens.revoke_all()
+        try:
+            if route.kind == "api":
+                self._authorize(ctx, values.pop("acct"))
+                if "429" in kinds:
+                    ctx.verdict = self.limiter.punish((ctx.session.account, ctx.session.owner_id, self.credentials.client_id), route.group)
+                    raise rate_exceeded(ctx.verdict.headers())
+                if "5xx" in kinds:
+                    status = kinds["5xx"].status
+                    raise ApiError(status, "CMN-211" if status == 503 else "CMN-500",
+                                   "Service Temporarily Unavailable" if status == 503 else "Internal Server Error")
+            resp = route.handler(ctx, **values)
+        except ApiError as e:
+            resp = error_response(e)
+        if ctx.verdict is not None:
+            for k, v in ctx.verdict.headers().items():
+                resp.headers.setdefault(k, v)
+        resp.headers.setdefault("RCRequestId", f"sbx-{self.counters.requests:08d}")
+        if "slow" in kinds:
+            time.sleep(kinds["slow"].delay)
+        if "drop" in kinds:
+            resp.response = _dropping(resp.response, int(resp.headers.get("Content-Length") or 0), environ.get("werkzeug.socket"))
+        return resp
+
+    def _authorize(self, ctx: Ctx, acct: str) -> None:
+        header = ctx.request.headers.get("Authorization")
+        token = None
+        if header:
+            scheme, _, value = header.partition(" ")
+            if scheme.lower() == "bearer":
+                token = value.strip()
+        elif ctx.media and "access_token" in ctx.args:
+            token = ctx.args["access_token"]
+        if token is None:
+            raise ApiError(401, "AGW-401", "Authorization header is not specified")
+        ctx.session = self.tokens.authenticate(token)
+        data = self.accounts[ctx.session.account]
+        if acct not in ("~", data.account_id):
+            raise not_found("accountId", acct)
+        ctx.data = data
+        ctx.meter(ctx.session.account, ctx.session.owner_id)
+
+    def _count_bytes(self, body: Iterable[bytes]) -> Iterator[bytes]:
+        for chunk in body:
+            self.counters.sent(len(chunk))
+            yield chunk
+
+
+def _dropping(body: Iterable[bytes], size: int, sock: socket.socket | None) -> Iterator[bytes]:
+    """Half the body, then the connection goes away, as a flaky network would do it."""
+    left = size // 2
+    for chunk in body:
+        if left <= 0:
+            break
+        yield chunk[:left]
+        left -= len(chunk[:left])
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+    raise ConnectionAbortedError("sandbox fault: connection dropped")

@@ -1,0 +1,208 @@
+"""Call log: list, get by id (batch of up to 50), call-log-sync and call-log-extract-sync."""
+
+from __future__ import annotations
+
+import base64
+import bisect
+import hashlib
+import json
+from typing import Any
+
+from werkzeug.wrappers import Response
+
+from .ctx import Ctx, check_batch
+from .errors import ApiError, invalid_parameter, not_found
+from .model import Call
+from .render import call_record, iso
+from .web import enum_list, int_param, bool_param, json_response, multipart_mixed, paged
+
+DAY_MS = 86_400_000
+ISYNC_LIMIT = 250
+DIRECTIONS, TYPES = ("Inbound", "Outbound"), ("Voice", "Fax")
+VIEWS = ("Simple", "Detailed")
+
+
+def _view(ctx: Ctx) -> bool:
+    view = ctx.args.get("view", "Simple")
+    if view not in VIEWS:
+        raise invalid_parameter("view", view)
+    return view == "Detailed"
+
+
+def _recording_filter(ctx: Ctx):
+    rtype = ctx.args.get("recordingType")
+    if rtype is not None and rtype not in ("Automatic", "OnDemand", "All"):
+        raise invalid_parameter("recordingType", rtype)
+    with_rec = bool_param(ctx.args, "withRecording", False)
+    if rtype in ("Automatic", "OnDemand"):
+        return lambda c: c.recording is not None and c.recording.type == rtype
+    if rtype == "All" or with_rec:
+        return lambda c: c.recording is not None
+    return None
+
+
+def _scope(ctx: Ctx, ext: str | None) -> int | None:
+    return None if ext is None else ctx.extension_id(ext)
+
+
+def _render(ctx: Ctx, detailed: bool):
+    return lambda c: call_record(c, ctx.urls, ctx.account_id, detailed)
+
+
+def list_calls(ctx: Ctx, ext: str | None = None) -> Response:
+    data, args = ctx.data, ctx.args
+    owner = _scope(ctx, ext)
+    detailed = _view(ctx)
+    per_page = int_param(args, "perPage", 100, hi=1000, allow_max=True)
+    page = int_param(args, "page", 1)
+    date_to = ctx.date("dateTo", ctx.now_ms())
+    date_from = ctx.date("dateFrom", date_to - DAY_MS)  # the 24-hour default that bites archivers
+    directions = enum_list(args, "direction", DIRECTIONS)
+    types = enum_list(args, "type", TYPES)
+    show_deleted = bool_param(args, "showDeleted", False)
+    rec = _recording_filter(ctx)
+    session_id, tsid = args.get("sessionId"), args.get("telephonySessionId")
+    phone, ext_number = args.get("phoneNumber"), args.get("extensionNumber")
+    with data.lock:
+        lo = bisect.bisect_left(data.call_starts, date_from)
+        hi = bisect.bisect_right(data.call_starts, date_to)
+        window = data.calls[lo:hi]
+    selected: list[Call] = []
+    for c in reversed(window):  # newest first
+        if (owner is not None and c.extension_id != owner) or (c.deleted and not show_deleted):
+            continue
+        if (directions and c.direction not in directions) or (types and c.type not in types):
+            continue
+        if (rec and not rec(c)) or (session_id and c.session_id != session_id) or (tsid and c.telephony_session_id != tsid):
+            continue
+        if phone and phone.lstrip("+") not in {str(p[0] or "").lstrip("+") for p in (c.from_party, c.to_party)}:
+            continue
+        if ext_number and ext_number not in {p[1] for p in (c.from_party, c.to_party)}:
+            continue
+        selected.append(c)
+    params = ctx.params()
+    for name, value in (("view", "Simple" if not detailed else "Detailed"), ("dateFrom", iso(date_from)), ("perPage", str(per_page))):
+        if name not in args:
+            params.append((name, value))
+    return json_response(paged(selected, _render(ctx, detailed), page, per_page, ctx.base(), params, totals=False))
+
+
+def get_calls(ctx: Ctx, ids: str, ext: str | None = None) -> Response:
+    owner = _scope(ctx, ext)
+    detailed = _view(ctx)
+    wanted = [i for i in ids.split(",") if i]
+    check_batch(wanted, 50)
+    found = []
+    for cid in wanted:
+        c = ctx.data.calls_by_id.get(cid)
+        found.append(c if c is not None and (owner is None or c.extension_id == owner) else None)
+    if len(wanted) == 1:
+        if found[0] is None:
+            raise not_found("callRecordId", wanted[0])
+        return json_response(call_record(found[0], ctx.urls, ctx.account_id, detailed))
+    entries = []
+    for cid, c in zip(wanted, found):
+        href = f"{ctx.base().rsplit('/', 1)[0]}/{cid}"
+        if c is None:
+            entries.append((href, 404, not_found("callRecordId", cid).body()))
+        else:
+            entries.append((href, 200, call_record(c, ctx.urls, ctx.account_id, detailed)))
+    return multipart_mixed(entries, _boundary(ids))
+
+
+def _boundary(seed: str) -> str:
+    n = int(hashlib.md5(seed.encode()).hexdigest()[:12], 16)
+    return f"Boundary_{n % 100}_{n // 100 % 10**8}_1351669531796"
+
+
+# --- sync tokens: opaque to clients, a position in the account's modification sequence --------
+
+def encode_token(**state: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(state, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def decode_token(raw: str | None, kind: str) -> dict[str, Any]:
+    if not raw:
+        raise ApiError(400, "CMN-101", "Parameter [syncToken] is required for ISync", parameterName="syncToken")
+    try:
+        state = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        if state.get("k") != kind:
+            raise ValueError
+        return state
+    except (ValueError, TypeError, AttributeError):
+        raise invalid_parameter("syncToken", raw) from None
+
+
+def _status_group(ctx: Ctx):
+    groups = enum_list(ctx.args, "statusGroup", ("Missed", "All"))
+    if groups and "All" not in groups:
+        return lambda c: c.result in ("Missed", "Voicemail")
+    return None
+
+
+def sync(ctx: Ctx, ext: str | None = None) -> Response:
+    data, args = ctx.data, ctx.args
+    owner = _scope(ctx, ext)
+    detailed = _view(ctx)
+    sync_type = args.get("syncType", "FSync")
+    if sync_type not in ("FSync", "ISync"):
+        raise invalid_parameter("syncType", sync_type)
+    status = _status_group(ctx)
+    rec = _recording_filter(ctx)
+    scope = "" if owner is None else str(owner)
+    with data.lock:
+        calls = list(data.calls)
+        seq = data.seq
+
+    def keep(c: Call) -> bool:
+        return (owner is None or c.extension_id == owner) and (not status or status(c)) and (not rec or rec(c))
+
+    if sync_type == "FSync":
+        count = int_param(args, "recordCount", ISYNC_LIMIT, hi=ISYNC_LIMIT)
+        date_from = ctx.date("dateFrom", 0)
+        records = [c for c in reversed(calls) if c.start_ms >= date_from and not c.deleted and keep(c)][:count]
+    else:
+        state = decode_token(args.get("syncToken"), "clg")
+        if state.get("scope") != scope:
+            raise invalid_parameter("syncToken", args.get("syncToken"), "token of another extension")
+        show_deleted = bool_param(args, "showDeleted", False)
+        changed = [c for c in calls if c.seq > state["seq"] and keep(c) and (show_deleted or not c.deleted)]
+        if len(changed) > ISYNC_LIMIT:
+            raise ApiError(400, "CLG-104", "Parameter [syncToken] is invalid [max sync record number limit is exceeded]",
+                           parameterName="syncToken")
+        records = sorted(changed, key=lambda c: c.start_ms, reverse=True)
+    token = encode_token(k="clg", scope=scope, seq=seq)
+    return json_response({
+        "uri": ctx.full_url(),
+        "records": [call_record(c, ctx.urls, ctx.account_id, detailed) for c in records],
+        "syncInfo": {"syncType": sync_type, "syncToken": token, "syncTime": iso(ctx.now_ms())},
+    })
+
+
+def extract_sync(ctx: Ctx) -> Response:
+    """Every record modified after a time, oldest modification first, resumable by token."""
+    data, args = ctx.data, ctx.args
+    detailed = _view(ctx)
+    sync_type = args.get("syncType", "FSync")
+    if sync_type not in ("FSync", "ISync"):
+        raise invalid_parameter("syncType", sync_type)
+    if sync_type == "FSync":
+        count = int_param(args, "recordCount", 250, hi=1000)
+        after = (ctx.date("dateFrom", ctx.now_ms() - 3_600_000) - 1, "")
+    else:
+        state = decode_token(args.get("syncToken"), "xclg")
+        count, after = state["n"], (state["lm"], state["id"])
+    with data.lock:
+        calls = sorted((c for c in data.calls if (c.last_modified_ms, c.id) > after), key=lambda c: (c.last_modified_ms, c.id))
+    page = calls[:count]
+    # Records modified in the same millisecond as the last one come too, as the spec warns.
+    while len(page) < len(calls) and page and calls[len(page)].last_modified_ms == page[-1].last_modified_ms:
+        page.append(calls[len(page)])
+    last = (page[-1].last_modified_ms, page[-1].id) if page else after
+    token = encode_token(k="xclg", lm=last[0], id=last[1], n=count)
+    return json_response({
+        "uri": ctx.full_url(),
+        "records": [call_record(c, ctx.urls, ctx.account_id, detailed) for c in page],
+        "syncInfo": {"syncType": sync_type, "syncToken": token, "syncTime": iso(ctx.now_ms()),
+                     "newerRecordsExist": len(page) < len(calls)},
+    })

@@ -1,0 +1,258 @@
+"""A seeded generator of a realistic RingCentral account.
+
+Each account is a pure function of (seed, account index, anchor, profile). Calls and messages
+are spread over the 60 days before the anchor, with a few calls 90-120 days old so that
+recording retention can be exercised. Binaries are recipes (see :mod:`binaries`), never stored.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+from functools import partial
+
+from . import binaries
+from .ids import BEYOND_FLOAT, alnum_id, det_int, det_rng
+from .model import AccountData, Attachment, Call, Extension, Message, Recording
+from .options import Profile
+
+DAY_MS = 86_400_000
+RETENTION_DAYS = 90
+RETENTION_COUNT = 100_000
+
+FIRST = ["Alice", "Bob", "Carmen", "Dmitri", "Eve", "Fatima", "Gustavo", "Hiro", "Ines", "Jamal", "Kai", "Lena"]
+LAST = ["Anders", "Brown", "Chen", "Diaz", "Evans", "Fischer", "Garcia", "Huang", "Ivanova", "Jones", "Kim", "Lopez"]
+# Names a careless archiver turns into broken paths, terminal escapes or mojibake.
+HOSTILE_NAMES = ["José Müller-Łukasz 李小龍 📞", "Mallory\x1b[31m Red\nNewline\t", "O'Brien; DROP TABLE calls;--"]
+HOSTILE_FILE_NAMES = ["../../etc/passwd", "photo\x1b[2J\r\n.png", "Ünïcødé 文件 📷.png", None, "..\\..\\windows\\win.ini"]
+SMS_TEXTS = [
+    "Running 10 min late, sorry!", "Can you send the contract?", "Thanks, received.", "Call me when you can",
+    "Meeting moved to 3pm", "👍", "Ünïcødé test: 你好, привет, مرحبا", "Line one\nLine two\r\nLine three",
+]
+
+
+def _phone(rng: random.Random) -> str:
+    return f"+1{rng.randint(201, 989)}{rng.randint(2000000, 9999999)}"
+
+
+class AccountGenerator:
+    """Builds one account; also makes the records added later while the sandbox runs."""
+
+    def __init__(self, seed: int, index: int, anchor: datetime, profile: Profile, recording_bytes: int | None = None):
+        self.seed, self.index, self.profile = seed, index, profile
+        self.anchor_ms = int(anchor.timestamp() * 1000)
+        self.recording_bytes = recording_bytes
+        self.key = (seed, index)  # every id and binary derives from this plus its own parts
+        account_id = str(100_000_000 + det_int(*self.key, "account") % 800_000_000)
+        self.base_ext = 60_000_000_000 + (det_int(*self.key, "ext") % 1_000_000) * 1_000
+        self.data = AccountData(index, account_id, owner_extension_id=self.base_ext + 1)
+        self.calls_made = 0
+        self.messages_made = 0
+        self.recordings_made = 0
+
+    # --- extensions ---------------------------------------------------------------------------
+
+    def extensions(self) -> list[Extension]:
+        p, rng = self.profile, det_rng(*self.key, "extensions")
+        out: list[Extension] = []
+        for i in range(max(1, p.users)):
+            first, last = FIRST[i % len(FIRST)], LAST[(i * 7 + self.index) % len(LAST)]
+            name = f"{first} {last}" if i >= len(HOSTILE_NAMES) or i == 0 else HOSTILE_NAMES[i - 1]
+            out.append(Extension(self.base_ext + 1 + i, str(101 + i), name, "User", first_name=first, last_name=last,
+                                 email=f"{first.lower()}.{last.lower()}{i}@example.com"))
+        if len(out) > 2:
+            out[-1].status = "Disabled"
+        for i in range(p.departments):
+            out.append(Extension(self.base_ext + 500 + i, str(501 + i), f"Queue {i + 1}", "Department"))
+        for i in range(p.ivr):
+            out.append(Extension(self.base_ext + 800 + i, str(801 + i), f"Main IVR {i + 1}", "IvrMenu"))
+        out.append(Extension(self.base_ext + 900, None, "Unassigned", "User", status="Unassigned"))
+        rng.shuffle(out[1:])  # keep the JWT owner (the admin) first
+        return out
+
+    # --- calls --------------------------------------------------------------------------------
+
+    def calls(self, n: int, recordings: int, start_ms: int | None = None, end_ms: int | None = None) -> list[Call]:
+        """``n`` call-log records between start and end (default: the 60 days before the anchor,
+        3% between 120 and 90 days before), ``recordings`` of them with a recording."""
+        batch = self.calls_made
+        rng = det_rng(*self.key, "calls", batch)
+        if start_ms is None:
+            end_ms = self.anchor_ms - 1
+            start_ms = self.anchor_ms - 60 * DAY_MS
+            old = [rng.randint(self.anchor_ms - 120 * DAY_MS, self.anchor_ms - 91 * DAY_MS) for _ in range(n * 3 // 100)]
+            times = old + [rng.randint(start_ms, end_ms) for _ in range(n - len(old))]
+        else:
+            times = [rng.randint(start_ms, end_ms) for _ in range(n)]
+        times.sort()
+        users = [e for e in self.data.extensions if e.type == "User" and e.number]
+        queues = [e for e in self.data.extensions if e.type == "Department"] or users
+        out: list[Call] = []
+        i = 0
+        while i < n:
+            pair = i + 1 < n and rng.random() < 0.05  # a transfer: two records, one telephony session
+            out.extend(self._call_session(rng, times[i], 2 if pair else 1, users, queues, batch, i))
+            i += 2 if pair else 1
+        connected = [c for c in out if c.type == "Voice" and c.result in ("Accepted", "Call connected")]
+        chosen = rng.sample(range(len(connected)), min(recordings, len(connected)))
+        for j in sorted(chosen):
+            self._record(connected[j], rng)
+        self.calls_made += n
+        return out
+
+    def _call_session(self, rng, t, parts, users, queues, batch, i) -> list[Call]:
+        tsid = f"s-a0d{det_int(*self.key, 'tsid', batch, i):016x}z{rng.randint(0, 0xFFFFF):05x}0000"
+        session_id = str(10_000_000_000 + det_int(*self.key, "session", batch, i) % 90_000_000_000)
+        kind = rng.choices(["in", "out", "internal", "fax"], [45, 35, 15, 5])[0] if parts == 1 else "in"
+        owner = rng.choice(users)
+        external = (_phone(rng), None, None, rng.choice([None, f"{rng.choice(FIRST)} {rng.choice(LAST)}", "WIRELESS CALLER"]), None)
+        me = (f"+1650555{owner.number.zfill(4)[-4:]}", owner.number, str(owner.id), owner.name, None)
+        if kind == "internal":
+            other = rng.choice(users)
+            me = (None, owner.number, str(owner.id), owner.name, None)
+            external = (None, other.number, str(other.id), other.name, None)
+        direction = "Outbound" if kind == "out" or (kind == "fax" and rng.random() < 0.4) else "Inbound"
+        if kind == "fax":
+            action = "Outgoing Fax" if direction == "Outbound" else "Incoming Fax"
+            result, reason = ("Sent", "Accepted") if direction == "Outbound" else ("Received", "Accepted")
+        elif direction == "Outbound":
+            action = rng.choice(["VoIP Call", "RingOut PC", "Phone Call"])
+            result, reason = rng.choices(
+                [("Call connected", "Connected"), ("No Answer", "Not Answered"), ("Busy", "Line Busy"), ("Hang Up", "Hang Up")],
+                [75, 12, 8, 5])[0]
+        else:
+            action = "Phone Call" if kind == "in" else "VoIP Call"
+            result, reason = rng.choices(
+                [("Accepted", "Accepted"), ("Missed", "Not Answered"), ("Voicemail", "Not Answered"), ("Rejected", "Rejected")],
+                [65, 18, 14, 3])[0]
+        if rng.random() < 0.1:
+            reason = None  # optional fields really go missing sometimes
+        live = result in ("Accepted", "Call connected", "Sent", "Received")
+        duration = int(rng.lognormvariate(4.5, 1.0)) + 5 if live else rng.randint(0, 40)
+        transport = "VoIP" if kind == "internal" or action == "VoIP Call" else "PSTN"
+        frm, to = (external, me) if direction == "Inbound" else (me, external)
+        out = []
+        for part in range(parts):
+            ext = owner if part == 0 else rng.choice(queues + users)
+            start = t + part * rng.randint(5_000, 60_000)
+            dur_ms = duration * 1000 + rng.randint(0, 999)
+            cid = alnum_id(15, *self.key, "call", batch, i + part)
+            out.append(Call(
+                id=cid, session_id=session_id, telephony_session_id=tsid, start_ms=start, duration_ms=dur_ms,
+                type="Fax" if kind == "fax" else "Voice", direction=direction,
+                action="Transfer" if part else action, result=result, reason=reason,
+                from_party=frm, to_party=to if part == 0 else (None, ext.number, str(ext.id), ext.name, None),
+                extension_id=ext.id, transport=transport,
+                last_modified_ms=start + dur_ms + rng.randint(1_000, 30_000), seq=self.data.next_seq(),
+                deleted=rng.random() < 0.01, legs=2 if parts > 1 or kind == "internal" else 1,
+            ))
+        return out
+
+    def _record(self, call: Call, rng: random.Random) -> None:
+        n = self.recordings_made
+        self.recordings_made += 1
+        rid = str(3_000_000_000 + det_int(*self.key, "recording", n) % 6_000_000_000)
+        seconds = call.duration_ms // 1000
+        audio = min(seconds, self.profile.audio_seconds)
+        if self.recording_bytes is not None:
+            blob = partial(binaries.wav, self.key, rid, 0, "audio/wav", self.recording_bytes)
+        elif rng.random() < 0.75:
+            blob = partial(binaries.mp3, self.key, rid, audio)
+        else:
+            blob = partial(binaries.wav, self.key, rid, audio, "audio/wav")
+        b = blob()
+        call.recording = Recording(rid, call.id, rng.choice(["Automatic"] * 4 + ["OnDemand"]), seconds, blob, b.size, b.content_type)
+
+    # --- messages -----------------------------------------------------------------------------
+
+    def messages(self, n: int, start_ms: int | None = None, end_ms: int | None = None) -> list[Message]:
+        batch = self.messages_made
+        rng = det_rng(*self.key, "messages", batch)
+        if start_ms is None:
+            start_ms, end_ms = self.anchor_ms - 60 * DAY_MS, self.anchor_ms - 1
+        times = sorted(rng.randint(start_ms, end_ms) for _ in range(n))
+        users = [e for e in self.data.extensions if e.type == "User" and e.number]
+        threads: dict[int, tuple] = {}
+        out = []
+        for i, t in enumerate(times):
+            k = batch + i
+            kind = ["SMS", "MMS", "Fax", "VoiceMail"][k % 4] if k < 12 else rng.choices(["SMS", "MMS", "Fax", "VoiceMail"], [55, 10, 15, 20])[0]
+            owner = users[k % len(users)] if k < 12 else rng.choice(users)
+            mid = (BEYOND_FLOAT + k * 1_000 + det_int(*self.key, "msg", k) % 997) if k % 3 == 1 else \
+                1_000_000_000 + k * 1_000 + det_int(*self.key, "msg", k) % 997
+            out.append(self._message(rng, k, mid, t, kind, owner, threads))
+        self.messages_made += n
+        return out
+
+    def _message(self, rng, k, mid, t, kind, owner, threads) -> Message:
+        direction = "Inbound" if kind in ("VoiceMail",) or rng.random() < 0.6 else "Outbound"
+        me = (f"+1650555{owner.number.zfill(4)[-4:]}", owner.number, str(owner.id), owner.name, None)
+        if kind in ("SMS", "MMS") and threads and rng.random() < 0.6:
+            conv, peer = rng.choice(list(threads.items()))
+        else:
+            conv = 7_000_000_000_000_000_000 + det_int(*self.key, "conv", k) % 2_000_000_000_000_000_000
+            peer = (_phone(rng), None, None, rng.choice([None, rng.choice(FIRST), HOSTILE_NAMES[1]]), None)
+            if kind in ("SMS", "MMS"):
+                threads[conv] = peer
+        frm, to = (peer, [me]) if direction == "Inbound" else (me, [peer])
+        atts: list[Attachment] = []
+        fields: dict = {}
+        subject = None
+
+        def attach(type_, blob, file_name=None, vm=None):
+            aid = mid + 1 + len(atts) if mid >= BEYOND_FLOAT else mid * 10 + 1 + len(atts)
+            b = blob()
+            atts.append(Attachment(aid, mid, type_, b.content_type, blob, b.size, file_name, vm))
+
+        if kind in ("SMS", "MMS"):
+            subject = SMS_TEXTS[k % len(SMS_TEXTS)] if k < 12 else rng.choice(SMS_TEXTS)
+            attach("Text", partial(binaries.text, subject))
+            if kind == "MMS":
+                name = HOSTILE_FILE_NAMES[(k // 4) % len(HOSTILE_FILE_NAMES)] if k < 40 else f"IMG_{k:04d}.png"
+                attach("MmsAttachment", partial(binaries.png, self.key, mid), name)
+            fields.update(smsDeliveryTime=None, conversation=True,
+                          messageStatus="Received" if direction == "Inbound" else "Delivered")
+        elif kind == "Fax":
+            pages = rng.randint(1, 4)
+            subject = rng.choice([None, "Fax: invoice", "Ünïcødé fax 文件"])
+            attach("RenderedDocument", partial(binaries.pdf, self.key, mid, pages), rng.choice([None, f"fax-{k}.pdf", "Ünïcødé 文件 📠.pdf"]))
+            fields.update(faxPageCount=pages, faxResolution=rng.choice(["High", "Low"]), coverIndex=0,
+                          messageStatus="Received" if direction == "Inbound" else "Sent")
+        else:
+            seconds = rng.randint(3, 90)
+            audio = min(seconds, self.profile.audio_seconds)
+            attach("AudioRecording", partial(binaries.wav, self.key, f"vm{mid}", audio, "audio/x-wav"), None, seconds)
+            transcript = rng.choice(["Hi, this is a message about your order. Please call back.",
+                                     "Hallo, Rückruf bitte. 谢谢", "(inaudible)"])
+            attach("AudioTranscription", partial(binaries.text, transcript))
+            fields.update(vmTranscriptionStatus="Completed", messageStatus="Received")
+        roll = rng.random()
+        availability = "Deleted" if roll < 0.04 else "Purged" if roll < 0.06 else "Alive"
+        msg_type = "SMS" if kind == "MMS" else kind
+        return Message(
+            id=mid, extension_id=owner.id, type=msg_type, direction=direction, creation_ms=t,
+            last_modified_ms=t + rng.randint(0, 5_000), seq=self.data.next_seq(), from_party=frm, to_parties=to,
+            conversation_id=conv if msg_type == "SMS" else None, subject=subject, attachments=atts,
+            availability=availability, read_status=rng.choice(["Read", "Read", "Unread"]),
+            message_status=fields.pop("messageStatus"), fields={k: v for k, v in fields.items() if v is not None and k != "conversation"},
+        )
+
+    # --- whole account ------------------------------------------------------------------------
+
+    def build(self) -> AccountData:
+        p = self.profile
+        self.data.extensions = self.extensions()
+        for c in self.calls(p.calls, p.recordings):
+            self.data.add_call(c)
+        for m in self.messages(p.messages):
+            self.data.add_message(m)
+        apply_retention(self.data, self.anchor_ms)
+        return self.data
+
+
+def apply_retention(data: AccountData, anchor_ms: int) -> None:
+    """Recordings older than 90 days, or beyond the newest 100,000, are gone (content 404)."""
+    cutoff = anchor_ms - RETENTION_DAYS * DAY_MS
+    recs = sorted(data.recordings.values(), key=lambda r: data.calls_by_id[r.call_id].start_ms, reverse=True)
+    for rank, r in enumerate(recs):
+        r.available = rank < RETENTION_COUNT and data.calls_by_id[r.call_id].start_ms >= cutoff

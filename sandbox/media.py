@@ -1,0 +1,48 @@
+"""Recording metadata, recording content and message attachment content (the media entry point)."""
+
+from __future__ import annotations
+
+from werkzeug.wrappers import Response
+
+from .ctx import Ctx
+from .errors import invalid_parameter, not_found
+from .render import recording_info
+from .web import binary_response, json_response
+
+
+def _disposition(ctx: Ctx) -> tuple[str | None, str | None]:
+    disp = ctx.args.get("contentDisposition")
+    if disp is not None and disp not in ("Inline", "Attachment"):
+        raise invalid_parameter("contentDisposition", disp)
+    return disp, ctx.args.get("contentDispositionFilename")
+
+
+def recording(ctx: Ctx, rid: str) -> Response:
+    rec = ctx.data.recordings.get(rid)
+    if rec is None or not rec.available:
+        raise not_found("recordingId", rid)
+    return json_response(recording_info(rec, ctx.urls, ctx.account_id))
+
+
+def recording_content(ctx: Ctx, rid: str) -> Response:
+    rec = ctx.data.recordings.get(rid)
+    if rec is None or not rec.available:
+        raise not_found("recordingId", rid)  # retention: past 90 days or 100,000 recordings
+    disp, name = _disposition(ctx)
+    return binary_response(rec.blob(), ctx.request.headers.get("Range"), disp, name)
+
+
+def attachment_content(ctx: Ctx, ext: str, mid: str, aid: str) -> Response:
+    owner = ctx.extension_id(ext)
+    try:
+        message_id, attachment_id = int(mid), int(aid)
+    except ValueError:
+        raise not_found("attachmentId", aid) from None
+    msg = ctx.data.messages_by_id.get(message_id)
+    if msg is None or msg.extension_id != owner:
+        raise not_found("messageId", mid)
+    att = ctx.data.attachment(message_id, attachment_id)
+    if att is None:
+        raise not_found("attachmentId", aid)
+    disp, name = _disposition(ctx)
+    return binary_response(att.blob(), ctx.request.headers.get("Range"), disp, name)

@@ -1,0 +1,153 @@
+"""Message store: list, get by id (batch), delete/purge and message-sync."""
+
+from __future__ import annotations
+
+import hashlib
+
+from werkzeug.wrappers import Response
+
+from .calllog import decode_token, encode_token
+from .ctx import Ctx
+from .errors import invalid_parameter, not_found
+from .model import Message
+from .render import iso, message_json, message_stub
+from .web import MULTIPART_JSON, bool_param, enum_list, int_param, json_response, multipart_json, multipart_mixed, paged
+
+DAY_MS = 86_400_000
+MESSAGE_TYPES = ("Fax", "SMS", "VoiceMail", "Pager")
+AVAILABILITY = ("Alive", "Deleted", "Purged")
+
+
+def _owned(ctx: Ctx, ext: str) -> tuple[int, list[Message]]:
+    owner = ctx.extension_id(ext)
+    with ctx.data.lock:
+        return owner, [m for m in ctx.data.messages if m.extension_id == owner]
+
+
+def _common_filter(ctx: Ctx):
+    args = ctx.args
+    directions = enum_list(args, "direction", ("Inbound", "Outbound"))
+    types = enum_list(args, "messageType", MESSAGE_TYPES)
+    conv = args.get("conversationId")
+    try:
+        conv_id = int(conv) if conv else None
+    except ValueError:
+        raise invalid_parameter("conversationId", conv) from None
+    return lambda m: ((not directions or m.direction in directions) and (not types or m.type in types)
+                      and (conv_id is None or m.conversation_id == conv_id))
+
+
+def _distinct(items: list[Message]) -> list[Message]:
+    seen, out = set(), []
+    for m in items:  # newest first: keep the latest of each conversation
+        key = m.conversation_id if m.conversation_id is not None else ("id", m.id)
+        if key not in seen:
+            seen.add(key)
+            out.append(m)
+    return out
+
+
+def list_messages(ctx: Ctx, ext: str) -> Response:
+    args = ctx.args
+    _, items = _owned(ctx, ext)
+    per_page = int_param(args, "perPage", 100, hi=1000)
+    page = int_param(args, "page", 1)
+    date_to = ctx.date("dateTo", ctx.now_ms())
+    date_from = ctx.date("dateFrom", date_to - DAY_MS)
+    availability = enum_list(args, "availability", AVAILABILITY) or {"Alive"}
+    reads = enum_list(args, "readStatus", ("Read", "Unread"))
+    phone = (args.get("phoneNumber") or "").lstrip("+")
+    common = _common_filter(ctx)
+    selected = [m for m in reversed(items)
+                if date_from <= m.creation_ms <= date_to and m.availability in availability and common(m)
+                and (not reads or m.read_status in reads)
+                and (not phone or phone in {str(p[0] or "").lstrip("+") for p in [m.from_party, *m.to_parties]})]
+    if bool_param(args, "distinctConversations", False):
+        selected = _distinct(selected)
+    params = ctx.params()
+    for name, value in (("dateFrom", iso(date_from)), ("perPage", str(per_page))):
+        if name not in args:
+            params.append((name, value))
+    render = lambda m: message_json(m, ctx.urls, ctx.account_id)  # noqa: E731
+    return json_response(paged(selected, render, page, per_page, ctx.base(), params, totals=True))
+
+
+def _lookup(ctx: Ctx, owner: int, raw: str) -> Message | None:
+    try:
+        m = ctx.data.messages_by_id.get(int(raw))
+    except ValueError:
+        return None
+    return m if m is not None and m.extension_id == owner else None
+
+
+def get_messages(ctx: Ctx, ext: str, ids: str) -> Response:
+    owner = ctx.extension_id(ext)
+    wanted = [i for i in ids.split(",") if i]
+    found = [_lookup(ctx, owner, i) for i in wanted]
+    if len(wanted) == 1:
+        if found[0] is None:
+            raise not_found("messageId", wanted[0])
+        return json_response(message_json(found[0], ctx.urls, ctx.account_id, single=True))
+    base = ctx.base().rsplit("/", 1)[0]
+    entries = [(f"{base}/{i}", 200, message_json(m, ctx.urls, ctx.account_id, single=True)) if m is not None
+               else (f"{base}/{i}", 404, not_found("messageId", i).body()) for i, m in zip(wanted, found)]
+    if MULTIPART_JSON in ctx.request.headers.get("Accept", ""):
+        return multipart_json([(href.rsplit("/", 1)[1], status, body) for href, status, body in entries])
+    n = int(hashlib.md5(ids.encode()).hexdigest()[:12], 16)
+    return multipart_mixed(entries, f"Boundary_{n % 100}_{n // 100 % 10**8}_1351669531796")
+
+
+def delete_messages(ctx: Ctx, ext: str, ids: str) -> Response:
+    """First DELETE moves a message to Deleted, the second (or ``purge=true``) to Purged."""
+    owner = ctx.extension_id(ext)
+    purge = bool_param(ctx.args, "purge", False)
+    wanted = [i for i in ids.split(",") if i]
+    found = [_lookup(ctx, owner, i) for i in wanted]
+    if len(wanted) == 1 and found[0] is None:
+        raise not_found("messageId", wanted[0])
+    now = ctx.now_ms()
+    with ctx.data.lock:
+        for m in found:
+            if m is None:
+                continue
+            m.availability = "Purged" if purge or m.availability != "Alive" else "Deleted"
+            m.last_modified_ms = now
+            m.seq = ctx.data.next_seq()
+    if all(m is not None for m in found):
+        return Response(b"", status=204)
+    base = ctx.base().rsplit("/", 1)[0]
+    entries = [(f"{base}/{i}", 204 if m is not None else 404, {} if m is not None else not_found("messageId", i).body())
+               for i, m in zip(wanted, found)]
+    return multipart_mixed(entries, "Boundary_1_20467_1351669531796")
+
+
+def sync(ctx: Ctx, ext: str) -> Response:
+    args = ctx.args
+    owner, items = _owned(ctx, ext)
+    sync_type = args.get("syncType", "FSync")
+    if sync_type not in ("FSync", "ISync"):
+        raise invalid_parameter("syncType", sync_type)
+    common = _common_filter(ctx)
+    seq = ctx.data.seq
+    older = False
+    if sync_type == "FSync":
+        date_to = ctx.date("dateTo", ctx.now_ms())
+        date_from = ctx.date("dateFrom", date_to - DAY_MS)
+        count = int_param(args, "recordCount", 0, lo=0)
+        picked = [m for m in reversed(items)
+                  if date_from <= m.creation_ms <= date_to and m.availability == "Alive" and common(m)]
+        if count and len(picked) > count:
+            picked, older = picked[:count], True
+        records = [message_json(m, ctx.urls, ctx.account_id) for m in picked]
+    else:
+        state = decode_token(args.get("syncToken"), "msg")
+        if state.get("ext") != owner:
+            raise invalid_parameter("syncToken", args.get("syncToken"), "token of another extension")
+        changed = sorted((m for m in items if m.seq > state["seq"] and common(m)), key=lambda m: m.last_modified_ms, reverse=True)
+        records = [message_json(m, ctx.urls, ctx.account_id) if m.availability == "Alive" else message_stub(m) for m in changed]
+    return json_response({
+        "uri": ctx.full_url(),
+        "records": records,
+        "syncInfo": {"syncType": sync_type, "syncToken": encode_token(k="msg", ext=owner, seq=seq),
+                     "syncTime": iso(ctx.now_ms()), "olderRecordsExist": older},
+    })

@@ -1,0 +1,88 @@
+"""What a sandbox serves and how: size profiles and the options every entry point shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+
+@dataclass(frozen=True)
+class Profile:
+    users: int
+    departments: int
+    ivr: int
+    calls: int
+    recordings: int
+    messages: int
+    # Recordings and voicemails are cut to this many seconds of audio so data sets stay small;
+    # the call's ``duration`` and the recording's metadata keep the real length.
+    audio_seconds: int
+
+
+SIZES: dict[str, Profile] = {
+    "tiny": Profile(users=4, departments=1, ivr=1, calls=40, recordings=12, messages=30, audio_seconds=3),
+    "small": Profile(users=12, departments=2, ivr=1, calls=400, recordings=100, messages=100, audio_seconds=10),
+    "medium": Profile(users=40, departments=4, ivr=2, calls=5_000, recordings=1_500, messages=1_500, audio_seconds=4),
+    "large": Profile(users=200, departments=10, ivr=3, calls=100_000, recordings=30_000, messages=10_000, audio_seconds=1),
+}
+
+# Requests per 60 s window, per (user, app) and group: RingCentral's standard plan.
+DEFAULT_PLAN: dict[str, int] = {"Light": 50, "Medium": 40, "Heavy": 10, "Auth": 5}
+
+
+def start_of_utc_day(now: datetime | None = None) -> datetime:
+    now = now or datetime.now(timezone.utc)
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def parse_anchor(value: str | datetime | None) -> datetime:
+    if value is None:
+        return start_of_utc_day()
+    if isinstance(value, datetime):
+        dt = value
+    else:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+
+
+@dataclass(frozen=True)
+class SandboxOptions:
+    seed: int = 1
+    size: str = "tiny"
+    anchor: datetime = field(default_factory=start_of_utc_day)
+    accounts: int = 1
+    calls: int | None = None
+    recordings: int | None = None
+    messages: int | None = None
+    recording_bytes: int | None = None  # every recording this many bytes (a WAV), for benchmarks
+    time_scale: float = 1.0
+    faults: str | None = None
+    data: Any = None  # path of a --data file, or its parsed mapping
+    limits: bool = True
+    plan: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_PLAN))
+
+    def profile(self) -> Profile:
+        if self.size not in SIZES:
+            raise ValueError(f"unknown size {self.size!r}; choose one of {', '.join(SIZES)}")
+        base = SIZES[self.size]
+        return replace(
+            base,
+            calls=base.calls if self.calls is None else self.calls,
+            recordings=base.recordings if self.recordings is None else self.recordings,
+            messages=base.messages if self.messages is None else self.messages,
+        )
+
+    @classmethod
+    def from_mapping(cls, options: Mapping[str, Any]) -> SandboxOptions:
+        """Build from loose options (a pipeline file's ``sandbox:`` block, keyword arguments)."""
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(options) - known
+        if unknown:
+            raise ValueError(f"unknown sandbox option(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+        values = {k: v for k, v in options.items() if v is not None}
+        if "anchor" in values:
+            values["anchor"] = parse_anchor(values["anchor"])
+        if "plan" in values:
+            values["plan"] = {**DEFAULT_PLAN, **values["plan"]}
+        return cls(**values)

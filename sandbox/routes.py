@@ -1,0 +1,70 @@
+"""Every route the sandbox answers, with its RingCentral throttling group (``x-throttling-group``
+in the spec; a test checks this table against the spec)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from . import admin, calllog, extensions, media, messages, oauth
+
+V1 = "/restapi/v1.0/account/<acct>"
+EXT = V1 + "/extension/<ext>"
+
+
+@dataclass(frozen=True)
+class Route:
+    rule: str
+    method: str
+    name: str
+    group: str | None  # None: not metered
+    handler: Callable
+    kind: str = "api"  # api | oauth | admin
+
+
+ROUTES: list[Route] = [
+    Route("/restapi/oauth/token", "POST", "token", "Auth", oauth.token, "oauth"),
+    Route("/restapi/oauth/revoke", "POST", "revoke", "Auth", oauth.revoke, "oauth"),
+    Route(V1 + "/extension", "GET", "extension-list", "Medium", extensions.list_extensions),
+    Route(V1 + "/call-log", "GET", "account-call-log", "Heavy", calllog.list_calls),
+    Route(V1 + "/call-log/<ids>", "GET", "account-call-log-record", "Heavy", calllog.get_calls),
+    Route(EXT + "/call-log", "GET", "extension-call-log", "Heavy", calllog.list_calls),
+    Route(EXT + "/call-log/<ids>", "GET", "extension-call-log-record", "Heavy", calllog.get_calls),
+    Route(V1 + "/call-log-sync", "GET", "account-call-log-sync", "Heavy", calllog.sync),
+    Route(EXT + "/call-log-sync", "GET", "extension-call-log-sync", "Heavy", calllog.sync),
+    Route(V1 + "/call-log-extract-sync", "GET", "call-log-extract-sync", "Heavy", calllog.extract_sync),
+    Route(V1 + "/recording/<rid>", "GET", "recording", "Heavy", media.recording),
+    Route(V1 + "/recording/<rid>/content", "GET", "recording-content", "Heavy", media.recording_content),
+    Route(EXT + "/message-store", "GET", "message-list", "Light", messages.list_messages),
+    Route(EXT + "/message-store/<ids>", "GET", "message", "Light", messages.get_messages),
+    Route(EXT + "/message-store/<ids>", "DELETE", "message-delete", "Medium", messages.delete_messages),
+    Route(EXT + "/message-store/<mid>/content/<aid>", "GET", "attachment-content", "Medium", media.attachment_content),
+    Route(EXT + "/message-sync", "GET", "message-sync", "Light", messages.sync),
+    Route("/sandbox/info", "GET", "admin-info", None, admin.info, "admin"),
+    Route("/sandbox/counters", "GET", "admin-counters", None, admin.counters, "admin"),
+    Route("/sandbox/ground-truth", "GET", "admin-ground-truth", None, admin.ground_truth, "admin"),
+    Route("/sandbox/accounts/<int:index>/calls", "POST", "admin-add-calls", None, admin.add_calls, "admin"),
+    Route("/sandbox/accounts/<int:index>/messages", "POST", "admin-add-messages", None, admin.add_messages, "admin"),
+    Route("/sandbox/revoke-tokens", "POST", "admin-revoke", None, admin.revoke_tokens, "admin"),
+]
+
+# The spec's OpenAPI path (and method) for each API route, for the conformance tests.
+SPEC_PATHS = {
+    "token": "/restapi/oauth/token",
+    "revoke": "/restapi/oauth/revoke",
+    "extension-list": "/restapi/v1.0/account/{accountId}/extension",
+    "account-call-log": "/restapi/v1.0/account/{accountId}/call-log",
+    "account-call-log-record": "/restapi/v1.0/account/{accountId}/call-log/{callRecordId}",
+    "extension-call-log": "/restapi/v1.0/account/{accountId}/extension/{extensionId}/call-log",
+    "extension-call-log-record": "/restapi/v1.0/account/{accountId}/extension/{extensionId}/call-log/{callRecordId}",
+    "account-call-log-sync": "/restapi/v1.0/account/{accountId}/call-log-sync",
+    "extension-call-log-sync": "/restapi/v1.0/account/{accountId}/extension/{extensionId}/call-log-sync",
+    "call-log-extract-sync": "/restapi/v1.0/account/{accountId}/call-log-extract-sync",
+    "recording": "/restapi/v1.0/account/{accountId}/recording/{recordingId}",
+    "recording-content": "/restapi/v1.0/account/{accountId}/recording/{recordingId}/content",
+    "message-list": "/restapi/v1.0/account/{accountId}/extension/{extensionId}/message-store",
+    "message": "/restapi/v1.0/account/{accountId}/extension/{extensionId}/message-store/{messageId}",
+    "message-delete": "/restapi/v1.0/account/{accountId}/extension/{extensionId}/message-store/{messageId}",
+    "attachment-content": "/restapi/v1.0/account/{accountId}/extension/{extensionId}/message-store/{messageId}/content/{attachmentId}",
+    "message-sync": "/restapi/v1.0/account/{accountId}/extension/{extensionId}/message-sync",
+}

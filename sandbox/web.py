@@ -1,0 +1,149 @@
+"""Response helpers: JSON, offset paging with navigation, multipart batches, byte ranges."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable, Iterable, Sequence
+from urllib.parse import urlencode
+
+from werkzeug.wrappers import Response
+
+from .binaries import Blob
+from .errors import ApiError, invalid_parameter
+
+JSON_TYPE = "application/json; charset=UTF-8"
+MULTIPART_JSON = "application/vnd.ringcentral.multipart+json"
+MAX_PER_PAGE = 1000
+
+
+def dumps(obj: Any) -> bytes:
+    # ensure_ascii=False: real bodies are UTF-8; Python's json keeps big ints exact.
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(dumps(obj), status=status, headers={"Content-Type": JSON_TYPE, "Content-Language": "en", **(headers or {})})
+
+
+def error_response(err: ApiError) -> Response:
+    return json_response(err.body(), err.status, err.headers)
+
+
+def int_param(args, name: str, default: int, lo: int = 1, hi: int | None = None, allow_max: bool = False) -> int:
+    raw = args.get(name)
+    if raw is None or raw == "":
+        return default
+    if allow_max and raw == "max":
+        return hi or default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise invalid_parameter(name, raw) from None
+    if value < lo:
+        raise invalid_parameter(name, raw)
+    return min(value, hi) if hi is not None else value
+
+
+def bool_param(args, name: str, default: bool) -> bool:
+    raw = args.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    raise invalid_parameter(name, raw)
+
+
+def enum_list(args, name: str, allowed: Iterable[str]) -> set[str] | None:
+    values = args.getlist(name)
+    if not values:
+        return None
+    allowed = set(allowed)
+    for v in values:
+        if v not in allowed:
+            raise invalid_parameter(name, v)
+    return set(values)
+
+
+def page_uri(base: str, params: Sequence[tuple[str, str]], page: int) -> str:
+    query = [(k, v) for k, v in params if k != "page"] + [("page", str(page))]
+    return f"{base}?{urlencode(query)}"
+
+
+def paged(items: Sequence[Any], render: Callable[[Any], dict], page: int, per_page: int, base: str,
+          params: list[tuple[str, str]], totals: bool) -> dict[str, Any]:
+    """One page of ``items``. ``totals=False`` is the call-log style: no totalPages/totalElements,
+    no lastPage, and nextPage only when another non-empty page exists."""
+    start = (page - 1) * per_page
+    chunk = items[start:start + per_page]
+    paging: dict[str, Any] = {"page": page}
+    total_pages = max(1, -(-len(items) // per_page))
+    if totals:
+        paging["totalPages"] = total_pages
+    paging["perPage"] = per_page
+    if totals:
+        paging["totalElements"] = len(items)
+    if chunk:
+        paging["pageStart"] = start
+        paging["pageEnd"] = start + len(chunk) - 1
+    nav: dict[str, Any] = {"firstPage": {"uri": page_uri(base, params, 1)}}
+    if len(items) > start + per_page:
+        nav["nextPage"] = {"uri": page_uri(base, params, page + 1)}
+    if page > 1:
+        nav["previousPage"] = {"uri": page_uri(base, params, page - 1)}
+    if totals:
+        nav["lastPage"] = {"uri": page_uri(base, params, total_pages)}
+    return {"uri": page_uri(base, params, page), "records": [render(x) for x in chunk], "paging": paging, "navigation": nav}
+
+
+def multipart_mixed(entries: list[tuple[str, int, Any]], boundary: str) -> Response:
+    """A 207 batch reply as Jersey writes it: a status summary part, then one part per id."""
+    summary = {"response": [{"href": href, "status": status, "responseDescription": "OK" if status == 200 else "Not Found"}
+                            for href, status, _ in entries]}
+    parts = [summary] + [body for _, _, body in entries]
+    out = bytearray()
+    for part in parts:
+        out += f"--{boundary}\r\nContent-Type: application/json\r\n\r\n".encode() + dumps(part) + b"\r\n"
+    out += f"--{boundary}--\r\n".encode()
+    return Response(bytes(out), status=207, headers={"Content-Type": f"multipart/mixed; boundary={boundary}"})
+
+
+def multipart_json(entries: list[tuple[str, int, Any]]) -> Response:
+    body = [{"resourceId": rid, "status": status, "body": body} for rid, status, body in entries]
+    return Response(dumps(body), status=207, headers={"Content-Type": MULTIPART_JSON})
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(start, end_exclusive) of a single ``bytes=`` range, None for no/ignorable range;
+    raises the 416 CMN-107 error when it cannot be satisfied."""
+    if not header or not header.startswith("bytes=") or "," in header:
+        return None
+    first, _, last = header[6:].strip().partition("-")
+    try:
+        if first == "":
+            n = int(last)
+            if n <= 0:
+                raise ValueError
+            return max(0, size - n), size
+        start = int(first)
+        end = int(last) + 1 if last else size
+    except ValueError:
+        return None
+    if start >= size or end <= start:
+        raise ApiError(416, "CMN-107", "Requested Range Not Satisfiable", headers={"Content-Range": f"bytes */{size}"})
+    return start, min(end, size)
+
+
+def binary_response(blob: Blob, range_header: str | None, disposition: str | None = None,
+                    filename: str | None = None) -> Response:
+    size = blob.size
+    rng = parse_range(range_header, size)
+    headers = {"Content-Type": blob.content_type, "Accept-Ranges": "bytes"}
+    if disposition:
+        headers["Content-Disposition"] = disposition.lower() + (f'; filename="{filename}"' if filename else "")
+    start, end, status = 0, size, 200
+    if rng is not None:
+        start, end = rng
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+    headers["Content-Length"] = str(end - start)
+    return Response(blob.iter_range(start, end), status=status, headers=headers, direct_passthrough=True)
