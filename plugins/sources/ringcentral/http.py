@@ -1,0 +1,231 @@
+"""Every request to RingCentral: through the credential's rate budget, with the bearer token,
+retried the way RingCentral asks (Retry-After on 429, exponential backoff on 5xx).
+
+The budget decides *when* a request may leave (``acquire`` waits out windows and penalties), so
+nothing here ever sleeps on a 429 itself: a request sent during a penalty would restart it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import Any, Mapping
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+import rcetl
+
+from .api_errors import ApiError, AuthenticationError, response_body
+from .throttling import AUTH, canonical_group, group_for
+from .tokens import TokenManager
+
+log = logging.getLogger(__name__)
+
+#: RingCentral's advice when a 429 comes without Retry-After [docs: basics/rate-limits].
+DEFAULT_RETRY_AFTER = 30.0
+#: 429s in a row for one request before giving up on it for this run (each waits its penalty).
+MAX_THROTTLED = 20
+RETRYABLE_STATUS = frozenset({408, 500, 502, 503, 504})
+
+PRIORITY_AUTH = -10  # a token is needed before anything else can move
+PRIORITY_LIST = 0  # list pages feed everything downstream
+PRIORITY_DOWNLOAD = 10  # recordings and attachments wait behind list pages of the same group
+
+
+def _header_number(headers: Mapping[str, str], name: str) -> float | None:
+    value = headers.get(name)
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+class ApiClient:
+    """One pooled session and one budget for one credential; safe to share between threads."""
+
+    def __init__(
+        self,
+        *,
+        budget: rcetl.Budget,
+        tokens_factory,
+        basic_auth: tuple[str, str],
+        time_scale: float,
+        timeout: float,
+        verify_tls: bool,
+        pool_size: int,
+        max_retries: int,
+        backoff_cap: float,
+        trusted_hosts: frozenset[str],
+        sleep=time.sleep,
+    ) -> None:
+        self.budget = budget
+        self.time_scale = time_scale
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff_cap = backoff_cap
+        self.trusted_hosts = trusted_hosts
+        self._basic = basic_auth
+        self._sleep = sleep
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+        self.session.verify = verify_tls
+        self.session.headers["User-Agent"] = f"rcetl/{rcetl.__version__}"
+        self.tokens: TokenManager = tokens_factory(self._post_token)
+        self.counts: dict[str, int] = {}  # responses by status, for summaries and tests
+        self._counts_lock = threading.Lock()
+
+    def close(self) -> None:
+        self.session.close()
+
+    # --- requests --------------------------------------------------------------------------------
+
+    def get_json(self, url: str, params: Mapping[str, Any] | None = None, *, priority: int = PRIORITY_LIST) -> Any:
+        """GET and parse JSON with the standard parser, which keeps integers exact (never a float)."""
+        response = self.request("GET", url, params=params, priority=priority)
+        try:
+            return json.loads(response.content)
+        except ValueError as exc:
+            raise rcetl.TransientError(f"RingCentral sent a body that is not JSON for {url.split('?')[0]}") from exc
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        data: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        priority: int = PRIORITY_LIST,
+        stream: bool = False,
+        authenticate: bool = True,
+    ) -> requests.Response:
+        """Send once the budget allows; return a 2xx/3xx response, raise ApiError on other 4xx,
+        TransientError when retries of 5xx, dropped connections or 429s are exhausted."""
+        group = group_for(method, url)
+        if authenticate:
+            self._check_trusted(url)
+        failures = throttled = 0
+        reauthenticated = False
+        while True:
+            send_headers = dict(headers or {})
+            token = None
+            if authenticate:
+                token = self.tokens.access_token()
+                send_headers["Authorization"] = f"Bearer {token}"
+            else:
+                send_headers.setdefault("Accept", "application/json")
+            slot = self.budget.acquire(group, priority=PRIORITY_AUTH if group == AUTH else priority)
+            try:
+                response = self.session.request(
+                    method,
+                    url,
+                    params=params,
+                    data=data,
+                    headers=send_headers,
+                    auth=None if authenticate else self._basic,
+                    timeout=self.timeout,
+                    stream=stream,
+                    allow_redirects=False,
+                )
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                self.budget.release(slot)
+                failures += 1
+                self._count("connection-error")
+                self._backoff_or_raise(failures, None, f"{method} {url.split('?')[0]}: {type(exc).__name__}")
+                continue
+
+            status = response.status_code
+            self._count(str(status))
+            limit, remaining, window = self._rate_headers(response, group)
+            if status == 429:
+                retry_after = _header_number(response.headers, "Retry-After")
+                penalty = (DEFAULT_RETRY_AFTER if retry_after is None else retry_after) / self.time_scale
+                self.budget.release(slot, limit=limit, remaining=remaining, window=window, retry_after=penalty)
+                response.close()
+                throttled += 1
+                if throttled > MAX_THROTTLED:
+                    raise rcetl.TransientError(f"{method} {url.split('?')[0]}: still rate-limited after {throttled} tries")
+                continue  # acquire() waits out the penalty before the retry leaves
+            self.budget.release(slot, limit=limit, remaining=remaining, window=window)
+
+            if status in RETRYABLE_STATUS:
+                retry_after = _header_number(response.headers, "Retry-After")
+                response.close()
+                failures += 1
+                self._backoff_or_raise(failures, retry_after, f"{method} {url.split('?')[0]} -> {status}")
+                continue
+            if status == 401 and authenticate:
+                response.close()
+                if reauthenticated:
+                    raise AuthenticationError(
+                        f"RingCentral refused the credential for {method} {url.split('?')[0]} even after a new JWT login",
+                        hint="check that the JWT is valid and not revoked, and that the app is authorised for it",
+                    )
+                reauthenticated = True
+                assert token is not None
+                self.tokens.recover(token)
+                continue
+            if status >= 400:
+                body = response_body(response)
+                response.close()
+                raise ApiError(method, url, status, body)
+            return response
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    def _post_token(self, form: dict[str, str]) -> dict[str, Any]:
+        url = self.token_url
+        response = self.request("POST", url, data=form, authenticate=False)
+        return json.loads(response.content)
+
+    token_url = ""  # set by the connection once the server is known
+
+    def _rate_headers(self, response: requests.Response, group: str) -> tuple[int | None, int | None, float | None]:
+        headers = response.headers
+        reported = headers.get("X-Rate-Limit-Group")
+        if reported and canonical_group(reported) != group:
+            log.debug("%s counted in group %r, expected %r", urlsplit(response.url).path, reported, group)
+        limit = _header_number(headers, "X-Rate-Limit-Limit")
+        remaining = _header_number(headers, "X-Rate-Limit-Remaining")
+        window = _header_number(headers, "X-Rate-Limit-Window")
+        return (
+            int(limit) if limit is not None else None,
+            int(remaining) if remaining is not None else None,
+            window / self.time_scale if window is not None else None,
+        )
+
+    def backoff_delay(self, failures: int) -> float:
+        """2 s, 4 s, 8 s ... (API seconds, capped) in real seconds."""
+        return min(2.0 ** failures, self.backoff_cap) / self.time_scale
+
+    def _backoff_or_raise(self, failures: int, retry_after: float | None, what: str) -> None:
+        if failures > self.max_retries:
+            raise rcetl.TransientError(f"{what} (gave up after {failures} tries)")
+        delay = self.backoff_delay(failures)
+        if retry_after is not None:
+            delay = max(delay, retry_after / self.time_scale)
+        log.info("%s; retrying in %.2fs", what, delay)
+        self._sleep(delay)
+
+    def _check_trusted(self, url: str) -> None:
+        """The bearer token goes only to RingCentral hosts and the configured servers: a content URI
+        from a payload must not be able to send it elsewhere."""
+        host = (urlsplit(url).hostname or "").lower()
+        if host in self.trusted_hosts or host.endswith((".ringcentral.com", ".ringcentral.biz")):
+            return
+        raise rcetl.PermanentError(
+            f"refusing to send RingCentral credentials to {host!r}",
+            hint="set the connection's media_server option if RingCentral really serves content from there",
+        )
+
+    def _count(self, key: str) -> None:
+        with self._counts_lock:
+            self.counts[key] = self.counts.get(key, 0) + 1

@@ -1,0 +1,25 @@
+"""Registers the ``ringcentral`` connection with rcetl."""
+
+from __future__ import annotations
+
+import rcetl
+
+from .config import RingCentralConfig
+from .connection import RingCentralConnection
+
+
+def make_connection(name: str, config: rcetl.PluginConfig, ctx: rcetl.RunContext) -> RingCentralConnection:
+    assert isinstance(config, RingCentralConfig)
+    return RingCentralConnection(name, config, ctx)
+
+
+@rcetl.hookimpl
+def rcetl_connections() -> list[rcetl.ConnectionSpec]:
+    return [
+        rcetl.ConnectionSpec(
+            name="ringcentral",
+            config=RingCentralConfig,
+            factory=make_connection,
+            description="RingCentral REST API: JWT login, one shared token and rate budget per credential",
+        )
+    ]
