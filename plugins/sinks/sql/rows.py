@@ -1,0 +1,254 @@
+"""Turn archived records into table rows: typed columns for filtering, the full JSON for the rest.
+
+Typed columns are a convenience index over ``raw``: a value that does not fit its column (a name
+longer than 255 characters, a lone surrogate, a NUL, a non-numeric id) is cleaned or dropped there,
+never rejected, because the exact value is always kept in ``raw``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Mapping, Sequence
+
+import rcetl
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+Row = dict[str, Any]
+
+
+def text(value: Any, length: int | None = None) -> str | None:
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    s = value if isinstance(value, str) else str(value)
+    # Drivers cannot encode lone surrogates; PostgreSQL text cannot hold NUL.
+    s = s.encode("utf-8", "replace").decode("utf-8").replace("\x00", "")
+    return s[:length] if length else s
+
+
+def integer(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value)
+    if isinstance(value, int) and INT64_MIN <= value <= INT64_MAX:
+        return value
+    return None
+
+
+def timestamp(value: Any) -> datetime | None:
+    """API times (``2016-06-06T18:26:52.000Z``) as naive UTC datetimes, the portable SQL form."""
+    if not isinstance(value, str):
+        return None
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(timezone.utc).replace(tzinfo=None)
+    return dt
+
+
+def _party(prefix: str, party: Any, *, extension: bool = True) -> Row:
+    party = party if isinstance(party, Mapping) else {}
+    row = {
+        f"{prefix}_number": text(party.get("phoneNumber") or party.get("extensionNumber"), 64),
+        f"{prefix}_name": text(party.get("name"), 255),
+    }
+    if extension:
+        row[f"{prefix}_extension_id"] = text(party.get("extensionId"), 32)
+    return row
+
+
+def _call_fields(data: Mapping[str, Any]) -> Row:
+    """The columns a call-log record and each of its legs share."""
+    return {
+        "start_time": timestamp(data.get("startTime")),
+        "duration": integer(data.get("duration")),
+        "type": text(data.get("type"), 32),
+        "direction": text(data.get("direction"), 16),
+        "action": text(data.get("action"), 64),
+        "result": text(data.get("result"), 64),
+        "reason": text(data.get("reason"), 128),
+        **_party("from", data.get("from")),
+        **_party("to", data.get("to")),
+        "extension_id": integer((data.get("extension") or {}).get("id")),
+    }
+
+
+def call_log_columns(data: Mapping[str, Any]) -> Row:
+    return {
+        "session_id": text(data.get("sessionId"), 64),
+        "telephony_session_id": text(data.get("telephonySessionId"), 128),
+        **_call_fields(data),
+        "recording_id": text((data.get("recording") or {}).get("id"), 64),
+        "last_modified_time": timestamp(data.get("lastModifiedTime")),
+    }
+
+
+def leg_columns(leg: Mapping[str, Any]) -> Row:
+    return {"leg_type": text(leg.get("legType"), 64), **_call_fields(leg)}
+
+
+def recording_columns(data: Mapping[str, Any]) -> Row:
+    call = data.get("call") if isinstance(data.get("call"), Mapping) else {}
+    return {
+        "call_id": text(call.get("id"), 64),
+        "session_id": text(call.get("sessionId"), 64),
+        "start_time": timestamp(call.get("startTime")),
+        "duration": integer(call.get("duration")),
+        "direction": text(call.get("direction"), 16),
+        "type": text(data.get("type"), 32),
+        "content_type": text(data.get("contentType"), 128),
+        "extension_id": integer((call.get("extension") or {}).get("id")),
+        "from_number": _party("from", call.get("from"))["from_number"],
+        "to_number": _party("to", call.get("to"))["to_number"],
+    }
+
+
+def message_columns(data: Mapping[str, Any]) -> Row:
+    to = data.get("to")
+    first_to = to[0] if isinstance(to, list) and to else {}
+    attachments = data.get("attachments")
+    return {
+        "conversation_id": integer(data.get("conversationId")),
+        "type": text(data.get("type"), 16),
+        "direction": text(data.get("direction"), 16),
+        "creation_time": timestamp(data.get("creationTime")),
+        "last_modified_time": timestamp(data.get("lastModifiedTime")),
+        **_party("from", data.get("from")),
+        **_party("to", first_to, extension=False),
+        "subject": text(data.get("subject")),
+        "read_status": text(data.get("readStatus"), 16),
+        "message_status": text(data.get("messageStatus"), 32),
+        "availability": text(data.get("availability"), 16),
+        "attachment_count": len(attachments) if isinstance(attachments, list) else 0,
+        "fax_page_count": integer(data.get("faxPageCount")),
+    }
+
+
+def attachment_columns(att: Mapping[str, Any]) -> Row:
+    return {
+        "type": text(att.get("type"), 32),
+        "content_type": text(att.get("contentType"), 128),
+        "file_name": text(att.get("fileName"), 255),
+    }
+
+
+def _blob_columns(blob: Mapping[str, Any] | None) -> Row:
+    if not blob:
+        return {"blob_id": None, "blob_status": None, "location": None, "size": None, "sha256": None}
+    locations = blob.get("locations") or {}
+    # The first sink by name: deterministic, so a rewrite never flips the column between sinks.
+    location = locations[min(locations)] if locations else None
+    return {
+        "blob_id": text(blob.get("blob_id"), 128),
+        "blob_status": text(blob.get("status"), 16),
+        "location": text(location, 1024),
+        "size": integer(blob.get("size")),
+        "sha256": text(blob.get("sha256"), 64),
+    }
+
+
+def is_deleted(rec: rcetl.Record) -> bool:
+    data = rec.data
+    return bool(rec.deleted or data.get("deleted") is True or data.get("availability") in ("Deleted", "Purged"))
+
+
+@dataclass
+class TableRows:
+    """The rows one batch writes: parents per table, and for child tables the parents they replace."""
+
+    rows: dict[str, list[Row]] = field(default_factory=dict)
+    # child table name -> list of (account, parent key) whose children this batch replaces
+    replaced_parents: dict[str, list[tuple[str, Any]]] = field(default_factory=dict)
+
+    def add(self, table: str, row: Row) -> None:
+        self.rows.setdefault(table, []).append(row)
+
+
+@dataclass(frozen=True)
+class StreamLayout:
+    """How one stream maps onto tables: its own table and optionally a child table it replaces."""
+
+    table: str
+    key_column: str
+    key_type: type
+    columns: Callable[[Mapping[str, Any]], Row]
+    child_table: str | None = None
+
+    def add_rows(self, ar: rcetl.ArchivedRecord, out: TableRows) -> None:
+        rec, archive = ar.record, ar.archive_json()
+        row: Row = {"account": rec.account, self.key_column: rec.key, **self.columns(rec.data)}
+        if self.table == "recordings":
+            row.update(_blob_columns(archive[0] if archive else None))
+        row.update(deleted=is_deleted(rec), raw=rec.data, archive=archive)
+        out.add(self.table, row)
+        if self.child_table == "call_legs":
+            out.replaced_parents.setdefault("call_legs", []).append((rec.account, rec.key))
+            for i, leg in enumerate(rec.data.get("legs") or []):
+                if isinstance(leg, Mapping):
+                    out.add("call_legs", {"account": rec.account, "call_id": rec.key, "leg_index": i,
+                                          **leg_columns(leg), "raw": dict(leg)})
+        elif self.child_table == "attachments":
+            out.replaced_parents.setdefault("attachments", []).append((rec.account, rec.key))
+            blobs = {b["blob_id"]: b for b in archive}
+            for att in rec.data.get("attachments") or []:
+                att_id = integer(att.get("id")) if isinstance(att, Mapping) else None
+                if att_id is None:
+                    continue  # no id, no key: the attachment stays in the message's raw JSON
+                out.add("attachments", {"account": rec.account, "message_id": rec.key, "id": att_id,
+                                        **attachment_columns(att),
+                                        **_blob_columns(blobs.get(f"attachment-{att_id}")), "raw": dict(att)})
+
+
+STREAMS: dict[str, StreamLayout] = {
+    "call-log": StreamLayout("call_log", "id", str, call_log_columns, child_table="call_legs"),
+    "recording": StreamLayout("recordings", "id", str, recording_columns),
+    "message-store": StreamLayout("messages", "id", int, message_columns, child_table="attachments"),
+}
+
+#: child table -> (parent key column in the child, the child's own key column)
+CHILDREN: dict[str, tuple[str, str]] = {"call_legs": ("call_id", "leg_index"), "attachments": ("message_id", "id")}
+
+
+def generic_row(rec: rcetl.Record, archive: list[dict[str, Any]]) -> Row:
+    """A record of a stream the schema has no table for (a third-party source)."""
+    return {
+        "account": rec.account,
+        "stream": rec.stream,
+        "record_key": str(rec.key),
+        "key_type": "int" if isinstance(rec.key, int) else "str",
+        "occurred_at": timestamp(rec.occurred_at.isoformat()) if rec.occurred_at else None,
+        "deleted": is_deleted(rec),
+        "raw": rec.data,
+        "archive": archive,
+    }
+
+
+def check_key(rec: rcetl.Record) -> None:
+    layout = STREAMS.get(rec.stream)
+    want = layout.key_type if layout else (str, int)
+    if isinstance(rec.key, bool) or not isinstance(rec.key, want) or (
+        isinstance(rec.key, int) and integer(rec.key) is None
+    ):
+        raise rcetl.PermanentError(
+            f"record {rec.stream}/{rec.key!r}: key must be {getattr(want, '__name__', 'str or int')}, "
+            f"not {type(rec.key).__name__} (ints must fit in 64 bits)",
+            hint="the source must yield natural keys with their exact type (message ids are ints)",
+        )
+
+
+def to_rows(batch: Sequence[rcetl.ArchivedRecord]) -> TableRows:
+    # The last version of a record in a batch wins: one statement may not touch a row twice.
+    latest = {(ar.record.stream, ar.record.account, ar.record.key): ar for ar in batch}
+    out = TableRows()
+    for ar in latest.values():
+        check_key(ar.record)
+        layout = STREAMS.get(ar.record.stream)
+        if layout:
+            layout.add_rows(ar, out)
+        else:
+            out.add("records", generic_row(ar.record, ar.archive_json()))
+    return out

@@ -1,0 +1,232 @@
+"""The archive's relational schema, declared once and versioned column by column.
+
+Every table keeps the record's full JSON (``raw``) beside typed columns for the fields people
+filter on, so a field RingCentral adds tomorrow is already archived without a migration. Each
+column, index and table carries the schema version that introduced it (``info["since"]``); the
+migrator derives each upgrade step from these marks, so the current schema and the upgrade path
+cannot drift apart, and ``build_tables(..., version=1)`` re-creates an old archive for tests.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mssql, mysql, postgresql
+
+#: The newest schema version this rcetl writes; an archive at an older version is upgraded in place.
+LATEST_VERSION = 2
+
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,30}$")
+SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+# Natural keys compare byte for byte: call-log ids are case-sensitive base64 ("VgLcd1..."), and
+# MySQL's and SQL Server's default collations would fold "Ab" and "aB" into one row.
+_BINARY_COLLATION = "Latin1_General_100_BIN2"
+
+
+def _key_text(length: int) -> sa.types.TypeEngine:
+    return sa.Unicode(length).with_variant(mssql.NVARCHAR(length, collation=_BINARY_COLLATION), "mssql")
+
+
+def _time() -> sa.types.TypeEngine:
+    # API times carry milliseconds; keep them (MySQL's DATETIME and SQL Server's DATETIME drop them).
+    return (
+        sa.DateTime()
+        .with_variant(mysql.DATETIME(fsp=3), "mysql", "mariadb")
+        .with_variant(mssql.DATETIME2(3), "mssql")
+    )
+
+
+def _json() -> sa.types.TypeEngine:
+    # JSONB on PostgreSQL (queryable, comparable); MySQL JSON; text where the dialect has no JSON.
+    return sa.JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
+
+
+def _col(name: str, type_: sa.types.TypeEngine, *, key: bool = False, since: int = 1) -> sa.Column:
+    return sa.Column(
+        name, type_, primary_key=key, nullable=not key, autoincrement=False, info={"since": since}
+    )
+
+
+def _account() -> sa.Column:
+    return _col("account", _key_text(64), key=True)
+
+
+def _party(prefix: str) -> list[sa.Column]:
+    return [
+        _col(f"{prefix}_number", sa.Unicode(64)),
+        _col(f"{prefix}_name", sa.Unicode(255)),
+        _col(f"{prefix}_extension_id", sa.Unicode(32)),
+    ]
+
+
+def _call_fields() -> list[sa.Column]:
+    """What a call and each of its legs have in common (``rows._call_fields`` fills them)."""
+    return [
+        _col("start_time", _time()),
+        _col("duration", sa.Integer()),
+        _col("type", sa.Unicode(32)),
+        _col("direction", sa.Unicode(16)),
+        _col("action", sa.Unicode(64)),
+        _col("result", sa.Unicode(64)),
+        _col("reason", sa.Unicode(128)),
+        *_party("from"),
+        *_party("to"),
+        _col("extension_id", sa.BigInteger()),
+    ]
+
+
+def _blob_columns() -> list[sa.Column]:
+    """Where the binary went and proof of what it holds (first of ``archive``'s locations)."""
+    return [
+        _col("blob_id", sa.Unicode(128)),
+        _col("blob_status", sa.Unicode(16)),
+        _col("location", sa.Unicode(1024)),
+        _col("size", sa.BigInteger()),
+        _col("sha256", sa.String(64)),
+    ]
+
+
+def _tail(*, archive: bool = True) -> list[sa.Column]:
+    cols = [_col("deleted", sa.Boolean()), _col("raw", _json())]
+    if archive:
+        cols.append(_col("archive", _json()))
+    return cols
+
+
+@dataclass(frozen=True)
+class Tables:
+    """The archive's tables for one prefix and schema (a database may hold several archives)."""
+
+    metadata: sa.MetaData
+    call_log: sa.Table
+    call_legs: sa.Table
+    recordings: sa.Table
+    messages: sa.Table
+    attachments: sa.Table
+    records: sa.Table
+    schema_version: sa.Table
+    prefix: str
+    version: int
+
+    def data_tables(self) -> list[sa.Table]:
+        return [self.call_log, self.call_legs, self.recordings, self.messages, self.attachments, self.records]
+
+
+def _index(prefix: str, short: str, *cols: sa.Column, since: int = 1) -> sa.Index:
+    # Short explicit names: a 31-character prefix must still fit PostgreSQL's 63-byte identifiers.
+    return sa.Index(f"{prefix}ix_{short}", *cols, info={"since": since})
+
+
+def build_tables(prefix: str, schema: str | None = None, version: int = LATEST_VERSION) -> Tables:
+    """The tables as they are at ``version`` (the newest by default)."""
+    if not IDENTIFIER.match(prefix or "_"):
+        raise ValueError(f"table prefix {prefix!r} must match {IDENTIFIER.pattern}")
+    if schema is not None and not SCHEMA_NAME.match(schema):
+        raise ValueError(f"schema {schema!r} must match {SCHEMA_NAME.pattern}")
+    md = sa.MetaData(schema=schema)
+    # MySQL/MariaDB: utf8mb4 for emoji in names and texts, binary collation for exact keys.
+    opts = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin", "mariadb_charset": "utf8mb4",
+            "mariadb_collate": "utf8mb4_bin"}
+
+    def table(name: str, *items: sa.Column | sa.Index) -> sa.Table:
+        kept = [i for i in items if i.info.get("since", 1) <= version]
+        return sa.Table(f"{prefix}{name}", md, *kept, **opts)
+
+    call_log = table(
+        "call_log",
+        _account(),
+        _col("id", _key_text(64), key=True),
+        _col("session_id", sa.Unicode(64)),
+        _col("telephony_session_id", sa.Unicode(128)),
+        *_call_fields(),
+        _col("recording_id", sa.Unicode(64), since=2),
+        _col("last_modified_time", _time()),
+        *_tail(),
+    )
+    call_legs = table(
+        "call_legs",
+        _account(),
+        _col("call_id", _key_text(64), key=True),
+        _col("leg_index", sa.Integer(), key=True),
+        _col("leg_type", sa.Unicode(64)),
+        *_call_fields(),
+        _col("raw", _json()),
+    )
+    recordings = table(
+        "recordings",
+        _account(),
+        _col("id", _key_text(64), key=True),
+        _col("call_id", sa.Unicode(64)),
+        _col("session_id", sa.Unicode(64)),
+        _col("start_time", _time()),
+        _col("duration", sa.Integer()),
+        _col("direction", sa.Unicode(16)),
+        _col("type", sa.Unicode(32)),
+        _col("content_type", sa.Unicode(128)),
+        _col("extension_id", sa.BigInteger()),
+        _col("from_number", sa.Unicode(64)),
+        _col("to_number", sa.Unicode(64)),
+        *_blob_columns(),
+        *_tail(),
+    )
+    messages = table(
+        "messages",
+        _account(),
+        _col("id", sa.BigInteger(), key=True),
+        _col("conversation_id", sa.BigInteger()),
+        _col("type", sa.Unicode(16)),
+        _col("direction", sa.Unicode(16)),
+        _col("creation_time", _time()),
+        _col("last_modified_time", _time()),
+        *_party("from"),
+        _col("to_number", sa.Unicode(64)),  # first recipient; every recipient is in raw["to"]
+        _col("to_name", sa.Unicode(255)),
+        _col("subject", sa.UnicodeText()),
+        _col("read_status", sa.Unicode(16)),
+        _col("message_status", sa.Unicode(32)),
+        _col("availability", sa.Unicode(16)),
+        _col("attachment_count", sa.Integer()),
+        _col("fax_page_count", sa.Integer(), since=2),
+        *_tail(),
+    )
+    attachments = table(
+        "attachments",
+        _account(),
+        _col("message_id", sa.BigInteger(), key=True),
+        _col("id", sa.BigInteger(), key=True),
+        _col("type", sa.Unicode(32)),
+        _col("content_type", sa.Unicode(128)),
+        _col("file_name", sa.Unicode(255)),
+        *_blob_columns(),
+        _col("raw", _json()),
+    )
+    records = table(
+        "records",
+        _account(),
+        _col("stream", _key_text(64), key=True),
+        # "int" or "str": the key comes back with the exact type it had, and 42 is not "42".
+        _col("key_type", sa.String(8), key=True),
+        _col("record_key", _key_text(255), key=True),
+        _col("occurred_at", _time()),
+        *_tail(),
+    )
+    schema_version = sa.Table(f"{prefix}schema_version", md, sa.Column("version", sa.Integer(), nullable=False))
+
+    # (since, short name, columns); an Index built on bound columns attaches itself to the table.
+    indexes = [
+        (1, "call_start", lambda: [call_log.c.start_time]),
+        (1, "call_ext", lambda: [call_log.c.extension_id, call_log.c.start_time]),
+        (2, "call_rec", lambda: [call_log.c.recording_id]),
+        (1, "rec_call", lambda: [recordings.c.call_id]),
+        (1, "msg_created", lambda: [messages.c.creation_time]),
+        (2, "msg_conv", lambda: [messages.c.conversation_id]),
+        (1, "rec_stream_time", lambda: [records.c.stream, records.c.occurred_at]),
+    ]
+    for since, short, columns in indexes:
+        if since <= version:
+            _index(prefix, short, *columns(), since=since)
+    return Tables(md, call_log, call_legs, recordings, messages, attachments, records, schema_version,
+                  prefix, version)

@@ -1,0 +1,167 @@
+"""The SQL sink against real SQLite, MariaDB/MySQL and PostgreSQL servers (see services.py)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import sqlalchemy as sa
+
+import rcetl
+
+from .dataset import ACCOUNT, BIG_CONVERSATION, BIG_ID, MAX_ID, make_dataset, updated_at_source
+
+pytestmark = pytest.mark.integration
+
+
+def snapshot(sink) -> dict[str, list[tuple]]:
+    """Every row of every table, in key order; on PostgreSQL with ``xmin``, which changes whenever
+    a row is rewritten, so an unchanged snapshot proves the upsert did not touch the row at all."""
+    out = {}
+    with sink.engine.connect() as conn:
+        for table in sink.tables.data_tables():
+            cols = list(table.c)
+            if conn.dialect.name == "postgresql":
+                cols.append(sa.literal_column("xmin::text"))
+            out[table.name] = [tuple(r) for r in conn.execute(sa.select(*cols).order_by(*table.primary_key.columns))]
+    return out
+
+
+def table_count(sink, table: sa.Table) -> int:
+    with sink.engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+
+
+def test_dataset_archives_with_exact_counts_and_ids_and_a_rewrite_changes_nothing(make_sql_sink):
+    ds = make_dataset()
+    sink = make_sql_sink(batch_size=7)  # several statements per table
+    sink.write(ds.records)
+
+    for stream, keys in ds.keys.items():
+        entries = list(sink.archived(stream, ACCOUNT))
+        assert {e.key for e in entries} == keys
+        assert {type(e.key) for e in entries} == {type(k) for k in keys}  # exact key types
+        assert sink.count(stream) == len(keys)
+    assert table_count(sink, sink.tables.call_legs) == ds.legs
+    assert table_count(sink, sink.tables.attachments) == ds.attachments
+
+    before = snapshot(sink)
+    sink.write(ds.records)
+    sink.write(list(reversed(ds.records)))
+    assert snapshot(sink) == before
+
+
+def test_typed_columns_hold_the_fields_people_filter_on(make_sql_sink):
+    ds = make_dataset()
+    sink = make_sql_sink()
+    sink.write(ds.records)
+    t = sink.tables
+    call = ds.of("call-log")[0].record.data
+    with sink.engine.connect() as conn:
+        row = conn.execute(sa.select(t.call_log).where(t.call_log.c.id == call["id"])).one()
+        assert (row.direction, row.result, row.extension_id, row.duration) == ("Outbound", "Missed", 101, 30)
+        assert row.start_time.isoformat() == "2024-03-01T09:00:00"
+        assert row.from_name == call["from"]["name"] and row.recording_id == call["recording"]["id"]
+        assert row.raw == call  # the full record, unicode and hostile strings intact
+        long_name = conn.execute(sa.select(t.call_log.c.from_name, t.call_log.c.raw)
+                                 .where(t.call_log.c.from_name.like("xxx%"))).first()
+        assert len(long_name.from_name) == 255 and len(long_name.raw["from"]["name"]) == 300
+        rec = conn.execute(sa.select(t.recordings).where(t.recordings.c.call_id == call["id"])).one()
+        assert rec.location == f"archive/recording/recording-{call['recording']['id']}" and len(rec.sha256) == 64
+        faxes = conn.execute(sa.select(t.messages.c.fax_page_count).where(t.messages.c.type == "Fax")).scalars().all()
+        assert faxes and all(n >= 2 for n in faxes)
+        assert conn.execute(sa.select(t.attachments.c.file_name).where(t.attachments.c.message_id == BIG_ID)
+                            ).scalars().all() == ["0-sms.txt"]
+
+
+def test_record_updated_at_source_is_updated_in_place(make_sql_sink):
+    ds = make_dataset()
+    sink = make_sql_sink()
+    sink.write(ds.records)
+    call, fax = updated_at_source(ds)
+    sink.write([call, fax])
+
+    t = sink.tables
+    assert sink.count("call-log") == len(ds.keys["call-log"])
+    assert sink.count("message-store") == len(ds.keys["message-store"])
+    with sink.engine.connect() as conn:
+        row = conn.execute(sa.select(t.call_log).where(t.call_log.c.id == call.key)).one()
+        assert row.result == "Voicemail" and row.last_modified_time.isoformat() == "2024-04-02T10:00:00"
+        legs = conn.execute(sa.select(t.call_legs.c.leg_index).where(t.call_legs.c.call_id == call.key)).all()
+        assert len(legs) == 1  # the children were replaced, not added to
+        msg = conn.execute(sa.select(t.messages).where(t.messages.c.id == fax.key)).one()
+        assert msg.deleted and msg.availability == "Deleted"
+        atts = conn.execute(sa.select(t.attachments.c.id).where(t.attachments.c.message_id == fax.key)).all()
+        assert len(atts) == 1
+    assert table_count(sink, t.call_legs) == ds.legs - 1
+    assert table_count(sink, t.attachments) == ds.attachments - 1
+    deleted = [e for e in sink.archived("message-store") if e.deleted]
+    assert [e.key for e in deleted] == [fax.key]
+
+
+def test_message_ids_above_2_to_the_53_round_trip_exactly(make_sql_sink):
+    ds = make_dataset(calls=0, messages=2)
+    sink = make_sql_sink()
+    sink.write(ds.records)
+    assert sorted(e.key for e in sink.archived("message-store")) == [BIG_ID, MAX_ID]
+    t = sink.tables
+    with sink.engine.connect() as conn:
+        row = conn.execute(sa.select(t.messages).where(t.messages.c.id == BIG_ID)).one()
+        assert row.id == BIG_ID and row.conversation_id == BIG_CONVERSATION
+        assert row.raw["id"] == BIG_ID and row.raw["conversationId"] == BIG_CONVERSATION
+        assert isinstance(row.raw["id"], int)
+        fax_attachments = conn.execute(sa.select(t.attachments.c.id).where(t.attachments.c.message_id == MAX_ID))
+        assert sorted(fax_attachments.scalars()) == [MAX_ID - 1, MAX_ID]
+    generic = {e.key for e in sink.archived("acme-tickets")}
+    assert generic == {42, "42", BIG_ID}
+
+
+def test_single_record_writes_and_empty_batches(make_sql_sink):
+    ds = make_dataset(calls=3, messages=3)
+    sink = make_sql_sink()
+    sink.write([])
+    for r in ds.records:
+        sink.write([r])
+    assert sink.count("call-log") == 3 and sink.count("message-store") == 3
+
+
+def test_key_of_the_wrong_type_is_a_permanent_error_naming_the_record(make_sql_sink):
+    sink = make_sql_sink()
+    bad = rcetl.ArchivedRecord(rcetl.Record("message-store", "123", {"id": 123}, account=ACCOUNT))
+    with pytest.raises(rcetl.PermanentError, match=r"message-store/'123'"):
+        sink.write([bad])
+
+
+def test_an_older_archive_is_refused_without_create_tables(make_sql_sink):
+    with pytest.raises(rcetl.PermanentError, match="create_tables"):
+        make_sql_sink(create_tables=False)
+
+
+def test_postgres_rejected_row_is_permanent_and_names_the_key(make_sql_sink, backend_url):
+    if backend_url[0] != "postgres":
+        pytest.skip("PostgreSQL's jsonb is the database here that refuses a NUL character")
+    ds = make_dataset(calls=2, messages=0)
+    sink = make_sql_sink()
+    bad = copy.deepcopy(ds.of("call-log")[1])
+    bad.record.data["from"]["name"] = "nul\x00byte"
+    with pytest.raises(rcetl.PermanentError, match=repr(bad.key)) as err:
+        sink.write([bad])
+    assert not isinstance(err.value, rcetl.TransientError)
+    sink.write([ds.of("call-log")[0]])  # the connection is fine for the next record
+    assert sink.count("call-log") == 1
+
+
+def test_unreachable_server_is_transient(run_ctx, backend_url):
+    from rcetl.plugins.sinks.sql import plugin
+
+    name, _ = backend_url
+    urls = {"mysql": "mysql://root@127.0.0.1:1/test", "postgres": "postgresql://postgres@127.0.0.1:1/test",
+            "sqlite": "/nonexistent-dir/for/sure/archive.sqlite"}
+    spec = {s.name: s for s in plugin.rcetl_sinks()}[name]
+    sink = spec.factory("archive", spec.config.model_validate({"url": urls[name]}), run_ctx)
+    ds = make_dataset(calls=1, messages=0)
+    with pytest.raises(rcetl.TransientError, match="VgLcd1KWffJVzUA0|vGlCD1kwFFjvZua0"):
+        sink.write(ds.records)
+    with pytest.raises(rcetl.RcetlError, match="cannot connect"):
+        sink.check()
+    sink.close()
