@@ -45,7 +45,7 @@ class PipelineModel(_Strict):
     connections: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="named API connections: {name: {plugin: ringcentral, ...}}"
     )
-    state: str | None = Field(None, description="SQLAlchemy URL of the checkpoint store (default: a SQLite file)")
+    state: str | None = Field(None, description="checkpoint store: a SQLAlchemy URL, or a path meaning a SQLite file (default: .rcetl/PIPELINE/state.db beside the pipeline file)")
     spool_dir: str | None = Field(None, description="folder for binaries in flight (default: beside the state)")
     executor: ExecutorOptions = Field(default_factory=ExecutorOptions)
     budgets: BudgetOptions = Field(default_factory=BudgetOptions)

@@ -116,6 +116,8 @@ def build_pipeline(loaded: LoadedYaml, pm: PluginManager, file: Path) -> Pipelin
         raise PipelineFileError(loaded.filename, c.problems)
 
     state_url = model.state or f"sqlite:///{base_dir / '.rcetl' / model.pipeline / 'state.db'}"
+    if "://" not in state_url:  # a plain path means a SQLite file
+        state_url = f"sqlite:///{state_url}"
     if state_url.startswith("sqlite:///") and not state_url.startswith("sqlite:////"):
         rel = state_url[len("sqlite:///"):]
         state_url = f"sqlite:///{(base_dir / rel).resolve()}" if rel and rel != ":memory:" else state_url

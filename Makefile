@@ -1,0 +1,60 @@
+# rcetl — common tasks. `make demo` and `make test` work on a fresh clone.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PY     := $(BIN)/python
+PIP    := $(BIN)/pip
+# Parallel test workers: the machines have 2 cores; tests are mostly I/O-bound.
+WORKERS ?= 4
+
+.PHONY: help install install-test demo test test-fast lint format bench bench-quick services clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s '	'
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml setup.py | $(BIN)/activate
+	$(PIP) install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml setup.py | $(BIN)/activate
+	$(PIP) install --quiet -e '.[test]'
+	$(PIP) install --quiet --no-deps --no-build-isolation -e examples/rcetl-parquet-sink 2>/dev/null || true
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed  ## create .venv and install rcetl (embedded defaults only)
+
+install-test: $(VENV)/.installed-test  ## install rcetl with every integration and the test tools
+
+demo: install  ## archive the embedded RingCentral sandbox into SQLite + a local folder
+	$(BIN)/rcetl run pipelines/demo.yaml
+	@echo
+	@echo "The archive is in pipelines/demo-archive/: archive.db (SQLite: sqlite3 pipelines/demo-archive/archive.db) and files/ (recordings, faxes, voicemail, MMS)."
+	@echo "Run report: pipelines/demo-archive/report.html; state: rcetl state show pipelines/demo.yaml"
+
+test: install-test  ## run the whole test suite (starts nothing: see .ci/run for services)
+	$(BIN)/pytest -n $(WORKERS) --dist loadgroup --timeout 600 -q
+
+test-fast:  install-test ## the suite without integration tests against external services
+	$(BIN)/pytest -n $(WORKERS) --dist loadgroup -q -m "not integration"
+
+lint: install-test  ## ruff
+	$(BIN)/ruff check core plugins sandbox tests bench
+
+format: install-test
+	$(BIN)/ruff format core plugins sandbox tests bench
+
+bench: install-test  ## the full benchmark suite (about 20 minutes); writes bench/results/
+	$(PY) -m bench.run --full
+
+bench-quick: install-test  ## a one-minute benchmark subset (ratios, for CI)
+	$(PY) -m bench.run --quick
+
+services:  ## start PostgreSQL, MariaDB, Redis, RabbitMQ if they are down (root, no systemd)
+	bash .ci/services.sh
+
+clean:
+	rm -rf build dist *.egg-info pipelines/demo-archive pipelines/.rcetl .pytest_cache
