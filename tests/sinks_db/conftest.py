@@ -13,7 +13,8 @@ import rcetl
 
 from .services import service_url
 
-SQL_BACKENDS = ["sqlite", "mysql", "postgres"]
+# SQL Server runs where RCETL_TEST_MSSQL_URL or Docker gives one (never on this project's machines).
+SQL_BACKENDS = ["sqlite", "mysql", "postgres", "mssql"]
 
 
 @pytest.fixture

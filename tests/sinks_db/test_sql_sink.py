@@ -156,7 +156,7 @@ def test_unreachable_server_is_transient(run_ctx, backend_url):
 
     name, _ = backend_url
     urls = {"mysql": "mysql://root@127.0.0.1:1/test", "postgres": "postgresql://postgres@127.0.0.1:1/test",
-            "sqlite": "/nonexistent-dir/for/sure/archive.sqlite"}
+            "sqlite": "/nonexistent-dir/for/sure/archive.sqlite", "mssql": "mssql://sa:x@127.0.0.1:1/master"}
     spec = {s.name: s for s in plugin.rcetl_sinks()}[name]
     sink = spec.factory("archive", spec.config.model_validate({"url": urls[name]}), run_ctx)
     ds = make_dataset(calls=1, messages=0)

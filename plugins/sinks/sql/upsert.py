@@ -57,9 +57,9 @@ def _on_duplicate_key(table: sa.Table) -> sa.Executable:
 def mssql_merge(table: sa.Table, dialect: Dialect) -> sa.TextClause:
     """SQL Server's MERGE, which SQLAlchemy has no construct for.
 
-    Identifiers go through the dialect's identifier preparer (so ``schema.prefix_table`` is quoted as
-    SQL Server wants it) and come only from the declared schema, whose names are checked here; every
-    value is a typed bound parameter. ``HOLDLOCK`` closes MERGE's race between the match and the insert.
+    Every identifier is quoted by the dialect's identifier preparer (``[schema].[prefix_table]``,
+    ``[type]``), and comes only from the declared schema, whose names are checked here and in
+    ``schema.build_tables``; every value is a typed bound parameter. ``HOLDLOCK`` closes MERGE's race between the match and the insert.
     """
     prep = dialect.identifier_preparer
     cols = list(table.columns)
@@ -68,14 +68,15 @@ def mssql_merge(table: sa.Table, dialect: Dialect) -> sa.TextClause:
             raise ValueError(f"column name {c.name!r} is not a plain identifier")
     keys = [c for c in cols if c.primary_key]
     values = _value_columns(table)
-    q = prep.quote
+    q = prep.quote_identifier
+    target = ".".join(q(part) for part in (table.schema, table.name) if part)
 
     def listing(columns: list[sa.Column], alias: str = "") -> str:
         return ", ".join(f"{alias}{q(c.name)}" for c in columns)
 
     sql = "\n".join(
         [
-            f"MERGE INTO {prep.format_table(table)} WITH (HOLDLOCK) AS t",
+            f"MERGE INTO {target} WITH (HOLDLOCK) AS t",
             f"USING (VALUES ({', '.join(':' + c.name for c in cols)})) AS s ({listing(cols)})",
             "ON " + " AND ".join(f"t.{q(c.name)} = s.{q(c.name)}" for c in keys),
             f"WHEN MATCHED AND EXISTS (SELECT {listing(values, 's.')} EXCEPT SELECT {listing(values, 't.')})",

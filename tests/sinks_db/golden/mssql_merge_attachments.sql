@@ -1,0 +1,6 @@
+MERGE INTO [archive].[rc_attachments] WITH (HOLDLOCK) AS t
+USING (VALUES (:account, :message_id, :id, :type, :content_type, :file_name, :blob_id, :blob_status, :location, :size, :sha256, :raw)) AS s ([account], [message_id], [id], [type], [content_type], [file_name], [blob_id], [blob_status], [location], [size], [sha256], [raw])
+ON t.[account] = s.[account] AND t.[message_id] = s.[message_id] AND t.[id] = s.[id]
+WHEN MATCHED AND EXISTS (SELECT s.[type], s.[content_type], s.[file_name], s.[blob_id], s.[blob_status], s.[location], s.[size], s.[sha256], s.[raw] EXCEPT SELECT t.[type], t.[content_type], t.[file_name], t.[blob_id], t.[blob_status], t.[location], t.[size], t.[sha256], t.[raw])
+    THEN UPDATE SET t.[type] = s.[type], t.[content_type] = s.[content_type], t.[file_name] = s.[file_name], t.[blob_id] = s.[blob_id], t.[blob_status] = s.[blob_status], t.[location] = s.[location], t.[size] = s.[size], t.[sha256] = s.[sha256], t.[raw] = s.[raw]
+WHEN NOT MATCHED THEN INSERT ([account], [message_id], [id], [type], [content_type], [file_name], [blob_id], [blob_status], [location], [size], [sha256], [raw]) VALUES (s.[account], s.[message_id], s.[id], s.[type], s.[content_type], s.[file_name], s.[blob_id], s.[blob_status], s.[location], s.[size], s.[sha256], s.[raw]);
