@@ -8,8 +8,8 @@ with the same semantics, so callers never know which one they hold.
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 
 @dataclass(frozen=True)

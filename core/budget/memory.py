@@ -20,8 +20,8 @@ import math
 import threading
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
 
 from . import Budget, BudgetProvider, GroupLimit, GroupState
 
@@ -48,7 +48,9 @@ class Slot:
     released: bool = False
 
 
-def effective_limit(base: GroupLimit, cap: int | None, learned_limit: int | None, learned_window: float | None) -> GroupLimit:
+def effective_limit(
+    base: GroupLimit, cap: int | None, learned_limit: int | None, learned_window: float | None
+) -> GroupLimit:
     """The limit a group runs at: headers are authoritative over the defaults, but a limit set in
     the pipeline file (``cap``) is a ceiling that headers may lower and never raise."""
     limit = learned_limit if learned_limit else base.limit
@@ -131,7 +133,10 @@ class MemoryWindows(WindowStore):
     def give_back(self, group, slot_id, base, cap, *, limit, remaining, window, retry_after) -> None:
         now = self._clock()
         old_limit, old_window = self._learned.get(group, (None, None))
-        self._learned[group] = (limit if limit and limit > 0 else old_limit, window if window and window > 0 else old_window)
+        self._learned[group] = (
+            limit if limit and limit > 0 else old_limit,
+            window if window and window > 0 else old_window,
+        )
         lim = self._limit(group, base, cap)
         slots = self._counted(group, now, lim.window)
         slots[slot_id] = now
@@ -262,7 +267,13 @@ class QueuedBudget(Budget):
                 return  # a second release would push the slot later for nothing
             slot.released = True
             self._store.give_back(
-                slot.group, slot.slot_id, *self._base(slot.group), limit=limit, remaining=remaining, window=window, retry_after=retry_after
+                slot.group,
+                slot.slot_id,
+                *self._base(slot.group),
+                limit=limit,
+                remaining=remaining,
+                window=window,
+                retry_after=retry_after,
             )
             line = self._lines[slot.group]
             if retry_after is not None and retry_after > 0:
@@ -301,16 +312,27 @@ class MemoryBudget(QueuedBudget):
         super().__init__(MemoryWindows(clock=clock, in_flight_lease=in_flight_lease), defaults)
 
 
-class MemoryBudgetProvider(BudgetProvider):
-    """One :class:`MemoryBudget` per credential for the life of the process."""
+class PerCredentialProvider(BudgetProvider):
+    """Keeps one budget per credential for the life of the provider (the process, usually)."""
 
     def __init__(self) -> None:
-        self._budgets: dict[str, MemoryBudget] = {}
-        self._lock = threading.Lock()
+        self._budgets: dict[str, Budget] = {}
+        self._budgets_lock = threading.Lock()
 
     def budget(self, credential: str, defaults: dict[str, GroupLimit]) -> Budget:
-        with self._lock:
+        with self._budgets_lock:
             found = self._budgets.get(credential)
             if found is None:
-                found = self._budgets[credential] = MemoryBudget(defaults)
+                found = self._budgets[credential] = self._create(credential, defaults)
             return found
+
+    @abc.abstractmethod
+    def _create(self, credential: str, defaults: dict[str, GroupLimit]) -> Budget:
+        """A new budget for ``credential``."""
+
+
+class MemoryBudgetProvider(PerCredentialProvider):
+    """One :class:`MemoryBudget` per credential for the life of the process."""
+
+    def _create(self, credential: str, defaults: dict[str, GroupLimit]) -> Budget:
+        return MemoryBudget(defaults)

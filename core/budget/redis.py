@@ -14,12 +14,12 @@ most urgent waiter competes for the next free slot, whatever its priority.
 
 from __future__ import annotations
 
-import threading
 import uuid
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
-from . import Budget, BudgetProvider, GroupLimit
-from .memory import IN_FLIGHT_LEASE, QueuedBudget, WindowStore
+from . import Budget, GroupLimit
+from .memory import IN_FLIGHT_LEASE, PerCredentialProvider, QueuedBudget, WindowStore
 
 #: Learned limits outlive a run (the next one starts at the right speed) but not for ever.
 LEARNED_TTL_SECONDS = 7 * 24 * 3600
@@ -107,7 +107,9 @@ def _text(value: Any) -> str:
 class RedisWindows(WindowStore):
     """The sliding windows of one credential, kept in Redis."""
 
-    def __init__(self, client: Any, prefix: str, credential: str, *, in_flight_lease: float, poll_cap: float) -> None:
+    def __init__(
+        self, client: Any, prefix: str, credential: str, *, in_flight_lease: float, poll_cap: float
+    ) -> None:
         self._client = client
         self._prefix = prefix
         self._credential = credential
@@ -128,7 +130,9 @@ class RedisWindows(WindowStore):
 
     def try_take(self, group: str, base: GroupLimit, cap: int | None) -> tuple[str | None, float]:
         slot_id = uuid.uuid4().hex
-        taken, wait = self._take(keys=self._keys(group), args=[*self._limit_args(base, cap), slot_id, repr(self._lease)])
+        taken, wait = self._take(
+            keys=self._keys(group), args=[*self._limit_args(base, cap), slot_id, repr(self._lease)]
+        )
         return (_text(taken) or None), float(_text(wait))
 
     def give_back(self, group, slot_id, base, cap, *, limit, remaining, window, retry_after) -> None:
@@ -137,7 +141,9 @@ class RedisWindows(WindowStore):
         self._give_back(keys=self._keys(group), args=args)
 
     def state(self, group: str, base: GroupLimit, cap: int | None) -> tuple[int, GroupLimit, float]:
-        used, limit, window, penalty = (_text(v) for v in self._state(keys=self._keys(group), args=self._limit_args(base, cap)))
+        used, limit, window, penalty = (
+            _text(v) for v in self._state(keys=self._keys(group), args=self._limit_args(base, cap))
+        )
         return int(float(used)), GroupLimit(limit=int(float(limit)), window=float(window)), float(penalty)
 
 
@@ -148,7 +154,7 @@ class RedisBudget(QueuedBudget):
         super().__init__(windows, defaults)
 
 
-class RedisBudgetProvider(BudgetProvider):
+class RedisBudgetProvider(PerCredentialProvider):
     """Budgets in the Redis at ``url``, under keys starting with ``prefix``.
 
     Every process that should share a credential's budget must use the same Redis and prefix.
@@ -165,22 +171,17 @@ class RedisBudgetProvider(BudgetProvider):
     ) -> None:
         import redis  # lazily: only pipelines that share budgets through Redis need the package
 
+        super().__init__()
         self._client = redis.Redis.from_url(url)
         self.prefix = prefix
         self._poll_cap = poll_cap
         self._lease = in_flight_lease
-        self._budgets: dict[str, RedisBudget] = {}
-        self._lock = threading.Lock()
 
-    def budget(self, credential: str, defaults: dict[str, GroupLimit]) -> Budget:
-        with self._lock:
-            found = self._budgets.get(credential)
-            if found is None:
-                windows = RedisWindows(
-                    self._client, self.prefix, credential, in_flight_lease=self._lease, poll_cap=self._poll_cap
-                )
-                found = self._budgets[credential] = RedisBudget(windows, defaults)
-            return found
+    def _create(self, credential: str, defaults: dict[str, GroupLimit]) -> Budget:
+        windows = RedisWindows(
+            self._client, self.prefix, credential, in_flight_lease=self._lease, poll_cap=self._poll_cap
+        )
+        return RedisBudget(windows, defaults)
 
     def clear(self) -> int:
         """Forget every window, penalty and learned limit under this prefix (after a plan change,

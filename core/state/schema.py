@@ -12,8 +12,8 @@ UNIX seconds in a double: comparable everywhere, with no time-zone conversion by
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
@@ -147,7 +147,9 @@ def migrate(begin: Callable[[], object], tables: Tables, migrations: list[Migrat
                 continue
             migration.apply(conn, tables)
             if version == 0:
-                conn.execute(sa.insert(tables.version).values(component=SCHEMA_COMPONENT, version=migration.version))
+                conn.execute(
+                    sa.insert(tables.version).values(component=SCHEMA_COMPONENT, version=migration.version)
+                )
             else:
                 conn.execute(
                     sa.update(tables.version)

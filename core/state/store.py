@@ -14,8 +14,9 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -28,6 +29,8 @@ from .schema import MIGRATIONS, Migration, define_tables, migrate
 # Attempts at a write that raced another writer's insert of the same row, or at the first-use
 # migration that raced another process's.
 _RACE_ATTEMPTS = 5
+
+DEFAULT_BACKOFF = Backoff()
 
 
 def _dt(seconds: float | None) -> datetime | None:
@@ -51,7 +54,9 @@ def _lost_migration_race(exc: sa.exc.DBAPIError) -> bool:
 def encode_key(key: Key) -> str:
     """A natural key as stored: JSON, so 42 and "42" stay distinct and 2**63-1 stays exact."""
     if isinstance(key, bool) or not isinstance(key, (str, int)):
-        raise TypeError(f"a record key must be a str or an int, not {type(key).__name__} (ids never pass through a float)")
+        raise TypeError(
+            f"a record key must be a str or an int, not {type(key).__name__} (ids never pass through a float)"
+        )
     return json.dumps(key)
 
 
@@ -67,7 +72,7 @@ class StateStore:
         url: str,
         *,
         table_prefix: str = "rcetl_",
-        backoff: Callable[[int], float] = Backoff(),
+        backoff: Callable[[int], float] = DEFAULT_BACKOFF,
         migrations: list[Migration] | None = None,
     ) -> None:
         self._url = url
@@ -185,7 +190,9 @@ class StateStore:
             where = [cp.c.pipeline == pipeline] + ([cp.c.stream == stream] if stream is not None else [])
             deleted = conn.execute(sa.delete(cp).where(*where)).rowcount
             if include_failed:
-                fwhere = [failed.c.pipeline == pipeline] + ([failed.c.stream == stream] if stream is not None else [])
+                fwhere = [failed.c.pipeline == pipeline] + (
+                    [failed.c.stream == stream] if stream is not None else []
+                )
                 conn.execute(sa.delete(failed).where(*fwhere))
             return int(deleted)
 
@@ -202,7 +209,9 @@ class StateStore:
             "info": json.dumps(info),
             "started_at": time.time(),
         }
-        self._write("recording a run", lambda conn: conn.execute(sa.insert(self.tables.runs).values(**values)))
+        self._write(
+            "recording a run", lambda conn: conn.execute(sa.insert(self.tables.runs).values(**values))
+        )
         return run_id
 
     def finish_run(self, run_id: str, status: str, summary: dict[str, Any]) -> None:
@@ -218,7 +227,10 @@ class StateStore:
         t = self.tables.runs
         rows = self._read(
             "listing runs",
-            sa.select(t).where(t.c.pipeline == pipeline).order_by(t.c.started_at.desc(), t.c.run_id).limit(limit),
+            sa.select(t)
+            .where(t.c.pipeline == pipeline)
+            .order_by(t.c.started_at.desc(), t.c.run_id)
+            .limit(limit),
         )
         return [
             RunRow(
@@ -235,7 +247,9 @@ class StateStore:
 
     # -- failed-item queue ----------------------------------------------------------------------
 
-    def add_failed(self, pipeline: str, stream: str, account: str, key: Key, record: dict[str, Any], error: str) -> FailedItem:
+    def add_failed(
+        self, pipeline: str, stream: str, account: str, key: Key, record: dict[str, Any], error: str
+    ) -> FailedItem:
         """Queue (or re-queue) an item that failed; its next attempt waits ``backoff(attempts)``."""
         t = self.tables.failed
         item_key = encode_key(key)
@@ -243,7 +257,9 @@ class StateStore:
 
         def work(conn: sa.Connection) -> FailedItem:
             now = time.time()
-            select = sa.select(t.c.attempts, t.c.first_failed_at).where(*(t.c[k] == v for k, v in ident.items()))
+            select = sa.select(t.c.attempts, t.c.first_failed_at).where(
+                *(t.c[k] == v for k, v in ident.items())
+            )
             if conn.dialect.name != "sqlite":  # SQLite's BEGIN IMMEDIATE already serialises writers
                 select = select.with_for_update()
             previous = conn.execute(select).first()
@@ -300,7 +316,10 @@ class StateStore:
         """Drop an item from the queue (archived at last, or gone for good); False if absent."""
         t = self.tables.failed
         statement = sa.delete(t).where(
-            t.c.pipeline == pipeline, t.c.stream == stream, t.c.account == account, t.c.item_key == encode_key(key)
+            t.c.pipeline == pipeline,
+            t.c.stream == stream,
+            t.c.account == account,
+            t.c.item_key == encode_key(key),
         )
         return bool(self._write("resolving a failed item", lambda conn: conn.execute(statement).rowcount))
 
@@ -308,7 +327,9 @@ class StateStore:
         t = self.tables.failed
         rows = self._read(
             "listing failed items",
-            sa.select(t).where(t.c.pipeline == pipeline).order_by(t.c.stream, t.c.first_failed_at, t.c.item_key),
+            sa.select(t)
+            .where(t.c.pipeline == pipeline)
+            .order_by(t.c.stream, t.c.first_failed_at, t.c.item_key),
         )
         return [self._failed_item(r) for r in rows]
 
@@ -330,9 +351,14 @@ class StateStore:
             "action": action,
             "at": time.time(),
         }
-        self._write("logging a purge", lambda conn: conn.execute(sa.insert(self.tables.purges).values(**values)))
+        self._write(
+            "logging a purge", lambda conn: conn.execute(sa.insert(self.tables.purges).values(**values))
+        )
 
     def purges(self, pipeline: str) -> list[PurgeRow]:
         t = self.tables.purges
         rows = self._read("listing purges", sa.select(t).where(t.c.pipeline == pipeline).order_by(t.c.id))
-        return [PurgeRow(r.pipeline, r.stream, r.account, decode_key(r.item_key), r.action, _dt(r.at)) for r in rows]
+        return [
+            PurgeRow(r.pipeline, r.stream, r.account, decode_key(r.item_key), r.action, _dt(r.at))
+            for r in rows
+        ]

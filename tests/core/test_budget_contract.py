@@ -13,7 +13,6 @@ import time
 import uuid
 
 import pytest
-
 from rcetl.budget import Budget, GroupLimit
 from rcetl.budget.memory import MemoryBudget
 
@@ -109,7 +108,9 @@ def test_headers_can_raise_a_default_but_not_a_pipeline_ceiling(make_budget):
 
 
 def test_an_unknown_group_gets_the_smallest_known_limit(make_budget):
-    budget = make_budget({"Heavy": GroupLimit(10, 60), "Auth": GroupLimit(5, 60), "Light": GroupLimit(50, 60)})
+    budget = make_budget(
+        {"Heavy": GroupLimit(10, 60), "Auth": GroupLimit(5, 60), "Light": GroupLimit(50, 60)}
+    )
     _send(budget, "Mystery")
     state = budget.snapshot()["Mystery"]
     assert (state.limit, state.window, state.used) == (5, 60, 1)

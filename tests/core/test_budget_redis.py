@@ -8,7 +8,6 @@ import time
 import uuid
 
 import pytest
-
 from rcetl.budget import GroupLimit
 
 REDIS_URL = os.environ.get("RCETL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -31,7 +30,9 @@ def prefix():
 def _spend(prefix: str, credential: str, limit: int, window: float, count: int, out) -> None:
     from rcetl.budget.redis import RedisBudgetProvider
 
-    budget = RedisBudgetProvider(REDIS_URL, prefix=prefix).budget(credential, {"Heavy": GroupLimit(limit, window)})
+    budget = RedisBudgetProvider(REDIS_URL, prefix=prefix).budget(
+        credential, {"Heavy": GroupLimit(limit, window)}
+    )
     for _ in range(count):
         slot = budget.acquire("Heavy")
         out.put(time.time())  # before release: the slot is re-stamped no earlier than this

@@ -8,11 +8,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
-
-from rcetl.state import Backoff, StateStore, StateStoreError
+from rcetl.state import Backoff, StateStore
 
 SERVER_URLS = {
-    "postgres": os.environ.get("RCETL_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
+    "postgres": os.environ.get(
+        "RCETL_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    ),
     "mysql": os.environ.get("RCETL_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test"),
 }
 
@@ -56,7 +57,10 @@ def test_checkpoints_round_trip_and_upsert(store):
     store.put_checkpoint("nightly", "rc", "call_log", "", {"dateFrom": "2026-02-01T00:00:00Z", "id": BIG - 1})
     store.put_checkpoint("nightly", "rc", "messages", "ext-1", [1, "two"])
     store.put_checkpoint("other", "rc", "call_log", "", 7)
-    assert store.get_checkpoint("nightly", "rc", "call_log", "") == {"dateFrom": "2026-02-01T00:00:00Z", "id": BIG - 1}
+    assert store.get_checkpoint("nightly", "rc", "call_log", "") == {
+        "dateFrom": "2026-02-01T00:00:00Z",
+        "id": BIG - 1,
+    }
     rows = store.checkpoints("nightly")
     assert [(r.stream, r.partition, r.value) for r in rows] == [
         ("call_log", "", {"dateFrom": "2026-02-01T00:00:00Z", "id": BIG - 1}),
@@ -82,7 +86,11 @@ def test_failed_keys_keep_their_exact_type(store):
     store.add_failed("p", "messages", "acc", str(BIG), {"id": str(BIG)}, "boom")
     store.add_failed("p", "messages", "acc", 42, {"id": 42}, "boom")
     items = store.due_failed("p", "messages", include_not_due=True)
-    assert sorted((type(i.key).__name__, i.key) for i in items) == [("int", 42), ("int", BIG), ("str", str(BIG))]
+    assert sorted((type(i.key).__name__, i.key) for i in items) == [
+        ("int", 42),
+        ("int", BIG),
+        ("str", str(BIG)),
+    ]
     assert {i.record["id"] for i in items} == {BIG, str(BIG), 42}
     with pytest.raises(TypeError):
         store.add_failed("p", "messages", "acc", 1.0, {}, "floats are not ids")
@@ -94,12 +102,18 @@ def test_failed_keys_keep_their_exact_type(store):
 def test_failed_items_back_off_exponentially(store):
     first = store.add_failed("p", "recordings", "acc", "r1", {"id": "r1"}, "503")
     assert first.attempts == 1
-    assert first.next_attempt_at - first.last_failed_at == pytest.approx(timedelta(seconds=60), abs=timedelta(seconds=1))
+    assert first.next_attempt_at - first.last_failed_at == pytest.approx(
+        timedelta(seconds=60), abs=timedelta(seconds=1)
+    )
     second = store.add_failed("p", "recordings", "acc", "r1", {"id": "r1"}, "503 again")
     third = store.add_failed("p", "recordings", "acc", "r1", {"id": "r1"}, "503 again")
     assert (second.attempts, third.attempts) == (2, 3)
-    assert third.next_attempt_at - third.last_failed_at == pytest.approx(timedelta(seconds=240), abs=timedelta(seconds=1))
-    assert third.first_failed_at == first.first_failed_at or abs(third.first_failed_at - first.first_failed_at) < timedelta(milliseconds=1)
+    assert third.next_attempt_at - third.last_failed_at == pytest.approx(
+        timedelta(seconds=240), abs=timedelta(seconds=1)
+    )
+    assert third.first_failed_at == first.first_failed_at or abs(
+        third.first_failed_at - first.first_failed_at
+    ) < timedelta(milliseconds=1)
 
     assert store.due_failed("p", "recordings") == []  # not due yet
     later = datetime.now(timezone.utc) + timedelta(minutes=5)
@@ -122,7 +136,11 @@ def test_runs_are_listed_newest_first(store):
     runs = store.runs("p")
     assert [r.run_id for r in runs] == [second, first]
     assert (runs[0].status, runs[0].summary, runs[0].finished_at) == ("running", None, None)
-    assert (runs[1].status, runs[1].summary, runs[1].info) == ("succeeded", {"records": 10}, {"trigger": "cron"})
+    assert (runs[1].status, runs[1].summary, runs[1].info) == (
+        "succeeded",
+        {"records": 10},
+        {"trigger": "cron"},
+    )
     assert len(store.runs("p", limit=1)) == 1
 
 
