@@ -166,11 +166,11 @@ def sync(ctx: Ctx, ext: str | None = None) -> Response:
         if state.get("scope") != scope:
             raise invalid_parameter("syncToken", args.get("syncToken"), "token of another extension")
         show_deleted = bool_param(args, "showDeleted", False)
-        changed = [c for c in calls if c.seq > state["seq"] and keep(c) and (show_deleted or not c.deleted)]
-        if len(changed) > ISYNC_LIMIT:
+        changed = [c for c in calls if c.seq > state["seq"] and keep(c)]
+        if len(changed) > ISYNC_LIMIT:  # counted before hiding deleted ones: they are changes too
             raise ApiError(400, "CLG-104", "Parameter [syncToken] is invalid [max sync record number limit is exceeded]",
                            parameterName="syncToken")
-        records = sorted(changed, key=lambda c: c.start_ms, reverse=True)
+        records = sorted((c for c in changed if show_deleted or not c.deleted), key=lambda c: c.start_ms, reverse=True)
     token = encode_token(k="clg", scope=scope, seq=seq)
     return json_response({
         "uri": ctx.full_url(),

@@ -80,7 +80,7 @@ class AccountGenerator:
         if start_ms is None:
             end_ms = self.anchor_ms - 1
             start_ms = self.anchor_ms - 60 * DAY_MS
-            old = [rng.randint(self.anchor_ms - 120 * DAY_MS, self.anchor_ms - 91 * DAY_MS) for _ in range(n * 3 // 100)]
+            old = [rng.randint(self.anchor_ms - 120 * DAY_MS, self.anchor_ms - 91 * DAY_MS) for _ in range(max(1, n * 3 // 100) if n >= 10 else 0)]
             times = old + [rng.randint(start_ms, end_ms) for _ in range(n - len(old))]
         else:
             times = [rng.randint(start_ms, end_ms) for _ in range(n)]
@@ -91,19 +91,23 @@ class AccountGenerator:
         i = 0
         while i < n:
             pair = i + 1 < n and rng.random() < 0.05  # a transfer: two records, one telephony session
-            out.extend(self._call_session(rng, times[i], 2 if pair else 1, users, queues, batch, i))
+            # The oldest call of the initial set is answered, so a recording past retention exists.
+            force_live = i == 0 and times[0] < self.anchor_ms - 90 * DAY_MS
+            out.extend(self._call_session(rng, times[i], 2 if pair else 1, users, queues, batch, i, force_live))
             i += 2 if pair else 1
         connected = [c for c in out if c.type == "Voice" and c.result in ("Accepted", "Call connected")]
         chosen = rng.sample(range(len(connected)), min(recordings, len(connected)))
+        if chosen and connected and 0 not in chosen and connected[0].start_ms < self.anchor_ms - 90 * DAY_MS:
+            chosen[0] = 0  # always keep one recording past retention to exercise the 404 path
         for j in sorted(chosen):
             self._record(connected[j], rng)
         self.calls_made += n
         return out
 
-    def _call_session(self, rng, t, parts, users, queues, batch, i) -> list[Call]:
+    def _call_session(self, rng, t, parts, users, queues, batch, i, force_live=False) -> list[Call]:
         tsid = f"s-a0d{det_int(*self.key, 'tsid', batch, i):016x}z{rng.randint(0, 0xFFFFF):05x}0000"
         session_id = str(10_000_000_000 + det_int(*self.key, "session", batch, i) % 90_000_000_000)
-        kind = rng.choices(["in", "out", "internal", "fax"], [45, 35, 15, 5])[0] if parts == 1 else "in"
+        kind = rng.choices(["in", "out", "internal", "fax"], [45, 35, 15, 5])[0] if parts == 1 and not force_live else "in"
         owner = rng.choice(users)
         external = (_phone(rng), None, None, rng.choice([None, f"{rng.choice(FIRST)} {rng.choice(LAST)}", "WIRELESS CALLER"]), None)
         me = (f"+1650555{owner.number.zfill(4)[-4:]}", owner.number, str(owner.id), owner.name, None)
@@ -123,8 +127,10 @@ class AccountGenerator:
         else:
             action = "Phone Call" if kind == "in" else "VoIP Call"
             result, reason = rng.choices(
-                [("Accepted", "Accepted"), ("Missed", "Not Answered"), ("Voicemail", "Not Answered"), ("Rejected", "Rejected")],
+                [("Accepted", "Accepted"), ("Missed", "Not Answered"), ("Voicemail", "Not Answered"), ("Rejected", "Calls Not Accepted")],
                 [65, 18, 14, 3])[0]
+            if force_live:
+                result, reason = "Accepted", "Accepted"
         if rng.random() < 0.1:
             reason = None  # optional fields really go missing sometimes
         live = result in ("Accepted", "Call connected", "Sent", "Received")
