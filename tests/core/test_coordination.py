@@ -9,7 +9,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from rcetl.coordination import FileCoordinator
 
 REDIS_URL = os.environ.get("RCETL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -67,7 +66,7 @@ def test_two_processes_take_turns_in_the_critical_section(coordinator_spec, tmp_
     assert [proc.exitcode for proc in workers] == [0, 0]
     lines = journal.read_text().splitlines()
     assert len(lines) == 32
-    for enter, leave in zip(lines[::2], lines[1::2]):
+    for enter, leave in zip(lines[::2], lines[1::2], strict=True):
         assert enter.startswith("enter ") and leave == enter.replace("enter", "leave")
     assert len({line.split()[1] for line in lines}) == 2
 
