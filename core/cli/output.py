@@ -49,7 +49,7 @@ def setup_logging(verbosity: int, log_format: str) -> None:
     root.setLevel(level)
     # Third-party libraries are noisy at INFO; they speak up at -vv.
     for noisy in ("urllib3", "botocore", "boto3", "s3transfer", "google", "werkzeug", "dropbox", "pymongo",
-                  "celery", "kombu", "amqp", "filelock", "secantus"):
+                  "celery", "kombu", "amqp", "filelock", "secantus", "alembic"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbosity > 1 else logging.WARNING)
 
 
