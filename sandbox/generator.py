@@ -96,13 +96,29 @@ class AccountGenerator:
             out.extend(self._call_session(rng, times[i], 2 if pair else 1, users, queues, batch, i, force_live))
             i += 2 if pair else 1
         connected = [c for c in out if c.type == "Voice" and c.result in ("Accepted", "Call connected")]
-        chosen = rng.sample(range(len(connected)), min(recordings, len(connected)))
-        if chosen and connected and 0 not in chosen and connected[0].start_ms < self.anchor_ms - 90 * DAY_MS:
-            chosen[0] = 0  # always keep one recording past retention to exercise the 404 path
-        for j in sorted(chosen):
-            self._record(connected[j], rng)
+        for c in self._pick_recorded(connected, recordings, rng):
+            self._record(c, rng)
         self.calls_made += n
         return out
+
+    def _pick_recorded(self, connected: list[Call], recordings: int, rng: random.Random) -> list[Call]:
+        """Exactly ``recordings`` answered calls (or all of them), always including one transfer
+        recorded on both sides (several recordings per telephony session) when there is one, and
+        one call past retention, so that both cases exist even in tiny data sets."""
+        must: list[Call] = []
+        sessions: dict[str, list[Call]] = {}
+        for c in connected:
+            sessions.setdefault(c.telephony_session_id, []).append(c)
+        pair = next((parts for parts in sessions.values() if len(parts) > 1), None)
+        if pair and recordings >= 3:
+            must += pair
+        if connected and connected[0].start_ms < self.anchor_ms - 90 * DAY_MS and all(c is not connected[0] for c in must):
+            must.append(connected[0])
+        must = must[:recordings]
+        taken = {id(c) for c in must}
+        rest = [c for c in connected if id(c) not in taken]
+        picked = must + rng.sample(rest, min(recordings - len(must), len(rest)))
+        return sorted(picked, key=lambda c: c.start_ms)
 
     def _call_session(self, rng, t, parts, users, queues, batch, i, force_live=False) -> list[Call]:
         tsid = f"s-a0d{det_int(*self.key, 'tsid', batch, i):016x}z{rng.randint(0, 0xFFFFF):05x}0000"
