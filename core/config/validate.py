@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -54,12 +54,24 @@ class _Collector:
 
 
 def _type_hint(model: type[BaseModel], loc: tuple[Any, ...]) -> str | None:
-    field = model.model_fields.get(str(loc[0])) if loc else None
+    # Walk nested option models (``executor.type``) down to the field the error is about.
+    field = None
+    for part in loc:
+        field = model.model_fields.get(str(part)) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        if field is None:
+            break
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            model = field.annotation
+        else:
+            break
     if field is None:
         return None
     parts = []
-    if field.annotation is not None:
-        parts.append(f"expected {getattr(field.annotation, '__name__', str(field.annotation)).replace('typing.', '')}")
+    ann = field.annotation
+    if get_origin(ann) is Literal:
+        parts.append(f"expected one of: {', '.join(repr(a) for a in get_args(ann))}")
+    elif ann is not None and not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+        parts.append(f"expected {getattr(ann, '__name__', str(ann)).replace('typing.', '')}")
     if field.description:
         parts.append(field.description)
     return "; ".join(parts) or None
@@ -112,6 +124,10 @@ def build_pipeline(loaded: LoadedYaml, pm: PluginManager, file: Path) -> Pipelin
     sinks = _sinks(model, streams, pm, c)
     if len(c.problems) == before:  # a broken sink would only cascade into routing errors
         _routing(sources, sinks, c)
+    for i, stream in enumerate(model.purge.streams if model.purge else []):
+        if stream not in streams:
+            c.add(("purge", "streams", i), f"unknown stream {stream!r}",
+                  did_you_mean(stream, streams) or f"configured streams: {', '.join(streams)}")
     if c.problems:
         raise PipelineFileError(loaded.filename, c.problems)
 
@@ -137,6 +153,7 @@ def build_pipeline(loaded: LoadedYaml, pm: PluginManager, file: Path) -> Pipelin
         sinks=sinks,
         observers={k: dict(v or {}) for k, v in model.observers.items()},
         secrets=set(loaded.secrets),
+        purge=model.purge,
     )
 
 
@@ -192,7 +209,8 @@ def _sources(model: PipelineModel, connections: list[ConnectionConf], pm: Plugin
                     c.add(path + ("connection",), f"no {spec.connection} connection named {n!r}",
                           did_you_mean(n, usable) or f"defined: {', '.join(usable) or 'none'}")
             usable = [n for n in names if n in usable]
-        elif not usable and not any(p.path[:1] == (spec.connection,) for p in c.problems):
+        elif not usable and not any(p.path[:1] == (spec.connection,) or p.path[:1] == ("connections",)
+                                    for p in c.problems):  # a broken connection is reported already
             c.add(path, f"source {name!r} needs a {spec.connection!r} connection",
                   f"add a top-level `{spec.connection}:` block with the server and credentials")
         config = _plugin_config(spec.config, options, path, c)
@@ -204,7 +222,7 @@ def _sources(model: PipelineModel, connections: list[ConnectionConf], pm: Plugin
 def _sinks(model: PipelineModel, streams: dict[str, str], pm: PluginManager, c: _Collector) -> list[SinkConf]:
     specs = pm.sinks()
     if not model.sinks:
-        c.add(("sinks",), "no sinks configured", "add a sink, e.g. `archive: {plugin: sqlite, path: archive.db}`")
+        c.add(("sinks",), "no sinks configured", "add a sink, e.g. `archive: {plugin: sqlite, url: archive.db}`")
     out = []
     for name, raw in model.sinks.items():
         path: Path_ = ("sinks", name)

@@ -88,9 +88,15 @@ def load_yaml(path: Path, env: Mapping[str, str] | None = None) -> LoadedYaml:
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
-        problem = Problem((), f"not valid YAML: {exc.problem or exc.context}", "fix the YAML syntax at that line "
-                          "(indentation, a missing colon, an unclosed quote or bracket)", line)
-        raise PipelineFileError(filename, [problem]) from None
+        message = f"not valid YAML: {exc.problem or exc.context}"
+        opened = exc.context_mark.line + 1 if exc.context_mark and exc.problem else None
+        if opened and opened != line:
+            # where the unclosed bracket or the mapping began is often the line to fix
+            message += f" ({exc.context} that starts on line {opened})"
+        hint = "fix the YAML syntax at that line (indentation, a missing colon, an unclosed quote or bracket)"
+        if "duplicate key" in str(exc.problem):
+            hint = "a key may appear only once in a mapping: remove or rename one of the two"
+        raise PipelineFileError(filename, [Problem((), message, hint, line)]) from None
     except Exception as exc:  # ruamel raises several unmarked errors (duplicate keys, bad tags)
         raise PipelineFileError(filename, [Problem((), f"not valid YAML: {exc}".splitlines()[0],
                                                    "fix the YAML syntax", None)]) from None
