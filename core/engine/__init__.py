@@ -38,6 +38,8 @@ def run_pipeline(
                   executor=executor.name if executor else pipeline.executor.type,
                   observers=pipeline.observers, output_dir=str(pipeline.spool_dir.parent))
     executor = executor or get_executor(pipeline.executor.type, **_executor_options(pipeline))
+    if hasattr(executor, "check"):  # e.g. Celery refuses state its workers cannot share, before anything opens
+        executor.check(pipeline)
     status, results = "ok", []
     with Engine(pipeline, pm, window=window, streams=streams, run=run, stats=stats) as engine:
         if on_engine:
