@@ -4,11 +4,10 @@ database per test so the tests run side by side under pytest-xdist."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
-
 import rcetl
 
 from .services import service_url

@@ -134,6 +134,14 @@ class Dataset:
     legs: int = 0
     attachments: int = 0
 
+    def assert_held_by(self, sink: rcetl.RecordSink) -> None:
+        """The sink reports exactly this data set's keys, with their exact types, per stream."""
+        for stream, keys in self.keys.items():
+            entries = list(sink.archived(stream, ACCOUNT))
+            assert {e.key for e in entries} == keys
+            assert {type(e.key) for e in entries} == {type(k) for k in keys}
+            assert sink.count(stream) == len(keys)  # type: ignore[attr-defined]
+
     def of(self, stream: str) -> list[rcetl.ArchivedRecord]:
         return [r for r in self.records if r.record.stream == stream]
 

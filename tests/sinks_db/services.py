@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 LOCAL_DEFAULTS = {
     "mysql": "mysql+pymysql://root@127.0.0.1:3306/test",

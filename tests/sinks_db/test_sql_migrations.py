@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-import sqlalchemy as sa
-
 import rcetl
+import sqlalchemy as sa
 
 from .dataset import make_dataset
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import Field, field_validator
-
 import rcetl
+from pydantic import Field, field_validator
 
 # A bare scheme gets the driver rcetl installs with its extras (rcetl[mysql], rcetl[postgres]...).
 DEFAULT_DRIVERS = {

@@ -8,11 +8,10 @@ the one bad record and the rest of the batch is archived.
 
 from __future__ import annotations
 
-from typing import Sequence
-
-import sqlalchemy as sa
+from collections.abc import Sequence
 
 import rcetl
+import sqlalchemy as sa
 
 # MySQL/MariaDB error numbers that mean "try again", whatever class PyMySQL gives them: too many
 # connections, server shutting down, lock wait timeout, deadlock, connection killed, can't connect,

@@ -10,14 +10,13 @@ steps render offline as SQL for review (``upgrade_sql``; SQL Server's is a golde
 from __future__ import annotations
 
 import io
-from typing import Callable
+from collections.abc import Callable
 
+import rcetl
 import sqlalchemy as sa
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
 from sqlalchemy.engine import Connection, Dialect
-
-import rcetl
 
 from . import rows as row_maps
 from .schema import LATEST_VERSION, Tables, build_tables

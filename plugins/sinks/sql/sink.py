@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator, Sequence
-
-import sqlalchemy as sa
-from sqlalchemy.engine import URL, Connection, Engine, make_url
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import rcetl
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from . import errors, migrate
 from .config import SqlSinkConfig

@@ -1,0 +1,55 @@
+"""The MongoDB sink: one collection per stream, and with ``gridfs: true`` the binaries too.
+
+This module registers the sink and holds its options; ``sink`` (pymongo) loads only when a
+pipeline uses it. With ``gridfs: true`` one MongoDB database is a complete archive: metadata,
+recordings, faxes, voicemail and attachments.
+"""
+
+from __future__ import annotations
+
+import rcetl
+from pydantic import Field, field_validator
+
+
+class MongoSinkConfig(rcetl.PluginConfig):
+    """Archive records (and optionally binaries, in GridFS) into MongoDB."""
+
+    url: str = Field(description="mongodb:// or mongodb+srv:// URL; put the password in ${ENV_VAR}")
+    database: str = Field("rcetl", pattern=r"^[A-Za-z0-9_-]{1,63}$")
+    collection_prefix: str = Field("rc_", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,30}$")
+    gridfs: bool = Field(False, description="also store binaries in GridFS (the sink becomes a blob sink too)")
+    batch_size: int = Field(1000, ge=1, le=100_000, description="documents per bulk_write")
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        from urllib.parse import unquote, urlsplit
+
+        parts = urlsplit(value)
+        if parts.scheme not in ("mongodb", "mongodb+srv"):
+            raise ValueError("expected a mongodb:// or mongodb+srv:// URL")
+        if parts.password:
+            rcetl.register_secret(unquote(parts.password))
+            rcetl.register_secret(parts.password)
+        return value
+
+
+def _make_sink(name: str, config: rcetl.PluginConfig, ctx: rcetl.RunContext) -> rcetl.Sink:
+    from .sink import MongoArchiveSink, MongoRecordSink
+
+    cls = MongoArchiveSink if getattr(config, "gridfs", False) else MongoRecordSink
+    return cls(name, config, ctx)
+
+
+@rcetl.hookimpl
+def rcetl_sinks() -> list[rcetl.SinkSpec]:
+    return [
+        rcetl.SinkSpec(
+            name="mongodb",
+            config=MongoSinkConfig,
+            factory=_make_sink,
+            # Blobs only with `gridfs: true`: the instance is then also an rcetl.BlobSink.
+            kinds=frozenset({"records", "blobs"}),
+            description="Records into MongoDB collections (one per stream); binaries into GridFS with gridfs: true",
+        )
+    ]

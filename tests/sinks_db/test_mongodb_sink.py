@@ -1,0 +1,158 @@
+"""The MongoDB sink against a real server: RCETL_TEST_MONGODB_URL, a container, or SecantusDB
+(a MongoDB wire-protocol server on WiredTiger) started in-process; see services.py."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import uuid
+from pathlib import Path
+
+import pytest
+import rcetl
+
+from .dataset import ACCOUNT, BIG_CONVERSATION, BIG_ID, MAX_ID, make_dataset, updated_at_source
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def make_mongo_sink(mongodb_url, run_ctx):
+    from rcetl.plugins.sinks import mongodb
+
+    spec = mongodb.rcetl_sinks()[0]
+    database = f"t{uuid.uuid4().hex[:12]}"  # one database per test: xdist-safe, dropped afterwards
+    made = []
+
+    def make(**options):
+        config = spec.config.model_validate({"url": mongodb_url, "database": database, **options})
+        sink = spec.factory("mongo", config, run_ctx)
+        sink.open()
+        made.append(sink)
+        return sink
+
+    yield make
+    if made:
+        made[0].client.drop_database(database)
+    for sink in made:
+        sink.close()
+
+
+def snapshot(sink) -> dict[str, list[dict]]:
+    return {name: list(sink.db[name].find().sort("_id")) for name in sorted(sink.db.list_collection_names())}
+
+
+def test_dataset_archives_with_exact_counts_and_ids_and_a_rewrite_changes_nothing(make_mongo_sink):
+    ds = make_dataset()
+    sink = make_mongo_sink(batch_size=5)
+    sink.write(ds.records)
+    ds.assert_held_by(sink)
+    before = snapshot(sink)
+    sink.write(ds.records)
+    sink.write(list(reversed(ds.records)))
+    assert snapshot(sink) == before
+
+
+def test_documents_keep_the_api_json_and_are_indexed_for_queries(make_mongo_sink):
+    ds = make_dataset()
+    sink = make_mongo_sink()
+    sink.write(ds.records)
+    call = ds.of("call-log")[0].record.data
+    doc = sink.db.rc_call_log.find_one({"_id": {"account": ACCOUNT, "id": call["id"]}})
+    assert doc["data"] == call
+    assert sink.db.rc_call_log.count_documents({"data.extension.id": 101, "data.direction": "Inbound"}) > 0
+    indexed = {k for ix in sink.db.rc_messages.list_indexes() for k in ix["key"]}
+    assert {"data.conversationId", "data.creationTime", "data.availability", "data.type"} <= indexed
+    indexed = {k for ix in sink.db.rc_call_log.list_indexes() for k in ix["key"]}
+    assert {"data.startTime", "data.direction", "data.type", "data.extension.id"} <= indexed
+
+
+def test_record_updated_at_source_is_updated_in_place(make_mongo_sink):
+    ds = make_dataset()
+    sink = make_mongo_sink()
+    sink.write(ds.records)
+    call, fax = updated_at_source(ds)
+    sink.write([call, fax])
+    assert sink.count("call-log") == len(ds.keys["call-log"])
+    assert sink.count("message-store") == len(ds.keys["message-store"])
+    doc = sink.db.rc_call_log.find_one({"key": call.key})
+    assert doc["data"]["result"] == "Voicemail" and len(doc["data"]["legs"]) == 1
+    assert [e.key for e in sink.archived("message-store") if e.deleted] == [fax.key]
+
+
+def test_message_ids_above_2_to_the_53_round_trip_exactly(make_mongo_sink):
+    from bson import Int64
+
+    ds = make_dataset(calls=0, messages=2)
+    sink = make_mongo_sink()
+    sink.write(ds.records)
+    assert sorted(e.key for e in sink.archived("message-store")) == [BIG_ID, MAX_ID]
+    doc = sink.db.rc_messages.find_one({"_id": {"account": ACCOUNT, "id": Int64(BIG_ID)}})
+    assert doc["key"] == BIG_ID and doc["data"]["id"] == BIG_ID
+    assert doc["data"]["conversationId"] == BIG_CONVERSATION and not isinstance(doc["data"]["id"], float)
+    # Queried as BSON int64, not as a double that would also match BIG_ID - 1.
+    assert sink.db.rc_messages.count_documents({"data.id": Int64(BIG_ID - 1)}) == 0
+    assert {e.key for e in sink.archived("acme-tickets")} == {42, "42", BIG_ID}
+
+
+def test_an_int_beyond_64_bits_is_a_permanent_error_naming_the_record(make_mongo_sink):
+    ds = make_dataset(calls=0, messages=1)
+    bad = copy.deepcopy(ds.records[0])
+    bad.record.data["faxPageCount"] = 2**64
+    with pytest.raises(rcetl.PermanentError, match=str(bad.key)):
+        make_mongo_sink().write([bad])
+
+
+def test_unreachable_server_is_transient(run_ctx):
+    from rcetl.plugins.sinks import mongodb
+
+    spec = mongodb.rcetl_sinks()[0]
+    config = spec.config.model_validate({"url": "mongodb://u:s3cretpw@127.0.0.1:1/?serverSelectionTimeoutMS=300"})
+    sink = spec.factory("mongo", config, run_ctx)
+    with pytest.raises(rcetl.TransientError) as err:
+        sink.write(make_dataset(calls=1, messages=0).records)
+    assert "s3cretpw" not in str(err.value)
+    with pytest.raises(rcetl.RcetlError, match="127.0.0.1:1") as err:
+        sink.check()
+    assert "s3cretpw" not in str(err.value)
+
+
+def spooled(tmp_path: Path, blob_id: str, payload: bytes) -> rcetl.SpooledBlob:
+    path = tmp_path / blob_id
+    path.write_bytes(payload)
+    ref = rcetl.BlobRef(blob_id=blob_id, url="https://media.example/x", kind="recording", content_type="audio/mpeg")
+    return rcetl.SpooledBlob(ref=ref, path=str(path), size=len(payload), sha256=hashlib.sha256(payload).hexdigest(),
+                             content_type="audio/mpeg")
+
+
+def test_gridfs_makes_it_a_complete_archive(make_mongo_sink, tmp_path):
+    sink = make_mongo_sink(gridfs=True)
+    assert isinstance(sink, rcetl.BlobSink) and isinstance(sink, rcetl.RecordSink)
+    payload = bytes(range(256)) * 4096  # 1 MiB: several GridFS chunks
+    blob = spooled(tmp_path, "recording-9000000", payload)
+    first = sink.store(blob)
+    assert (first.size, first.sha256, first.skipped) == (len(payload), blob.sha256, False)
+    again = sink.store(blob)
+    assert again.skipped and again.location == first.location
+    assert sink.db["rc_blobs.files"].count_documents({}) == 1
+    with sink.open_stored(first.location) as f:
+        assert hashlib.sha256(f.read()).hexdigest() == blob.sha256
+    assert sink.stat(blob.ref).sha256 == blob.sha256
+
+    other = spooled(tmp_path / "x" if (tmp_path / "x").mkdir() is None else tmp_path, "recording-9000000", b"other")
+    with pytest.raises(rcetl.ConflictError):
+        sink.store(other)
+
+
+def test_gridfs_clears_chunks_left_by_an_interrupted_upload(make_mongo_sink, tmp_path):
+    sink = make_mongo_sink(gridfs=True)
+    sink.db["rc_blobs.chunks"].insert_one({"files_id": "attachment-1", "n": 0, "data": b"half"})
+    stored = sink.store(spooled(tmp_path, "attachment-1", b"whole file"))
+    assert stored.size == 10
+    with sink.open_stored(stored.location) as f:
+        assert f.read() == b"whole file"
+
+
+def test_without_gridfs_it_is_a_record_sink_only(make_mongo_sink):
+    sink = make_mongo_sink()
+    assert not isinstance(sink, rcetl.BlobSink)
