@@ -3,7 +3,8 @@ backfilled in date windows and then read incrementally with an overlap for late 
 
 from __future__ import annotations
 
-from typing import Any, BinaryIO, Iterator
+from collections.abc import Iterator
+from typing import Any, BinaryIO
 
 import rcetl
 

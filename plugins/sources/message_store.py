@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import logging
 import mimetypes
+from collections.abc import Iterator
 from datetime import datetime, timedelta
-from typing import Any, BinaryIO, Iterator, Literal
-
-from pydantic import Field
+from typing import Any, BinaryIO, Literal
 
 import rcetl
+from pydantic import Field
 
 from .ringcentral import RingCentralConnection
 from .ringcentral.api_errors import ApiError

@@ -9,8 +9,9 @@ metadata GET). When the call-log stream is not in the run, ``read`` lists the ca
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
-from typing import Any, BinaryIO, Iterable, Iterator
+from typing import Any, BinaryIO
 
 import rcetl
 

@@ -4,11 +4,11 @@ directly (no engine), so each test sees exactly what a stream yields and what it
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pytest
-
 import rcetl
 from rcetl.budget.memory import MemoryBudgetProvider
 from rcetl.coordination import FileCoordinator

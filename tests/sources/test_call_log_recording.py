@@ -6,7 +6,6 @@ import math
 from collections import Counter
 
 import rcetl
-
 from rcetl.plugins.sources.ringcentral import call_log_listing
 from rcetl.plugins.sources.ringcentral.durations import format_instant, now_utc
 

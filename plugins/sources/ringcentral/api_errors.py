@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import requests
-
 import rcetl
+import requests
 
 
 def error_code(body: Any) -> str | None:
@@ -34,9 +33,11 @@ def error_message(body: Any) -> str | None:
 
 
 def response_body(response: requests.Response) -> Any:
+    """The parsed error body, or None when it is not JSON or the connection dropped mid-body
+    (the status alone still decides what happens)."""
     try:
         return json.loads(response.content)
-    except ValueError:
+    except (ValueError, requests.RequestException):
         return None
 
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
-
-import requests
+from typing import Any
 
 import rcetl
+import requests
 
 MAX_BATCH = 50  # the documented maximum for call-log batches; message batches state none (CMN-106)
 

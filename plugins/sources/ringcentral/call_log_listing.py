@@ -9,12 +9,12 @@ checkpoint after each window lets an interrupted backfill resume where it stoppe
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable, Iterator, Literal
-
-from pydantic import Field, model_validator
+from typing import Any, Literal
 
 import rcetl
+from pydantic import Field, model_validator
 
 from .connection import RingCentralConnection
 from .durations import Duration, date_windows, format_instant, now_utc, parse_instant, utc

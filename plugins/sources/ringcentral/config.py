@@ -5,9 +5,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from pydantic import Field, SecretStr, model_validator
-
 import rcetl
+from pydantic import Field, SecretStr, model_validator
 
 PRODUCTION = "https://platform.ringcentral.com"
 EMBEDDED_SANDBOX = "sandbox"

@@ -10,7 +10,8 @@ import contextlib
 import logging
 import re
 import threading
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 import rcetl

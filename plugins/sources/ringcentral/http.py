@@ -11,13 +11,13 @@ import json
 import logging
 import threading
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
+import rcetl
 import requests
 from requests.adapters import HTTPAdapter
-
-import rcetl
 
 from .api_errors import ApiError, AuthenticationError, response_body
 from .throttling import AUTH, canonical_group, group_for
@@ -135,7 +135,8 @@ class ApiClient:
                     stream=stream,
                     allow_redirects=False,
                 )
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+                # A body cut short counts as a dropped connection (stream=False reads it here).
                 self.budget.release(slot)
                 failures += 1
                 self._count("connection-error")

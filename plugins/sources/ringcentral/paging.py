@@ -8,7 +8,8 @@ really the last page, so the stop rule is: no records, fewer records than ``perP
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 #: fetch(url, params) -> parsed JSON page; params only for the first page.
