@@ -13,7 +13,7 @@ from typing import Optional
 import typer
 
 from ..errors import RcetlError
-from . import commands_plugins, commands_run, commands_state
+from . import commands_plugins, commands_run, commands_state, commands_worker
 
 app = typer.Typer(
     name="rcetl",
@@ -44,12 +44,13 @@ def _global(
 commands_run.register(app)
 app.add_typer(commands_plugins.app, name="plugins")
 app.add_typer(commands_state.app, name="state")
+commands_worker.register(app)  # `rcetl worker` and `rcetl workers status`
 
 
 def _load_plugin_commands() -> None:
     # Plugins contribute command groups (the sandbox's `rcetl sandbox`); loading plugins costs a
     # few imports, so skip it when the command line names a built-in command.
-    builtin = {"run", "validate", "schema", "plugins", "state", "verify", "purge", "worker"}
+    builtin = {"run", "validate", "schema", "plugins", "state", "verify", "purge", "worker", "workers"}
     words = [a for a in sys.argv[1:] if not a.startswith("-")]
     if words and words[0] in builtin:
         return

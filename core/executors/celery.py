@@ -1,0 +1,229 @@
+"""The Celery executor: a run's tasks go to ``rcetl worker`` processes on any number of machines.
+
+The submitting command keeps the run: it retries the failed-item queue, sends one message per
+task (see :mod:`.celery_app` for what a message holds), and folds each result's counters into the
+run's :class:`~rcetl.run.RunStats`, so progress and the summary read as with the local executor.
+What workers share lives outside them: budgets and the token in Redis (``budgets: {backend:
+redis}``), checkpoints and the failed-item queue in a SQL state store every worker reaches.
+:meth:`CeleryExecutor.check` refuses a pipeline that does not share them, before anything runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import fields
+from typing import TYPE_CHECKING, Any, Callable
+
+from ..budget import Budget, GroupState
+from ..errors import ConfigError
+from . import Executor
+
+if TYPE_CHECKING:
+    from ..config.model import Pipeline
+    from ..engine.runtime import Engine
+    from ..engine.tasks import StreamTask, TaskResult
+    from ..run import RunStats
+
+log = logging.getLogger("rcetl.executors.celery")
+
+#: How often the submitting command looks at outstanding results.
+POLL_SECONDS = 0.2
+#: Say once that nobody took a task yet after this long (no worker listening on the queue?).
+IDLE_WARNING_SECONDS = 30.0
+
+
+def broker_url(explicit: str | None) -> str | None:
+    return explicit or os.environ.get("RCETL_BROKER_URL") or None
+
+
+class CeleryExecutor(Executor):
+    name = "celery"
+
+    def __init__(self, broker: str | None = None, backend: str | None = None, queue: str = "rcetl",
+                 timeout: float | None = None) -> None:
+        self.broker = broker_url(broker)
+        self.backend = backend or os.environ.get("RCETL_RESULT_BACKEND") or None
+        self.queue = queue or "rcetl"
+        self.timeout = timeout
+
+    # --- checks ------------------------------------------------------------------------------
+
+    def check(self, pipeline: Pipeline) -> None:
+        """Refuse a pipeline whose workers could not share state; says how to fix each problem."""
+        where = f"{pipeline.file}"
+        problems: list[tuple[str, str]] = []
+        if not self.broker:
+            problems.append(("executor.broker: the Celery executor needs a broker",
+                             "add `executor: {type: celery, broker: amqp://USER:PASS@HOST:5672//}` (RabbitMQ) or "
+                             "`broker: redis://HOST:6379/1`, or set RCETL_BROKER_URL"))
+        if pipeline.budgets.backend != "redis":
+            problems.append(("budgets.backend: workers must share each credential's rate budget and token, "
+                             "which live in this process's memory with `backend: memory`",
+                             "add `budgets: {backend: redis, url: redis://HOST:6379/0}` (the same Redis for "
+                             "every worker)"))
+        if pipeline.state_url.startswith("sqlite"):
+            problems.append((f"state: {pipeline.state_url.split('?')[0]} is a SQLite file that workers on "
+                             "other machines cannot reach, so they could not share checkpoints",
+                             "set `state: postgresql+psycopg://USER@HOST:5432/DB` or "
+                             "`mysql+pymysql://USER@HOST:3306/DB` (a database every worker reaches)"))
+        if problems:
+            message = f"{where}: the pipeline cannot run on Celery workers:\n" + "\n".join(
+                f"  - {m}" for m, _ in problems)
+            raise ConfigError(message, hint="; ".join(h for _, h in problems))
+
+    # --- running -------------------------------------------------------------------------------
+
+    def app(self) -> Any:
+        from .celery_app import make_app
+
+        assert self.broker
+        return make_app(self.broker, self.backend, self.queue)
+
+    def run(self, engine: Engine, tasks: list[StreamTask],
+            on_done: Callable[[TaskResult], None] | None = None) -> list[TaskResult]:
+        from .celery_app import TASK_NAME, build_message
+
+        self.check(engine.pipeline)
+        if not tasks:
+            return []
+        text = engine.pipeline.file.read_bytes()
+        app = self.app()
+        pending: dict[str, tuple[StreamTask, Any]] = {}
+        results: list[TaskResult] = []
+        remote = _RemoteRequests()
+        try:
+            for task in tasks:
+                message = build_message(engine.pipeline.file, text, engine.run.run_id, engine.window,
+                                        engine.selected, task.to_json())
+                async_result = app.send_task(TASK_NAME, args=[message], queue=self.queue)
+                pending[async_result.id] = (task, async_result)
+            log.info("sent %d task(s) of run %s to queue %r", len(tasks), engine.run.run_id[:8], self.queue)
+            started = time.monotonic()
+            warned = False
+            while pending:
+                progressed = False
+                for task_id, (task, ar) in list(pending.items()):
+                    if not ar.ready():
+                        continue
+                    del pending[task_id]
+                    progressed = True
+                    result = self._result(task, ar)
+                    _merge(engine.stats, result)
+                    remote.add(result)
+                    results.append(result)
+                    if on_done:
+                        on_done(result)
+                if progressed:
+                    continue
+                waited = time.monotonic() - started
+                if self.timeout is not None and waited > self.timeout:
+                    raise TimeoutError(f"{len(pending)} task(s) not finished after {self.timeout:.0f}s")
+                if not warned and not results and waited > IDLE_WARNING_SECONDS:
+                    warned = True
+                    log.warning("no result yet after %.0fs: is an `rcetl worker --queue %s` running against "
+                                "this broker?", waited, self.queue)
+                time.sleep(POLL_SECONDS)
+        except BaseException:
+            # Interrupted (or the broker went away): take back what no worker started yet.
+            engine.stop_event.set()
+            for _, ar in pending.values():
+                try:
+                    ar.revoke()
+                except Exception:  # noqa: BLE001 - best effort; the run is ending anyway
+                    pass
+            raise
+        finally:
+            remote.install(engine)
+            try:
+                app.close()
+            except Exception:  # noqa: BLE001
+                pass
+        return results
+
+    @staticmethod
+    def _result(task: StreamTask, ar: Any) -> TaskResult:
+        from ..engine.tasks import TaskResult
+
+        try:
+            data = ar.get(propagate=False, disable_sync_subtasks=False)
+        except Exception as exc:  # noqa: BLE001 - the result backend failed: report the task failed
+            return TaskResult(task, "failed", error=f"{task.label}: result lost: {type(exc).__name__}: {exc}")
+        finally:
+            try:
+                ar.forget()
+            except Exception:  # noqa: BLE001 - rpc:// results need no clean-up
+                pass
+        if isinstance(data, dict) and "task" in data:
+            return TaskResult.from_json(data)
+        return TaskResult(task, "failed", error=f"{task.label}: worker raised {type(data).__name__}: {data}")
+
+
+def _merge(stats: RunStats, result: TaskResult) -> None:
+    """Add a worker's per-task counters to the run's counters (as local tasks do as they go)."""
+    from ..run import SinkStats, StreamStats
+
+    stream_fields = {f.name for f in fields(StreamStats)}
+    sink_fields = {f.name for f in fields(SinkStats)}
+    for stream, counts in (result.extra.get("streams") or {}).items():
+        stats.add(stream, **{k: int(v) for k, v in counts.items() if k in stream_fields and v})
+    for sink, counts in (result.extra.get("sinks") or {}).items():
+        stats.add_sink(sink, **{k: int(v) for k, v in counts.items() if k in sink_fields and v})
+    errors = result.extra.get("errors")
+    if errors is None and result.error:  # a result from a worker that sends no counters
+        errors = [result.error]
+    for error in errors or []:
+        stats.error(error)
+
+
+class _RemoteRequests:
+    """Requests the workers report, shown in the run summary beside the submitter's own."""
+
+    def __init__(self) -> None:
+        self.requests: dict[str, dict[str, int]] = {}
+        self.throttled: dict[str, int] = {}
+
+    def add(self, result: TaskResult) -> None:
+        for cred, groups in (result.extra.get("requests") or {}).items():
+            mine = self.requests.setdefault(cred, {})
+            for group, n in groups.items():
+                mine[group] = mine.get(group, 0) + int(n)
+        for cred, n in (result.extra.get("throttled") or {}).items():
+            self.throttled[cred] = self.throttled.get(cred, 0) + int(n)
+            self.requests.setdefault(cred, {})
+
+    def install(self, engine: Engine) -> None:
+        if not engine.budgets or not self.requests:
+            return
+        created = dict(engine.budgets.created)
+        for cred in self.requests:
+            created[cred] = _WorkerTally(created.get(cred), self.requests[cred], self.throttled.get(cred, 0))
+        engine.budgets.created = created  # one assignment: a progress thread never sees a half-built dict
+
+
+class _WorkerTally(Budget):
+    """A read-only budget view: this process's budget (if any) plus what workers sent."""
+
+    def __init__(self, local: Budget | None, sent: dict[str, int], throttled: int) -> None:
+        self.local, self.sent, self.throttled = local, sent, throttled
+
+    def acquire(self, group: str, *, priority: int = 0) -> object:
+        if self.local is None:
+            raise RuntimeError("a tally of worker requests cannot send requests")
+        return self.local.acquire(group, priority=priority)
+
+    def release(self, slot: object, **kwargs: Any) -> None:
+        if self.local is not None:
+            self.local.release(slot, **kwargs)
+
+    def snapshot(self) -> dict[str, GroupState]:
+        snap = dict(self.local.snapshot()) if self.local is not None else {}
+        first = True
+        for group in set(snap) | set(self.sent):
+            st = snap.get(group) or GroupState(group, 0, 0.0, 0, 0.0, 0, 0.0, 0)
+            snap[group] = GroupState(st.group, st.limit, st.window, st.used, st.penalty_remaining,
+                                     st.sent + self.sent.get(group, 0), st.waited,
+                                     st.throttled + (self.throttled if first else 0))
+            first = False
+        return snap

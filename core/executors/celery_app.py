@@ -1,0 +1,283 @@
+"""The Celery side of rcetl: the app both the submitting command and the workers build, and the
+one task a worker runs (``rcetl.run_task``).
+
+A task message carries everything a worker on another machine needs to run exactly the pipeline
+the user submitted: the pipeline file's path, its SHA-256 and its text (not interpolated: secrets
+stay in each machine's environment, invariant 6), the run id, the run window, the selected streams
+and the :class:`~rcetl.engine.tasks.StreamTask`. The worker keeps one open
+:class:`~rcetl.engine.runtime.Engine` per (pipeline file, content hash) per process, so sinks and
+connections (and their token and budget handles) are opened once, not once per task.
+
+Delivery is at-least-once: a message is acknowledged only after its task returns
+(``task_acks_late``), a task whose worker dies is given back to the broker
+(``task_reject_on_worker_lost``) and a worker holds no more messages than it works on
+(``worker_prefetch_multiplier=1``), so another worker redoes a lost worker's task. Redoing is
+safe because tasks are idempotent: they resume from the last checkpoint and sinks upsert.
+
+Run a worker with ``rcetl worker`` or ``celery -A rcetl.executors.celery_app worker`` (the latter
+reads ``RCETL_BROKER_URL``, ``RCETL_RESULT_BACKEND`` and ``RCETL_QUEUE``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import copy
+import dataclasses
+import hashlib
+import logging
+import os
+import tempfile
+import threading
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from celery import Celery
+
+if TYPE_CHECKING:
+    from ..engine.runtime import Engine
+    from ..interfaces import RunWindow
+    from ..run import RunStats
+
+log = logging.getLogger("rcetl.worker")
+
+TASK_NAME = "rcetl.run_task"
+MESSAGE_VERSION = 1
+DEFAULT_QUEUE = "rcetl"
+#: A Redis broker hands an unacknowledged message to another worker only after this many seconds;
+#: it must exceed the longest task (RabbitMQ redelivers as soon as the worker's connection drops).
+REDIS_VISIBILITY_TIMEOUT = 6 * 3600
+
+
+def default_backend(broker: str) -> str:
+    """Where results go when the pipeline names no backend: the broker's Redis, or RabbitMQ RPC."""
+    return broker if broker.startswith(("redis://", "rediss://")) else "rpc://"
+
+
+def make_app(broker: str, backend: str | None = None, queue: str = DEFAULT_QUEUE) -> Celery:
+    app = Celery("rcetl", broker=broker, backend=backend or default_backend(broker), set_as_current=False)
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_default_queue=queue,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        result_expires=7 * 24 * 3600,
+        result_extended=True,
+        task_track_started=True,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": REDIS_VISIBILITY_TIMEOUT},
+        worker_hijack_root_logger=False,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+    )
+    app.task(name=TASK_NAME, acks_late=True, reject_on_worker_lost=True)(run_task_message)
+    return app
+
+
+# --- the message ----------------------------------------------------------------------------------
+
+
+def pipeline_digest(text: bytes) -> str:
+    return hashlib.sha256(text).hexdigest()
+
+
+def window_to_json(window: RunWindow) -> dict[str, Any]:
+    return {"since": window.since.isoformat() if window.since else None,
+            "until": window.until.isoformat() if window.until else None,
+            "full_refresh": bool(window.full_refresh)}
+
+
+def window_from_json(data: dict[str, Any]) -> RunWindow:
+    from ..interfaces import RunWindow
+
+    def moment(v: str | None) -> datetime | None:
+        return datetime.fromisoformat(v) if v else None
+
+    return RunWindow(since=moment(data.get("since")), until=moment(data.get("until")),
+                     full_refresh=bool(data.get("full_refresh")))
+
+
+def build_message(pipeline_file: Path, text: bytes, run_id: str, window: RunWindow,
+                  streams: set[str] | None, task_json: dict[str, str]) -> dict[str, Any]:
+    return {
+        "v": MESSAGE_VERSION,
+        "pipeline": {"path": str(Path(pipeline_file).resolve()), "sha256": pipeline_digest(text),
+                     "text": text.decode("utf-8")},
+        "run_id": run_id,
+        "window": window_to_json(window),
+        "streams": sorted(streams) if streams is not None else None,
+        "task": task_json,
+    }
+
+
+# --- the worker side ------------------------------------------------------------------------------
+
+_engines: dict[tuple[str, str], Engine] = {}
+_engines_lock = threading.Lock()
+_stacks: list[contextlib.ExitStack] = []
+_reported: dict[str, dict[str, tuple[int, int]]] = {}  # credential -> group -> (sent, throttled) reported
+_reported_lock = threading.Lock()
+
+
+def _pipeline_path(path: str, digest: str, text: str) -> Path:
+    """The submitted file itself when this machine has it unchanged (so relative paths resolve as
+    on the submitting machine); else a private copy of the submitted text, named by its hash."""
+    p = Path(path)
+    with contextlib.suppress(OSError):
+        if p.is_file() and pipeline_digest(p.read_bytes()) == digest:
+            return p
+    root = Path(os.environ.get("RCETL_WORKER_DIR") or Path(tempfile.gettempdir()) / f"rcetl-worker-{os.getuid()}")
+    folder = root / "pipelines" / digest[:32]
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    copy_path = folder / (p.name or "pipeline.yaml")
+    if not copy_path.is_file() or pipeline_digest(copy_path.read_bytes()) != digest:
+        tmp = folder / f".{copy_path.name}.{os.getpid()}.tmp"
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(copy_path)
+    return copy_path
+
+
+def cached_engine(path: str, digest: str, text: str) -> Engine:
+    """This process's open engine for the pipeline (opened on first use, closed at exit)."""
+    key = (path, digest)
+    with _engines_lock:
+        engine = _engines.get(key)
+        if engine is not None:
+            return engine
+        from ..config import load_pipeline
+        from ..engine.runtime import Engine
+        from ..registry import get_plugin_manager
+        from ..run import RunInfo
+
+        pm = get_plugin_manager()
+        pipeline = load_pipeline(_pipeline_path(path, digest, text), pm=pm)
+        run = RunInfo(f"worker-{os.getpid()}", pipeline.name, path, 0.0, executor="celery",
+                      observers=pipeline.observers, output_dir=str(pipeline.spool_dir.parent))
+        stack = contextlib.ExitStack()
+        engine = stack.enter_context(Engine(pipeline, pm, run=run))
+        _stacks.append(stack)
+        _engines[key] = engine
+        log.info("opened pipeline %s (%s) in worker process %d", pipeline.name, digest[:12], os.getpid())
+        return engine
+
+
+def close_engines() -> None:
+    with _engines_lock:
+        while _stacks:
+            _stacks.pop().close()
+        _engines.clear()
+
+
+atexit.register(close_engines)
+
+
+def _task_view(engine: Engine, run_id: str, window: RunWindow, streams: set[str] | None,
+               stats: RunStats) -> Engine:
+    """A per-task view of the shared engine: same connections, sinks, state and budgets, but this
+    task's run id, window, stream selection and counters (tasks of several runs share a worker)."""
+    from ..engine.archiver import BatchArchiver
+
+    view = copy.copy(engine)
+    view.window = window
+    view.selected = streams
+    view.stats = stats
+    view.stop_event = threading.Event()
+    view.run = dataclasses.replace(engine.run, run_id=run_id)
+    if streams is not None:
+        view.streams = {k: s for k, s in engine.streams.items() if k[2] in streams}
+    # Items still in the failed-item queue are resolved when a task archives them again.
+    view._failed_keys = {}
+    view._failed_lock = threading.Lock()
+    for name in {k[2] for k in view.streams}:
+        every = engine.state.due_failed(engine.pipeline.name, name, include_not_due=True)
+        if every:
+            view._failed_keys[name] = {(i.account, repr(i.key)) for i in every}
+    view.archiver = BatchArchiver(engine.spool_dir, engine.pool, stats, view._archived)
+    return view
+
+
+def _budget_delta(engine: Engine) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
+    """Requests sent (and 429s met) by this process since its last report, per credential.
+
+    A process reports each request once, with whichever of its tasks finishes next; all tasks of
+    a run finish before its summary is printed, so the run's totals are exact when a worker
+    serves one run at a time."""
+    requests: dict[str, dict[str, int]] = {}
+    throttled: dict[str, int] = {}
+    if not engine.budgets:
+        return requests, throttled
+    with _reported_lock:
+        for cred, budget in list(engine.budgets.created.items()):
+            before = _reported.setdefault(cred, {})
+            for group, st in budget.snapshot().items():
+                sent0, thr0 = before.get(group, (0, 0))
+                if st.sent - sent0:
+                    requests.setdefault(cred, {})[group] = st.sent - sent0
+                if st.throttled - thr0:
+                    throttled[cred] = throttled.get(cred, 0) + st.throttled - thr0
+                before[group] = (st.sent, st.throttled)
+    return requests, throttled
+
+
+def run_task_message(message: dict[str, Any]) -> dict[str, Any]:
+    """Run one task of a run on this worker; returns ``TaskResult.to_json()`` with the task's
+    per-stream and per-sink counters in ``extra`` (the submitting command adds them to its run)."""
+    from ..engine.tasks import StreamTask, TaskResult
+    from ..run import RunStats
+    from ..secrets import redact
+
+    task = StreamTask.from_json(message["task"])
+    if message.get("v") != MESSAGE_VERSION:
+        return TaskResult(task, "failed", error=f"{task.label}: message version {message.get('v')!r} is not "
+                          f"{MESSAGE_VERSION}: run the same rcetl version on workers and submitters").to_json()
+    spec = message["pipeline"]
+    stats = RunStats()
+    try:
+        engine = cached_engine(spec["path"], spec["sha256"], spec["text"])
+        streams = set(message["streams"]) if message.get("streams") is not None else None
+        view = _task_view(engine, message["run_id"], window_from_json(message.get("window") or {}), streams, stats)
+        if (task.connection, task.source, task.stream) not in view.streams:
+            result = TaskResult(task, "failed", error=f"{task.label}: no such stream in the pipeline on this worker")
+        else:
+            result = view.run_task(task)
+    except Exception as exc:  # noqa: BLE001 - a result the submitter can print, not a traceback in a log
+        log.exception("task %s could not run", task.label)
+        result = TaskResult(task, "failed", error=f"{task.label}: {type(exc).__name__}: {redact(str(exc))}")
+        stats.error(result.error or "")
+        engine = None  # type: ignore[assignment]
+    streams_stats, sink_stats = stats.snapshot()
+    requests, throttled = _budget_delta(engine) if engine is not None else ({}, {})
+    result.extra.update({
+        "streams": {k: asdict(v) for k, v in streams_stats.items()},
+        "sinks": {k: asdict(v) for k, v in sink_stats.items()},
+        "errors": list(stats.errors),
+        "requests": requests,
+        "throttled": throttled,
+    })
+    return result.to_json()
+
+
+def _app_from_env() -> Celery:
+    broker = os.environ.get("RCETL_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+    return make_app(broker, os.environ.get("RCETL_RESULT_BACKEND") or None,
+                    os.environ.get("RCETL_QUEUE") or DEFAULT_QUEUE)
+
+
+def __getattr__(name: str) -> Any:
+    # `celery -A rcetl.executors.celery_app worker` looks up `app` (or `celery`); build it lazily so
+    # importing this module for the submitting side reads no environment.
+    if name in ("app", "celery"):
+        global _env_app
+        if _env_app is None:
+            _env_app = _app_from_env()
+        return _env_app
+    raise AttributeError(name)
+
+
+_env_app: Celery | None = None
