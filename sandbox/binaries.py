@@ -12,8 +12,8 @@ import math
 import struct
 import zlib
 from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Iterator
+from functools import lru_cache, partial
+from typing import Callable, Iterator
 
 from .ids import det_int
 
@@ -29,7 +29,9 @@ _MP3_FRAME = bytes([0xFF, 0xE3, 0x18, 0xC0]) + bytes(68)
 class Blob:
     content_type: str
     head: bytes = b""
-    period: bytes = b""
+    # The repeating body, or a function making it: built only when bytes are actually read, so
+    # knowing a blob's size (for the JSON) costs nothing.
+    period: bytes | Callable[[], bytes] = b""
     body_len: int = 0
     shift: int = 0
     tail: bytes = b""
@@ -57,11 +59,12 @@ class Blob:
             pos = stop
 
     def _body(self, a: int, z: int) -> bytes:
-        n = len(self.period)
+        period = self.period() if callable(self.period) else self.period
+        n = len(period)
         off = (a + self.shift) % n
         need = z - a
         reps = (off + need) // n + 1
-        return (self.period * reps)[off : off + need]
+        return (period * reps)[off : off + need]
 
     def read(self) -> bytes:
         return b"".join(self.iter_range())
@@ -75,11 +78,13 @@ class Blob:
         return self._sha["v"]
 
 
-@lru_cache(maxsize=512)
+_SINE = [128 + int(70 * math.sin(2 * math.pi * i / SAMPLE_RATE)) for i in range(SAMPLE_RATE)]
+
+
+@lru_cache(maxsize=1024)
 def _tone_second(freq: int) -> bytes:
     """One second of an unsigned 8-bit sine at an integer frequency: it repeats seamlessly."""
-    w = 2 * math.pi * freq / SAMPLE_RATE
-    return bytes(128 + int(70 * math.sin(w * i)) for i in range(SAMPLE_RATE))
+    return bytes(_SINE[(i * freq) % SAMPLE_RATE] for i in range(SAMPLE_RATE))
 
 
 def wav(seed: object, ident: object, seconds: float, content_type: str, total_bytes: int | None = None) -> Blob:
@@ -89,7 +94,7 @@ def wav(seed: object, ident: object, seconds: float, content_type: str, total_by
     head = b"RIFF" + struct.pack("<I", 36 + data_len) + b"WAVE"
     head += b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, SAMPLE_RATE, SAMPLE_RATE, 1, 8)
     head += b"data" + struct.pack("<I", data_len)
-    return Blob(content_type, head=head, period=_tone_second(200 + h % 700), body_len=data_len, shift=(h >> 16) % SAMPLE_RATE)
+    return Blob(content_type, head=head, period=partial(_tone_second, 200 + h % 700), body_len=data_len, shift=(h >> 16) % SAMPLE_RATE)
 
 
 def mp3(seed: object, ident: object, seconds: float) -> Blob:
@@ -152,5 +157,7 @@ def raw(data: bytes, content_type: str) -> Blob:
 
 def filler(seed: object, ident: object, size: int, content_type: str) -> Blob:
     """``size`` deterministic bytes of no particular format (for --data entries given by size)."""
-    period = b"".join(det_int(seed, "fill", ident, i).to_bytes(8, "big") for i in range(512))
+    def period() -> bytes:
+        return b"".join(det_int(seed, "fill", ident, i).to_bytes(8, "big") for i in range(512))
+
     return Blob(content_type, period=period, body_len=size)

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from functools import partial
 
 from . import binaries
-from .ids import BEYOND_FLOAT, alnum_id, det_int, det_rng
+from .ids import BEYOND_FLOAT, det_int, det_rng, rng_alnum
 from .model import AccountData, Attachment, Call, Extension, Message, Recording
 from .options import Profile
 
@@ -121,8 +121,8 @@ class AccountGenerator:
         return sorted(picked, key=lambda c: c.start_ms)
 
     def _call_session(self, rng, t, parts, users, queues, batch, i, force_live=False) -> list[Call]:
-        tsid = f"s-a0d{det_int(*self.key, 'tsid', batch, i):016x}z{rng.randint(0, 0xFFFFF):05x}0000"
-        session_id = str(10_000_000_000 + det_int(*self.key, "session", batch, i) % 90_000_000_000)
+        tsid = f"s-a0d{rng.getrandbits(64):016x}z{rng.getrandbits(20):05x}0000"
+        session_id = str(10_000_000_000 + rng.getrandbits(48) % 90_000_000_000)
         kind = rng.choices(["in", "out", "internal", "fax"], [45, 35, 15, 5])[0] if parts == 1 and not force_live else "in"
         owner = rng.choice(users)
         external = (_phone(rng), None, None, rng.choice([None, f"{rng.choice(FIRST)} {rng.choice(LAST)}", "WIRELESS CALLER"]), None)
@@ -158,7 +158,7 @@ class AccountGenerator:
             ext = owner if part == 0 else rng.choice(queues + users)
             start = t + part * rng.randint(5_000, 60_000)
             dur_ms = duration * 1000 + rng.randint(0, 999)
-            cid = alnum_id(15, *self.key, "call", batch, i + part)
+            cid = rng_alnum(rng)
             out.append(Call(
                 id=cid, session_id=session_id, telephony_session_id=tsid, start_ms=start, duration_ms=dur_ms,
                 type="Fax" if kind == "fax" else "Voice", direction=direction,
