@@ -95,6 +95,29 @@ def test_conflict_error_keeps_the_original(backend: Backend, ctx, blobs: BlobMak
     assert _read(sink, stored.location) == AUDIO
 
 
+def test_lost_race_to_a_concurrent_writer_is_a_conflict_not_an_overwrite(
+    backend: Backend, ctx, blobs: BlobMaker, monkeypatch
+) -> None:
+    sink = make_sink(backend, ctx, sidecar=False)
+    blob = blobs(b"ours")
+    key = sink.key_for(blob.ref, blob.record)
+    real_head = sink._head
+    looks: list[str] = []
+
+    def rival_writes_after_our_look(k):
+        looks.append(k)
+        if len(looks) == 1:  # between our look-up and our upload another writer stores other bytes
+            sink._put_small(key, b"theirs", "audio/mpeg")
+            return None
+        return real_head(k)
+
+    monkeypatch.setattr(sink, "_head", rival_writes_after_our_look)
+    with pytest.raises(rcetl.ConflictError):
+        sink.store(blob)
+    monkeypatch.undo()
+    assert _read(sink, sink.location(key)) == b"theirs"
+
+
 def test_conflict_version_writes_next_version_once(backend: Backend, ctx, blobs: BlobMaker) -> None:
     sink = make_sink(backend, ctx, on_conflict="version")
     first = sink.store(blobs(AUDIO))

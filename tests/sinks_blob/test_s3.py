@@ -19,31 +19,6 @@ def s3_backend(request):
     yield from _s3(request)
 
 
-def test_lost_race_to_a_concurrent_writer_is_a_conflict_not_an_overwrite(
-    s3_backend, ctx, blobs: BlobMaker, monkeypatch
-) -> None:
-    sink = make_sink(s3_backend, ctx)
-    blob = blobs(b"ours")
-    key = sink.key_for(blob.ref, blob.record)
-    real_head = sink._head
-    calls = []
-
-    def head_then_rival_writes(k):
-        # Between our look-up and our upload another writer stores different bytes.
-        calls.append(k)
-        if len(calls) == 1:
-            sink.client.put_object(
-                Bucket=sink.config.bucket, Key=key, Body=b"theirs", Metadata={"sha256": "0" * 64}
-            )
-            return None
-        return real_head(k)
-
-    monkeypatch.setattr(sink, "_head", head_then_rival_writes)
-    with pytest.raises(rcetl.ConflictError):
-        sink.store(blob)
-    assert sink.client.get_object(Bucket=sink.config.bucket, Key=key)["Body"].read() == b"theirs"
-
-
 def test_storage_class_encryption_and_object_lock_reach_s3(s3_backend, ctx, blobs: BlobMaker) -> None:
     sink = make_sink(
         s3_backend,
