@@ -35,6 +35,7 @@ from .interfaces import (
     SourceSpec,
     Stream,
     StreamPlan,
+    UsageRow,
 )
 from .records import ArchivedRecord, BlobRef, BlobResult, Checkpoint, Key, Record, SpooledBlob, StoredBlob
 from .secrets import redact, register_secret
@@ -79,6 +80,7 @@ __all__ = [
     "Stream",
     "StreamPlan",
     "TransientError",
+    "UsageRow",
     "hookimpl",
     "redact",
     "register_secret",

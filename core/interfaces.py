@@ -81,6 +81,25 @@ class Stream(abc.ABC):
         """Estimate the work without any request that changes state (dry run)."""
         return StreamPlan(stream=self.name, description="no estimate available")
 
+    def usage(self, record: Record) -> list[UsageRow]:
+        """What a record counts for in usage reconciliation (calls, minutes, messages, faxes per
+        extension and day). Optional: the default counts nothing."""
+        return []
+
+    def delete(self, record: Record) -> str:
+        """Delete the item from the source (``rcetl purge``, only after verification proved it is
+        archived everywhere); return what was done, e.g. "deleted" or "purged". Optional."""
+        raise NotImplementedError(f"stream {self.name!r} cannot delete items at the source")
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    """One record's contribution to the usage report: counts per (day, extension)."""
+
+    day: str  # YYYY-MM-DD
+    extension: str
+    counts: Mapping[str, float]
+
 
 class Source(abc.ABC):
     """A configured source plugin: a set of streams on one connection."""
@@ -160,6 +179,10 @@ class BlobSink(Sink):
 
     def open_stored(self, location: str) -> BinaryIO:
         """Read back a stored binary (for ``rcetl verify --rehash``)."""
+        raise NotImplementedError
+
+    def iter_stored(self) -> Iterator[tuple[str, str]]:
+        """Every (location, blob_id) the sink holds, to find binaries stored twice. Optional."""
         raise NotImplementedError
 
 

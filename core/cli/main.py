@@ -13,7 +13,7 @@ from typing import Optional
 import typer
 
 from ..errors import RcetlError
-from . import commands_plugins, commands_run, commands_state, commands_worker
+from . import commands_plugins, commands_run, commands_state, commands_verify, commands_worker
 
 app = typer.Typer(
     name="rcetl",
@@ -42,6 +42,7 @@ def _global(
 
 
 commands_run.register(app)
+commands_verify.register(app)
 app.add_typer(commands_plugins.app, name="plugins")
 app.add_typer(commands_state.app, name="state")
 commands_worker.register(app)  # `rcetl worker` and `rcetl workers status`

@@ -40,6 +40,13 @@ class BudgetOptions(_Strict):
     url: str | None = Field(None, description="redis://host:port/db when backend is redis")
 
 
+class PurgeOptions(_Strict):
+    """``rcetl purge`` deletes from the source only what verification proved archived everywhere."""
+
+    streams: list[str] = Field(description="streams whose items may be deleted at the source")
+    min_age_days: int = Field(30, ge=0, description="never delete items younger than this")
+
+
 class PipelineModel(_Strict):
     pipeline: str = Field(pattern=NAME_PATTERN, description="the pipeline's name: keys its checkpoints")
     connections: dict[str, dict[str, Any]] = Field(
@@ -54,6 +61,7 @@ class PipelineModel(_Strict):
     observers: dict[str, dict[str, Any] | None] = Field(
         default_factory=dict, description="options for observer plugins (report, notify)"
     )
+    purge: PurgeOptions | None = Field(None, description="opt in to `rcetl purge` (off unless set)")
 
 
 @dataclass
@@ -96,6 +104,7 @@ class Pipeline:
     sinks: list[SinkConf]
     observers: dict[str, dict[str, Any]]
     secrets: set[str] = field(default_factory=set)
+    purge: PurgeOptions | None = None
 
     def stream_source(self) -> dict[str, SourceConf]:
         return {stream: src for src in self.sources for stream in src.spec.streams}

@@ -1,0 +1,62 @@
+"""Delete from the source only what verification proved archived in every sink.
+
+Off unless the pipeline has a ``purge:`` block; a dry run unless ``--yes``. Every deletion is
+recorded in the state store's purge log with what was done and when.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from .engine.runtime import Engine
+from .errors import ConfigError, RcetlError
+from .records import Record
+from .secrets import redact
+from .verify import VerifyReport
+
+log = logging.getLogger("rcetl.purge")
+
+
+@dataclass
+class PurgeAction:
+    stream: str
+    account: str
+    key: object
+    action: str  # "would delete" | "deleted" | "purged" | "failed: ..."
+
+
+def purge_candidates(engine: Engine, report: VerifyReport) -> list[tuple[str, Record]]:
+    options = engine.pipeline.purge
+    if options is None:
+        raise ConfigError(f"{engine.pipeline.file}: purge is not enabled for this pipeline",
+                          hint="add `purge: {streams: [recording], min_age_days: 30}` to opt in")
+    cutoff = datetime.now(timezone.utc) - timedelta(days=options.min_age_days)
+    out = []
+    for (stream, _account, _key), record in sorted(report.verified.items(), key=lambda kv: kv[0]):
+        if stream not in options.streams:
+            continue
+        when = record.occurred_at
+        if when is not None and when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        if when is not None and when > cutoff:
+            continue
+        out.append((stream, record))
+    return out
+
+
+def purge(engine: Engine, report: VerifyReport, *, act: bool) -> list[PurgeAction]:
+    actions = []
+    streams = {name: s for (_, _, name), s in engine.streams.items()}
+    for stream_name, record in purge_candidates(engine, report):
+        if not act:
+            actions.append(PurgeAction(stream_name, record.account, record.key, "would delete"))
+            continue
+        try:
+            what = streams[stream_name].delete(record)
+        except (RcetlError, NotImplementedError) as exc:
+            what = f"failed: {redact(str(exc))}"
+        engine.state.record_purge(engine.pipeline.name, stream_name, record.account, record.key, what)
+        actions.append(PurgeAction(stream_name, record.account, record.key, what))
+    return actions
