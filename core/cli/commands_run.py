@@ -28,6 +28,8 @@ def run(
     executor: Optional[str] = typer.Option(None, "--executor", help="'local' (threads) or 'celery' "
                                            "(overrides the pipeline's executor)."),
     json_summary: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
+    retry_now: bool = typer.Option(False, "--retry-now", help="Retry every item of the failed-item queue in "
+                                   "this run, without waiting for its backoff."),
 ) -> None:
     """Archive everything the pipeline describes; exits 1 if anything failed."""
     from ..interfaces import RunWindow
@@ -61,7 +63,7 @@ def run(
     progress = RunProgress(stats)
     with progress:
         summary = run_pipeline(pipeline, pm, window=window, streams=selected, executor=chosen, stats=stats,
-                               on_engine=progress.attach)
+                               on_engine=progress.attach, retry_now=retry_now)
     print_summary(summary, as_json=json_summary)
     if not summary.ok:
         raise typer.Exit(1)

@@ -31,8 +31,12 @@ def run_pipeline(
     stats: RunStats | None = None,
     on_task_done: Callable[[TaskResult], None] | None = None,
     on_engine: Callable[[Engine], None] | None = None,
+    retry_now: bool = False,
 ) -> RunSummary:
-    """Archive everything the pipeline describes; never raises for a failed item (see the summary)."""
+    """Archive everything the pipeline describes; never raises for a failed item (see the summary).
+
+    ``retry_now`` retries every item of the failed-item queue in this run, ignoring its backoff.
+    """
     stats = stats or RunStats()
     run = RunInfo(uuid.uuid4().hex, pipeline.name, str(pipeline.file), time.time(),
                   executor=executor.name if executor else pipeline.executor.type,
@@ -41,7 +45,7 @@ def run_pipeline(
     if hasattr(executor, "check"):  # e.g. Celery refuses state its workers cannot share, before anything opens
         executor.check(pipeline)
     status, results = "ok", []
-    with Engine(pipeline, pm, window=window, streams=streams, run=run, stats=stats) as engine:
+    with Engine(pipeline, pm, window=window, streams=streams, run=run, stats=stats, retry_now=retry_now) as engine:
         if on_engine:
             on_engine(engine)
         run_id = engine.state.start_run(pipeline.name, {"run_id": run.run_id, "executor": executor.name})

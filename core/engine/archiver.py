@@ -25,6 +25,7 @@ from .spool import HashingSpool
 log = logging.getLogger("rcetl.engine")
 
 SINK_RETRIES = 3  # transient sink faults (a restarted database, a 503) are retried in place
+_sleep = time.sleep
 
 
 @dataclass
@@ -48,7 +49,8 @@ class SinkUnavailable(TransientError):
     """A sink kept failing for the whole batch: the task stops without moving its checkpoint."""
 
 
-def _retrying(what: str, fn: Callable[[], Any], sleep: Callable[[float], None] = time.sleep) -> Any:
+def _retrying(what: str, fn: Callable[[], Any], sleep: Callable[[float], None] | None = None) -> Any:
+    sleep = sleep or _sleep  # looked up per call, so tests can make the waits instant
     delay = 1.0
     for attempt in range(1, SINK_RETRIES + 1):
         try:

@@ -82,12 +82,15 @@ class Engine:
         run: RunInfo | None = None,
         stats: RunStats | None = None,
         dry_run: bool = False,
+        retry_now: bool = False,
     ) -> None:
         self.pipeline = pipeline
         self.pm = pm
         self.window = window or RunWindow()
         self.selected = streams
         self.dry_run = dry_run
+        # retry every queued failed item in this run, whatever its backoff says
+        self.retry_now = retry_now
         self.run = run or RunInfo(uuid.uuid4().hex, pipeline.name, str(pipeline.file), RunStatsClock.now(),
                                   observers=pipeline.observers)
         self.stats = stats or RunStats()
@@ -119,17 +122,20 @@ class Engine:
         p = self.pipeline
         from ..state import StateStore
 
-        self.state = StateStore(p.state_url)
+        # A dry run writes nothing: no state database, spool folder or lock files are created.
+        self.state = _NoState() if self.dry_run and not _state_exists(p.state_url) else \
+            StateStore(p.state_url)
         self._stack.callback(lambda: getattr(self.state, "close", lambda: None)())
-        spool_root = prepare_spool_dir(p.spool_dir)
-        self.spool_dir = spool_root / f"{os.getpid()}-{self.run.run_id[:8]}"
-        self.spool_dir.mkdir(mode=0o700, exist_ok=True)
-        self._stack.callback(shutil.rmtree, self.spool_dir, True)
+        self.spool_dir = p.spool_dir / f"{os.getpid()}-{self.run.run_id[:8]}"
+        if not self.dry_run:
+            prepare_spool_dir(p.spool_dir)
+            self.spool_dir.mkdir(mode=0o700, exist_ok=True)
+            self._stack.callback(shutil.rmtree, self.spool_dir, True)
         self.budgets = _ObservedBudgets(make_budget_provider(p), self)
         self.ctx = RunContext(
             pipeline=p.name,
             budgets=self.budgets,
-            coordinator=make_coordinator(p),
+            coordinator=_MemoryCoordinator() if self.dry_run else make_coordinator(p),
             spool_dir=self.spool_dir,
             base_dir=p.base_dir,
             logger=logging.getLogger(f"rcetl.run.{p.name}"),
@@ -276,8 +282,8 @@ class Engine:
         still = 0
         names = {s for (_, _, s) in self.streams}
         for stream_name in sorted(names):
-            items = self.state.due_failed(self.pipeline.name, stream_name)
             every = self.state.due_failed(self.pipeline.name, stream_name, include_not_due=True)
+            items = every if self.retry_now else self.state.due_failed(self.pipeline.name, stream_name)
             self._failed_keys[stream_name] = {(i.account, repr(i.key)) for i in every}
             batch = []
             for item in items:
@@ -306,6 +312,54 @@ class Engine:
             requests[cred] = {g: s.sent for g, s in snap.items()}
             throttled[cred] = sum(s.throttled for s in snap.values())
         return requests, throttled
+
+
+class _NoState:
+    """The state of a pipeline that never ran, for a dry run (which must not create the database)."""
+
+    def get_checkpoint(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+def _state_exists(url: str) -> bool:
+    """False only for a SQLite state file that does not exist yet (other databases are servers)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return True
+    return Path(parsed.database).exists()
+
+
+class _MemoryCoordinator(Coordinator):
+    """Locks and values in this process only: what a dry run needs, without lock files on disk."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, threading.Lock] = {}
+        self._values: dict[str, dict[str, Any]] = {}
+        self._guard = threading.Lock()
+
+    @contextlib.contextmanager
+    def lock(self, name: str, timeout: float = 60.0) -> Iterator[None]:
+        with self._guard:
+            lock = self._locks.setdefault(name, threading.Lock())
+        if not lock.acquire(timeout=timeout):
+            raise TimeoutError(f"lock {name!r} not acquired in {timeout}s")
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        with self._guard:
+            return self._values.get(name)
+
+    def put(self, name: str, value: dict[str, Any]) -> None:
+        with self._guard:
+            self._values[name] = dict(value)
 
 
 class RunStatsClock:
