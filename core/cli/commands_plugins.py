@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Optional
+
 import typer
 
 app = typer.Typer(help="List installed source, sink and connection plugins; scaffold new ones.",
@@ -79,3 +82,22 @@ def show(name: str = typer.Argument(..., help="A source, sink or connection plug
             ann = str(field.annotation).replace("typing.", "").replace("<class '", "").replace("'>", "")
             table.add_row(field.alias or fname, ann, default, field.description or "")
         console.print(table)
+
+
+@app.command("new")
+def new(
+    kind: str = typer.Argument(..., help="What to scaffold: 'sink' or 'source'."),
+    name: str = typer.Argument(..., help="The plugin's name in pipeline files, e.g. 'my-warehouse'."),
+    dest: Optional[Path] = typer.Option(None, "--dest", "-d", help="Folder to create (default: ./rcetl-NAME)."),
+    sink_kind: str = typer.Option("records", "--kind", help="For sinks: 'records' (rows) or 'blobs' (files)."),
+    force: bool = typer.Option(False, "--force", help="Write into a folder that is not empty."),
+) -> None:
+    """A ready-to-publish plugin package: pyproject entry point, typed config, contract tests, README."""
+    from ..scaffold import ScaffoldError, generate
+
+    try:
+        root = generate(kind, name, dest, sink_kinds=sink_kind, force=force)
+    except ScaffoldError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"created {root}\nnext: pip install -e '{root}[test]' && pytest {root}")
