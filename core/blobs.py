@@ -18,6 +18,7 @@ import posixpath
 import re
 import socket
 import string
+import threading
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -295,7 +296,25 @@ class ObjectStoreSink(BlobSink):
     #: What ``location`` strings start with (``s3://bucket/``); a location is this plus the key.
     location_prefix: str = ""
 
+    def __init__(self, name: str, config: ObjectStoreConfig, ctx: Any) -> None:
+        super().__init__(name, config, ctx)
+        self._handle: Any = None
+        self._handle_lock = threading.Lock()
+
+    def handle(self) -> Any:
+        """The store's SDK client, made on first use by :meth:`_connect` (thread-safe), so that a
+        heavy SDK is imported only when the sink really talks to its store."""
+        if self._handle is None:
+            with self._handle_lock:
+                if self._handle is None:
+                    self._handle = self._connect()
+        return self._handle
+
     # --- primitives ---------------------------------------------------------------------------
+
+    def _connect(self) -> Any:
+        """Create the SDK client (or bucket handle) :meth:`handle` returns."""
+        raise NotImplementedError
 
     def _head(self, key: str) -> ObjectInfo | None:
         """What the store holds under ``key``, or None."""

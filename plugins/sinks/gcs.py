@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import os
-import threading
 from datetime import datetime, timedelta, timezone
 from typing import Any, BinaryIO, Literal
 
@@ -65,23 +64,19 @@ class GCSSink(rcetl.ObjectStoreSink):
     def __init__(self, name: str, config: GCSConfig, ctx: rcetl.RunContext) -> None:
         super().__init__(name, config, ctx)
         self.location_prefix = f"gs://{config.bucket}/"
-        self._bucket: Any = None
         self._retry: Any = None
-        self._lock = threading.Lock()
 
     # --- lifecycle ----------------------------------------------------------------------------
 
     @property
     def bucket(self) -> Any:
-        if self._bucket is None:
-            with self._lock:
-                if self._bucket is None:
-                    self._bucket = self._make_client().bucket(self.config.bucket)
-        return self._bucket
+        return self.handle()
+
+    def _connect(self) -> Any:
+        return self._make_client().bucket(self.config.bucket)
 
     def _make_client(self) -> Any:
         from google.cloud import storage
-
         from google.cloud.storage.retry import DEFAULT_RETRY
 
         c = self.config
@@ -117,9 +112,9 @@ class GCSSink(rcetl.ObjectStoreSink):
             self.bucket.client.create_bucket(self.bucket, timeout=self.config.timeout, retry=self._retry)
 
     def close(self) -> None:
-        if self._bucket is not None:
-            self._bucket.client.close()
-            self._bucket = None
+        if self._handle is not None:
+            self._handle.client.close()
+            self._handle = None
 
     # --- primitives ---------------------------------------------------------------------------
 

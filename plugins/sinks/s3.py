@@ -67,7 +67,6 @@ class S3Sink(rcetl.ObjectStoreSink):
     def __init__(self, name: str, config: S3Config, ctx: rcetl.RunContext) -> None:
         super().__init__(name, config, ctx)
         self.location_prefix = f"s3://{config.bucket}/"
-        self._client: Any = None
         self._transfer: Any = None
         # Keys being uploaded create-only; the request hook adds If-None-Match to their final call.
         self._create_only: set[str] = set()
@@ -80,13 +79,9 @@ class S3Sink(rcetl.ObjectStoreSink):
 
     @property
     def client(self) -> Any:
-        if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    self._client = self._make_client()
-        return self._client
+        return self.handle()
 
-    def _make_client(self) -> Any:
+    def _connect(self) -> Any:
         import boto3
         from boto3.s3.transfer import TransferConfig
         from botocore.config import Config
@@ -143,9 +138,9 @@ class S3Sink(rcetl.ObjectStoreSink):
             self.client.create_bucket(**args)
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
 
     # --- primitives ---------------------------------------------------------------------------
 
