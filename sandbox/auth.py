@@ -104,6 +104,9 @@ class TokenStore:
             old.revoked = True
         return self.issue(old.account, old.owner_id, access_ttl, refresh_ttl, session_id=old.session_id)
 
+    def session_of(self, token: str) -> Session | None:
+        return self._by_access.get(token) or self._by_refresh.get(token)
+
     def revoke(self, token: str) -> None:
         with self._lock:
             s = self._by_access.get(token) or self._by_refresh.get(token)

@@ -11,9 +11,9 @@ import hashlib
 import math
 import struct
 import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
-from typing import Callable, Iterator
 
 from .ids import det_int
 

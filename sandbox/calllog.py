@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import bisect
-import hashlib
 import json
 from typing import Any
 
@@ -14,7 +13,7 @@ from .ctx import Ctx, check_batch
 from .errors import ApiError, invalid_parameter, not_found
 from .model import Call
 from .render import call_record, iso
-from .web import enum_list, int_param, bool_param, json_response, multipart_mixed, paged
+from .web import bool_param, boundary_for, enum_list, int_param, json_response, multipart_mixed, paged
 
 DAY_MS = 86_400_000
 ISYNC_LIMIT = 250
@@ -101,18 +100,13 @@ def get_calls(ctx: Ctx, ids: str, ext: str | None = None) -> Response:
             raise not_found("callRecordId", wanted[0])
         return json_response(call_record(found[0], ctx.urls, ctx.account_id, detailed))
     entries = []
-    for cid, c in zip(wanted, found):
+    for cid, c in zip(wanted, found, strict=True):
         href = f"{ctx.base().rsplit('/', 1)[0]}/{cid}"
         if c is None:
             entries.append((href, 404, not_found("callRecordId", cid).body()))
         else:
             entries.append((href, 200, call_record(c, ctx.urls, ctx.account_id, detailed)))
-    return multipart_mixed(entries, _boundary(ids))
-
-
-def _boundary(seed: str) -> str:
-    n = int(hashlib.md5(seed.encode()).hexdigest()[:12], 16)
-    return f"Boundary_{n % 100}_{n // 100 % 10**8}_1351669531796"
+    return multipart_mixed(entries, boundary_for(ids))
 
 
 # --- sync tokens: opaque to clients, a position in the account's modification sequence --------

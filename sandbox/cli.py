@@ -7,7 +7,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -16,9 +16,9 @@ app = typer.Typer(name="sandbox", help="A local RingCentral API simulator (demo,
 DEFAULT_PORT = 18080
 
 
-def _data_options(seed: int, size: str, anchor: Optional[str], accounts: int, calls: Optional[int],
-                  recordings: Optional[int], messages: Optional[int], recording_bytes: Optional[int],
-                  data: Optional[Path]) -> dict[str, Any]:
+def _data_options(seed: int, size: str, anchor: str | None, accounts: int, calls: int | None,
+                  recordings: int | None, messages: int | None, recording_bytes: int | None,
+                  data: Path | None) -> dict[str, Any]:
     return dict(seed=seed, size=size, anchor=anchor, accounts=accounts, calls=calls, recordings=recordings,
                 messages=messages, recording_bytes=recording_bytes, data=str(data) if data else None)
 
@@ -38,12 +38,12 @@ DATA = typer.Option(None, help="Serve exactly the records in this JSON file (see
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(DEFAULT_PORT, help="Platform port (0: any free port)."),
-    media_port: Optional[int] = typer.Option(None, help="Media port; default port+1 (or any free port when port is 0)."),
-    seed: int = SEED, size: str = SIZE, anchor: Optional[str] = ANCHOR, accounts: int = ACCOUNTS,
-    calls: Optional[int] = CALLS, recordings: Optional[int] = RECORDINGS, messages: Optional[int] = MESSAGES,
-    recording_bytes: Optional[int] = RECORDING_BYTES, data: Optional[Path] = DATA,
+    media_port: int | None = typer.Option(None, help="Media port; default port+1 (or any free port when port is 0)."),
+    seed: int = SEED, size: str = SIZE, anchor: str | None = ANCHOR, accounts: int = ACCOUNTS,
+    calls: int | None = CALLS, recordings: int | None = RECORDINGS, messages: int | None = MESSAGES,
+    recording_bytes: int | None = RECORDING_BYTES, data: Path | None = DATA,
     time_scale: float = typer.Option(1.0, help="Run rate windows, penalties and token lifetimes F times faster."),
-    faults: Optional[str] = typer.Option(None, help="e.g. '5xx=0.05,drop=0.05,429=0.02,slow=0.01:2,revoke=@50'."),
+    faults: str | None = typer.Option(None, help="e.g. '5xx=0.05,drop=0.05,429=0.02,slow=0.01:2,revoke=@50'."),
     no_limits: bool = typer.Option(False, "--no-limits", help="Disable rate limits (throughput benchmarks)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON line with the connection details once ready."),
 ) -> None:
@@ -75,10 +75,10 @@ def serve(
 
 @app.command()
 def export(
-    out: Path = typer.Option(..., "--out", help="Where to write the ground truth JSON."),
-    seed: int = SEED, size: str = SIZE, anchor: Optional[str] = ANCHOR, accounts: int = ACCOUNTS,
-    calls: Optional[int] = CALLS, recordings: Optional[int] = RECORDINGS, messages: Optional[int] = MESSAGES,
-    recording_bytes: Optional[int] = RECORDING_BYTES, data: Optional[Path] = DATA,
+    out: Path = typer.Option(..., "--out", help="Where to write the ground truth JSON."),  # noqa: B008
+    seed: int = SEED, size: str = SIZE, anchor: str | None = ANCHOR, accounts: int = ACCOUNTS,
+    calls: int | None = CALLS, recordings: int | None = RECORDINGS, messages: int | None = MESSAGES,
+    recording_bytes: int | None = RECORDING_BYTES, data: Path | None = DATA,
     host: str = typer.Option("127.0.0.1", help="Host the URIs in records name."),
     port: int = typer.Option(DEFAULT_PORT, help="Platform port the URIs in records name (media: port+1)."),
 ) -> None:

@@ -8,7 +8,7 @@ recording retention can be exercised. Binaries are recipes (see :mod:`binaries`)
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import partial
 
 from . import binaries

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-
 from werkzeug.wrappers import Response
 
 from .calllog import decode_token, encode_token
@@ -11,7 +9,17 @@ from .ctx import Ctx
 from .errors import invalid_parameter, not_found
 from .model import Message
 from .render import iso, message_json, message_stub
-from .web import MULTIPART_JSON, bool_param, enum_list, int_param, json_response, multipart_json, multipart_mixed, paged
+from .web import (
+    MULTIPART_JSON,
+    bool_param,
+    boundary_for,
+    enum_list,
+    int_param,
+    json_response,
+    multipart_json,
+    multipart_mixed,
+    paged,
+)
 
 DAY_MS = 86_400_000
 MESSAGE_TYPES = ("Fax", "SMS", "VoiceMail", "Pager")
@@ -90,11 +98,10 @@ def get_messages(ctx: Ctx, ext: str, ids: str) -> Response:
         return json_response(message_json(found[0], ctx.urls, ctx.account_id, single=True))
     base = ctx.base().rsplit("/", 1)[0]
     entries = [(f"{base}/{i}", 200, message_json(m, ctx.urls, ctx.account_id, single=True)) if m is not None
-               else (f"{base}/{i}", 404, not_found("messageId", i).body()) for i, m in zip(wanted, found)]
+               else (f"{base}/{i}", 404, not_found("messageId", i).body()) for i, m in zip(wanted, found, strict=True)]
     if MULTIPART_JSON in ctx.request.headers.get("Accept", ""):
         return multipart_json([(href.rsplit("/", 1)[1], status, body) for href, status, body in entries])
-    n = int(hashlib.md5(ids.encode()).hexdigest()[:12], 16)
-    return multipart_mixed(entries, f"Boundary_{n % 100}_{n // 100 % 10**8}_1351669531796")
+    return multipart_mixed(entries, boundary_for(ids))
 
 
 def delete_messages(ctx: Ctx, ext: str, ids: str) -> Response:
@@ -117,8 +124,8 @@ def delete_messages(ctx: Ctx, ext: str, ids: str) -> Response:
         return Response(b"", status=204)
     base = ctx.base().rsplit("/", 1)[0]
     entries = [(f"{base}/{i}", 204 if m is not None else 404, {} if m is not None else not_found("messageId", i).body())
-               for i, m in zip(wanted, found)]
-    return multipart_mixed(entries, "Boundary_1_20467_1351669531796")
+               for i, m in zip(wanted, found, strict=True)]
+    return multipart_mixed(entries, boundary_for("delete" + ids))
 
 
 def sync(ctx: Ctx, ext: str) -> Response:

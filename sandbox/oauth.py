@@ -84,5 +84,8 @@ def revoke(ctx: Ctx) -> Response:
     value = ctx.request.form.get("token") or ctx.args.get("token")
     if not value:
         raise OAuthError("invalid_request", "OAU-101", "Parameter [token] is missing")
+    session = ctx.app.tokens.session_of(value)
+    if session is not None:
+        ctx.meter(session.account, session.owner_id)
     ctx.app.tokens.revoke(value)
     return Response(b"", status=200)

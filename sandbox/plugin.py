@@ -3,8 +3,9 @@ connection can name (``server: sandbox``). Only the public API ``import rcetl`` 
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import rcetl
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
-from typing import Hashable, Mapping
 
 from .clock import ScaledClock
 

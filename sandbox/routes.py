@@ -3,8 +3,8 @@ in the spec; a test checks this table against the spec)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from . import admin, calllog, extensions, media, messages, oauth
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 from urllib.parse import urlencode
 
 from werkzeug.wrappers import Response
@@ -93,6 +95,12 @@ def paged(items: Sequence[Any], render: Callable[[Any], dict], page: int, per_pa
     if totals:
         nav["lastPage"] = {"uri": page_uri(base, params, total_pages)}
     return {"uri": page_uri(base, params, page), "records": [render(x) for x in chunk], "paging": paging, "navigation": nav}
+
+
+def boundary_for(ids: str) -> str:
+    """A Jersey-style boundary, stable for the same request."""
+    n = int(hashlib.md5(ids.encode()).hexdigest()[:12], 16)
+    return f"Boundary_{n % 100}_{n // 100 % 10**8}_1351669531796"
 
 
 def multipart_mixed(entries: list[tuple[str, int, Any]], boundary: str) -> Response:

@@ -10,9 +10,8 @@ import sys
 
 import pytest
 import typer
-from typer.testing import CliRunner
-
 from rcetl.sandbox import plugin
+from typer.testing import CliRunner
 
 
 def test_serve_subprocess_and_curl():

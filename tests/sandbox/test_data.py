@@ -7,7 +7,6 @@ import hashlib
 import json
 
 import requests
-
 from rcetl.sandbox import Sandbox
 from rcetl.sandbox.options import parse_anchor
 
