@@ -144,11 +144,18 @@ def retention_warnings(start: datetime, end: datetime, heavy_per_minute: int, no
         days_left = max((oldest + listing.RECORDING_RETENTION - now) / timedelta(days=1), 0.0)
         per_day = heavy_per_minute * 60 * 24
         capacity = int(days_left * per_day)
-        warnings.append(
-            f"the oldest recordings in range ({oldest:%Y-%m-%d}) age out in {days_left:.1f} days; at "
-            f"{heavy_per_minute} Heavy requests/min (shared with call-log pages) about {per_day:,} recordings "
-            f"a day can be downloaded, so a backlog above ~{capacity:,} recordings will lose its oldest"
-        )
+        if days_left < 1:
+            warnings.append(
+                f"the oldest retained recordings ({oldest:%Y-%m-%d}) age out within a day; windows go oldest "
+                f"first, and at {heavy_per_minute} Heavy requests/min (shared with call-log pages) about "
+                f"{per_day:,} recordings a day can be downloaded: a larger backlog loses some of its oldest"
+            )
+        else:
+            warnings.append(
+                f"the oldest recordings in range ({oldest:%Y-%m-%d}) age out in {days_left:.1f} days; at "
+                f"{heavy_per_minute} Heavy requests/min (shared with call-log pages) about {per_day:,} recordings "
+                f"a day can be downloaded, so a backlog above ~{capacity:,} recordings will lose its oldest"
+            )
     return warnings
 
 
