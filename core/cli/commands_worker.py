@@ -6,7 +6,7 @@ import json
 import os
 import socket
 import time
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -17,7 +17,7 @@ BROKER_HELP = "Celery broker URL (default: $RCETL_BROKER_URL, else RabbitMQ on 1
 DEFAULT_BROKER = "amqp://guest:guest@127.0.0.1:5672//"
 
 
-def _broker(value: Optional[str]) -> str:
+def _broker(value: str | None) -> str:
     return value or os.environ.get("RCETL_BROKER_URL") or DEFAULT_BROKER
 
 
@@ -30,12 +30,12 @@ def worker(
     concurrency: int = typer.Option(2, "--concurrency", "-c", min=1, help="Tasks worked on at once by this worker."),
     queue: str = typer.Option(os.environ.get("RCETL_QUEUE", "rcetl"), "--queue", "-Q",
                               help="The queue to take tasks from (the pipeline's executor.queue)."),
-    broker: Optional[str] = typer.Option(None, "--broker", help=BROKER_HELP),
-    backend: Optional[str] = typer.Option(None, "--backend", help="Result backend (default: $RCETL_RESULT_BACKEND, "
+    broker: str | None = typer.Option(None, "--broker", help=BROKER_HELP),
+    backend: str | None = typer.Option(None, "--backend", help="Result backend (default: $RCETL_RESULT_BACKEND, "
                                           "else the broker's Redis or rpc://); must match the submitting side."),
     pool: str = typer.Option("threads", "--pool", help="threads (default: the work waits on the network), "
                              "prefork (a process per task slot) or solo."),
-    hostname: Optional[str] = typer.Option(None, "--hostname", "-n", help="Worker name (default rcetl@HOST-PID)."),
+    hostname: str | None = typer.Option(None, "--hostname", "-n", help="Worker name (default rcetl@HOST-PID)."),
     loglevel: str = typer.Option("INFO", "--loglevel", "-l", help="Celery log level."),
 ) -> None:
     """Start a Celery worker that runs rcetl tasks sent by `rcetl run PIPELINE --executor celery`.
@@ -54,9 +54,9 @@ def worker(
 
 @app.command("status")
 def status(
-    broker: Optional[str] = typer.Option(None, "--broker", help=BROKER_HELP),
+    broker: str | None = typer.Option(None, "--broker", help=BROKER_HELP),
     queue: str = typer.Option(os.environ.get("RCETL_QUEUE", "rcetl"), "--queue", "-Q", help="The task queue."),
-    redis_url: Optional[str] = typer.Option(None, "--redis", help="The Redis of the pipelines' budgets "
+    redis_url: str | None = typer.Option(None, "--redis", help="The Redis of the pipelines' budgets "
                                             "(budgets.url; default: $RCETL_REDIS_URL, else 127.0.0.1:6379/0)."),
     prefix: str = typer.Option("rcetl", "--prefix", help="Budget key prefix in Redis."),
     timeout: float = typer.Option(2.0, "--timeout", help="Seconds to wait for workers to answer."),

@@ -14,8 +14,9 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO
 
 import rcetl
 from rcetl.budget import GroupLimit
