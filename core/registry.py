@@ -60,9 +60,9 @@ class PluginManager:
         self._connections: dict[str, ConnectionSpec] = {}
         self._servers: dict[str, EmbeddedServerSpec] = {}
         self._collected = False
-        if os.environ.get("RCETL_TRACE_HOOKS"):
-            self._pm.trace.root.setwriter(lambda msg: log.debug("hook: %s", msg.rstrip()))
-            self._pm.enable_tracing()
+        # The façade calls each implementation itself (to isolate a broken plugin), so pluggy's own
+        # tracing never sees the calls: they are traced here instead.
+        self._trace = os.environ.get("RCETL_TRACE_HOOKS", "").lower() in {"1", "true", "yes"}
 
     # --- loading ---------------------------------------------------------------------------
 
@@ -106,13 +106,28 @@ class PluginManager:
             self._pm.check_pending()
         except pluggy.PluginValidationError as exc:
             self._pm.unregister(plugin)
-            unknown = sorted(
-                attr for attr in dir(plugin) if attr.startswith("rcetl_") and not hasattr(self._pm.hook, attr)
-            )
+            # pluggy keeps a hook caller for every implemented name, known or not: compare with the specs
+            known = set(hookspecs.all_hook_names())
+            unknown = sorted(attr for attr in dir(plugin) if attr.startswith("rcetl_") and attr not in known)
             raise PluginError(
                 f"plugin {name!r} implements unknown hook(s): {', '.join(unknown) or exc}",
                 hint=f"known hooks: {', '.join(hookspecs.all_hook_names())}",
             ) from None
+
+    def _call(self, hook: Any, impl: Any, kwargs: dict[str, Any]) -> Any:
+        """Call one implementation of ``hook``, logged at DEBUG when RCETL_TRACE_HOOKS is set."""
+        if not self._trace:
+            return impl.function(**kwargs)
+        shown = ", ".join(f"{k}={type(v).__name__}" for k, v in kwargs.items())
+        log.debug("hook: %s(%s) -> plugin %r", hook.name, shown, impl.plugin_name)
+        try:
+            result = impl.function(**kwargs)
+        except BaseException as exc:
+            log.debug("hook: %s in plugin %r raised %s: %s", hook.name, impl.plugin_name, type(exc).__name__, exc)
+            raise
+        log.debug("hook: %s in plugin %r returned %s", hook.name, impl.plugin_name,
+                  f"{len(result)} item(s)" if isinstance(result, (list, tuple)) else type(result).__name__)
+        return result
 
     # --- registry ------------------------------------------------------------------------------
 
@@ -130,7 +145,7 @@ class PluginManager:
     def _gather(self, hook: Any, into: dict[str, Any], kind: str, by_plugin: dict[int, str]) -> None:
         for impl in hook.get_hookimpls():
             try:
-                specs = impl.function() or []
+                specs = self._call(hook, impl, {}) or []
             except Exception as exc:  # noqa: BLE001 - report and keep the rest working
                 self._mark_error(impl.plugin_name, f"hook {hook.name} failed: {type(exc).__name__}: {exc}")
                 continue
@@ -176,7 +191,7 @@ class PluginManager:
     def extend_cli(self, app: typer.Typer) -> None:
         for impl in self._pm.hook.rcetl_cli.get_hookimpls():
             try:
-                impl.function(app=app)
+                self._call(self._pm.hook.rcetl_cli, impl, {"app": app})
             except Exception as exc:  # noqa: BLE001
                 self._mark_error(impl.plugin_name, f"rcetl_cli failed: {type(exc).__name__}: {exc}")
 
@@ -185,7 +200,7 @@ class PluginManager:
     def _notify(self, hook: Any, **kwargs: Any) -> None:
         for impl in hook.get_hookimpls():
             try:
-                impl.function(**{k: kwargs[k] for k in impl.argnames})
+                self._call(hook, impl, {k: kwargs[k] for k in impl.argnames})
             except Exception:  # noqa: BLE001 - a broken observer never fails an archive
                 log.exception("observer %r failed in %s", impl.plugin_name, hook.name)
 
