@@ -466,14 +466,23 @@ class ObjectStoreSink(BlobSink):
         info = self._guarded(lambda: self._head(key), f"looking up {key}")
         if info is None:
             return None
+        sha256 = info.sha256 or (self._sidecar_sha256(key) if self.config.sidecar else None)
         return StoredBlob(
             sink=self.name,
             location=self.location(key),
             size=info.size,
-            sha256=info.sha256 or "",
+            sha256=sha256 or "",
             content_type=info.content_type,
             skipped=True,
         )
+
+    def _sidecar_sha256(self, key: str) -> str | None:
+        """The SHA-256 recorded in a blob's sidecar, for stores that keep no SHA-256 of their own."""
+        try:
+            with self._open(self.sidecar_key(key)) as fh:
+                return json.load(fh)["blob"]["sha256"]
+        except Exception:  # no sidecar, or not ours: the caller reports the checksum as unknown
+            return None
 
     def key_of(self, location: str) -> str:
         if not location.startswith(self.location_prefix):

@@ -9,7 +9,6 @@ never a half file under a final name.
 from __future__ import annotations
 
 import errno
-import json
 import os
 import secrets
 from concurrent.futures import ThreadPoolExecutor
@@ -84,11 +83,8 @@ class FilesystemSink(rcetl.ObjectStoreSink):
             return os.getxattr(path, _XATTR).decode()
         except OSError:
             pass
-        try:  # a folder copied without xattrs still has its sidecars
-            with open(self._path(self.sidecar_key(key)), "rb") as fh:
-                return json.load(fh)["blob"]["sha256"]
-        except (OSError, ValueError, KeyError, TypeError):
-            return self.hash_file(str(path))
+        # A folder copied without xattrs still has its sidecars; failing both, rehash the file.
+        return self._sidecar_sha256(key) or self.hash_file(str(path))
 
     def _upload(
         self, key: str, blob: rcetl.SpooledBlob, metadata: dict[str, str]

@@ -252,7 +252,48 @@ def _gcs(request: pytest.FixtureRequest) -> Iterator[Backend]:
     )
 
 
-BACKENDS: dict[str, Callable[..., Iterator[Backend]]] = {"filesystem": _filesystem, "s3": _s3, "gcs": _gcs}
+@pytest.fixture(scope="session")
+def dropbox_fake(tmp_path_factory: pytest.TempPathFactory):
+    """Our HTTPS fake of the Dropbox API (no Dropbox emulator exists), with a trustme CA."""
+    from .fakes.dropbox_server import serve
+
+    with serve(str(tmp_path_factory.mktemp("dropbox"))) as running:
+        yield running
+
+
+def _dropbox(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    from rcetl.plugins.sinks import dropbox
+
+    fake, host, ca = request.getfixturevalue("dropbox_fake")
+    (spec,) = dropbox.rcetl_sinks()
+    options = {
+        "root": "/" + unique("rcetl-test"),
+        "access_token": "test-token",
+        "ca_certs": ca,
+        "api_host": host,
+        "content_host": host,
+    }
+
+    def count_appends(sink: Any, monkeypatch: pytest.MonkeyPatch) -> Callable[[], int]:
+        before = fake.calls.get("files/upload_session/append_v2", 0)
+        return lambda: fake.calls.get("files/upload_session/append_v2", 0) - before + 1  # + the start
+
+    yield Backend(
+        "dropbox",
+        spec,
+        options,
+        large_options={"session_threshold": 1 << 20, "chunk_size": 1 << 20},
+        large_size=(3 << 20) + 100,
+        count_parts=count_appends,
+    )
+
+
+BACKENDS: dict[str, Callable[..., Iterator[Backend]]] = {
+    "filesystem": _filesystem,
+    "s3": _s3,
+    "gcs": _gcs,
+    "dropbox": _dropbox,
+}
 
 
 @pytest.fixture(params=["filesystem", "s3", "gcs", "dropbox"])
