@@ -181,6 +181,10 @@ class BlobSink(Sink):
         """Read back a stored binary (for ``rcetl verify --rehash``)."""
         raise NotImplementedError
 
+    def stat_location(self, location: str) -> StoredBlob | None:
+        """What the sink holds at a location it returned earlier, or None (for verification)."""
+        raise NotImplementedError
+
     def iter_stored(self) -> Iterator[tuple[str, str]]:
         """Every (location, blob_id) the sink holds, to find binaries stored twice. Optional."""
         raise NotImplementedError

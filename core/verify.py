@@ -162,8 +162,13 @@ def _archive_entry(held: dict[str, dict[tuple[str, str], Any]], k: tuple[str, st
 def _check_blob(sink: BlobSink, name: str, ref: Any, record: Record, archived: dict,
                 rehash: bool | None) -> tuple[str, str] | None:
     expected_size, expected_sha = archived.get("size"), archived.get("sha256")
+    location = (archived.get("locations") or {}).get(name)
     try:
-        stored = sink.stat(ref, record)
+        try:
+            # Where it was stored: the key may have been named after what the server served.
+            stored = sink.stat_location(location) if location else sink.stat(ref, record)
+        except NotImplementedError:
+            stored = sink.stat(ref, record)
     except NotImplementedError:
         return None
     except RcetlError as exc:

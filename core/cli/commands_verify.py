@@ -50,10 +50,11 @@ def verify(
 
 
 def _print(report, usage: bool) -> None:  # noqa: ANN001
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from .output import console as make_console
+
+    console = make_console()
     t = Table(title="archive vs source", title_justify="left")
     for col in ("stream", "at source", "in sinks", "binaries", "gone at source", "problems"):
         t.add_column(col, justify="left" if col == "stream" else "right")

@@ -60,3 +60,11 @@ def fail(exc: BaseException) -> int:
         return exc.exit_code
     print(f"error: {type(exc).__name__}: {redact(str(exc))}", file=sys.stderr)
     return 1
+
+
+def console(stderr: bool = False):  # -> rich.console.Console
+    """A Rich console; off a terminal (pipes, CI logs) tables get a wide line instead of 80 columns."""
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, width=None if stream.isatty() else 160)

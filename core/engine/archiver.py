@@ -143,7 +143,7 @@ class BatchArchiver:
                 return BlobResult(ref=ref, status="failed",
                                   error=f"{ref.kind} {ref.blob_id}: expected {ref.size} bytes, got {spool.size}")
             blob = spool.finish(ref, item.record)
-            result = BlobResult(ref=ref, status="stored", size=blob.size, sha256=blob.sha256)
+            result = BlobResult(ref=blob.ref, status="stored", size=blob.size, sha256=blob.sha256)
             for sink_name, sink in item.blob_sinks:
                 try:
                     stored = _retrying(f"blob sink {sink_name!r}", lambda s=sink: s.store(blob))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from ..records import BlobRef, Record, SpooledBlob
@@ -26,6 +27,8 @@ class HashingSpool:
         self._fh = os.fdopen(fd, "wb", buffering=CHUNK)
         self._sha = hashlib.sha256()
         self.size = 0
+        #: A source may set what the server said the bytes are (the listing may not know).
+        self.content_type: str | None = None
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         self._fh.write(data)
@@ -42,10 +45,17 @@ class HashingSpool:
     def flush(self) -> None:
         self._fh.flush()
 
-    def finish(self, ref: BlobRef, record: Record | None, content_type: str | None = None) -> SpooledBlob:
+    def finish(self, ref: BlobRef, record: Record | None) -> SpooledBlob:
+        """The spooled blob; its ref carries the served content type when the source learnt it."""
         self._fh.close()
+        served = (self.content_type or "").split(";", 1)[0].strip().lower()
+        if served and served != (ref.content_type or "").split(";", 1)[0].strip().lower() \
+                and served != "application/octet-stream":
+            # Drop the source's guessed extension so the key names what the bytes are.
+            variables = {k: v for k, v in ref.variables.items() if k != "ext"}
+            ref = replace(ref, content_type=served, variables=variables)
         return SpooledBlob(ref=ref, path=self.path, size=self.size, sha256=self._sha.hexdigest(),
-                           content_type=content_type or ref.content_type, record=record)
+                           content_type=ref.content_type, record=record)
 
     def discard(self) -> None:
         try:

@@ -8,6 +8,8 @@ from typing import Any, BinaryIO
 
 import rcetl
 
+from .ringcentral.usage import call_usage
+
 from .ringcentral import RingCentralConnection
 from .ringcentral import call_log_listing as listing
 from .ringcentral.durations import parse_instant
@@ -55,6 +57,9 @@ class CallLogStream(rcetl.Stream):
 
     def download(self, ref: rcetl.BlobRef, out: BinaryIO) -> None:
         raise rcetl.PermanentError("call-log records carry no binaries; recordings belong to the recording stream")
+
+    def usage(self, record: rcetl.Record) -> list[rcetl.UsageRow]:
+        return call_usage(record)
 
     def plan(self, partition: str, checkpoint: Any | None, window: rcetl.RunWindow) -> rcetl.StreamPlan:
         pages, start, end = listing.estimate(self.config, checkpoint, window)

@@ -18,6 +18,8 @@ from datetime import datetime, timedelta
 from typing import Any, BinaryIO, Literal
 
 import rcetl
+
+from .ringcentral.usage import message_usage
 from pydantic import Field
 
 from .ringcentral import RingCentralConnection
@@ -255,6 +257,18 @@ class MessageStoreStream(rcetl.Stream):
                  priority=PRIORITY_DOWNLOAD)
 
     # --- dry run ---------------------------------------------------------------------------------
+
+    def usage(self, record: rcetl.Record) -> list[rcetl.UsageRow]:
+        return message_usage(record)
+
+    def delete(self, record: rcetl.Record) -> str:
+        """Two steps as RingCentral has them: a DELETE moves the message to Deleted; the purge is
+        explicit (``purge=true``) so nothing stays recoverable once it is proven archived."""
+        uri = str(record.data.get("uri") or "")
+        if not uri:
+            raise rcetl.PermanentError(f"message {record.key!r} has no uri to delete")
+        self.connection.client.request("DELETE", uri.split("?", 1)[0], params={"purge": "true"})
+        return "purged"
 
     def plan(self, partition: str, checkpoint: Any | None, window: rcetl.RunWindow) -> rcetl.StreamPlan:
         mailboxes = len(self.config.extensions) if self.config.extensions else None

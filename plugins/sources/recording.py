@@ -114,6 +114,17 @@ class RecordingStream(rcetl.Stream):
         download(self.connection.client, ref.url, out, what=f"recording {ref.variables.get('id', ref.blob_id)}",
                  priority=PRIORITY_DOWNLOAD)
 
+    def delete(self, record: rcetl.Record) -> str:
+        """Delete the recording file (the call-log record stays, as RingCentral keeps it)."""
+        import json
+
+        self.connection.client.request(
+            "DELETE", self.connection.account_path("/call-recordings"),
+            data=json.dumps({"records": [str(record.key)]}),  # type: ignore[arg-type]
+            headers={"Content-Type": "application/json"},
+        )
+        return "deleted"
+
     def plan(self, partition: str, checkpoint: Any | None, window: rcetl.RunWindow) -> rcetl.StreamPlan:
         pages, start, end = listing.estimate(self.config, checkpoint, window)
         heavy_per_minute = configured_limits(self.connection.config.limits)[HEAVY]

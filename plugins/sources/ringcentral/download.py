@@ -54,6 +54,9 @@ def download(client: ApiClient, url: str, out: BinaryIO, *, what: str, priority:
             raise
         with response:
             expected = _expected_length(response, written, what)
+            if not written and hasattr(out, "content_type"):
+                # The listing cannot say whether a recording is MP3 or WAV: the response can.
+                out.content_type = response.headers.get("Content-Type") or out.content_type
             if total is None:
                 total = written + expected if expected is not None else None
             received = 0

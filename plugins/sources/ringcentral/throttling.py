@@ -40,6 +40,9 @@ ENDPOINTS: tuple[tuple[str, str, str], ...] = (
         MEDIUM,
     ),
     ("GET", "/restapi/v1.0/account/{accountId}/extension/{extensionId}/message-sync", LIGHT),
+    # used only by `rcetl purge`, after verification
+    ("DELETE", "/restapi/v1.0/account/{accountId}/call-recordings", HEAVY),
+    ("DELETE", "/restapi/v1.0/account/{accountId}/extension/{extensionId}/message-store/{messageId}", MEDIUM),
 )
 
 
