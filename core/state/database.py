@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -86,6 +87,33 @@ def create_state_engine(url: str) -> sa.Engine:
     sa.event.listen(engine, "connect", _on_sqlite_connect)
     sa.event.listen(engine, "begin", _on_sqlite_begin)
     return engine
+
+
+@contextlib.contextmanager
+def schema_lock(engine: sa.Engine, name: str) -> Iterator[None]:
+    """Let one process at a time create or upgrade the tables on a database server.
+
+    Concurrent DDL fails in varied ways (PostgreSQL: a duplicate catalog row; MariaDB: "skipped
+    since its definition is being modified by concurrent DDL"), so servers take a named lock;
+    SQLite needs none, its BEGIN IMMEDIATE already admits one writer at a time.
+    """
+    dialect = engine.dialect.name
+    if dialect == "postgresql":
+        key = zlib.crc32(name.encode())  # advisory locks are named by a number
+        take, give = sa.text("SELECT pg_advisory_lock(:k)"), sa.text("SELECT pg_advisory_unlock(:k)")
+    elif dialect in ("mysql", "mariadb"):
+        key = name[:64]  # MySQL's limit on lock names
+        take, give = sa.text("SELECT GET_LOCK(:k, 60)"), sa.text("SELECT RELEASE_LOCK(:k)")
+    else:
+        yield
+        return
+    with engine.connect() as conn:
+        conn.execute(take, {"k": key})
+        try:
+            yield
+        finally:
+            conn.execute(give, {"k": key})
+            conn.commit()
 
 
 @contextlib.contextmanager

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from ..records import Key
 from .backoff import Backoff
-from .database import create_state_engine, reported, safe_url
+from .database import create_state_engine, reported, safe_url, schema_lock
 from .rows import CheckpointRow, FailedItem, PurgeRow, RunRow
 from .schema import MIGRATIONS, Migration, define_tables, migrate
 
@@ -80,6 +80,8 @@ class StateStore:
         self.tables = define_tables(table_prefix)
         self._migrations = migrations if migrations is not None else MIGRATIONS
         self._engine = create_state_engine(url)
+        # An in-memory SQLite database is one shared connection: transactions must take turns.
+        self._serial = threading.RLock() if self._engine.pool.__class__.__name__ == "StaticPool" else None
         self._pid = os.getpid()
         self._ready = False
         self._ready_lock = threading.Lock()
@@ -97,12 +99,14 @@ class StateStore:
 
     # -- plumbing -------------------------------------------------------------------------------
 
-    def _begin(self):
+    @contextlib.contextmanager
+    def _begin(self) -> Iterator[sa.Connection]:
         if os.getpid() != self._pid:
             # A forked child must not reuse its parent's pooled connections.
             self._engine.dispose(close=False)
             self._pid = os.getpid()
-        return self._engine.begin()
+        with self._serial or contextlib.nullcontext(), self._engine.begin() as conn:
+            yield conn
 
     @contextlib.contextmanager
     def _tx(self, action: str) -> Iterator[sa.Connection]:
@@ -117,7 +121,11 @@ class StateStore:
         with self._ready_lock:
             if self._ready:
                 return
-            with reported(self._url, "creating or upgrading the tables"):
+            lock_name = f"rcetl-schema-{self.tables.version.name}"
+            with (
+                reported(self._url, "creating or upgrading the tables"),
+                schema_lock(self._engine, lock_name),
+            ):
                 for attempt in range(_RACE_ATTEMPTS):
                     try:
                         self.schema_version = migrate(self._begin, self.tables, self._migrations)

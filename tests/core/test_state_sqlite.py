@@ -92,6 +92,21 @@ def test_errors_never_show_the_password():
     assert info.value.__cause__ is None and info.value.__suppress_context__
 
 
+def test_an_in_memory_store_serves_many_threads():
+    store = StateStore("sqlite://")
+
+    def work(n: int) -> None:
+        for i in range(10):
+            store.put_checkpoint("p", "rc", "s", str(n), i)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert [r.value for r in store.checkpoints("p")] == [9, 9, 9, 9]
+
+
 def test_a_bad_url_is_reported_as_such():
     with pytest.raises(StateStoreError, match="not a database URL"):
         StateStore("not a url at all")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -46,6 +47,23 @@ def store(request, tmp_path):
             sa.Table(f"{prefix}schema_version", sa.MetaData()).drop(conn, checkfirst=True)
         engine.dispose()
     state.close()
+
+
+def _first_use(store: StateStore, worker: int) -> None:
+    for i in range(10):
+        store.put_checkpoint("p", "rc", "call_log", f"w{worker}", i)
+
+
+def test_two_processes_open_a_fresh_database_at_once(store):
+    # Both create the tables on first use: the loser of the race must find the work done.
+    ctx = multiprocessing.get_context("fork")
+    workers = [ctx.Process(target=_first_use, args=(store, w)) for w in range(2)]
+    for proc in workers:
+        proc.start()
+    for proc in workers:
+        proc.join(60)
+    assert [proc.exitcode for proc in workers] == [0, 0]
+    assert {r.partition: r.value for r in store.checkpoints("p")} == {"w0": 9, "w1": 9}
 
 
 BIG = 2**63 - 1  # message ids exceed 2**53: a float would round them
