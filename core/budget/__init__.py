@@ -27,7 +27,7 @@ class GroupState:
     penalty_remaining: float  # seconds until a penalty ends (0 if none)
     sent: int  # requests sent since the budget was created
     waited: float  # seconds spent waiting for this group
-    throttled: int  # 429s reported with penalize()
+    throttled: int  # 429s reported with release(retry_after=...)
 
 
 class Budget(abc.ABC):
