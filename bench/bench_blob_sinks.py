@@ -224,7 +224,7 @@ def peak_rss(options: dict[str, dict[str, Any]], work: Path, size: int) -> list[
         peak = 0
         done = threading.Event()
 
-        def sample() -> None:
+        def sample(watched: psutil.Process = watched, done: threading.Event = done) -> None:
             nonlocal peak
             while not done.is_set():
                 try:
