@@ -25,7 +25,15 @@ def show(pipeline_file: Path = PIPELINE_ARG,
 
     from ..state import StateStore
 
+    from ..engine.runtime import state_exists
+
     pipeline, _ = load(pipeline_file)
+    if not state_exists(pipeline.state_url):  # never ran: say so rather than create an empty database
+        if json_output:
+            print(json.dumps({"checkpoints": [], "runs": [], "failed": []}))
+        else:
+            print(f"pipeline {pipeline.name!r} has not run yet: no checkpoints, runs or failed items")
+        return
     store = StateStore(pipeline.state_url)
     checkpoints = store.checkpoints(pipeline.name)
     runs = store.runs(pipeline.name, limit=10)
@@ -74,8 +82,13 @@ def reset(pipeline_file: Path = PIPELINE_ARG,
     """Forget checkpoints so the next run re-reads from the start (idempotent: no duplicates)."""
     from ..state import StateStore
 
+    from ..engine.runtime import state_exists
+
     pipeline, _ = load(pipeline_file)
     what = f"stream {stream!r}" if stream else "every stream"
+    if not state_exists(pipeline.state_url):
+        print(f"pipeline {pipeline.name!r} has not run yet: nothing to reset")
+        return
     if not yes and not typer.confirm(f"Reset the checkpoints of {what} in pipeline {pipeline.name!r}?"):
         raise typer.Exit(1)
     n = StateStore(pipeline.state_url).reset(pipeline.name, stream)

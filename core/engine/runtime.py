@@ -123,7 +123,7 @@ class Engine:
         from ..state import StateStore
 
         # A dry run writes nothing: no state database, spool folder or lock files are created.
-        self.state = _NoState() if self.dry_run and not _state_exists(p.state_url) else \
+        self.state = _NoState() if self.dry_run and not state_exists(p.state_url) else \
             StateStore(p.state_url)
         self._stack.callback(lambda: getattr(self.state, "close", lambda: None)())
         self.spool_dir = p.spool_dir / f"{os.getpid()}-{self.run.run_id[:8]}"
@@ -324,7 +324,7 @@ class _NoState:
         pass
 
 
-def _state_exists(url: str) -> bool:
+def state_exists(url: str) -> bool:
     """False only for a SQLite state file that does not exist yet (other databases are servers)."""
     from sqlalchemy.engine import make_url
 

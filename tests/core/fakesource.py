@@ -83,6 +83,8 @@ class FakeConnection:
     def __init__(self, name: str, config: FakeConnectionConfig, ctx: rcetl.RunContext) -> None:
         self.name = name
         self.closed = False
+        # A careless plugin: it logs its credential. The CLI's log output must mask it (invariant 6).
+        ctx.logger.info("fake connection %s opened with token %s", name, config.token)
 
     def close(self) -> None:
         self.closed = True
