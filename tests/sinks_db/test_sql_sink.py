@@ -160,3 +160,17 @@ def test_unreachable_server_is_transient(run_ctx, backend_url):
     with pytest.raises(rcetl.RcetlError, match="cannot connect"):
         sink.check()
     sink.close()
+
+
+def test_a_record_twice_in_one_batch_and_a_repeated_attachment_id(make_sql_sink):
+    ds = make_dataset(calls=1, messages=3)
+    fax = copy.deepcopy(next(r for r in ds.of("message-store") if r.record.data["type"] == "Fax"))
+    fax.record.data["attachments"].append(dict(fax.record.data["attachments"][0]))
+    newer = copy.deepcopy(fax)
+    newer.record.data["readStatus"] = "Read"
+    sink = make_sql_sink()
+    sink.write([fax, newer])  # one statement may not touch a row twice: the last version wins
+    with sink.engine.connect() as conn:
+        t = sink.tables
+        assert conn.execute(sa.select(t.messages.c.read_status)).scalar_one() == "Read"
+        assert table_count(sink, t.attachments) == 2

@@ -23,12 +23,17 @@ def text(value: Any, length: int | None = None) -> str | None:
     if value is None or isinstance(value, (dict, list)):
         return None
     s = value if isinstance(value, str) else str(value)
-    # Drivers cannot encode lone surrogates; PostgreSQL text cannot hold NUL.
-    s = s.encode("utf-8", "replace").decode("utf-8").replace("\x00", "")
-    return s[:length] if length else s
+    if not s.isascii():  # the fast path (most fields are ASCII) skips the re-encoding
+        # Drivers cannot encode lone surrogates.
+        s = s.encode("utf-8", "replace").decode("utf-8")
+    if "\x00" in s:  # PostgreSQL text cannot hold NUL
+        s = s.replace("\x00", "")
+    return s[:length] if length and len(s) > length else s
 
 
 def integer(value: Any) -> int | None:
+    if type(value) is int:  # noqa: E721 - the common case, and excludes bool
+        return value if INT64_MIN <= value <= INT64_MAX else None
     if isinstance(value, bool):
         return None
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
@@ -195,10 +200,12 @@ class StreamLayout:
         elif self.child_table == "attachments":
             out.replaced_parents.setdefault("attachments", []).append((rec.account, rec.key))
             blobs = {b["blob_id"]: b for b in archive}
+            seen: set[int] = set()
             for att in rec.data.get("attachments") or []:
                 att_id = integer(att.get("id")) if isinstance(att, Mapping) else None
-                if att_id is None:
-                    continue  # no id, no key: the attachment stays in the message's raw JSON
+                if att_id is None or att_id in seen:
+                    continue  # no id (or a repeated one): it stays in the message's raw JSON only
+                seen.add(att_id)
                 out.add("attachments", {"account": rec.account, "message_id": rec.key, "id": att_id,
                                         **attachment_columns(att),
                                         **_blob_columns(blobs.get(f"attachment-{att_id}")), "raw": dict(att)})

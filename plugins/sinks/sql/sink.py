@@ -81,6 +81,10 @@ class SqlSink(rcetl.RecordSink):
                                   connect_args=connect_args, **kwargs)
         if backend == "sqlite":
             sa.event.listen(engine, "connect", _sqlite_pragmas)
+        if backend == "postgresql":
+            # One multi-row INSERT ... ON CONFLICT per page instead of a statement per row: several
+            # times faster with psycopg 3. Safe because a batch never holds one key twice (to_rows).
+            engine.dialect.use_insertmanyvalues_wo_returning = True
         return engine
 
     def open(self) -> None:
