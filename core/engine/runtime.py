@@ -67,8 +67,10 @@ def make_coordinator(pipeline: Pipeline) -> Coordinator:
     if pipeline.budgets.backend == "redis":
         from ..coordination_redis import RedisCoordinator
 
-        return RedisCoordinator(pipeline.budgets.url or "redis://127.0.0.1:6379/0", prefix=f"rcetl:{pipeline.name}")
-    return FileCoordinator(pipeline.spool_dir.parent / "locks")
+        # Not per pipeline: two pipelines sharing a credential must share its one token (invariant 3).
+        return RedisCoordinator(pipeline.budgets.url or "redis://127.0.0.1:6379/0", prefix="rcetl")
+    home = Path(os.environ.get("RCETL_HOME", "~/.rcetl")).expanduser()
+    return FileCoordinator(home / "coordination")
 
 
 class Engine:

@@ -19,7 +19,7 @@ import rcetl
 from .api_errors import ApiError
 from .config import EMBEDDED_SANDBOX, RingCentralConfig, credential_id
 from .http import PRIORITY_LIST, ApiClient
-from .throttling import default_limits
+from .throttling import canonical_group, default_limits
 from .token_vault import TokenVault
 from .tokens import TokenManager
 
@@ -75,9 +75,13 @@ class RingCentralConnection:
             self.credential = credential_id(self.server, client_id, jwt)
             budget = self.ctx.budgets.budget(self.credential, default_limits(self.time_scale, cfg.limits))
             if cfg.limits:
+                # Only the groups the user named: a set limit is a ceiling, and the others must stay
+                # free to learn a bigger plan from the X-Rate-Limit headers.
+                named = {canonical_group(g) for g in cfg.limits}
                 for group, limit in default_limits(self.time_scale, cfg.limits).items():
-                    with contextlib.suppress(NotImplementedError):
-                        budget.set_limit(group, limit)
+                    if group in named:
+                        with contextlib.suppress(NotImplementedError):
+                            budget.set_limit(group, limit)
             vault = TokenVault(self.ctx.coordinator, self.credential, secret, jwt)
             trusted = {urlsplit(self.server).hostname or ""}
             if media:
