@@ -152,6 +152,10 @@ class RecordSink(Sink):
         """Everything this sink holds for a stream (for ``rcetl verify``)."""
         raise NotImplementedError(f"sink {self.name!r} cannot list what it holds")
 
+    def count(self, stream: str, account: str | None = None) -> int:
+        """How many records of ``stream`` the sink holds; the default counts :meth:`archived`."""
+        return sum(1 for _ in self.archived(stream, account))
+
 
 @dataclass
 class ArchivedEntry:

@@ -20,6 +20,10 @@ class MongoSinkConfig(rcetl.PluginConfig):
     gridfs: bool = Field(False, description="also store binaries in GridFS (the sink becomes a blob sink too)")
     batch_size: int = Field(1000, ge=1, le=100_000, description="documents per bulk_write")
 
+    def sink_kinds(self) -> frozenset[str]:
+        """What this configuration stores: the pipeline routes binaries here only with GridFS on."""
+        return frozenset({"records", "blobs"}) if self.gridfs else frozenset({"records"})
+
     @field_validator("url")
     @classmethod
     def _check_url(cls, value: str) -> str:
