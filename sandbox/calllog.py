@@ -200,3 +200,25 @@ def extract_sync(ctx: Ctx) -> Response:
         "syncInfo": {"syncType": sync_type, "syncToken": token, "syncTime": iso(ctx.now_ms()),
                      "newerRecordsExist": len(page) < len(calls)},
     })
+
+
+def delete_calls(ctx: Ctx, ext: str) -> Response:
+    """DELETE /extension/{extensionId}/call-log?dateTo=: every record of the extension that started
+    before ``dateTo`` (default now) is deleted. Deleted records leave the list (``showDeleted=true``
+    and ISync still show them, with ``deleted: true``); their recordings are not touched (that is
+    DELETE /call-recordings)."""
+    owner = ctx.extension_id(ext)
+    now = ctx.now_ms()
+    date_to = ctx.date("dateTo", now)
+    data = ctx.data
+    gone = 0
+    with data.lock:
+        hi = bisect.bisect_left(data.call_starts, date_to)
+        for c in data.calls[:hi]:
+            if c.extension_id == owner and not c.deleted:
+                c.deleted = True
+                c.last_modified_ms = max(now, c.last_modified_ms)
+                c.seq = data.next_seq()
+                gone += 1
+    ctx.app.counters.removed("calls", gone)
+    return Response(b"", status=204)

@@ -16,6 +16,7 @@ class Counters:
         self.throttled = 0
         self.bytes_sent = 0
         self.requests = 0
+        self.deleted: Counter[str] = Counter()  # what DELETE requests removed: recordings, calls, messages
 
     def request(self, endpoint: str, group: str | None) -> None:
         with self._lock:
@@ -30,6 +31,10 @@ class Counters:
             if status == 429:
                 self.throttled += 1
 
+    def removed(self, kind: str, n: int) -> None:
+        with self._lock:
+            self.deleted[kind] += n
+
     def sent(self, n: int) -> None:
         with self._lock:
             self.bytes_sent += n
@@ -43,4 +48,5 @@ class Counters:
                 "by_status": {str(k): v for k, v in self.by_status.items()},
                 "throttled": self.throttled,
                 "bytes_sent": self.bytes_sent,
+                "deleted": {k: self.deleted.get(k, 0) for k in ("recordings", "calls", "messages")},
             }

@@ -5,9 +5,11 @@ from __future__ import annotations
 from werkzeug.wrappers import Response
 
 from .ctx import Ctx
-from .errors import invalid_parameter, not_found
+from .errors import ApiError, invalid_parameter, not_found
 from .render import recording_info
-from .web import binary_response, json_response
+from .web import binary_response, json_body, json_response
+
+MAX_RECORDING_DELETE = 100  # CallRecordingIds.records maxItems
 
 
 def _disposition(ctx: Ctx) -> tuple[str | None, str | None]:
@@ -46,3 +48,32 @@ def attachment_content(ctx: Ctx, ext: str, mid: str, aid: str) -> Response:
         raise not_found("attachmentId", aid)
     disp, name = _disposition(ctx)
     return binary_response(att.blob(), ctx.request.headers.get("Range"), disp, name)
+
+
+def delete_recordings(ctx: Ctx) -> Response:
+    """DELETE /account/{accountId}/call-recordings with ``{"records": [id, ...]}`` (1..100).
+
+    The recording files go; the call-log records keep their ``recording`` object (the spec: "deletes
+    the recording file itself, not the record of it in the call log"), and metadata and content then
+    answer 404 CMN-102, as for a recording past retention. All or nothing: an unknown or already
+    gone id is 404 and nothing is deleted.
+    """
+    body = json_body(ctx.request)
+    ids = body.get("records") if isinstance(body, dict) else None
+    if not isinstance(ids, list) or not ids:
+        raise ApiError(400, "CMN-101", "Parameter [records] is required", parameterName="records")
+    if len(ids) > MAX_RECORDING_DELETE:
+        raise invalid_parameter("records", len(ids), f"at most {MAX_RECORDING_DELETE} ids")
+    wanted = [str(i) for i in ids]
+    with ctx.data.lock:
+        for rid in wanted:
+            rec = ctx.data.recordings.get(rid)
+            if rec is None or not rec.available:
+                raise not_found("recordingId", rid)
+        gone = 0
+        for rid in dict.fromkeys(wanted):
+            rec = ctx.data.recordings[rid]
+            rec.available, rec.deleted = False, True
+            gone += 1
+    ctx.app.counters.removed("recordings", gone)
+    return Response(b"", status=204)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from werkzeug.wrappers import Response
 
 from .calllog import decode_token, encode_token
-from .ctx import Ctx
-from .errors import invalid_parameter, not_found
+from .ctx import Ctx, check_batch
+from .errors import ApiError, invalid_parameter, not_found
 from .model import Message
 from .render import iso, message_json, message_stub
 from .web import (
@@ -15,6 +15,7 @@ from .web import (
     boundary_for,
     enum_list,
     int_param,
+    json_body,
     json_response,
     multipart_json,
     multipart_mixed,
@@ -41,8 +42,28 @@ def _common_filter(ctx: Ctx):
         conv_id = int(conv) if conv else None
     except ValueError:
         raise invalid_parameter("conversationId", conv) from None
+    owner = _owner_filter(ctx)
     return lambda m: ((not directions or m.direction in directions) and (not types or m.type in types)
-                      and (conv_id is None or m.conversation_id == conv_id))
+                      and (conv_id is None or m.conversation_id == conv_id) and (owner is None or owner(m)))
+
+
+def _owner_filter(ctx: Ctx):
+    """``owner``: Personal (default) | Any | Shared | extension ids. The sandbox has no shared
+    mailboxes, so every message is personal: Shared selects nothing, and a list of ids selects
+    the mailbox's messages when its own extension is listed. ``voicemailOwner`` and
+    ``ownerExtensionType`` only narrow shared voicemail and are accepted and ignored."""
+    values = ctx.args.getlist("owner")
+    if not values or values in (["Personal"], ["Any"]):
+        return None
+    if values == ["Shared"]:
+        return lambda m: False
+    ids = set()
+    for v in values:
+        for part in v.split(","):
+            if not part.isdigit():
+                raise invalid_parameter("owner", v)
+            ids.add(int(part))
+    return lambda m: m.extension_id in ids
 
 
 def _distinct(items: list[Message]) -> list[Message]:
@@ -104,28 +125,90 @@ def get_messages(ctx: Ctx, ext: str, ids: str) -> Response:
     return multipart_mixed(entries, boundary_for(ids))
 
 
+def _retire(ctx: Ctx, messages: list[Message], purge: bool) -> None:
+    """Alive -> Deleted, Deleted -> Purged; ``purge=true`` goes straight to Purged."""
+    now = ctx.now_ms()
+    changed = 0
+    with ctx.data.lock:
+        for m in messages:
+            after = "Purged" if purge or m.availability != "Alive" else "Deleted"
+            if after == m.availability:
+                continue
+            m.availability = after
+            m.last_modified_ms = now
+            m.seq = ctx.data.next_seq()
+            changed += 1
+    ctx.app.counters.removed("messages", changed)
+
+
+def _body_ids(ctx: Ctx, limit: int) -> list[str] | None:
+    """The optional JSON array of ids a ``*`` path (or a conversation delete) carries."""
+    ids = json_body(ctx.request)
+    if ids is None:
+        return None
+    if not isinstance(ids, list):
+        raise ApiError(400, "CMN-101", "Request body must be an array of ids")
+    check_batch(ids, limit)
+    return [str(i) for i in ids]
+
+
 def delete_messages(ctx: Ctx, ext: str, ids: str) -> Response:
-    """First DELETE moves a message to Deleted, the second (or ``purge=true``) to Purged."""
+    """First DELETE moves a message to Deleted, the second (or ``purge=true``) to Purged.
+
+    ``*`` in the path takes the ids from a JSON array body (up to 100); ``*`` without a body
+    deletes every message of the mailbox, as the spec warns."""
     owner = ctx.extension_id(ext)
     purge = bool_param(ctx.args, "purge", False)
-    wanted = [i for i in ids.split(",") if i]
+    if ids == "*":
+        body = _body_ids(ctx, 100)
+        if body is None:
+            with ctx.data.lock:
+                _retire(ctx, [m for m in ctx.data.messages if m.extension_id == owner], purge)
+            return Response(b"", status=204)
+        wanted = body
+    else:
+        wanted = [i for i in ids.split(",") if i]
+        check_batch(wanted, 50)
     found = [_lookup(ctx, owner, i) for i in wanted]
     if len(wanted) == 1 and found[0] is None:
         raise not_found("messageId", wanted[0])
-    now = ctx.now_ms()
-    with ctx.data.lock:
-        for m in found:
-            if m is None:
-                continue
-            m.availability = "Purged" if purge or m.availability != "Alive" else "Deleted"
-            m.last_modified_ms = now
-            m.seq = ctx.data.next_seq()
+    _retire(ctx, [m for m in found if m is not None], purge)
     if all(m is not None for m in found):
         return Response(b"", status=204)
     base = ctx.base().rsplit("/", 1)[0]
     entries = [(f"{base}/{i}", 204 if m is not None else 404, {} if m is not None else not_found("messageId", i).body())
                for i, m in zip(wanted, found, strict=True)]
-    return multipart_mixed(entries, boundary_for("delete" + ids))
+    return multipart_mixed(entries, boundary_for("delete" + ",".join(wanted)))
+
+
+DELETE_TYPES = ("Fax", "SMS", "VoiceMail", "Pager", "Text", "All")
+
+
+def delete_conversations(ctx: Ctx, ext: str) -> Response:
+    """DELETE /message-store?conversationId=...&dateTo=&type=&purge=: the messages of the given
+    conversations (up to 50 in the query, or up to 100 as a JSON array body), or of the whole
+    mailbox when none is given, created up to ``dateTo`` (default now) and of ``type`` (default All)."""
+    owner = ctx.extension_id(ext)
+    args = ctx.args
+    purge = bool_param(args, "purge", False)
+    owner_ok = _owner_filter(ctx)
+    mtype = args.get("type", "All")
+    if mtype not in DELETE_TYPES:
+        raise invalid_parameter("type", mtype)
+    date_to = ctx.date("dateTo", ctx.now_ms())
+    convs = [c for v in args.getlist("conversationId") for c in v.split(",") if c]
+    check_batch(convs, 50)
+    convs += _body_ids(ctx, 100) or []
+    try:
+        wanted = {int(c) for c in convs}
+    except ValueError:
+        raise invalid_parameter("conversationId", ",".join(convs)) from None
+    with ctx.data.lock:
+        victims = [m for m in ctx.data.messages
+                   if m.extension_id == owner and m.creation_ms <= date_to and (mtype == "All" or m.type == mtype)
+                   and (not wanted or m.conversation_id in wanted) and (owner_ok is None or owner_ok(m))]
+    _retire(ctx, victims, purge)
+    return Response(b"", status=204)
 
 
 def sync(ctx: Ctx, ext: str) -> Response:

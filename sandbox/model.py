@@ -40,7 +40,8 @@ class Recording:
     blob: Callable[[], Blob]
     size: int
     content_type: str
-    available: bool = True
+    available: bool = True  # False: past retention, or deleted through DELETE /call-recordings
+    deleted: bool = False  # deleted through the API (not aged out)
 
 
 @dataclass(slots=True)

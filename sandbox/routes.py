@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import admin, calllog, extensions, media, messages, oauth
+from . import account, admin, calllog, extensions, media, messages, oauth
 
 V1 = "/restapi/v1.0/account/<acct>"
 EXT = V1 + "/extension/<ext>"
@@ -25,17 +25,21 @@ class Route:
 ROUTES: list[Route] = [
     Route("/restapi/oauth/token", "POST", "token", "Auth", oauth.token, "oauth"),
     Route("/restapi/oauth/revoke", "POST", "revoke", "Auth", oauth.revoke, "oauth"),
+    Route(V1, "GET", "account-info", "Light", account.info),
     Route(V1 + "/extension", "GET", "extension-list", "Medium", extensions.list_extensions),
     Route(V1 + "/call-log", "GET", "account-call-log", "Heavy", calllog.list_calls),
     Route(V1 + "/call-log/<ids>", "GET", "account-call-log-record", "Heavy", calllog.get_calls),
     Route(EXT + "/call-log", "GET", "extension-call-log", "Heavy", calllog.list_calls),
+    Route(EXT + "/call-log", "DELETE", "extension-call-log-delete", "Heavy", calllog.delete_calls),
     Route(EXT + "/call-log/<ids>", "GET", "extension-call-log-record", "Heavy", calllog.get_calls),
     Route(V1 + "/call-log-sync", "GET", "account-call-log-sync", "Heavy", calllog.sync),
     Route(EXT + "/call-log-sync", "GET", "extension-call-log-sync", "Heavy", calllog.sync),
     Route(V1 + "/call-log-extract-sync", "GET", "call-log-extract-sync", "Heavy", calllog.extract_sync),
+    Route(V1 + "/call-recordings", "DELETE", "call-recordings-delete", "Heavy", media.delete_recordings),
     Route(V1 + "/recording/<rid>", "GET", "recording", "Heavy", media.recording),
     Route(V1 + "/recording/<rid>/content", "GET", "recording-content", "Heavy", media.recording_content),
     Route(EXT + "/message-store", "GET", "message-list", "Light", messages.list_messages),
+    Route(EXT + "/message-store", "DELETE", "conversation-delete", "Medium", messages.delete_conversations),
     Route(EXT + "/message-store/<ids>", "GET", "message", "Light", messages.get_messages),
     Route(EXT + "/message-store/<ids>", "DELETE", "message-delete", "Medium", messages.delete_messages),
     Route(EXT + "/message-store/<mid>/content/<aid>", "GET", "attachment-content", "Medium", media.attachment_content),
@@ -52,11 +56,15 @@ ROUTES: list[Route] = [
 SPEC_PATHS = {
     "token": "/restapi/oauth/token",
     "revoke": "/restapi/oauth/revoke",
+    "account-info": "/restapi/v1.0/account/{accountId}",
     "extension-list": "/restapi/v1.0/account/{accountId}/extension",
     "account-call-log": "/restapi/v1.0/account/{accountId}/call-log",
     "account-call-log-record": "/restapi/v1.0/account/{accountId}/call-log/{callRecordId}",
     "extension-call-log": "/restapi/v1.0/account/{accountId}/extension/{extensionId}/call-log",
     "extension-call-log-record": "/restapi/v1.0/account/{accountId}/extension/{extensionId}/call-log/{callRecordId}",
+    "extension-call-log-delete": "/restapi/v1.0/account/{accountId}/extension/{extensionId}/call-log",
+    "call-recordings-delete": "/restapi/v1.0/account/{accountId}/call-recordings",
+    "conversation-delete": "/restapi/v1.0/account/{accountId}/extension/{extensionId}/message-store",
     "account-call-log-sync": "/restapi/v1.0/account/{accountId}/call-log-sync",
     "extension-call-log-sync": "/restapi/v1.0/account/{accountId}/extension/{extensionId}/call-log-sync",
     "call-log-extract-sync": "/restapi/v1.0/account/{accountId}/call-log-extract-sync",

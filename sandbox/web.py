@@ -31,6 +31,17 @@ def error_response(err: ApiError) -> Response:
     return json_response(err.body(), err.status, err.headers)
 
 
+def json_body(request) -> Any:
+    """The request's JSON body whatever its Content-Type (clients forget it on DELETE), None if empty."""
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise ApiError(400, "CMN-101", "Request body is not valid JSON") from None
+
+
 def int_param(args, name: str, default: int, lo: int = 1, hi: int | None = None, allow_max: bool = False) -> int:
     raw = args.get(name)
     if raw is None or raw == "":

@@ -71,3 +71,15 @@ def check(spec: dict[str, Any], route: str, resp, method: str = "get") -> Any:
     body = resp.json()
     validate(spec, response_schema(spec, route, resp.status_code, method, media), body)
     return body
+
+
+def check_status(spec: dict[str, Any], route: str, resp, method: str = "get") -> None:
+    """Assert the status is one the spec declares for the operation (bodiless 204s included);
+    error bodies are validated too."""
+    declared = operation(spec, route, method)["responses"]
+    if resp.status_code >= 400:
+        check(spec, route, resp, method)
+        return
+    assert str(resp.status_code) in declared, f"{route}: {resp.status_code} not in {sorted(declared)}"
+    if resp.status_code == 204:
+        assert resp.content == b""
