@@ -46,6 +46,23 @@ def _header_number(headers: Mapping[str, str], name: str) -> float | None:
         return None
 
 
+def parse_json(content: bytes, what: str) -> Any:
+    """Parse with the standard parser (integers stay exact); a body that is not JSON is named in one
+    line: HTML (a proxy's error page), invalid UTF-8, truncated, or nested too deep to be real."""
+    try:
+        return json.loads(content)
+    except UnicodeDecodeError as exc:
+        raise rcetl.TransientError(f"RingCentral sent a body that is not valid UTF-8 for {what}") from exc
+    except RecursionError as exc:
+        raise rcetl.TransientError(f"RingCentral sent JSON nested too deep to be an API answer for {what}") from exc
+    except ValueError as exc:
+        head = content[:200].lstrip().lower()
+        if head.startswith((b"<!doctype html", b"<html", b"<")):
+            raise rcetl.TransientError(f"RingCentral sent HTML, not JSON, for {what}") from exc
+        kind = "an empty body" if not content.strip() else f"a truncated or malformed JSON body ({len(content)} bytes)"
+        raise rcetl.TransientError(f"RingCentral sent {kind}, not JSON, for {what}") from exc
+
+
 class ApiClient:
     """One pooled session and one budget for one credential; safe to share between threads."""
 
@@ -62,6 +79,7 @@ class ApiClient:
         max_retries: int,
         backoff_cap: float,
         trusted_hosts: frozenset[str],
+        max_download_bytes: int = 8 << 30,
         sleep=time.sleep,
     ) -> None:
         self.budget = budget
@@ -70,6 +88,7 @@ class ApiClient:
         self.max_retries = max_retries
         self.backoff_cap = backoff_cap
         self.trusted_hosts = trusted_hosts
+        self.max_download_bytes = max_download_bytes
         self._basic = basic_auth
         self._sleep = sleep
         self.session = requests.Session()
@@ -90,10 +109,7 @@ class ApiClient:
     def get_json(self, url: str, params: Mapping[str, Any] | None = None, *, priority: int = PRIORITY_LIST) -> Any:
         """GET and parse JSON with the standard parser, which keeps integers exact (never a float)."""
         response = self.request("GET", url, params=params, priority=priority)
-        try:
-            return json.loads(response.content)
-        except ValueError as exc:
-            raise rcetl.TransientError(f"RingCentral sent a body that is not JSON for {url.split('?')[0]}") from exc
+        return parse_json(response.content, f"GET {urlsplit(url).path}")
 
     def request(
         self,
@@ -117,12 +133,19 @@ class ApiClient:
         while True:
             send_headers = dict(headers or {})
             token = None
+            slot = self.budget.acquire(group, priority=PRIORITY_AUTH if group == AUTH else priority)
+            # The token is taken once the slot is ours, not before: a request can wait a window or
+            # more in the budget's line, and a token taken before that wait may be renewed (and
+            # killed) by another thread meanwhile, which wastes the slot on a 401.
             if authenticate:
-                token = self.tokens.access_token()
+                try:
+                    token = self.tokens.access_token()
+                except BaseException:
+                    self.budget.release(slot)
+                    raise
                 send_headers["Authorization"] = f"Bearer {token}"
             else:
                 send_headers.setdefault("Accept", "application/json")
-            slot = self.budget.acquire(group, priority=PRIORITY_AUTH if group == AUTH else priority)
             try:
                 response = self.session.request(
                     method,
@@ -178,6 +201,16 @@ class ApiClient:
                 body = response_body(response)
                 response.close()
                 raise ApiError(method, url, status, body)
+            if 300 <= status < 400:
+                # Never followed: a redirect could carry the bearer token (or a download) anywhere.
+                location = response.headers.get("Location", "")
+                response.close()
+                target = urlsplit(location).hostname or "the same host"
+                raise rcetl.PermanentError(
+                    f"RingCentral answered {method} {urlsplit(url).path} with a redirect ({status}) to {target}; "
+                    "redirects are not followed",
+                    hint="if the server really moved, point the connection's server/media_server at the new host",
+                )
             return response
 
     # --- helpers ---------------------------------------------------------------------------------
@@ -185,7 +218,10 @@ class ApiClient:
     def _post_token(self, form: dict[str, str]) -> dict[str, Any]:
         url = self.token_url
         response = self.request("POST", url, data=form, authenticate=False)
-        return json.loads(response.content)
+        body = parse_json(response.content, f"POST {urlsplit(url).path}")
+        if not isinstance(body, dict) or not isinstance(body.get("access_token"), str) or not body["access_token"]:
+            raise rcetl.PermanentError(f"the token endpoint {urlsplit(url).path} answered without an access_token")
+        return body
 
     token_url = ""  # set by the connection once the server is known
 
