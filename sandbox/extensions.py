@@ -6,7 +6,7 @@ from werkzeug.wrappers import Response
 
 from .ctx import Ctx
 from .render import extension_json
-from .web import enum_list, int_param, json_response, paged
+from .web import bytes_response, dumps, enum_list, int_param, paged
 
 STATUSES = ("Enabled", "Disabled", "Frozen", "NotActivated", "Unassigned")
 TYPES = ("User", "Department", "Announcement", "Voicemail", "DigitalUser", "VirtualUser", "FaxUser", "PagingOnly",
@@ -28,5 +28,5 @@ def list_extensions(ctx: Ctx) -> Response:
     params = ctx.params()
     if "perPage" not in args:
         params.append(("perPage", str(per_page)))
-    body = paged(items, lambda e: extension_json(e, ctx.urls, ctx.account_id), page, per_page, ctx.base(), params, totals=True)
-    return json_response(body)
+    body = paged(items, lambda e: dumps(extension_json(e, ctx.urls, ctx.account_id)), page, per_page, ctx.base(), params, totals=True)
+    return bytes_response(body)

@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
+import bisect
+
 from werkzeug.wrappers import Response
 
 from .calllog import decode_token, encode_token
 from .ctx import Ctx, check_batch
 from .errors import ApiError, invalid_parameter, not_found
 from .model import Message
-from .render import iso, message_json, message_stub
+from .render import iso, message_bytes, message_json, message_stub
 from .web import (
     MULTIPART_JSON,
     bool_param,
     boundary_for,
+    bytes_response,
+    dumps,
     enum_list,
     int_param,
     json_body,
-    json_response,
     multipart_json,
     multipart_mixed,
     paged,
+    records_body,
 )
 
 DAY_MS = 86_400_000
@@ -27,10 +31,9 @@ MESSAGE_TYPES = ("Fax", "SMS", "VoiceMail", "Pager")
 AVAILABILITY = ("Alive", "Deleted", "Purged")
 
 
-def _owned(ctx: Ctx, ext: str) -> tuple[int, list[Message]]:
+def _owned(ctx: Ctx, ext: str) -> tuple[int, list[int], list[Message]]:
     owner = ctx.extension_id(ext)
-    with ctx.data.lock:
-        return owner, [m for m in ctx.data.messages if m.extension_id == owner]
+    return (owner, *ctx.data.message_index(owner))
 
 
 def _common_filter(ctx: Ctx):
@@ -78,7 +81,7 @@ def _distinct(items: list[Message]) -> list[Message]:
 
 def list_messages(ctx: Ctx, ext: str) -> Response:
     args = ctx.args
-    _, items = _owned(ctx, ext)
+    _, times, items = _owned(ctx, ext)
     per_page = int_param(args, "perPage", 100, hi=1000)
     page = int_param(args, "page", 1)
     date_to = ctx.date("dateTo", ctx.now_ms())
@@ -87,8 +90,9 @@ def list_messages(ctx: Ctx, ext: str) -> Response:
     reads = enum_list(args, "readStatus", ("Read", "Unread"))
     phone = (args.get("phoneNumber") or "").lstrip("+")
     common = _common_filter(ctx)
-    selected = [m for m in reversed(items)
-                if date_from <= m.creation_ms <= date_to and m.availability in availability and common(m)
+    lo, hi = bisect.bisect_left(times, date_from), bisect.bisect_right(times, date_to)
+    selected = [m for m in reversed(items[lo:hi])
+                if m.availability in availability and common(m)
                 and (not reads or m.read_status in reads)
                 and (not phone or phone in {str(p[0] or "").lstrip("+") for p in [m.from_party, *m.to_parties]})]
     if bool_param(args, "distinctConversations", False):
@@ -97,8 +101,8 @@ def list_messages(ctx: Ctx, ext: str) -> Response:
     for name, value in (("dateFrom", iso(date_from)), ("perPage", str(per_page))):
         if name not in args:
             params.append((name, value))
-    render = lambda m: message_json(m, ctx.urls, ctx.account_id)  # noqa: E731
-    return json_response(paged(selected, render, page, per_page, ctx.base(), params, totals=True))
+    render = lambda m: message_bytes(m, ctx.urls, ctx.account_id)  # noqa: E731
+    return bytes_response(paged(selected, render, page, per_page, ctx.base(), params, totals=True))
 
 
 def _lookup(ctx: Ctx, owner: int, raw: str) -> Message | None:
@@ -116,12 +120,13 @@ def get_messages(ctx: Ctx, ext: str, ids: str) -> Response:
     if len(wanted) == 1:
         if found[0] is None:
             raise not_found("messageId", wanted[0])
-        return json_response(message_json(found[0], ctx.urls, ctx.account_id, single=True))
+        return bytes_response(message_bytes(found[0], ctx.urls, ctx.account_id, single=True))
     base = ctx.base().rsplit("/", 1)[0]
-    entries = [(f"{base}/{i}", 200, message_json(m, ctx.urls, ctx.account_id, single=True)) if m is not None
-               else (f"{base}/{i}", 404, not_found("messageId", i).body()) for i, m in zip(wanted, found, strict=True)]
     if MULTIPART_JSON in ctx.request.headers.get("Accept", ""):
-        return multipart_json([(href.rsplit("/", 1)[1], status, body) for href, status, body in entries])
+        return multipart_json([(i, 200, message_json(m, ctx.urls, ctx.account_id, single=True)) if m is not None
+                               else (i, 404, not_found("messageId", i).body()) for i, m in zip(wanted, found, strict=True)])
+    entries = [(f"{base}/{i}", 200, message_bytes(m, ctx.urls, ctx.account_id, single=True)) if m is not None
+               else (f"{base}/{i}", 404, not_found("messageId", i).body()) for i, m in zip(wanted, found, strict=True)]
     return multipart_mixed(entries, boundary_for(ids))
 
 
@@ -213,7 +218,7 @@ def delete_conversations(ctx: Ctx, ext: str) -> Response:
 
 def sync(ctx: Ctx, ext: str) -> Response:
     args = ctx.args
-    owner, items = _owned(ctx, ext)
+    owner, times, items = _owned(ctx, ext)
     sync_type = args.get("syncType", "FSync")
     if sync_type not in ("FSync", "ISync"):
         raise invalid_parameter("syncType", sync_type)
@@ -224,20 +229,19 @@ def sync(ctx: Ctx, ext: str) -> Response:
         date_to = ctx.date("dateTo", ctx.now_ms())
         date_from = ctx.date("dateFrom", date_to - DAY_MS)
         count = int_param(args, "recordCount", 0, lo=0)
-        picked = [m for m in reversed(items)
-                  if date_from <= m.creation_ms <= date_to and m.availability == "Alive" and common(m)]
+        lo, hi = bisect.bisect_left(times, date_from), bisect.bisect_right(times, date_to)
+        picked = [m for m in reversed(items[lo:hi]) if m.availability == "Alive" and common(m)]
         if count and len(picked) > count:
             picked, older = picked[:count], True
-        records = [message_json(m, ctx.urls, ctx.account_id) for m in picked]
+        records = [message_bytes(m, ctx.urls, ctx.account_id) for m in picked]
     else:
         state = decode_token(args.get("syncToken"), "msg")
         if state.get("ext") != owner:
             raise invalid_parameter("syncToken", args.get("syncToken"), "token of another extension")
         changed = sorted((m for m in items if m.seq > state["seq"] and common(m)), key=lambda m: m.last_modified_ms, reverse=True)
-        records = [message_json(m, ctx.urls, ctx.account_id) if m.availability == "Alive" else message_stub(m) for m in changed]
-    return json_response({
-        "uri": ctx.full_url(),
-        "records": records,
-        "syncInfo": {"syncType": sync_type, "syncToken": encode_token(k="msg", ext=owner, seq=seq),
-                     "syncTime": iso(ctx.now_ms()), "olderRecordsExist": older},
-    })
+        records = [message_bytes(m, ctx.urls, ctx.account_id) if m.availability == "Alive" else dumps(message_stub(m))
+                   for m in changed]
+    return bytes_response(records_body(
+        {"uri": ctx.full_url()}, records,
+        {"syncInfo": {"syncType": sync_type, "syncToken": encode_token(k="msg", ext=owner, seq=seq),
+                      "syncTime": iso(ctx.now_ms()), "olderRecordsExist": older}}))

@@ -67,6 +67,7 @@ class Call:
     message: tuple | None = None  # (id, type) of a linked voicemail or fax
     legs: int = 1
     extra: dict | None = None  # fields given verbatim by a --data file
+    rendered: dict | None = None  # view -> (key, JSON bytes); see render.call_bytes
 
 
 @dataclass(slots=True)
@@ -104,6 +105,7 @@ class Message:
     read_status: str = "Read"
     message_status: str = "Received"
     fields: dict[str, Any] = field(default_factory=dict)  # type-specific fields (fax*, vm*, sms*)
+    rendered: dict | None = None  # variant -> (key, JSON bytes); see render.message_bytes
 
 
 class AccountData:
@@ -125,6 +127,43 @@ class AccountData:
         self.messages_by_id: dict[int, Message] = {}
         self.lock = threading.RLock()
         self.seq = 0  # modification sequence: sync tokens remember how far a client has seen
+        # Derived indexes (per extension, per filter), rebuilt lazily after any change to the call
+        # or message lists: ``changed()`` must follow every mutation a list query can see.
+        self.version = 0
+        self._indexes: dict[Any, tuple[int, Any]] = {}
+
+    def changed(self) -> None:
+        self.version += 1
+
+    def cached(self, key: Any, build: Callable[[], Any]) -> Any:
+        """``build()``, cached until the data next changes (callers hold no lock while using it:
+        indexes are new lists, never mutated in place)."""
+        with self.lock:
+            hit = self._indexes.get(key)
+            if hit is not None and hit[0] == self.version:
+                return hit[1]
+            value = build()
+            self._indexes[key] = (self.version, value)
+            return value
+
+    def call_index(self, owner: int | None, show_deleted: bool, recorded: str | None) -> tuple[list[int], list[Call]]:
+        """(start times, calls) sorted by start: the calls of one extension (or all), without the
+        deleted ones unless asked, and only those with a recording (of a type) if asked."""
+        def build() -> tuple[list[int], list[Call]]:
+            calls = [c for c in self.calls
+                     if (owner is None or c.extension_id == owner) and (show_deleted or not c.deleted)
+                     and (recorded is None or (c.recording is not None and recorded in ("All", c.recording.type)))]
+            return [c.start_ms for c in calls], calls
+
+        return self.cached(("calls", owner, show_deleted, recorded), build)
+
+    def message_index(self, owner: int) -> tuple[list[int], list[Message]]:
+        """(creation times, messages) of one mailbox, oldest first."""
+        def build() -> tuple[list[int], list[Message]]:
+            msgs = [m for m in self.messages if m.extension_id == owner]
+            return [m.creation_ms for m in msgs], msgs
+
+        return self.cached(("messages", owner), build)
 
     def next_seq(self) -> int:
         self.seq += 1
@@ -144,6 +183,7 @@ class AccountData:
             self.calls_by_id[call.id] = call
             if call.recording is not None:
                 self.recordings[call.recording.id] = call.recording
+            self.version += 1
 
     def add_message(self, msg: Message) -> None:
         with self.lock:
@@ -153,6 +193,7 @@ class AccountData:
                 pos = bisect.bisect_right([m.creation_ms for m in self.messages], msg.creation_ms)
                 self.messages.insert(pos, msg)
             self.messages_by_id[msg.id] = msg
+            self.version += 1
 
     def attachment(self, message_id: int, attachment_id: int) -> Attachment | None:
         msg = self.messages_by_id.get(message_id)

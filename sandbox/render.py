@@ -3,13 +3,18 @@ RingCentral sends them: ids keep their types, absent values are omitted, not nul
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any
 
 from .model import Attachment, Call, Extension, Message, Party, Recording
+from .web import dumps
 
 API = "/restapi/v1.0"
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_j = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode  # one JSON value, as dumps writes it
 
 
 @dataclass(frozen=True)
@@ -26,8 +31,17 @@ class Urls:
         return f"{self.media}{API}/account/{account_id}"
 
 
+@lru_cache(maxsize=4096)
+def _day(days: int) -> str:
+    return (_EPOCH + timedelta(days=days)).strftime("%Y-%m-%dT")
+
+
 def iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    days, rest = divmod(ms, 86_400_000)
+    secs, milli = divmod(rest, 1000)
+    hours, secs = divmod(secs, 3600)
+    minutes, secs = divmod(secs, 60)
+    return f"{_day(days)}{hours:02d}:{minutes:02d}:{secs:02d}.{milli:03d}Z"
 
 
 def parse_iso(value: str) -> int:
@@ -112,6 +126,85 @@ def call_record(call: Call, urls: Urls, account_id: str, detailed: bool) -> dict
     return out
 
 
+def call_bytes(call: Call, urls: Urls, account_id: str, detailed: bool) -> bytes:
+    """``call_record`` serialised, cached on the call until it changes (every change bumps its
+    ``seq``) or the sandbox's URLs do. Written field by field rather than through a dict: a cold
+    1,000-record page is the common case for an archiver and must cost milliseconds."""
+    key = (urls, account_id, call.seq)
+    cache = call.rendered
+    if cache is None:
+        cache = call.rendered = {}
+    hit = cache.get(detailed)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    if call.extra:  # --data records may carry any field: the dict path keeps them exact
+        body = dumps(call_record(call, urls, account_id, detailed))
+    else:
+        body = _call_text(call, urls, account_id, detailed).encode("utf-8")
+    cache[detailed] = (key, body)
+    return body
+
+
+def _party_text(p: Party) -> str:
+    phone, number, ext_id, name, loc = p
+    out = []
+    if phone is not None:
+        out.append('"phoneNumber":' + _j(phone))
+    if number is not None:
+        out.append('"extensionNumber":' + _j(number))
+    if ext_id is not None:
+        out.append('"extensionId":' + _j(ext_id))
+    if name is not None:
+        out.append('"name":' + _j(name))
+    if loc is not None:
+        out.append('"location":' + _j(loc))
+    return "{" + ",".join(out) + "}"
+
+
+def _call_text(call: Call, urls: Urls, account_id: str, detailed: bool) -> str:
+    """The same JSON as ``dumps(call_record(...))`` (a test holds them equal), as text."""
+    acct = urls.account(account_id)
+    internal = '"Usual"' if call.transport == "VoIP" else '"Local"'
+    # The fields legs repeat, in call_record's order; each leg picks its subset of them.
+    timing = (f'"startTime":"{iso(call.start_ms)}","duration":{call.duration_ms // 1000},"durationMs":{call.duration_ms},'
+              f'"type":{_j(call.type)},"internalType":{internal},"direction":{_j(call.direction)},"action":{_j(call.action)}')
+    outcome = ""
+    if call.result is not None:
+        outcome += ',"result":' + _j(call.result)
+    if call.reason is not None:
+        outcome += ',"reason":' + _j(call.reason)
+    parties = f',"to":{_party_text(call.to_party)},"from":{_party_text(call.from_party)}'
+    ext = f',"extension":{{"uri":{_j(f"{acct}/extension/{call.extension_id}")},"id":{call.extension_id}}}' \
+        if call.extension_id is not None else ""
+    rec = ""
+    if call.recording is not None:
+        r = call.recording
+        rec = (f',"recording":{{"id":{_j(r.id)},"uri":{_j(f"{acct}/recording/{r.id}")},"type":{_j(r.type)},'
+               f'"contentUri":{_j(f"{urls.media_account(account_id)}/recording/{r.id}/content")}}}')
+    msg = ""
+    if call.message is not None:
+        mid, mtype = call.message
+        msg = (f',"message":{{"id":{_j(str(mid))},"type":{_j(mtype)},'
+               f'"uri":{_j(f"{acct}/extension/{call.extension_id}/message-store/{mid}")}}}')
+    transport = ',"transport":' + _j(call.transport)
+    billing = ',"billing":{"costIncluded":0.0,"costPurchased":0.0}'
+    view = "Detailed" if detailed else "Simple"
+    out = (f'{{"uri":{_j(f"{acct}/call-log/{call.id}?view={view}")},"id":{_j(call.id)},"sessionId":{_j(call.session_id)},'
+           f'"telephonySessionId":{_j(call.telephony_session_id)},{timing}{outcome}{parties}{ext}{rec}{msg}{transport}'
+           f',"lastModifiedTime":"{iso(call.last_modified_ms)}"{billing}')
+    if call.deleted:
+        out += ',"deleted":true'
+    if detailed:
+        base = timing + outcome + parties + transport + ext + billing
+        first = "Accept" if call.direction == "Inbound" else "RingDirectly"
+        legs = f'{{{base},"legType":"{first}","master":true{rec}}}'
+        if call.legs > 1:
+            second = "TransferCall" if call.action == "Transfer" else "ExtensionToExtension"
+            legs += f',{{{base},"legType":"{second}","master":false}}'
+        out += f',"legs":[{legs}]'
+    return out + "}"
+
+
 def _legs(call: Call, rec: dict[str, Any]) -> list[dict[str, Any]]:
     base = {k: rec[k] for k in ("startTime", "duration", "durationMs", "type", "internalType", "direction",
                                  "action", "result", "reason", "to", "from", "transport", "extension", "billing")
@@ -169,6 +262,20 @@ def message_json(msg: Message, urls: Urls, account_id: str, single: bool = False
     if single and msg.type == "VoiceMail":
         out["vmSideRecipients"] = [_party(p) for p in msg.to_parties]
     return out
+
+
+def message_bytes(msg: Message, urls: Urls, account_id: str, single: bool = False) -> bytes:
+    """``message_json`` serialised, cached like :func:`call_bytes`."""
+    key = (urls, account_id, msg.seq, msg.availability)
+    cache = msg.rendered
+    if cache is None:
+        cache = msg.rendered = {}
+    hit = cache.get(single)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    body = dumps(message_json(msg, urls, account_id, single))
+    cache[single] = (key, body)
+    return body
 
 
 def message_stub(msg: Message) -> dict[str, Any]:

@@ -24,7 +24,20 @@ def dumps(obj: Any) -> bytes:
 
 
 def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(dumps(obj), status=status, headers={"Content-Type": JSON_TYPE, "Content-Language": "en", **(headers or {})})
+    return bytes_response(dumps(obj), status, headers)
+
+
+def bytes_response(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A JSON response from already serialised bytes."""
+    return Response(body, status=status, headers={"Content-Type": JSON_TYPE, "Content-Language": "en", **(headers or {})})
+
+
+def records_body(head: dict[str, Any], records: Iterable[bytes], tail: dict[str, Any]) -> bytes:
+    """``{**head, "records": [...], **tail}`` with the records already serialised: a page is
+    joined from cached bytes instead of being dumped again."""
+    out = dumps(head)[:-1] + b',"records":[' + b",".join(records) + b"]"
+    rest = dumps(tail)
+    return out + (b"," + rest[1:] if len(rest) > 2 else b"}")
 
 
 def error_response(err: ApiError) -> Response:
@@ -82,30 +95,39 @@ def page_uri(base: str, params: Sequence[tuple[str, str]], page: int) -> str:
     return f"{base}?{urlencode(query)}"
 
 
-def paged(items: Sequence[Any], render: Callable[[Any], dict], page: int, per_page: int, base: str,
-          params: list[tuple[str, str]], totals: bool) -> dict[str, Any]:
-    """One page of ``items``. ``totals=False`` is the call-log style: no totalPages/totalElements,
-    no lastPage, and nextPage only when another non-empty page exists."""
-    start = (page - 1) * per_page
-    chunk = items[start:start + per_page]
+def page_meta(page: int, per_page: int, start: int, count: int, has_next: bool, total: int | None, base: str,
+              params: list[tuple[str, str]]) -> dict[str, Any]:
+    """``uri``, ``paging`` and ``navigation`` of one page. ``total=None`` is the call-log style:
+    no totalPages/totalElements, no lastPage, and nextPage only when another non-empty page exists."""
     paging: dict[str, Any] = {"page": page}
-    total_pages = max(1, -(-len(items) // per_page))
-    if totals:
+    total_pages = max(1, -(-total // per_page)) if total is not None else 0
+    if total is not None:
         paging["totalPages"] = total_pages
     paging["perPage"] = per_page
-    if totals:
-        paging["totalElements"] = len(items)
-    if chunk:
+    if total is not None:
+        paging["totalElements"] = total
+    if count:
         paging["pageStart"] = start
-        paging["pageEnd"] = start + len(chunk) - 1
+        paging["pageEnd"] = start + count - 1
     nav: dict[str, Any] = {"firstPage": {"uri": page_uri(base, params, 1)}}
-    if len(items) > start + per_page:
+    if has_next:
         nav["nextPage"] = {"uri": page_uri(base, params, page + 1)}
     if page > 1:
         nav["previousPage"] = {"uri": page_uri(base, params, page - 1)}
-    if totals:
+    if total is not None:
         nav["lastPage"] = {"uri": page_uri(base, params, total_pages)}
-    return {"uri": page_uri(base, params, page), "records": [render(x) for x in chunk], "paging": paging, "navigation": nav}
+    return {"uri": page_uri(base, params, page), "paging": paging, "navigation": nav}
+
+
+def paged(items: Sequence[Any], render: Callable[[Any], bytes], page: int, per_page: int, base: str,
+          params: list[tuple[str, str]], totals: bool) -> bytes:
+    """One page of ``items`` as JSON bytes, each record serialised by ``render``."""
+    start = (page - 1) * per_page
+    chunk = items[start:start + per_page]
+    meta = page_meta(page, per_page, start, len(chunk), len(items) > start + per_page,
+                     len(items) if totals else None, base, params)
+    return records_body({"uri": meta["uri"]}, (render(x) for x in chunk),
+                        {"paging": meta["paging"], "navigation": meta["navigation"]})
 
 
 def boundary_for(ids: str) -> str:
@@ -121,7 +143,8 @@ def multipart_mixed(entries: list[tuple[str, int, Any]], boundary: str) -> Respo
     parts = [summary] + [body for _, _, body in entries]
     out = bytearray()
     for part in parts:
-        out += f"--{boundary}\r\nContent-Type: application/json\r\n\r\n".encode() + dumps(part) + b"\r\n"
+        body = part if isinstance(part, bytes) else dumps(part)  # bytes: already serialised
+        out += f"--{boundary}\r\nContent-Type: application/json\r\n\r\n".encode() + body + b"\r\n"
     out += f"--{boundary}--\r\n".encode()
     return Response(bytes(out), status=207, headers={"Content-Type": f"multipart/mixed; boundary={boundary}"})
 
