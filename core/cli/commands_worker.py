@@ -80,12 +80,14 @@ def collect_status(broker: str, queue: str, redis_url: str, prefix: str, timeout
     report: dict[str, Any] = {"broker": _safe_url(broker), "queue": queue, "workers": {}, "queue_depth": None,
                               "budgets": {}, "problems": []}
     try:
-        inspect = celery_app.control.inspect(timeout=timeout)
-        pings = inspect.ping() or {}
-        active = inspect.active() or {}
-        reserved = inspect.reserved() or {}
-        stats = inspect.stats() or {}
-        for name in sorted(set(pings) | set(active)):
+        # ping waits the whole timeout for whoever answers; then ask exactly those, which returns
+        # as soon as each has replied
+        names = sorted({name for reply in celery_app.control.ping(timeout=timeout) for name in reply})
+        inspect = celery_app.control.inspect(destination=names, limit=len(names), timeout=timeout)
+        active = (inspect.active() or {}) if names else {}
+        reserved = (inspect.reserved() or {}) if names else {}
+        stats = (inspect.stats() or {}) if names else {}
+        for name in names:
             report["workers"][name] = {
                 "concurrency": (stats.get(name) or {}).get("pool", {}).get("max-concurrency"),
                 "pid": (stats.get(name) or {}).get("pid"),
@@ -138,8 +140,9 @@ def budget_use(redis_url: str, prefix: str) -> dict[str, dict[str, Any]]:
         cred, _, group = inner.rpartition(":")
         base = key[:-len(":slots")]
         meta = {k.decode(): v.decode() for k, v in client.hgetall(f"{base}:meta").items()}
-        window = float(meta.get("window", 60))
-        used = client.zcount(key, now - window, "+inf")
+        # the window is in Redis once learned from headers; until then each slot expires by itself
+        window = float(meta["window"]) if "window" in meta else None
+        used = client.zcount(key, now - window, "+inf") if window else client.zcard(key)
         penalty = max(0.0, float(client.get(f"{base}:penalty") or 0) - now)
         out.setdefault(cred, {})[group] = {"used": int(used), "limit": int(meta["limit"]) if "limit" in meta else None,
                                            "window": window, "penalty": round(penalty, 1)}

@@ -121,6 +121,7 @@ def cli_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env.pop("RCETL_BROKER_URL", None)
+    env["COLUMNS"] = "200"  # rich wraps tables at 80 columns otherwise
     return env
 
 
@@ -226,3 +227,43 @@ def workers(scenario: Scenario) -> Any:
     w = Workers(scenario)
     yield w
     w.stop_all()
+
+
+def start_run(pipeline: Path, *extra: str) -> subprocess.Popen[str]:
+    """`rcetl run PIPELINE --json ...` in the background (the test watches the workers meanwhile)."""
+    return subprocess.Popen([sys.executable, "-m", "tests.scaleout.cli", "run", str(pipeline), "--json", *extra],
+                            cwd=ROOT, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def finish_run(proc: subprocess.Popen[str], timeout: float = 120) -> dict[str, Any]:
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate(timeout=10)
+        raise AssertionError(f"run did not finish in {timeout}s:\n{err[-4000:]}") from None
+    lines = [ln for ln in out.splitlines() if ln.startswith("{")]
+    assert lines, f"no summary (exit {proc.returncode}):\n{out}\n{err[-4000:]}"
+    return json.loads(lines[-1])
+
+
+def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.fixture
+def background() -> Any:
+    """Background runs started by a test; killed at the end if still running."""
+    procs: list[subprocess.Popen[str]] = []
+    yield procs
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)
