@@ -1,0 +1,9 @@
+"""Imports a dependency its package forgot to declare."""
+
+import rcetl
+import rcetl_a_dependency_nobody_installed  # noqa: F401
+
+
+@rcetl.hookimpl
+def rcetl_sinks():
+    return []
