@@ -4,6 +4,7 @@ RingCentral sends them: ids keep their types, absent values are omitted, not nul
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
@@ -130,18 +131,24 @@ def call_bytes(call: Call, urls: Urls, account_id: str, detailed: bool) -> bytes
     """``call_record`` serialised, cached on the call until it changes (every change bumps its
     ``seq``) or the sandbox's URLs do. Written field by field rather than through a dict: a cold
     1,000-record page is the common case for an archiver and must cost milliseconds."""
-    key = (urls, account_id, call.seq)
-    cache = call.rendered
+    def make() -> bytes:
+        if call.extra:  # --data records may carry any field: the dict path keeps them exact
+            return dumps(call_record(call, urls, account_id, detailed))
+        return _call_text(call, urls, account_id, detailed).encode("utf-8")
+
+    return _cached(call, detailed, (urls, account_id, call.seq), make)
+
+
+def _cached(record: Call | Message, variant: bool, key: tuple, make: Callable[[], bytes]) -> bytes:
+    """``make()``, kept on ``record.rendered[variant]`` while ``key`` stays the same."""
+    cache = record.rendered
     if cache is None:
-        cache = call.rendered = {}
-    hit = cache.get(detailed)
+        cache = record.rendered = {}
+    hit = cache.get(variant)
     if hit is not None and hit[0] == key:
         return hit[1]
-    if call.extra:  # --data records may carry any field: the dict path keeps them exact
-        body = dumps(call_record(call, urls, account_id, detailed))
-    else:
-        body = _call_text(call, urls, account_id, detailed).encode("utf-8")
-    cache[detailed] = (key, body)
+    body = make()
+    cache[variant] = (key, body)
     return body
 
 
@@ -266,16 +273,8 @@ def message_json(msg: Message, urls: Urls, account_id: str, single: bool = False
 
 def message_bytes(msg: Message, urls: Urls, account_id: str, single: bool = False) -> bytes:
     """``message_json`` serialised, cached like :func:`call_bytes`."""
-    key = (urls, account_id, msg.seq, msg.availability)
-    cache = msg.rendered
-    if cache is None:
-        cache = msg.rendered = {}
-    hit = cache.get(single)
-    if hit is not None and hit[0] == key:
-        return hit[1]
-    body = dumps(message_json(msg, urls, account_id, single))
-    cache[single] = (key, body)
-    return body
+    return _cached(msg, single, (urls, account_id, msg.seq, msg.availability),
+                   lambda: dumps(message_json(msg, urls, account_id, single)))
 
 
 def message_stub(msg: Message) -> dict[str, Any]:

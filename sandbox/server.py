@@ -14,6 +14,7 @@ from .auth import Credentials
 from .clock import ScaledClock
 from .faults import FaultPlan
 from .generator import AccountGenerator
+from .keepalive import KeepAliveHandler
 from .model import AccountData
 from .options import SandboxOptions
 from .ratelimit import RateLimiter
@@ -45,8 +46,8 @@ class Sandbox:
 
     def start(self) -> Sandbox:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        platform = make_server(self.host, self._ports[0], self.app.platform, threaded=True)
-        media = make_server(self.host, self._ports[1], self.app.media, threaded=True)
+        platform = make_server(self.host, self._ports[0], self.app.platform, threaded=True, request_handler=KeepAliveHandler)
+        media = make_server(self.host, self._ports[1], self.app.media, threaded=True, request_handler=KeepAliveHandler)
         self._servers = [platform, media]
         self.urls = Urls(f"http://{self.host}:{platform.port}", f"http://{self.host}:{media.port}")
         self.app.urls = self.urls
