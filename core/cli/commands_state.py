@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -23,9 +22,8 @@ def show(pipeline_file: Path = PIPELINE_ARG,
     from rich.console import Console
     from rich.table import Table
 
-    from ..state import StateStore
-
     from ..engine.runtime import state_exists
+    from ..state import StateStore
 
     pipeline, _ = load(pipeline_file)
     if not state_exists(pipeline.state_url):  # never ran: say so rather than create an empty database
@@ -77,12 +75,11 @@ def show(pipeline_file: Path = PIPELINE_ARG,
 
 @app.command("reset")
 def reset(pipeline_file: Path = PIPELINE_ARG,
-          stream: Optional[str] = typer.Option(None, "--stream", "-s", help="Only this stream's checkpoints."),
+          stream: str | None = typer.Option(None, "--stream", "-s", help="Only this stream's checkpoints."),
           yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")) -> None:
     """Forget checkpoints so the next run re-reads from the start (idempotent: no duplicates)."""
-    from ..state import StateStore
-
     from ..engine.runtime import state_exists
+    from ..state import StateStore
 
     pipeline, _ = load(pipeline_file)
     what = f"stream {stream!r}" if stream else "every stream"

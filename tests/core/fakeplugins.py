@@ -13,8 +13,9 @@ State is module-level (the engine builds the objects); :func:`reset` clears it b
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
-from typing import Any, BinaryIO, Iterator, Sequence
+from typing import Any, BinaryIO
 
 import rcetl
 

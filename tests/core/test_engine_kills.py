@@ -10,11 +10,11 @@ compared with what the fake source holds, id by id and byte by byte.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
-
 from rcetl.plugins.sinks.filesystem import FilesystemSink
 from rcetl.plugins.sinks.sql.sink import SqlSink
 from rcetl.state import StateStore
@@ -132,7 +132,7 @@ def test_a_record_is_written_only_after_its_binaries_are_stored(batch_size: int,
         if what == "store":
             stored_at.setdefault(detail, index)
             continue
-        for stream, key, blob_ids in detail:
+        for _stream, key, blob_ids in detail:
             written.append(key)
             assert blob_ids, f"record {key} was written without its binary"
             for blob_id in blob_ids:

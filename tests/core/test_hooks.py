@@ -9,13 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
-from typer.testing import CliRunner
-
 import rcetl
+import typer
 from rcetl.engine import archiver
 from rcetl.registry import PluginManager
 from rcetl.run import RunInfo, RunSummary
+from typer.testing import CliRunner
 
 from . import fakesource
 from .archive import BIG, pipeline_text, run
@@ -121,7 +120,7 @@ def test_rcetl_budget_exhausted_is_called_when_a_request_must_wait(pm, observer:
 pipeline: metered
 fake: {}
 sources:
-  metered: {requests: 2, limit: 1, window: 0.3}
+  metered: {requests: 2, limit: 1, window: 1.0}
 sinks:
   log: {plugin: rec_records}
 """)
@@ -129,7 +128,7 @@ sinks:
     assert summary.status == "ok"
     [call] = observer.of("rcetl_budget_exhausted")
     assert call["budget"] == "metered-credential" and call["group"] == "heavy"
-    assert 0 < call["wait_seconds"] <= 0.3 + 0.05
+    assert 0 < call["wait_seconds"] <= 1.0 + 0.05
     assert call["run"].run_id == summary.run_id
     assert summary.requests == {"metered-credential": {"heavy": 2}}
 

@@ -18,6 +18,9 @@ import pytest
 
 from .wheels import build_wheel, wheel_from_project
 
+# One pip install for the module: under `pytest -n --dist loadgroup` these tests share a worker.
+pytestmark = pytest.mark.xdist_group("thirdparty-jsonl-sink")
+
 HERE = Path(__file__).parent
 PROJECT = HERE / "rcetl-jsonl-sink"
 FAKESOURCE = HERE.parent / "core" / "fakesource.py"

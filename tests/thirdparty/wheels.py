@@ -9,9 +9,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-import tomllib
 import zipfile
 from pathlib import Path
+
+import tomllib
 
 
 def _digest(data: bytes) -> str:

@@ -9,12 +9,11 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
-
-from pydantic import Field
 
 import rcetl
+from pydantic import Field
 
 
 class JsonlConfig(rcetl.PluginConfig):
