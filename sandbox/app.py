@@ -69,7 +69,7 @@ class SandboxApp:
 
     def _dispatch(self, ctx: Ctx, route: Route, values: dict[str, Any], environ: dict) -> Response:
         self.counters.request(route.name, route.group)
-        faults = self.faults.next() if route.kind == "api" and self.faults else []
+        faults = self.faults.next(route.name) if route.kind == "api" and self.faults else []
         kinds = {f.kind: f for f in faults}
         if "revoke" in kinds:
             self.tokens.revoke_all()
@@ -83,6 +83,8 @@ class SandboxApp:
                     status = kinds["5xx"].status
                     raise ApiError(status, "CMN-211" if status == 503 else "CMN-500",
                                    "Service Temporarily Unavailable" if status == 503 else "Internal Server Error")
+            if route.name == "token" and self.faults and self.faults.token_fault():
+                raise ApiError(503, "CMN-211", "Service Temporarily Unavailable")
             resp = route.handler(ctx, **values)
         except ApiError as e:
             resp = error_response(e)
@@ -91,7 +93,7 @@ class SandboxApp:
                 resp.headers.setdefault(k, v)
         resp.headers.setdefault("RCRequestId", f"sbx-{self.counters.requests:08d}")
         if "slow" in kinds:
-            time.sleep(kinds["slow"].delay)
+            time.sleep(kinds["slow"].delay / self.clock.time_scale)  # API seconds on the scaled clock
         if "drop" in kinds:
             resp.response = _dropping(resp.response, int(resp.headers.get("Content-Length") or 0), environ.get("werkzeug.socket"))
         return resp

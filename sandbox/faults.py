@@ -5,11 +5,19 @@
 - ``5xx=P``     answer 500 or 503 with probability P
 - ``drop=P``    send the headers and half the body, then close the connection
 - ``429=P``     answer 429 and start a penalty for that group (a storm: retries during it also get 429)
-- ``slow=P:S``  delay the response S real seconds (default 2)
+- ``slow=P:S``  delay the response S API seconds (default 2), i.e. S / time_scale real seconds
 - ``revoke=@N`` revoke every token at the N-th API request; ``revoke=P`` with probability P
+- ``token503=P`` answer 503 on the token endpoint with probability P
 
-Decisions are a pure function of (seed, request number), so the same run sees the same faults.
-Only ``/restapi/v1.0`` requests are counted and faulted; the token endpoint and admin routes never.
+Any rate may end in ``@ROUTES`` to fault only some routes: ``drop=0.2@content`` drops only
+binary downloads, ``5xx=0.1@list`` fails only list pages. ROUTES is ``|``-separated; each is a
+group (``content``, ``list``, ``sync``, ``get``, ``delete``) or a route name (``message-sync``,
+see routes.py), or a part of one.
+
+Decisions are a pure function of (seed, request number), so the same run sees the same faults
+(a route filter never shifts the decisions of other requests). Only ``/restapi/v1.0`` requests
+are counted and faulted by the API kinds; ``token503`` counts token requests on its own; admin
+routes never fail.
 """
 
 from __future__ import annotations
@@ -20,6 +28,19 @@ from dataclasses import dataclass, field
 from .ids import det_rng
 
 KINDS = ("5xx", "drop", "429", "slow", "revoke")
+TOKEN_KINDS = ("token503",)
+# Route groups a fault can be limited to (route names are in routes.py).
+ROUTE_GROUPS: dict[str, tuple[str, ...]] = {
+    "content": ("recording-content", "attachment-content"),
+    "list": ("account-call-log", "extension-call-log", "message-list", "extension-list"),
+    "sync": ("account-call-log-sync", "extension-call-log-sync", "call-log-extract-sync", "message-sync"),
+    "get": ("account-call-log-record", "extension-call-log-record", "message", "recording", "account-info"),
+    "delete": ("extension-call-log-delete", "call-recordings-delete", "conversation-delete", "message-delete"),
+}
+
+
+def route_matches(route: str, patterns: tuple[str, ...]) -> bool:
+    return any(route in ROUTE_GROUPS.get(p, ()) or p == route or (p not in ROUTE_GROUPS and p in route) for p in patterns)
 
 
 @dataclass(frozen=True)
@@ -35,7 +56,9 @@ class FaultPlan:
     rates: dict[str, float] = field(default_factory=dict)
     slow_seconds: float = 2.0
     revoke_at: set[int] = field(default_factory=set)
+    routes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # kind -> route patterns it is limited to
     _n: int = 0
+    _token_n: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -43,9 +66,16 @@ class FaultPlan:
         plan = cls(seed=seed)
         for item in filter(None, (s.strip() for s in (spec or "").split(","))):
             kind, sep, value = item.partition("=")
-            if kind not in KINDS or not sep:
-                raise ValueError(f"bad fault {item!r} in {spec!r}: expected KIND=VALUE with KIND one of {', '.join(KINDS)}")
+            if kind not in KINDS + TOKEN_KINDS or not sep:
+                raise ValueError(f"bad fault {item!r} in {spec!r}: expected KIND=VALUE with KIND one of "
+                                 f"{', '.join(KINDS + TOKEN_KINDS)}")
             try:
+                if "@" in value[1:]:
+                    value, _, where = value.partition("@")
+                    patterns = tuple(p for p in where.split("|") if p)
+                    if not patterns or kind in TOKEN_KINDS:
+                        raise ValueError("@ROUTES needs route names or groups, and not on token faults")
+                    plan.routes[kind] = patterns
                 if value.startswith("@"):
                     if kind != "revoke":
                         raise ValueError("only revoke takes @N")
@@ -66,20 +96,32 @@ class FaultPlan:
     def __bool__(self) -> bool:
         return bool(self.rates or self.revoke_at)
 
-    def next(self) -> list[Fault]:
-        """The faults for the next API request (in arrival order)."""
+    def next(self, route: str | None = None) -> list[Fault]:
+        """The faults for the next API request (in arrival order) to ``route`` (a route name)."""
         with self._lock:
             self._n += 1
             n = self._n
         out: list[Fault] = []
         if n in self.revoke_at:
             out.append(Fault("revoke"))
-        if not self.rates:
+        if not any(self.rates.get(k) for k in KINDS):
             return out
         rng = det_rng(self.seed, "faults", n)
         for kind in KINDS:
             rate = self.rates.get(kind, 0.0)
             if rate and rng.random() < rate:
-                out.append(Fault(kind, status=rng.choice([500, 503]) if kind == "5xx" else 0,
-                                 delay=self.slow_seconds if kind == "slow" else 0.0))
+                fault = Fault(kind, status=rng.choice([500, 503]) if kind == "5xx" else 0,
+                              delay=self.slow_seconds if kind == "slow" else 0.0)
+                if kind not in self.routes or (route is not None and route_matches(route, self.routes[kind])):
+                    out.append(fault)
         return out
+
+    def token_fault(self) -> bool:
+        """Whether the next token request answers 503 (counted apart from API requests)."""
+        rate = self.rates.get("token503", 0.0)
+        if not rate:
+            return False
+        with self._lock:
+            self._token_n += 1
+            n = self._token_n
+        return det_rng(self.seed, "token-faults", n).random() < rate

@@ -41,3 +41,55 @@ def test_429_storm_is_a_penalty():
     with Sandbox(seed=5, size="tiny", faults="429=1") as sb:
         r = _get(login(sb), sb)
         assert r.status_code == 429 and r.headers["Retry-After"] == "60"
+
+
+def test_route_filters_parse_and_apply():
+    plan = FaultPlan.parse("drop=0.2@content,5xx=0.1@list|sync,slow=1:30@message-sync,token503=0.5", seed=1)
+    assert plan.routes == {"drop": ("content",), "5xx": ("list", "sync"), "slow": ("message-sync",)}
+    assert plan.rates["token503"] == 0.5 and plan.slow_seconds == 30
+    for bad in ("drop=0.2@", "token503=0.5@content", "5xx=0.1:3"):
+        with pytest.raises(ValueError):
+            FaultPlan.parse(bad)
+    # a filter only hides faults: the other requests see the same decisions as without it
+    free, only = FaultPlan.parse("5xx=0.3", seed=2), FaultPlan.parse("5xx=0.3@content", seed=2)
+    for i in range(100):
+        route = "recording-content" if i % 2 else "account-call-log"
+        a, b = free.next(route), only.next(route)
+        assert b == (a if route == "recording-content" else [])
+    with Sandbox(seed=5, size="tiny", faults="5xx=1@content", limits=False) as sb:
+        s = login(sb)
+        assert _get(s, sb).status_code == 200
+        rec = next(r for r in sb.ground_truth()["accounts"][0]["recordings"] if r["available"])
+        assert s.get(f"{sb.server}/restapi/v1.0/account/~/recording/{rec['id']}").status_code == 200
+        content = s.get(f"{sb.media_server}/restapi/v1.0/account/~/recording/{rec['id']}/content")
+        assert content.status_code in (500, 503) and content.json()["errors"]
+
+
+def test_slow_is_on_the_scaled_clock(monkeypatch):
+    from types import SimpleNamespace
+
+    from rcetl.sandbox import app as app_module
+
+    slept = []
+    monkeypatch.setattr(app_module, "time", SimpleNamespace(sleep=slept.append))
+    with Sandbox(seed=5, size="tiny", faults="slow=1:30", time_scale=60.0, limits=False) as sb:
+        assert _get(login(sb), sb).status_code == 200
+    assert slept == [0.5]  # 30 API seconds at 60x
+
+
+def test_token_503(openapi):
+    from ringcentral import SDK
+
+    from .rc_spec import check
+
+    with Sandbox(seed=5, size="tiny", faults="token503=1", limits=False) as sb:
+        r = requests.post(f"{sb.server}/restapi/oauth/token", auth=(sb.client_id, sb.client_secret),
+                          data={"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": sb.jwt})
+        assert r.status_code == 503 and check(openapi, "token", r, "post")["errors"][0]["errorCode"] == "CMN-211"
+        with pytest.raises(Exception):  # noqa: B017 - the SDK raises its own ApiException
+            SDK(sb.client_id, sb.client_secret, sb.server).platform().login(jwt=sb.jwt)
+    with Sandbox(seed=5, size="tiny", faults="token503=0.5", limits=False) as sb:
+        statuses = {requests.post(f"{sb.server}/restapi/oauth/token", auth=(sb.client_id, sb.client_secret),
+                                  data={"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                                        "assertion": sb.jwt}).status_code for _ in range(12)}
+        assert statuses == {200, 503}
