@@ -14,7 +14,7 @@ help:  ## list the targets
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet --upgrade pip setuptools wheel
 
 $(VENV)/.installed: pyproject.toml setup.py | $(BIN)/activate
 	$(PIP) install --quiet -e .

@@ -20,7 +20,7 @@ import socket
 import string
 import threading
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, BinaryIO, ClassVar, Literal
@@ -459,10 +459,35 @@ class ObjectStoreSink(BlobSink):
         }
         return json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True, default=str).encode()
 
+    def _list(self) -> Iterator[str]:
+        """Every key under the sink's prefix (for finding binaries stored twice). Optional."""
+        raise NotImplementedError
+
     # --- verification API ---------------------------------------------------------------------
 
+    def stat_location(self, location: str) -> StoredBlob | None:
+        return self._stat_key(self.key_of(location))
+
+    def iter_stored(self) -> Iterator[tuple[str, str]]:
+        """(location, blob_id) of every binary, read from the sidecars (needs ``sidecar: true``)."""
+        if not self.config.sidecar:
+            raise NotImplementedError
+        for key in self._guarded(lambda: list(self._list()), "listing the store"):
+            if not key.endswith(".json"):
+                continue
+            try:
+                with self._guarded(lambda k=key: self._open(k), f"reading {key}") as fh:
+                    doc = json.loads(fh.read())
+            except (ValueError, RcetlError):
+                continue
+            blob = doc.get("blob") if isinstance(doc, dict) else None
+            if isinstance(blob, dict) and blob.get("blob_id"):
+                yield self.location(key[: -len(".json")]), str(blob["blob_id"])
+
     def stat(self, blob_ref: BlobRef, record: Record | None = None) -> StoredBlob | None:
-        key = self.key_for(blob_ref, record)
+        return self._stat_key(self.key_for(blob_ref, record))
+
+    def _stat_key(self, key: str) -> StoredBlob | None:
         info = self._guarded(lambda: self._head(key), f"looking up {key}")
         if info is None:
             return None

@@ -65,6 +65,8 @@ def run(
         summary = run_pipeline(pipeline, pm, window=window, streams=selected, executor=chosen, stats=stats,
                                on_engine=progress.attach, retry_now=retry_now)
     print_summary(summary, as_json=json_summary)
+    if summary.status == "interrupted":
+        raise typer.Exit(130)  # the shell's code for Ctrl-C: scripts can tell it from a failure
     if not summary.ok:
         raise typer.Exit(1)
 

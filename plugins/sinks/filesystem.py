@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
@@ -33,6 +34,8 @@ class FilesystemConfig(rcetl.ObjectStoreConfig):
 
 
 class FilesystemSink(rcetl.ObjectStoreSink):
+    #: Reading a local file back is cheap, so `rcetl verify` re-hashes stored bytes by default.
+    rehash_is_cheap = True
     config: FilesystemConfig
 
     def __init__(self, name: str, config: FilesystemConfig, ctx: rcetl.RunContext) -> None:
@@ -153,6 +156,13 @@ class FilesystemSink(rcetl.ObjectStoreSink):
 
     def _open(self, key: str) -> BinaryIO:
         return open(self._path(key), "rb")
+
+    def _list(self) -> Iterator[str]:
+        for folder, _dirs, files in os.walk(self.root):
+            rel = os.path.relpath(folder, self.root)
+            for name in files:
+                if not name.startswith("."):  # temp files of writes in flight
+                    yield name if rel == "." else f"{rel.replace(os.sep, '/')}/{name}"
 
     def _delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)

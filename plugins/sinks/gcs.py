@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import os
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any, BinaryIO, Literal
 
@@ -117,6 +118,11 @@ class GCSSink(rcetl.ObjectStoreSink):
             self._handle = None
 
     # --- primitives ---------------------------------------------------------------------------
+
+    def _list(self) -> Iterator[str]:
+        prefix = f"{self.config.prefix}/" if self.config.prefix else None
+        for obj in self.bucket.list_blobs(prefix=prefix, timeout=self.config.timeout, retry=self._retry):
+            yield obj.name
 
     def _head(self, key: str) -> rcetl.ObjectStoreSink.ObjectInfo | None:
         obj = self.bucket.get_blob(key, timeout=self.config.timeout, retry=self._retry)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import threading
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any, BinaryIO, Literal
 
@@ -143,6 +144,13 @@ class S3Sink(rcetl.ObjectStoreSink):
             self._handle = None
 
     # --- primitives ---------------------------------------------------------------------------
+
+    def _list(self) -> Iterator[str]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.config.bucket, Prefix=f"{self.config.prefix}/" if self.config.prefix else "")
+        for page in pages:
+            for obj in page.get("Contents") or []:
+                yield obj["Key"]
 
     def _head(self, key: str) -> rcetl.ObjectStoreSink.ObjectInfo | None:
         from botocore.exceptions import ClientError
