@@ -72,14 +72,15 @@ def run(
 
 
 def _dry_run(pipeline, pm, window, selected) -> None:  # noqa: ANN001
-    from rich.console import Console
     from rich.table import Table
 
     from ..engine.runtime import Engine
+    from .output import console as make_console
 
-    console = Console()
+    console = make_console()
     with Engine(pipeline, pm, window=window, streams=selected, dry_run=True) as engine:
         plans = engine.plan()
+        limits = {name: getattr(conn, "planned_limits", dict)() for name, conn in engine.connections.items()}
     table = Table(title=f"plan for {pipeline.name} (dry run: nothing is requested or written)", title_justify="left")
     for col in ("stream", "what", "requests by API group", "items"):
         table.add_column(col)
@@ -91,8 +92,36 @@ def _dry_run(pipeline, pm, window, selected) -> None:  # noqa: ANN001
     console.print(table)
     for sink in pipeline.sinks:
         console.print(f"sink {sink.name} ({sink.spec.name}): streams {', '.join(sorted(sink.streams)) or '-'}")
+    for line in _duration_estimate(plans, limits):
+        console.print(line)
     for w in warnings:
         console.print(f"[yellow]warning:[/yellow] {w}")
+
+
+def _duration_estimate(plans, limits) -> list[str]:  # noqa: ANN001
+    """How long the planned requests take at the budget: groups are spent in parallel, so the
+    slowest group sets the pace."""
+    import math
+    from datetime import timedelta
+
+    totals: dict[str, int] = {}
+    for plan in plans:
+        for group, n in plan.requests.items():
+            totals[group.lower()] = totals.get(group.lower(), 0) + n
+    lines = []
+    for conn, groups in limits.items():
+        by_group = {g.lower(): v for g, v in groups.items()}
+        paced = []
+        for group, n in sorted(totals.items()):
+            if group in by_group and n:
+                limit, window = by_group[group]
+                paced.append((math.ceil(n / max(limit, 1)) * window if n > limit else 0.0, group, n, limit, window))
+        if paced:
+            seconds, group, n, limit, window = max(paced)
+            lines.append(f"estimate ({conn}): {', '.join(f'{g} {n}' for _, g, n, _, _ in paced)} requests; "
+                         f"at {limit} {group} requests per {window:.0f}s this takes about "
+                         f"{timedelta(seconds=round(seconds))} (plus downloads not yet counted)")
+    return lines
 
 
 def validate(pipeline_file: Path = PIPELINE_ARG) -> None:

@@ -101,10 +101,11 @@ def print_summary(summary: RunSummary, *, as_json: bool = False) -> None:
     if as_json:
         print(json.dumps(summary.to_json(), default=str))
         return
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from .output import console as make_console
+
+    console = make_console()
     table = Table(title=f"run {summary.run_id[:8]} of {summary.pipeline}: {summary.status} "
                         f"in {summary.duration:.1f}s", title_justify="left")
     for col in ("stream", "records", "files", "bytes", "already stored", "gone", "failed"):

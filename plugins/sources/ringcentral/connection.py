@@ -19,7 +19,7 @@ import rcetl
 from .api_errors import ApiError
 from .config import EMBEDDED_SANDBOX, RingCentralConfig, credential_id
 from .http import PRIORITY_LIST, ApiClient
-from .throttling import canonical_group, default_limits
+from .throttling import canonical_group, configured_limits, default_limits
 from .token_vault import TokenVault
 from .tokens import TokenManager
 
@@ -98,6 +98,7 @@ class RingCentralConnection:
                 max_retries=cfg.max_retries,
                 backoff_cap=cfg.backoff_cap,
                 trusted_hosts=frozenset(h.lower() for h in trusted if h),
+                max_download_bytes=cfg.max_download_bytes,
             )
             client.token_url = f"{self.server}/restapi/oauth/token"
             self._client = client
@@ -134,6 +135,11 @@ class RingCentralConnection:
             return path
         self.open()
         return f"{self.server}{path}"
+
+    def planned_limits(self) -> dict[str, tuple[int, float]]:
+        """Requests per window (in API seconds) per group, as configured: what a dry run plans with
+        before any header has told the real plan."""
+        return {group: (limit, 60.0) for group, limit in configured_limits(self.config.limits).items()}
 
     def account_path(self, suffix: str = "") -> str:
         return self.url(f"/restapi/v1.0/account/{self.config.account}{suffix}")
