@@ -117,22 +117,22 @@ def _cleanup(sc: Scenario) -> None:
     engine.dispose()
 
 
-def cli_env() -> dict[str, str]:
-    env = dict(os.environ)
+def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {**os.environ, **(extra or {})}
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env.pop("RCETL_BROKER_URL", None)
     env["COLUMNS"] = "200"  # rich wraps tables at 80 columns otherwise
     return env
 
 
-def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """The `rcetl` command (with the test plugins) in a subprocess."""
-    return subprocess.run([sys.executable, "-m", "tests.scaleout.cli", *args], cwd=ROOT, env=cli_env(),
+    return subprocess.run([sys.executable, "-m", "tests.scaleout.cli", *args], cwd=ROOT, env=cli_env(env),
                           capture_output=True, text=True, timeout=timeout)
 
 
-def run_json(pipeline: Path, *extra: str, timeout: float = 120) -> dict[str, Any]:
-    proc = run_cli("run", str(pipeline), "--json", *extra, timeout=timeout)
+def run_json(pipeline: Path, *extra: str, timeout: float = 120, env: dict[str, str] | None = None) -> dict[str, Any]:
+    proc = run_cli("run", str(pipeline), "--json", *extra, timeout=timeout, env=env)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     assert lines, f"no summary (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr[-4000:]}"
     return json.loads(lines[-1])
@@ -163,7 +163,8 @@ class Workers:
         self.sc = sc
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, n: int = 2, concurrency: int = 2, pool: str = "threads") -> list[str]:
+    def start(self, n: int = 2, concurrency: int = 2, pool: str = "threads",
+              env: dict[str, str] | None = None) -> list[str]:
         names = []
         for _ in range(n):
             name = f"w{len(self.procs) + 1}-{self.sc.tag}@test"
@@ -172,7 +173,7 @@ class Workers:
                 [sys.executable, "-m", "tests.scaleout.cli", "worker", "-c", str(concurrency), "--pool", pool,
                  "--queue", self.sc.queue, "--broker", self.sc.services.amqp, "--backend", self.sc.services.redis,
                  "--hostname", name, "--loglevel", "INFO"],
-                cwd=ROOT, env=cli_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                cwd=ROOT, env=cli_env(env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
             log.close()
             self.procs[name] = proc
             names.append(name)
