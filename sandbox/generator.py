@@ -7,6 +7,7 @@ recording retention can be exercised. Binaries are recipes (see :mod:`binaries`)
 
 from __future__ import annotations
 
+import bisect
 import random
 from datetime import datetime
 from functools import partial
@@ -33,6 +34,40 @@ SMS_TEXTS = [
 
 def _phone(rng: random.Random) -> str:
     return f"+1{rng.randint(201, 989)}{rng.randint(2000000, 9999999)}"
+
+
+# The call generator draws hundreds of thousands of numbers for the large set: these draw from
+# rng.random() directly (random.randint/choice/choices cost several times more per call).
+def _rint(rng: random.Random, a: int, b: int) -> int:
+    return a + int(rng.random() * (b - a + 1))
+
+
+def _pick(rng: random.Random, seq):  # noqa: ANN001, ANN202
+    return seq[int(rng.random() * len(seq))]
+
+
+def _table(pairs: list[tuple[object, int]]) -> tuple[list, list[int], int]:
+    cum, total = [], 0
+    for _, weight in pairs:
+        total += weight
+        cum.append(total)
+    return [v for v, _ in pairs], cum, total
+
+
+def _weighted(rng: random.Random, table: tuple[list, list[int], int]):  # noqa: ANN202
+    values, cum, total = table
+    return values[bisect.bisect_right(cum, rng.random() * total)]
+
+
+_KINDS = _table([("in", 45), ("out", 35), ("internal", 15), ("fax", 5)])
+_OUT_RESULTS = _table([(("Call connected", "Connected"), 75), (("No Answer", "Not Answered"), 12),
+                       (("Busy", "Line Busy"), 8), (("Hang Up", "Hang Up"), 5)])
+_IN_RESULTS = _table([(("Accepted", "Accepted"), 65), (("Missed", "Not Answered"), 18),
+                      (("Voicemail", "Not Answered"), 14), (("Rejected", "Calls Not Accepted"), 3)])
+
+
+def _phone_fast(rng: random.Random) -> str:
+    return f"+1{_rint(rng, 201, 989)}{_rint(rng, 2000000, 9999999)}"
 
 
 class AccountGenerator:
@@ -80,10 +115,10 @@ class AccountGenerator:
         if start_ms is None:
             end_ms = self.anchor_ms - 1
             start_ms = self.anchor_ms - 60 * DAY_MS
-            old = [rng.randint(self.anchor_ms - 120 * DAY_MS, self.anchor_ms - 91 * DAY_MS) for _ in range(max(1, n * 3 // 100) if n >= 10 else 0)]
-            times = old + [rng.randint(start_ms, end_ms) for _ in range(n - len(old))]
+            old = [_rint(rng, self.anchor_ms - 120 * DAY_MS, self.anchor_ms - 91 * DAY_MS) for _ in range(max(1, n * 3 // 100) if n >= 10 else 0)]
+            times = old + [_rint(rng, start_ms, end_ms) for _ in range(n - len(old))]
         else:
-            times = [rng.randint(start_ms, end_ms) for _ in range(n)]
+            times = [_rint(rng, start_ms, end_ms) for _ in range(n)]
         times.sort()
         users = [e for e in self.data.extensions if e.type == "User" and e.number]
         queues = [e for e in self.data.extensions if e.type == "Department"] or users
@@ -123,12 +158,12 @@ class AccountGenerator:
     def _call_session(self, rng, t, parts, users, queues, batch, i, force_live=False) -> list[Call]:
         tsid = f"s-a0d{rng.getrandbits(64):016x}z{rng.getrandbits(20):05x}0000"
         session_id = str(10_000_000_000 + rng.getrandbits(48) % 90_000_000_000)
-        kind = rng.choices(["in", "out", "internal", "fax"], [45, 35, 15, 5])[0] if parts == 1 and not force_live else "in"
-        owner = rng.choice(users)
-        external = (_phone(rng), None, None, rng.choice([None, f"{rng.choice(FIRST)} {rng.choice(LAST)}", "WIRELESS CALLER"]), None)
+        kind = _weighted(rng, _KINDS) if parts == 1 and not force_live else "in"
+        owner = _pick(rng, users)
+        external = (_phone_fast(rng), None, None, _pick(rng, [None, f"{_pick(rng, FIRST)} {_pick(rng, LAST)}", "WIRELESS CALLER"]), None)
         me = (f"+1650555{owner.number.zfill(4)[-4:]}", owner.number, str(owner.id), owner.name, None)
         if kind == "internal":
-            other = rng.choice(users)
+            other = _pick(rng, users)
             me = (None, owner.number, str(owner.id), owner.name, None)
             external = (None, other.number, str(other.id), other.name, None)
         direction = "Outbound" if kind == "out" or (kind == "fax" and rng.random() < 0.4) else "Inbound"
@@ -136,28 +171,24 @@ class AccountGenerator:
             action = "Outgoing Fax" if direction == "Outbound" else "Incoming Fax"
             result, reason = ("Sent", "Accepted") if direction == "Outbound" else ("Received", "Accepted")
         elif direction == "Outbound":
-            action = rng.choice(["VoIP Call", "RingOut PC", "Phone Call"])
-            result, reason = rng.choices(
-                [("Call connected", "Connected"), ("No Answer", "Not Answered"), ("Busy", "Line Busy"), ("Hang Up", "Hang Up")],
-                [75, 12, 8, 5])[0]
+            action = _pick(rng, ["VoIP Call", "RingOut PC", "Phone Call"])
+            result, reason = _weighted(rng, _OUT_RESULTS)
         else:
             action = "Phone Call" if kind == "in" else "VoIP Call"
-            result, reason = rng.choices(
-                [("Accepted", "Accepted"), ("Missed", "Not Answered"), ("Voicemail", "Not Answered"), ("Rejected", "Calls Not Accepted")],
-                [65, 18, 14, 3])[0]
+            result, reason = _weighted(rng, _IN_RESULTS)
             if force_live:
                 result, reason = "Accepted", "Accepted"
         if rng.random() < 0.1:
             reason = None  # optional fields really go missing sometimes
         live = result in ("Accepted", "Call connected", "Sent", "Received")
-        duration = int(rng.lognormvariate(4.5, 1.0)) + 5 if live else rng.randint(0, 40)
+        duration = int(rng.lognormvariate(4.5, 1.0)) + 5 if live else _rint(rng, 0, 40)
         transport = "VoIP" if kind == "internal" or action == "VoIP Call" else "PSTN"
         frm, to = (external, me) if direction == "Inbound" else (me, external)
         out = []
         for part in range(parts):
-            ext = owner if part == 0 else rng.choice(queues + users)
-            start = t + part * rng.randint(5_000, 60_000)
-            dur_ms = duration * 1000 + rng.randint(0, 999)
+            ext = owner if part == 0 else _pick(rng, queues + users)
+            start = t + part * _rint(rng, 5_000, 60_000)
+            dur_ms = duration * 1000 + _rint(rng, 0, 999)
             cid = rng_alnum(rng)
             out.append(Call(
                 id=cid, session_id=session_id, telephony_session_id=tsid, start_ms=start, duration_ms=dur_ms,
@@ -165,7 +196,7 @@ class AccountGenerator:
                 action="Transfer" if part else action, result=result, reason=reason,
                 from_party=frm, to_party=to if part == 0 else (None, ext.number, str(ext.id), ext.name, None),
                 extension_id=ext.id, transport=transport,
-                last_modified_ms=start + dur_ms + rng.randint(1_000, 30_000), seq=self.data.next_seq(),
+                last_modified_ms=start + dur_ms + _rint(rng, 1_000, 30_000), seq=self.data.next_seq(),
                 deleted=rng.random() < 0.01, legs=2 if parts > 1 or kind == "internal" else 1,
             ))
         return out
