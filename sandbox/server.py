@@ -152,11 +152,13 @@ def _now_ms() -> int:
 def build_accounts(options: SandboxOptions) -> tuple[list[AccountGenerator], list[AccountData]]:
     """Generate (or load) every account. The cyclic GC is paused while millions of long-lived
     objects are made (it would rescan them over and over), and what was built is then frozen out
-    of later collections, so serving never pays a full-heap GC pass for the data set."""
+    of later collections, so serving never pays a full-heap GC pass for the data set. Garbage
+    cycles already waiting (an earlier sandbox) are collected first: frozen, they would never be."""
     from .datafile import load_data
 
     profile = options.profile()
     gens = [AccountGenerator(options.seed, i, options.anchor, profile, options.recording_bytes) for i in range(options.accounts)]
+    gc.collect()
     was_enabled = gc.isenabled()
     gc.disable()
     try:
