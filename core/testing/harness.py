@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from ..context import RunContext
 from ..interfaces import BlobSink, PluginConfig, RecordSink, Sink, SinkSpec

@@ -8,10 +8,10 @@ pass their own ``connections`` and ``sources``.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..config import Pipeline, load_pipeline
 from ..interfaces import BlobSink, RecordSink, RunWindow, Sink

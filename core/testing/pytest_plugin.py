@@ -11,8 +11,9 @@ Importing this module costs little: the sandbox and the engine load when a fixtu
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 

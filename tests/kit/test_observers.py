@@ -7,13 +7,13 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from email import message_from_bytes
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
-
 from rcetl import observers
 from rcetl.observers.collector import RunCollector
 from rcetl.observers.report import build_report, render_html, write_report
@@ -184,7 +184,6 @@ def test_an_unreachable_webhook_is_logged_and_the_mail_still_goes(tmp_path: Path
 
 def test_bad_notify_options_are_named(tmp_path: Path) -> None:
     from pydantic import ValidationError
-
     from rcetl.observers.notify import options_of
 
     run, _ = _run(tmp_path, notify={"webhook": "ftp://x", "on": "sometimes"})

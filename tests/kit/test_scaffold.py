@@ -11,16 +11,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import sysconfig
 import venv
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
 from rcetl.cli.main import app
 from rcetl.scaffold import ScaffoldError, generate, names_for
+from typer.testing import CliRunner
 
 pytestmark = pytest.mark.slow
 

@@ -17,10 +17,11 @@ def view(path: str = typer.Argument(..., help="The lake's folder or URL (the sin
 
 @app.command("compact")
 def compact(path: str = typer.Argument(..., help="The lake's folder or URL."),
-            stream: list[str] = typer.Option(["call-log", "recording", "message-store"], "--stream", "-s")) -> None:
+            stream: list[str] = typer.Option(["call-log", "recording", "message-store"], "--stream", "-s")) -> None:  # noqa: B008
     """Rewrite each partition as one file of the latest rows (run it when no pipeline writes)."""
-    import rcetl
     from pathlib import Path
+
+    import rcetl
 
     from .config import ParquetConfig
     from .sink import ParquetSink

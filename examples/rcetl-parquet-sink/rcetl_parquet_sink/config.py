@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
-
 import rcetl
+from pydantic import Field, field_validator
 
 
 class ParquetConfig(rcetl.PluginConfig):

@@ -25,12 +25,12 @@ import json
 import posixpath
 import time
 import uuid
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
-
 import rcetl
 
 from .config import ParquetConfig

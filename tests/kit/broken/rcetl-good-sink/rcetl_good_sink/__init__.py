@@ -1,7 +1,6 @@
 """A record sink that counts what it is given (enough to be listed and used by a pipeline)."""
 
 import json
-from pathlib import Path
 
 import rcetl
 
