@@ -33,7 +33,7 @@ demo: install  ## archive the embedded RingCentral sandbox into SQLite + a local
 	$(BIN)/rcetl run pipelines/demo.yaml
 	@echo
 	@echo "The archive is in pipelines/demo-archive/: archive.db (SQLite: sqlite3 pipelines/demo-archive/archive.db) and files/ (recordings, faxes, voicemail, MMS)."
-	@echo "Run report: pipelines/demo-archive/report.html; state: rcetl state show pipelines/demo.yaml"
+	@echo "Run report: pipelines/demo-archive/reports/latest.html; state: rcetl state show pipelines/demo.yaml"
 
 test: install-test  ## run the whole test suite (starts nothing: see .ci/run for services)
 	$(BIN)/pytest -n $(WORKERS) --dist loadgroup --timeout 600 -q

@@ -60,7 +60,14 @@ rabbitmq() {
   wait_port rabbitmq 5672 120
 }
 
+browser() {
+  # headless Chromium renders the HTML run report in tests/kit/test_report_in_browser.py
+  command -v chromium >/dev/null 2>&1 || need_pkg chromium chromium
+  command -v chromium >/dev/null 2>&1 && echo "services: chromium available" || echo "services: no chromium" >&2
+}
+
 status=0
+browser || true
 postgres || status=1
 mariadb || status=1
 redis || status=1

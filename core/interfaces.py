@@ -145,8 +145,10 @@ class RecordSink(Sink):
     """Stores records. ``write`` must be idempotent (upsert by natural key) and durable on return."""
 
     @abc.abstractmethod
-    def write(self, records: Sequence[ArchivedRecord]) -> None:
-        """Upsert a batch (possibly of several streams) in one transaction if the store has them."""
+    def write(self, records: Sequence[ArchivedRecord]) -> int | None:
+        """Upsert a batch (possibly of several streams) in one transaction if the store has them.
+        May return how many records were new or changed (None: unknown), so a run can say when
+        there was nothing new."""
 
     def archived(self, stream: str, account: str | None = None) -> Iterator[ArchivedEntry]:
         """Everything this sink holds for a stream (for ``rcetl verify``)."""

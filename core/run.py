@@ -49,6 +49,12 @@ class RunStats:
         self.streams: dict[str, StreamStats] = defaultdict(StreamStats)
         self.sinks: dict[str, SinkStats] = defaultdict(SinkStats)
         self.errors: list[str] = []
+        # Records a record sink reported new or changed; None once any sink could not tell.
+        self.changed: int | None = 0
+
+    def add_changed(self, count: int | None) -> None:
+        with self._lock:
+            self.changed = None if count is None or self.changed is None else self.changed + count
 
     def add(self, stream: str, **counts: int) -> None:
         with self._lock:
@@ -89,6 +95,7 @@ class RunSummary:
     throttled: dict[str, int]  # connection -> 429 responses
     failed_items: int  # items in the failed-item queue after the run
     errors: list[str]
+    changed_records: int | None = None  # new or changed per the sinks (None: a sink could not tell)
     budget_timeline: list[dict[str, Any]] = field(default_factory=list)
 
     @property

@@ -17,13 +17,29 @@ def rcetl_cli(app: Any) -> None:
     app.add_typer(sandbox_app, name="sandbox")
 
 
+#: Where the embedded sandbox listens when it can (``rcetl sandbox serve`` uses 18080/18081).
+EMBEDDED_PORT = 18480
+
+
 @contextmanager
 def start(options: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
     """Run a sandbox for the length of a pipeline run; options are the connection's ``sandbox:``."""
     from .server import Sandbox
 
-    with Sandbox(**dict(options)) as sb:
+    opts = dict(options)
+    if "port" not in opts:
+        # Stable ports when free: the URIs inside records then stay the same from run to run, as
+        # the real API's do, so a re-run finds nothing changed. Busy (a parallel run): any port.
+        try:
+            sb = Sandbox(**opts, port=EMBEDDED_PORT, media_port=EMBEDDED_PORT + 1).start()
+        except OSError:
+            sb = Sandbox(**opts).start()
+    else:
+        sb = Sandbox(**opts).start()
+    try:
         yield sb.info()
+    finally:
+        sb.stop()
 
 
 @rcetl.hookimpl

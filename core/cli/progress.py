@@ -124,8 +124,13 @@ def print_summary(summary: RunSummary, *, as_json: bool = False) -> None:
     for cred, groups in summary.requests.items():
         req = ", ".join(f"{g} {n}" for g, n in sorted(groups.items()))
         console.print(f"requests ({cred[:10]}): {req}; 429 responses: {summary.throttled.get(cred, 0)}")
-    if not any(s.records or s.files for s in summary.streams.values()) and summary.ok:
-        console.print("nothing new to archive: the archive is up to date")
+    uploaded = sum(s.files for s in summary.sinks.values())
+    reread = sum(s.records for s in summary.streams.values())
+    if summary.ok and not uploaded and (summary.changed_records == 0 or not reread):
+        extra = f" ({reread} record(s) re-read in the overlap window were unchanged)" if reread else ""
+        console.print(f"nothing new to archive: the archive is up to date{extra}")
+    elif summary.changed_records is not None:
+        console.print(f"{summary.changed_records} record(s) new or changed, {uploaded} file(s) uploaded")
     if summary.failed_items:
         console.print(f"[yellow]{summary.failed_items} item(s) in the failed-item queue: they are retried on the "
                       "next run; see `rcetl state show`[/yellow]")

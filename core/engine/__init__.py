@@ -70,7 +70,8 @@ def run_pipeline(
         requests, throttled = engine.budget_report()
         streams_stats, sink_stats = stats.snapshot()
         summary = RunSummary(run.run_id, pipeline.name, status, run.started_at, time.time(), streams_stats,
-                             sink_stats, requests, throttled, failed_items, list(stats.errors))
+                             sink_stats, requests, throttled, failed_items, list(stats.errors),
+                             changed_records=stats.changed)
         engine.state.finish_run(run_id, status, summary.to_json())
         pm.run_finished(run, summary)
     return summary

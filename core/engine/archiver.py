@@ -173,8 +173,9 @@ class BatchArchiver:
         for name, (sink, items) in sinks.items():
             records = [a for _, a in items]
             try:
-                _retrying(f"record sink {name!r}", lambda s=sink, r=records: s.write(r))
+                changed = _retrying(f"record sink {name!r}", lambda s=sink, r=records: s.write(r))
                 self.stats.add_sink(name, records=len(records))
+                self.stats.add_changed(changed if isinstance(changed, int) else None)
                 continue
             except SinkUnavailable:
                 raise
@@ -182,8 +183,9 @@ class BatchArchiver:
                 log.info("record sink %r rejected a batch (%s); writing one by one", name, redact(str(exc)))
             for routed, archived in items:
                 try:
-                    _retrying(f"record sink {name!r}", lambda s=sink, a=archived: s.write([a]))
+                    changed = _retrying(f"record sink {name!r}", lambda s=sink, a=archived: s.write([a]))
                     self.stats.add_sink(name, records=1)
+                    self.stats.add_changed(changed if isinstance(changed, int) else None)
                 except SinkUnavailable:
                     raise
                 except Exception as exc:  # noqa: BLE001

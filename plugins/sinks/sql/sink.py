@@ -129,25 +129,33 @@ class SqlSink(rcetl.RecordSink):
             self._statements[name] = upsert_statement(self._table(name), conn.dialect)
         return self._statements[name]
 
-    def write(self, records: Sequence[rcetl.ArchivedRecord]) -> None:
+    def write(self, records: Sequence[rcetl.ArchivedRecord]) -> int | None:
+        """Upsert the batch; return how many records were new or changed where the database
+        reports it exactly (SQLite, PostgreSQL), else None."""
         if not records:
-            return
+            return 0
         batch = to_rows(records)
-        self._run(lambda conn: self._write_rows(conn, batch),
-                  keys=[(ar.record.stream, ar.record.key) for ar in records])
+        return self._run(lambda conn: self._write_rows(conn, batch),
+                         keys=[(ar.record.stream, ar.record.key) for ar in records])
 
-    def _write_rows(self, conn: Connection, batch: TableRows) -> None:
+    def _write_rows(self, conn: Connection, batch: TableRows) -> int | None:
         size = self.config.batch_size
+        # With DO UPDATE ... WHERE IS DISTINCT FROM, these count only rows inserted or changed;
+        # MySQL's driver counts found rows, so there the answer is unknown.
+        exact = conn.dialect.name in ("sqlite", "postgresql")
+        changed = 0
         for name, rows in batch.rows.items():
             if name in CHILDREN:
                 continue
             for chunk in _chunks(rows, size):
-                conn.execute(self._upsert(name, conn), list(chunk))
+                result = conn.execute(self._upsert(name, conn), list(chunk))
+                changed += max(result.rowcount or 0, 0)
         for name, parents in batch.replaced_parents.items():
             rows = batch.rows.get(name, [])
             self._delete_stale_children(conn, name, parents, rows)
             for chunk in _chunks(rows, size):
                 conn.execute(self._upsert(name, conn), list(chunk))
+        return changed if exact else None
 
     def _delete_stale_children(self, conn: Connection, name: str, parents: list[tuple[str, Any]],
                                rows: list[Row]) -> None:
