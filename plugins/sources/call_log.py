@@ -8,12 +8,11 @@ from typing import Any, BinaryIO
 
 import rcetl
 
-from .ringcentral.usage import call_usage
-
 from .ringcentral import RingCentralConnection
 from .ringcentral import call_log_listing as listing
-from .ringcentral.durations import parse_instant
+from .ringcentral.payload import optional_instant, require_id
 from .ringcentral.throttling import HEAVY, LIGHT
+from .ringcentral.usage import call_usage
 
 STREAM = "call-log"
 
@@ -24,13 +23,14 @@ class CallLogConfig(listing.CallLogOptions):
 
 def call_log_record(raw: dict[str, Any], account: str) -> rcetl.Record:
     """The API's record unchanged (every field kept); a deleted record is archived as deleted."""
+    key = str(require_id(raw, "call-log record"))
     return rcetl.Record(
         stream=STREAM,
-        key=str(raw["id"]),
+        key=key,
         data=raw,
         account=account,
         deleted=bool(raw.get("deleted")),
-        occurred_at=parse_instant(raw.get("startTime")),
+        occurred_at=optional_instant(raw, "startTime", f"call-log record {key!r}"),
     )
 
 

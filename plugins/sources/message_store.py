@@ -18,8 +18,6 @@ from datetime import datetime, timedelta
 from typing import Any, BinaryIO, Literal
 
 import rcetl
-
-from .ringcentral.usage import message_usage
 from pydantic import Field
 
 from .ringcentral import RingCentralConnection
@@ -29,7 +27,9 @@ from .ringcentral.download import download
 from .ringcentral.durations import Duration, date_windows, format_instant, now_utc, parse_instant, utc
 from .ringcentral.http import PRIORITY_DOWNLOAD, PRIORITY_LIST
 from .ringcentral.paging import iter_pages, iter_records
+from .ringcentral.payload import optional_instant, records_of, require_id
 from .ringcentral.throttling import LIGHT, MEDIUM
+from .ringcentral.usage import message_usage
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +75,17 @@ def message_record(raw: dict[str, Any], account: str, extension: str) -> rcetl.R
     attachments are erased: their download ends in ItemGone, so the archive records them as gone
     (one Medium request each, and purged messages are rare) rather than silently not at all."""
     availability = raw.get("availability", "Alive")
-    created = parse_instant(raw.get("creationTime"))
+    key = require_id(raw, "message")
+    created = optional_instant(raw, "creationTime", f"message {key!r}")
     blobs = []
-    for att in raw.get("attachments") or []:
-        if not att.get("uri") or att.get("id") is None:
+    attachments = raw.get("attachments") or []
+    if not isinstance(attachments, list):
+        raise rcetl.PermanentError(f"RingCentral sent the attachments of message {key!r} as a "
+                                   f"{type(attachments).__name__}, not a list")
+    for att in attachments:
+        if not isinstance(att, dict) or not att.get("uri") or att.get("id") is None:
             continue
+        require_id(att, f"attachment of message {key!r}")
         content_type = att.get("contentType")
         size = att.get("size")
         blobs.append(
@@ -104,7 +110,7 @@ def message_record(raw: dict[str, Any], account: str, extension: str) -> rcetl.R
         )
     return rcetl.Record(
         stream=STREAM,
-        key=raw["id"],  # an int above 2^53: json keeps it exact, so must we
+        key=key,  # an int above 2^53: json keeps it exact, so must we
         data=raw,
         account=account,
         blobs=blobs,
@@ -191,7 +197,7 @@ class MessageStoreStream(rcetl.Stream):
                 "messageType": list(self.config.types),
             },
         )
-        for raw in body.get("records") or []:
+        for raw in records_of(body, "message-sync"):
             yield message_record(raw, account, partition)
         info = body.get("syncInfo") or {}
         state = {
@@ -212,7 +218,7 @@ class MessageStoreStream(rcetl.Stream):
             "perPage": self.config.per_page,
         }
         for page in iter_pages(fetch, self._path(partition, "/message-store"), params):
-            for raw in page.get("records") or []:
+            for raw in records_of(page, "message-store"):
                 yield message_record(raw, account, partition)
 
     def _isync(self, partition: str, account: str, state: dict[str, Any]):
@@ -225,7 +231,9 @@ class MessageStoreStream(rcetl.Stream):
             if exc.status == 400:  # MSG-333 "full synchronization is required", or an unusable token
                 raise SyncRefused(exc.code) from exc
             raise
-        records = body.get("records") or []
+        records = records_of(body, "message-sync")
+        for r in records:
+            require_id(r, "message")
         partial = [r for r in records if is_partial(r)]
         full = self._fetch_whole(partition, [r["id"] for r in partial]) if partial else {}
         for raw in records:

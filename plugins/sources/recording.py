@@ -18,8 +18,9 @@ import rcetl
 from .ringcentral import RingCentralConnection
 from .ringcentral import call_log_listing as listing
 from .ringcentral.download import download
-from .ringcentral.durations import now_utc, parse_instant
+from .ringcentral.durations import now_utc
 from .ringcentral.http import PRIORITY_DOWNLOAD
+from .ringcentral.payload import optional_instant, require_id
 from .ringcentral.throttling import HEAVY, LIGHT, configured_limits
 
 STREAM = "recording"
@@ -40,14 +41,14 @@ def recordings_in(call: dict[str, Any]) -> list[dict[str, Any]]:
     for holder in [call, *(call.get("legs") or [])]:
         rec = holder.get("recording") if isinstance(holder, dict) else None
         if isinstance(rec, dict) and rec.get("id") is not None and rec.get("contentUri"):
-            found.setdefault(str(rec["id"]), rec)
+            found.setdefault(str(require_id(rec, "recording")), rec)
     return list(found.values())
 
 
 def recording_records(call: dict[str, Any], account: str) -> list[rcetl.Record]:
     out = []
     call_info = {k: call[k] for k in _CALL_FIELDS if k in call}
-    started: datetime | None = parse_instant(call.get("startTime"))
+    started: datetime | None = optional_instant(call, "startTime", f"call-log record {call.get('id')!r}")
     extension = (call.get("extension") or {}).get("id")
     for rec in recordings_in(call):
         rec_id = str(rec["id"])

@@ -20,6 +20,7 @@ from .connection import RingCentralConnection
 from .durations import Duration, date_windows, format_instant, now_utc, parse_instant, utc
 from .http import PRIORITY_LIST
 from .paging import iter_pages
+from .payload import records_of
 
 #: How far back a first run reaches by default: the call log is kept "12 months for most accounts",
 #: so 13 months is everything still retained, with a month's margin for clock and policy drift.
@@ -109,7 +110,7 @@ def read_windows(
             **(extra_params or {}),
         }
         for page in iter_pages(fetch, url, params):
-            for raw in page.get("records") or []:
+            for raw in records_of(page, "call-log"):
                 yield from to_records(raw, account)
         # A run over an explicit past window must not move an incremental position backwards.
         position = date_to if previous is None or window.full_refresh else max(previous, date_to)

@@ -8,9 +8,14 @@ really the last page, so the stop rule is: no records, fewer records than ``perP
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+import rcetl
+
+log = logging.getLogger(__name__)
 
 #: fetch(url, params) -> parsed JSON page; params only for the first page.
 FetchPage = Callable[[str, Mapping[str, Any] | None], Mapping[str, Any]]
@@ -26,19 +31,40 @@ def iter_pages(fetch: FetchPage, url: str, params: Mapping[str, Any] | None = No
         page = fetch(next_url, next_params)
         seen.add(_page_identity(next_url, next_params))
         yield page
-        records = page.get("records") or []
-        per_page = _int(page.get("paging", {}).get("perPage")) or requested
+        records = page.get("records") if isinstance(page, Mapping) else None
+        if not isinstance(records, list):
+            return  # the caller reports a page that is not a list of records
+        paging = page.get("paging")
+        per_page = (_int(paging.get("perPage")) if isinstance(paging, Mapping) else None) or requested
         if not records or (per_page is not None and len(records) < per_page):
             return
-        nxt = ((page.get("navigation") or {}).get("nextPage") or {}).get("uri")
-        if not nxt or _page_identity(nxt, None) in seen:
+        navigation = page.get("navigation") if isinstance(page, Mapping) else None
+        nxt = ((navigation or {}).get("nextPage") or {}).get("uri") if isinstance(navigation, Mapping) else None
+        if not nxt:
             return
-        next_url, next_params = nxt, None
+        _same_server(str(nxt), url)
+        if _page_identity(str(nxt), None) in seen:
+            log.warning("%s: nextPage leads back to a page already read (a paging loop); stopping the list there",
+                        urlsplit(url).path)
+            return
+        next_url, next_params = str(nxt), None
+
+
+def _same_server(nxt: str, first: str) -> None:
+    """A nextPage is followed only on the host the list started on: the bearer token goes with it."""
+    a, b = urlsplit(nxt), urlsplit(first)
+    if a.scheme not in ("http", "https") or (a.hostname or "").lower() != (b.hostname or "").lower() \
+            or (a.port or None) != (b.port or None):
+        raise rcetl.PermanentError(
+            f"{b.path}: nextPage points to another server ({a.scheme}://{a.hostname or ''}); not followed",
+        )
 
 
 def iter_records(fetch: FetchPage, url: str, params: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+    from .payload import records_of
+
     for page in iter_pages(fetch, url, params):
-        yield from page.get("records") or []
+        yield from records_of(page, urlsplit(url).path)
 
 
 def _per_page(params: Mapping[str, Any] | None) -> int | None:
