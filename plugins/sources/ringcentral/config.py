@@ -36,6 +36,9 @@ class RingCentralConfig(rcetl.PluginConfig):
     pool_size: int = Field(16, ge=1, le=256, description="kept-alive connections per host")
     max_retries: int = Field(6, ge=0, le=20, description="tries after a 5xx or a connection error")
     backoff_cap: float = Field(120.0, gt=0, description="longest pause between tries, in API seconds")
+    max_download_bytes: int = Field(
+        8 << 30, ge=1, description="largest binary accepted (bytes); a longer or endless body is cut and the item fails"
+    )
     sandbox: dict[str, Any] = Field(default_factory=dict, description="options of the embedded sandbox")
     account: str = "~"
 

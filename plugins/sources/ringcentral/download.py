@@ -60,8 +60,20 @@ def download(client: ApiClient, url: str, out: BinaryIO, *, what: str, priority:
             if total is None:
                 total = written + expected if expected is not None else None
             received = 0
+            cap = client.max_download_bytes
+            if total is not None and total > cap:
+                raise rcetl.PermanentError(
+                    f"{what}: announced {total} bytes, more than max_download_bytes ({cap}); not downloaded",
+                    hint="raise the connection's max_download_bytes if such files are real",
+                )
             try:
                 for chunk in response.iter_content(CHUNK):
+                    if written + len(chunk) > cap:
+                        # A body that never ends (or is far larger than any real file) is cut here.
+                        raise rcetl.PermanentError(
+                            f"{what}: more than max_download_bytes ({cap}) sent; download stopped",
+                            hint="raise the connection's max_download_bytes if such files are real",
+                        )
                     out.write(chunk)
                     received += len(chunk)
                     written += len(chunk)
