@@ -38,9 +38,11 @@ def purge_candidates(engine: Engine, report: VerifyReport) -> list[tuple[str, Re
         if stream not in options.streams:
             continue
         when = record.occurred_at
-        if when is not None and when.tzinfo is None:
+        if when is None:
+            continue  # an item of unknown age is never old enough to delete
+        if when.tzinfo is None:
             when = when.replace(tzinfo=timezone.utc)
-        if when is not None and when > cutoff:
+        if when > cutoff:
             continue
         out.append((stream, record))
     return out
