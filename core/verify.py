@@ -9,9 +9,11 @@ they were archived; ``rehash`` reads them back from the sinks to hash the stored
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Iterator
 
 from .engine.runtime import Engine
@@ -27,7 +29,7 @@ PROBLEM_KINDS = ("missing", "duplicate", "missing-file", "mismatch", "failed")
 
 @dataclass
 class Finding:
-    kind: str  # missing | duplicate | missing-file | mismatch | failed | gone
+    kind: str  # missing | duplicate | missing-file | mismatch | failed | gone | stray | unlisted
     stream: str
     account: str
     key: Any
@@ -95,6 +97,7 @@ def verify(engine: Engine, *, rehash: bool | None = None) -> VerifyReport:
         source[record.stream][_k(record.account, record.key)] = record
         for row in stream.usage(record):
             report.usage[(row.day, row.extension)].update(row.counts)
+    held_by_stream: dict[str, dict[str, dict[tuple[str, str], Any]]] = {}
     for stream_name, records in source.items():
         counts = report.streams[stream_name]
         counts.source = len(records)
@@ -111,6 +114,7 @@ def verify(engine: Engine, *, rehash: bool | None = None) -> VerifyReport:
                                                    f"held {max(entry.copies, 2)} times"))
                 entries[k] = entry
             held[conf.name] = entries
+            held_by_stream.setdefault(stream_name, {})[conf.name] = entries
             counts.sinks[conf.name] = len(entries)
             for k, record in records.items():
                 if k not in entries:
@@ -140,7 +144,7 @@ def verify(engine: Engine, *, rehash: bool | None = None) -> VerifyReport:
     for conf in pipeline.sinks:
         sink = engine.sinks.get(conf.name)
         if isinstance(sink, BlobSink):
-            _duplicate_objects(sink, conf.name, report)
+            _duplicate_objects(sink, conf.name, report, _archived_locations(source, held_by_stream, conf.name))
     for item in engine.state.failed(pipeline.name):
         report.findings.append(Finding("failed", item.stream, item.account, item.key, "",
                                        f"in the failed-item queue after {item.attempts} attempt(s): {item.error}"))
@@ -192,11 +196,77 @@ def _check_blob(sink: BlobSink, name: str, ref: Any, record: Record, archived: d
     return None
 
 
-def _duplicate_objects(sink: BlobSink, name: str, report: VerifyReport) -> None:
+def _archived_locations(source: dict, held_by_stream: dict, sink_name: str) -> dict[str, tuple[str, str]]:
+    """location -> (blob_id, sha256) of every binary the record sinks say is stored in ``sink_name``."""
+    out: dict[str, tuple[str, str]] = {}
+    for entries_by_sink in held_by_stream.values():
+        for entries in entries_by_sink.values():
+            for entry in entries.values():
+                for blob in entry.archive or []:
+                    location = (blob.get("locations") or {}).get(sink_name)
+                    if location:
+                        out[location] = (str(blob.get("blob_id")), str(blob.get("sha256") or ""))
+    return out
+
+
+def _listed_objects(sink: BlobSink) -> Iterator[tuple[str, str | None]]:
+    """Every (location, blob_id or None) the sink holds: its own ``iter_stored`` where implemented,
+    else, for a sink whose objects are files under a local ``root`` folder, a walk of that folder
+    (blob ids read from the JSON sidecars). Raises NotImplementedError when neither is possible."""
     try:
-        seen = Counter(blob_id for _, blob_id in sink.iter_stored())
-    except NotImplementedError:
+        yield from sink.iter_stored()
         return
+    except NotImplementedError:
+        pass
+    root = getattr(sink, "root", None)
+    if not isinstance(root, Path) or not root.is_dir():
+        raise NotImplementedError(f"sink {sink.name!r} cannot list what it stores")
+    for path in sorted(root.rglob("*")):
+        if not path.is_file() or path.name.startswith(".") or path.name.endswith(".part"):
+            continue
+        if path.name.endswith(".json") and path.with_name(path.name[:-5]).is_file():
+            continue  # a sidecar
+        blob_id = None
+        sidecar = path.with_name(path.name + ".json")
+        if sidecar.is_file():
+            try:
+                blob_id = json.loads(sidecar.read_bytes())["blob"]["blob_id"]
+            except (ValueError, KeyError, TypeError, OSError):
+                blob_id = None
+        yield str(path), blob_id
+
+
+def _duplicate_objects(sink: BlobSink, name: str, report: VerifyReport,
+                       archived: dict[str, tuple[str, str]]) -> None:
+    """Binaries stored more than once: two objects naming the same blob id, or an object no record
+    points at whose bytes are those of an archived binary (a copy under another key)."""
+    try:
+        listed = list(_listed_objects(sink))
+    except NotImplementedError:
+        report.findings.append(Finding("unlisted", "", "", "", name,
+                                       "this sink cannot list its objects: copies under other keys are not looked for"))
+        return
+    by_sha = {sha: blob_id for blob_id, sha in archived.values() if sha}
+    seen: Counter[str] = Counter()
+    for location, blob_id in listed:
+        if location in archived:
+            seen[archived[location][0]] += 1
+            continue
+        if blob_id is None and by_sha:
+            try:
+                with sink.open_stored(location) as fh:
+                    digest = hashlib.sha256()
+                    for chunk in iter(lambda: fh.read(1024 * 1024), b""):  # noqa: B023
+                        digest.update(chunk)
+                blob_id = by_sha.get(digest.hexdigest())
+            except (NotImplementedError, OSError, RcetlError):
+                blob_id = None
+        if blob_id is None:
+            report.findings.append(Finding("stray", "", "", location, name, "an object no archived record points at"))
+            continue
+        seen[str(blob_id)] += 1
+        report.findings.append(Finding("duplicate", "", "", blob_id, name,
+                                       f"binary {blob_id} also stored at {location}, which no record points at"))
     for blob_id, n in seen.items():
-        if n > 1:
+        if n > 1 and not any(f.kind == "duplicate" and f.key == blob_id and f.sink == name for f in report.findings):
             report.findings.append(Finding("duplicate", "", "", blob_id, name, f"binary {blob_id} stored {n} times"))
