@@ -171,6 +171,8 @@ def _merge(stats: RunStats, result: TaskResult) -> None:
         stats.add(stream, **{k: int(v) for k, v in counts.items() if k in stream_fields and v})
     for sink, counts in (result.extra.get("sinks") or {}).items():
         stats.add_sink(sink, **{k: int(v) for k, v in counts.items() if k in sink_fields and v})
+    if "changed" in result.extra and hasattr(stats, "add_changed"):
+        stats.add_changed(result.extra["changed"])
     errors = result.extra.get("errors")
     if errors is None and result.error:  # a result from a worker that sends no counters
         errors = [result.error]

@@ -257,6 +257,8 @@ def run_task_message(message: dict[str, Any]) -> dict[str, Any]:
         "streams": {k: asdict(v) for k, v in streams_stats.items()},
         "sinks": {k: asdict(v) for k, v in sink_stats.items()},
         "errors": list(stats.errors),
+        # records the sinks reported new or changed (None: a sink could not tell), where RunStats keeps it
+        "changed": getattr(stats, "changed", 0),
         "requests": requests,
         "throttled": throttled,
     })
