@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+import rcetl
 from rcetl.plugins.sources.ringcentral.paging import iter_pages, iter_records
 
 BASE = "https://platform.ringcentral.com/restapi/v1.0/account/~/call-log"
@@ -52,7 +54,11 @@ def test_exact_multiple_stops_on_empty_page_or_missing_next() -> None:
 
 def test_first_page_is_not_read_again_when_next_points_back() -> None:
     fetch, calls = make_server(5000, 1000, loop=True)  # a nextPage that points at page 1
-    pages = list(iter_pages(fetch, BASE, {"perPage": 1000}))
+    pages = []
+    # Pages 2-5 are out of reach: stopping quietly would lose 4,000 records, so the loop is an error.
+    with pytest.raises(rcetl.TransientError, match="paging loop"):
+        for page in iter_pages(fetch, BASE, {"perPage": 1000}):
+            pages.append(page)
     assert len(pages) == 1 and len(calls) == 1
 
 

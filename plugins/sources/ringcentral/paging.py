@@ -1,21 +1,19 @@
 """Offset-paged list endpoints (call log, extensions, message store).
 
 Follows ``navigation.nextPage.uri`` exactly as the server wrote it (it carries every filter) and
-never asks for a page twice. Call-log lists omit totals and may announce a ``nextPage`` on what is
+never asks for a page twice (a nextPage back to a page already read is a loop: an error, since
+the pages after it are out of reach). Call-log lists omit totals and may announce a ``nextPage`` on what is
 really the last page, so the stop rule is: no records, fewer records than ``perPage``, or no
 ``nextPage`` (reference §2.1).
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import rcetl
-
-log = logging.getLogger(__name__)
 
 #: fetch(url, params) -> parsed JSON page; params only for the first page.
 FetchPage = Callable[[str, Mapping[str, Any] | None], Mapping[str, Any]]
@@ -44,9 +42,9 @@ def iter_pages(fetch: FetchPage, url: str, params: Mapping[str, Any] | None = No
             return
         _same_server(str(nxt), url)
         if _page_identity(str(nxt), None) in seen:
-            log.warning("%s: nextPage leads back to a page already read (a paging loop); stopping the list there",
-                        urlsplit(url).path)
-            return
+            # A loop: the pages after it (if any) cannot be reached, so the list is not known complete.
+            raise rcetl.TransientError(f"{urlsplit(url).path}: nextPage leads back to a page already read "
+                                       "(a paging loop); the list is incomplete")
         next_url, next_params = str(nxt), None
 
 
