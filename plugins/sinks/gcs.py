@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, BinaryIO, Literal
 
 import rcetl
-from pydantic import field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 MiB = 1 << 20
 CHUNK_UNIT = 256 * 1024  # GCS resumable chunks must be multiples of 256 KiB
@@ -23,7 +23,8 @@ LIBRARY_MULTIPART_MAX = 8 * MiB  # google-cloud-storage uploads larger files res
 
 
 class GCSConfig(rcetl.ObjectStoreConfig):
-    bucket: str
+    bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$",
+                        description="bucket name (lowercase letters, digits, dots, hyphens, underscores)")
     project: str | None = None
     credentials_file: str | None = None
     """A service-account JSON file; otherwise Application Default Credentials."""

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, BinaryIO, Literal
 
 import rcetl
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 MiB = 1 << 20
 # S3's own limits: parts of at least 5 MiB (but the last), at most 10,000 parts.
@@ -25,7 +25,8 @@ MIN_PART = 5 * MiB
 
 
 class S3Config(rcetl.ObjectStoreConfig):
-    bucket: str
+    bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+                        description="bucket name (3-63 lowercase letters, digits, dots, hyphens)")
     region: str | None = None
     endpoint_url: str | None = None
     """For S3-compatible stores (MinIO, Ceph, R2, Wasabi) and test servers."""

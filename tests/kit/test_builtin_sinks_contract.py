@@ -33,15 +33,7 @@ def _unique(prefix: str) -> str:
 
 # Defects this suite found in built-in sinks, reported to their owners. Strict: each flips to a
 # failure once fixed, so the entry is removed then.
-KNOWN_DEFECTS = {
-    ("s3", "test_bad_options_are_refused_clearly"):
-        "s3 sink: any bucket name validates; open() raises botocore's ParamValidationError, not ConfigError",
-    ("gcs", "test_bad_options_are_refused_clearly"):
-        "gcs sink: an empty bucket name validates; open() raises IndexError, not ConfigError",
-    ("mongodb-gridfs", "test_concurrent_stores_of_one_binary_agree"):
-        "mongodb sink (gridfs): a concurrent store of the same binary fails with 'file already exists' "
-        "instead of finding it present (the object stores' lost-race handling)",
-}
+KNOWN_DEFECTS: dict[tuple[str, str], str] = {}
 
 
 def _known_defect(request: pytest.FixtureRequest, case: str) -> None:

@@ -17,6 +17,7 @@ import pymongo
 import rcetl
 from bson import Int64
 from bson.errors import BSONError
+from gridfs.errors import FileExists
 from pymongo import ReplaceOne
 from pymongo.errors import (
     BulkWriteError,
@@ -258,9 +259,9 @@ class MongoArchiveSink(MongoRecordSink, rcetl.BlobSink):
                 reader = _HashingReader(f)
                 try:
                     self.bucket.upload_from_stream_with_id(blob_id, blob_id, reader, metadata=metadata)
-                except (DuplicateKeyError, BulkWriteError):
+                except (DuplicateKeyError, BulkWriteError, FileExists):
                     # Another worker stored the same blob meanwhile: fine if it holds the same bytes.
-                    existing = self._files().find_one({"_id": blob_id})
+                    existing = self._await_other_writer(blob_id)
                     if existing is None:
                         raise rcetl.TransientError(f"concurrent upload of {blob_id} to GridFS; retry") from None
                     return self._existing(existing, blob)
@@ -273,6 +274,17 @@ class MongoArchiveSink(MongoRecordSink, rcetl.BlobSink):
                                     sha256=reader.sha256, content_type=metadata["content_type"])
         except PyMongoError as exc:
             raise self._translate(exc, [("blob", blob_id)]) from exc
+
+    def _await_other_writer(self, blob_id: str, timeout: float = 10.0) -> dict | None:
+        """The other writer's files document, once its chunks are in (GridFS writes it last)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            existing = self._files().find_one({"_id": blob_id})
+            if existing is not None or time.monotonic() > deadline:
+                return existing
+            time.sleep(0.05)
 
     def _existing(self, doc: dict, blob: rcetl.SpooledBlob) -> rcetl.StoredBlob:
         stored = self._stored(doc, skipped=True)
