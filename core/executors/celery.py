@@ -111,6 +111,8 @@ class CeleryExecutor(Executor):
                     del pending[task_id]
                     progressed = True
                     result = self._result(task, ar)
+                    log.info("task %s %s on %s in %ss", task.label, result.status, result.worker or "?",
+                             result.extra.get("seconds", "?"))
                     _merge(engine.stats, result)
                     remote.add(result)
                     results.append(result)

@@ -29,6 +29,7 @@ import logging
 import os
 import tempfile
 import threading
+import time
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -238,6 +239,7 @@ def run_task_message(message: dict[str, Any]) -> dict[str, Any]:
                           f"{MESSAGE_VERSION}: run the same rcetl version on workers and submitters").to_json()
     spec = message["pipeline"]
     stats = RunStats()
+    started = time.time()
     try:
         engine = cached_engine(spec["path"], spec["sha256"], spec["text"])
         streams = set(message["streams"]) if message.get("streams") is not None else None
@@ -260,6 +262,8 @@ def run_task_message(message: dict[str, Any]) -> dict[str, Any]:
         # records the sinks reported new or changed (None: a sink could not tell), where RunStats keeps it
         "changed": getattr(stats, "changed", 0),
         "requests": requests,
+        "started_at": started,
+        "seconds": round(time.time() - started, 3),
         "throttled": throttled,
     })
     return result.to_json()
