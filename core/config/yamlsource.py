@@ -81,6 +81,9 @@ def load_yaml(path: Path, env: Mapping[str, str] | None = None) -> LoadedYaml:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{filename}: not UTF-8 text ({exc.reason} at byte {exc.start})",
                           hint="save the file as UTF-8") from None
+    except OSError as exc:  # a directory, no permission, a device that cannot be read
+        raise ConfigError(f"{filename}: cannot read the pipeline file: {exc.strerror or exc}",
+                          hint="give the path of a YAML pipeline file") from None
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False
     try:
