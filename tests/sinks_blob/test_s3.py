@@ -57,8 +57,8 @@ def test_config_validation() -> None:
     from rcetl.plugins.sinks.s3 import S3Config
 
     with pytest.raises(ValueError, match="go together"):
-        S3Config(bucket="b", object_lock_mode="COMPLIANCE")
+        S3Config(bucket="bkt", object_lock_mode="COMPLIANCE")
     with pytest.raises(ValueError, match="minimum part size"):
-        S3Config(bucket="b", multipart_chunksize=1024)
+        S3Config(bucket="bkt", multipart_chunksize=1024)
     with pytest.raises(ValueError):
-        S3Config(bucket="b", streams=["x"])
+        S3Config(bucket="bkt", streams=["x"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import json
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -81,6 +83,10 @@ class SqlSink(rcetl.RecordSink):
                                   connect_args=connect_args, **kwargs)
         if backend == "sqlite":
             sa.event.listen(engine, "connect", _sqlite_pragmas)
+            database = self.url.database
+            if database and database != ":memory:" and not database.startswith("file:"):
+                # A new archive's folder is made here, owner-only, like the state store's.
+                os.makedirs(os.path.dirname(os.path.abspath(database)) or ".", mode=0o700, exist_ok=True)
         if backend == "postgresql":
             # One multi-row INSERT ... ON CONFLICT per page instead of a statement per row: several
             # times faster with psycopg 3. Safe because a batch never holds one key twice (to_rows).
