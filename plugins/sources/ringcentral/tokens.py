@@ -24,6 +24,8 @@ JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 # Renew this many API seconds before expiry (the JS SDK's default handicap), so no request ever
 # leaves with a token about to die in flight.
 REFRESH_MARGIN = 60.0
+#: Real seconds of validity kept in hand whatever the clock scale (see _margin_for).
+REAL_MARGIN_FLOOR = 2.0
 
 TokenRequest = Callable[[dict[str, str]], dict[str, Any]]
 
@@ -66,7 +68,11 @@ class TokenManager:
 
     def _margin_for(self, token: Token) -> float:
         life = max(token.expires_at - token.issued_at, 0.0)
-        return min(self.margin, life / 10) if life else self.margin
+        if not life:
+            return self.margin
+        # At a scaled clock 60 API seconds may be milliseconds, less than one slow request takes
+        # on a loaded machine: keep at least a quarter of the life (up to 2 real seconds) in hand.
+        return max(min(self.margin, life / 10), min(REAL_MARGIN_FLOOR, life / 4))
 
     def _renew(self, rejected: str | None) -> Token:
         with self._vault.lock():
