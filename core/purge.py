@@ -27,11 +27,16 @@ class PurgeAction:
     action: str  # "would delete" | "deleted" | "purged" | "failed: ..."
 
 
-def purge_candidates(engine: Engine, report: VerifyReport) -> list[tuple[str, Record]]:
-    options = engine.pipeline.purge
-    if options is None:
-        raise ConfigError(f"{engine.pipeline.file}: purge is not enabled for this pipeline",
+def require_enabled(pipeline) -> None:  # noqa: ANN001 - a Pipeline
+    """Refuse before anything is opened or requested when the pipeline has not opted in."""
+    if pipeline.purge is None:
+        raise ConfigError(f"{pipeline.file}: purge is not enabled for this pipeline",
                           hint="add `purge: {streams: [recording], min_age_days: 30}` to opt in")
+
+
+def purge_candidates(engine: Engine, report: VerifyReport) -> list[tuple[str, Record]]:
+    require_enabled(engine.pipeline)
+    options = engine.pipeline.purge
     cutoff = datetime.now(timezone.utc) - timedelta(days=options.min_age_days)
     out = []
     for (stream, _account, _key), record in sorted(report.verified.items(), key=lambda kv: kv[0]):

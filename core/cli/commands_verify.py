@@ -89,8 +89,15 @@ def purge(
     until: Optional[str] = typer.Option(None, "--until", help="End of the date range (YYYY-MM-DD)."),
 ) -> None:
     """Delete at the source what `verify` proves archived in every sink (opt-in: needs `purge:`)."""
+    from ..errors import RcetlError
     from ..purge import purge as run_purge
+    from ..purge import require_enabled
+    from .output import fail
 
+    try:
+        require_enabled(load(pipeline_file)[0])  # before any sink is opened or request sent
+    except RcetlError as exc:
+        raise typer.Exit(fail(exc)) from None
     engine, run_verify = _report(pipeline_file, since, until, None)
     with engine:
         report = run_verify(engine)
