@@ -1,0 +1,85 @@
+"""Start-up: wall time of `rcetl --help` and `rcetl validate pipelines/demo.yaml` as subprocesses
+(median of several), against a bare `python -c pass` on the same interpreter in the same run.
+
+    .venv/bin/python -m bench.bench_startup [--quick]
+
+Heavy SDKs (boto3, google-cloud, pymongo, celery, dlt) must be imported lazily, only by the plugin
+that needs them, so the CLI answers fast whatever is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+from .common import RCETL, RESULTS, ROOT, Figure, fmt
+
+TARGET_SECONDS = 0.5
+
+
+def wall(cmd: list[str], repeats: int) -> tuple[float, list[float]]:
+    times = []
+    subprocess.run(cmd, cwd=ROOT, capture_output=True, check=False)  # warm the page cache and .pyc files
+    for _ in range(repeats):
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, check=False)
+        times.append(time.perf_counter() - start)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}: {proc.stderr.decode()[-500:]}")
+    return statistics.median(times), times
+
+
+def heavy_modules() -> list[str]:
+    """Modules of heavy SDKs that `rcetl validate` imported (should be none)."""
+    probe = ("import sys, runpy; sys.argv=['rcetl','validate','pipelines/demo.yaml']\n"
+             "try:\n    runpy.run_module('rcetl.cli.main', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+             "heavy=('boto3','botocore','google.cloud','pymongo','celery','dlt','dropbox','psycopg','pymysql',"
+             "'pandas','numpy','redis','kombu')\n"
+             "print(','.join(sorted({m.split('.')[0] for m in sys.modules if m.startswith(heavy)})))")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=False)
+    last = (out.stdout.strip().splitlines() or [""])[-1]
+    return [m for m in last.split(",") if m and " " not in m]
+
+
+def run(quick: bool) -> tuple[list[Figure], dict]:
+    repeats = 3 if quick else 11
+    bare, bare_all = wall([sys.executable, "-c", "pass"], repeats)
+    help_s, help_all = wall([RCETL, "--help"], repeats)
+    validate_s, validate_all = wall([RCETL, "validate", "pipelines/demo.yaml"], repeats)
+    heavy = heavy_modules()
+    figures = [
+        Figure("startup", "`rcetl --help` wall time (median)", round(help_s, 3), TARGET_SECONDS, "<=", "s",
+               margin=0.25, gate=False,
+               note=f"{help_s / bare:.1f}x a bare `python -c pass` ({bare * 1000:.0f} ms) on this machine"),
+        Figure("startup", "`rcetl validate pipelines/demo.yaml` wall time (median)", round(validate_s, 3),
+               TARGET_SECONDS, "<=", "s", margin=0.25, gate=False,
+               note=f"{validate_s / bare:.1f}x a bare `python -c pass`"),
+        # CI gates on ratios: the CLI may cost at most ~20 bare interpreter start-ups (0.5 s / 25 ms).
+        Figure("startup", "`rcetl --help` / `python -c pass`", round(help_s / bare, 1), 20, "<=", "x", margin=5),
+        Figure("startup", "`rcetl validate` / `python -c pass`", round(validate_s / bare, 1), 20, "<=", "x",
+               margin=5),
+        Figure("startup", "heavy SDK modules imported by `rcetl validate`", len(heavy), 0, "<=", "",
+               note=", ".join(heavy) or "none"),
+    ]
+    raw = {"bare_python_s": bare_all, "help_s": help_all, "validate_s": validate_all, "heavy_modules": heavy}
+    return figures, raw
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    figures, raw = run(args.quick)
+    for f in figures:
+        print(f"{f.name}: {fmt(f.value)} {f.unit} (target {f.op} {f.target}) {f.note}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "startup.json").write_text(json.dumps({"figures": [f.to_json() for f in figures], "raw": raw},
+                                                     indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

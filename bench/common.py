@@ -1,0 +1,253 @@
+"""What every benchmark shares: the machine, figures with targets, a sandbox whose rate limiter
+keeps a request log, pipeline files pointing at it, and ``rcetl run`` as a measured subprocess.
+
+A figure is a ratio measured inside one run (rcetl against a baseline, or against the API's limit),
+never an absolute time compared across runs: machines and loads differ, ratios travel.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+BIN = Path(sys.executable).parent
+RCETL = str(BIN / "rcetl")
+
+
+# --- the machine ------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    import psutil
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cores": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "os": f"{platform.system()} {platform.release()}",
+        "cpu": cpu,
+    }
+
+
+# --- figures ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Figure:
+    """One measured figure and its target. ``op`` is ">=" or "<="; ``margin`` is the slack the quick
+    run allows for noise before it fails CI (a ratio, in the figure's own unit)."""
+
+    bench: str
+    name: str
+    value: float | None
+    target: float | None = None
+    op: str = ">="
+    unit: str = ""
+    margin: float = 0.0
+    note: str = ""
+    gate: bool = True  # False: reported for information, never fails a run
+    known_floor: float | None = None  # a documented gap: --quick guards this level instead of the target
+
+    @property
+    def met(self) -> bool | None:
+        if self.value is None or self.target is None:
+            return None
+        return self.value >= self.target if self.op == ">=" else self.value <= self.target
+
+    @property
+    def clearly_missed(self) -> bool:
+        """Below the target by more than the noise margin: what fails ``--quick``."""
+        if not self.gate or self.value is None or self.target is None:
+            return False
+        bar = self.target if self.known_floor is None else self.known_floor
+        if self.op == ">=":
+            return self.value < bar - self.margin
+        return self.value > bar + self.margin
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["met"] = self.met
+        return d
+
+
+def fmt(v: float | None) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, int) or (abs(v) >= 100 and float(v).is_integer()):
+        return f"{int(v):,}"
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    if abs(v) >= 10:
+        return f"{v:.1f}"
+    return f"{v:.3g}" if abs(v) < 1 else f"{v:.2f}"
+
+
+# --- a sandbox that logs every metered request --------------------------------------------------
+
+
+class RequestLog:
+    """Wraps the sandbox's rate limiter: ``(real monotonic time, group, allowed)`` per metered request.
+
+    Only the benchmark process touches the sandbox object; rcetl sees a plain HTTP server."""
+
+    def __init__(self, sandbox: Any) -> None:
+        self.entries: list[tuple[float, str, bool]] = []
+        self._lock = threading.Lock()
+        limiter = sandbox.app.limiter
+        inner = limiter.hit
+
+        def hit(user: Any, group: str) -> Any:
+            verdict = inner(user, group)
+            with self._lock:
+                self.entries.append((time.monotonic(), group, verdict.allowed))
+            return verdict
+
+        limiter.hit = hit
+
+    def times(self, group: str) -> list[float]:
+        with self._lock:
+            return [t for t, g, _ in self.entries if g == group]
+
+    def refused(self, group: str | None = None) -> int:
+        with self._lock:
+            return sum(1 for _, g, ok in self.entries if not ok and (group is None or g == group))
+
+
+#: For "no rate limits" runs: the sandbox enforces nothing (``limits=False``) and its headers report
+#: this plan. rcetl learns its budget from the headers (a pipeline's own ``limits`` may only lower
+#: them), so with the standard plan's headers it would still pace itself at 10 Heavy a minute.
+UNLIMITED = {"plan": {"Heavy": 10_000_000, "Medium": 10_000_000, "Light": 10_000_000, "Auth": 10_000_000},
+             "limits": False}
+
+
+def sandbox_env(sb: Any, account: int = 0) -> dict[str, str]:
+    acct = sb.accounts[account]
+    return {"RC_SERVER": sb.server, "RC_MEDIA": sb.media_server, "RC_CLIENT_ID": acct["client_id"],
+            "RC_CLIENT_SECRET": acct["client_secret"], "RC_JWT": acct["jwt"]}
+
+
+def write_pipeline(workdir: Path, *, time_scale: float, sources: dict[str, Any], sinks: dict[str, Any],
+                   executor: dict[str, Any] | None = None, name: str = "bench") -> Path:
+    """A pipeline file reaching the sandbox through ${RC_*} variables (never secrets in the file)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "pipeline": name,
+        "connections": {"rc": {"plugin": "ringcentral", "server": "${RC_SERVER}", "media_server": "${RC_MEDIA}",
+                               "client_id": "${RC_CLIENT_ID}", "client_secret": "${RC_CLIENT_SECRET}",
+                               "jwt": "${RC_JWT}", "time_scale": time_scale}},
+        "state": "state.db",
+        "sources": sources,
+        "sinks": sinks,
+    }
+    if executor:
+        doc["executor"] = executor
+    path = workdir / "pipeline.yaml"
+    path.write_text(json.dumps(doc, indent=2))  # JSON is YAML
+    return path
+
+
+# --- rcetl run as a measured subprocess --------------------------------------------------------
+
+
+@dataclass
+class Measured:
+    rc: int
+    wall: float
+    peak_rss: int  # bytes, the rcetl process (and any child)
+    rss_samples: list[tuple[float, int]] = field(default_factory=list)
+    stdout: str = ""
+    stderr: str = ""
+    summary: dict[str, Any] | None = None
+
+
+def _tree_rss(proc: Any) -> int:
+    import psutil
+
+    total = 0
+    try:
+        total += proc.memory_info().rss
+        for child in proc.children(recursive=True):
+            try:
+                total += child.memory_info().rss
+            except psutil.Error:
+                pass
+    except psutil.Error:
+        pass
+    return total
+
+
+def measure(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None,
+            interval: float = 0.02, timeout: float = 900) -> Measured:
+    """Run ``cmd``, sampling its resident set (with children) every ``interval`` seconds."""
+    import psutil
+
+    full_env = {**os.environ, **(env or {})}
+    full_env.setdefault("PYTHONUNBUFFERED", "1")
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=full_env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ps = psutil.Process(proc.pid)
+    samples: list[tuple[float, int]] = []
+    out: dict[str, str] = {}
+
+    def drain(name: str, stream: Any) -> None:
+        out[name] = stream.read()
+
+    readers = [threading.Thread(target=drain, args=(n, s), daemon=True)
+               for n, s in (("stdout", proc.stdout), ("stderr", proc.stderr))]
+    for r in readers:
+        r.start()
+    while proc.poll() is None:
+        rss = _tree_rss(ps)
+        if rss:
+            samples.append((time.perf_counter() - start, rss))
+        if time.perf_counter() - start > timeout:
+            proc.kill()
+            break
+        time.sleep(interval)
+    proc.wait()
+    wall = time.perf_counter() - start
+    for r in readers:
+        r.join()
+    m = Measured(proc.returncode, wall, max((s for _, s in samples), default=0), samples,
+                 out.get("stdout", ""), out.get("stderr", ""))
+    text = m.stdout.strip()
+    if text.startswith("{") or "\n{" in text:
+        try:
+            m.summary = json.loads(text[text.index("{"):])
+        except ValueError:
+            m.summary = None
+    return m
+
+
+def rcetl_run(pipeline: Path, env: dict[str, str], **kw: Any) -> Measured:
+    m = measure([RCETL, "run", str(pipeline), "--json"], env=env, cwd=pipeline.parent, **kw)
+    if m.rc not in (0,) or m.summary is None:
+        tail = (m.stderr or m.stdout)[-2000:]
+        raise RuntimeError(f"rcetl run {pipeline} exited {m.rc}:\n{tail}")
+    return m
+
+
+def streams_count(summary: dict[str, Any], stream: str, what: str = "records") -> int:
+    return int((summary.get("streams") or {}).get(stream, {}).get(what, 0))
+
+
+def mb(n: float) -> float:
+    return n / 2**20

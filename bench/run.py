@@ -1,0 +1,232 @@
+"""The benchmark runner: `make bench` (`python -m bench.run --full`) and `make bench-quick` (`--quick`).
+
+Runs every benchmark of this folder, prints one Markdown table of every figure with its target, and
+writes it with the raw measurements to bench/results/ (results.md + results.json for --full,
+results-quick.* for --quick). --full also replaces the "## Performance" section of the README.
+
+Every figure is a ratio measured inside this run (rcetl against a baseline run beside it, or against
+the API's own limit), never an absolute time compared with another run. --quick exits 1 only when a
+gated ratio falls below its target by more than its noise margin; absolute times never fail it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import subprocess
+import sys
+import time
+import traceback
+from typing import Any
+
+from .common import RESULTS, ROOT, Figure, fmt, machine
+
+#: (module, what it measures), in the order they run (the cheapest first).
+BENCHES = [
+    ("bench_startup", "start-up"),
+    ("bench_budget", "budget efficiency"),
+    ("bench_throughput", "throughput outside the API"),
+    ("bench_scale", "scale with work"),
+    ("bench_memory", "memory"),
+]
+#: Targets missed today for a known cause (bench/README.md, "Gaps"): --quick then guards the level
+#: reached so far (``floor``, same margin) so that CI catches a regression without staying red for a
+#: gap that is already documented with its planned fix. Keyed by the start of the figure's name.
+KNOWN_GAPS: dict[str, float] = {
+    "Heavy utilisation": 0.90,
+    "Medium utilisation": 0.85,
+    "Heavy requests / minimum (window-aware)": 1.04,
+    "Medium requests / minimum": 1.03,
+    "call-log records/s, rcetl (into SQLite) / bare": 0.25,
+    "recordings/s, rcetl (folder + SQLite) / bare": 0.55,
+}
+
+
+def apply_known_gaps(figures: list[Figure]) -> None:
+    for f in figures:
+        for prefix, floor in KNOWN_GAPS.items():
+            if f.name.startswith(prefix) and f.gate and f.met is False:
+                f.known_floor = floor
+
+
+#: Benchmarks written by others, run as they are (subprocesses) in --full; their JSON is summarised.
+PEERS = ["bench_db_sinks.py", "bench_blob_sinks.py", "bench_scaleout.py"]
+
+
+def run_ours(quick: bool, only: set[str] | None) -> tuple[list[Figure], dict[str, Any], dict[str, float]]:
+    figures: list[Figure] = []
+    raw: dict[str, Any] = {}
+    seconds: dict[str, float] = {}
+    scale_raw: dict[str, Any] | None = None
+    for name, what in BENCHES:
+        if only and name not in only and name.removeprefix("bench_") not in only:
+            continue
+        print(f"== {name} ({what})", flush=True)
+        start = time.perf_counter()
+        try:
+            mod = importlib.import_module(f"bench.{name}")
+            if name == "bench_memory" and scale_raw:
+                # the 100k-call point of bench_scale is the "100,000 records" memory case: not run twice
+                big = max(scale_raw["points"], key=lambda p: p["calls"])
+                point = big if big["calls"] >= (10_000 if quick else 100_000) else None
+                figs, data = mod.run(quick, records_point=point)
+            else:
+                figs, data = mod.run(quick)
+            if name == "bench_scale":
+                scale_raw = data
+        except Exception as exc:  # noqa: BLE001 - one broken benchmark must not hide the others
+            traceback.print_exc()
+            figs, data = [Figure(name.removeprefix("bench_"), f"{what}: benchmark failed", None,
+                                 note=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}")], {}
+        seconds[name] = round(time.perf_counter() - start, 1)
+        for f in figs:
+            print(f"   {f.name}: {fmt(f.value)} {f.unit} (target {f.op} {fmt(f.target)})", flush=True)
+        figures += figs
+        raw[name] = data
+    return figures, raw, seconds
+
+
+def run_peers(quick: bool) -> tuple[list[Figure], dict[str, Any], dict[str, float]]:
+    figures: list[Figure] = []
+    raw: dict[str, Any] = {}
+    seconds: dict[str, float] = {}
+    for script in PEERS:
+        path = ROOT / "bench" / script
+        if not path.exists():
+            raw[script] = "not present"
+            continue
+        print(f"== {script}", flush=True)
+        start = time.perf_counter()
+        cmd = [sys.executable, str(path)] + (["--quick"] if quick else [])
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900, check=False)
+        seconds[script] = round(time.perf_counter() - start, 1)
+        raw[script] = {"exit": proc.returncode, "stdout_tail": proc.stdout[-3000:], "stderr_tail": proc.stderr[-1000:]}
+        figures += peer_figures(script, proc.returncode)
+    return figures, raw, seconds
+
+
+def peer_figures(script: str, rc: int) -> list[Figure]:
+    """Their figures, read back from the JSON they write (their own targets, reported, not gated)."""
+    name = script.removeprefix("bench_").removesuffix(".py")
+    out: list[Figure] = []
+    if rc != 0:
+        return [Figure(name, f"{script} failed (exit {rc})", None, gate=False)]
+    data_file = RESULTS / f"{name}.json"
+    if not data_file.exists():
+        return [Figure(name, f"{script} ran (no {data_file.name} to summarise)", None, gate=False)]
+    data = json.loads(data_file.read_text())
+    for row in data.get("results") or []:
+        if not isinstance(row, dict) or "ratio" not in row:
+            continue
+        label = row.get("database") or row.get("sink") or row.get("name") or "?"
+        out.append(Figure(name, f"{label}: sink / plain baseline", row.get("ratio"), row.get("target", 0.8), ">=",
+                          "x", gate=False, note=", ".join(f"{k} {v}" for k, v in row.items()
+                                                          if k not in ("ratio", "database", "sink", "name"))[:300]))
+    for peer_name, why in (data.get("skipped") or {}).items():
+        out.append(Figure(name, f"{peer_name}: skipped", None, gate=False, note=str(why)[:200]))
+    return out or [Figure(name, f"{script} ran", None, gate=False, note=f"see bench/results/{data_file.name}")]
+
+
+def table(figures: list[Figure]) -> str:
+    lines = ["| benchmark | figure | value | target | met | how it was measured |", "|---|---|---:|---:|:---:|---|"]
+    for f in figures:
+        met = {True: "yes", False: "**no**", None: "—"}[f.met]
+        if not f.gate and f.met is not None:
+            met += " (info)"
+        target = "—" if f.target is None else f"{f.op} {fmt(f.target)}{(' ' + f.unit) if f.unit else ''}"
+        value = "—" if f.value is None else f"{fmt(f.value)}{(' ' + f.unit) if f.unit else ''}"
+        note = f.note.replace("|", "/")
+        lines.append(f"| {f.bench} | {f.name} | {value} | {target} | {met} | {note} |")
+    return "\n".join(lines)
+
+
+def machine_line(m: dict[str, Any]) -> str:
+    return (f"{m['cores']} cores ({m['cpu']}), {m['memory_gb']} GB memory, Python {m['python']}, {m['os']}; "
+            f"load average {m['load_before']} before, {m['load_after']} after")
+
+
+def render(mode: str, m: dict[str, Any], figures: list[Figure], seconds: dict[str, float], total: float) -> str:
+    missed = [f for f in figures if f.met is False and f.gate]
+    return "\n".join([
+        f"# rcetl benchmarks ({mode})",
+        "",
+        f"Machine: {machine_line(m)}. Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+        f"{total / 60:.1f} minutes.",
+        "",
+        table(figures),
+        "",
+        f"Gated targets met: {sum(1 for f in figures if f.gate and f.met)} of "
+        f"{sum(1 for f in figures if f.gate and f.met is not None)}"
+        + (f"; missed: {', '.join(f.name for f in missed)}." if missed else "."),
+        "",
+        "Time per benchmark (s): " + ", ".join(f"{k} {v}" for k, v in seconds.items()),
+        "",
+    ])
+
+
+def update_readme(body: str) -> None:
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    head, sep, _ = text.partition("\n## Performance\n")
+    if not sep:
+        return
+    readme.write_text(head + sep + "\n" + body.rstrip() + "\n")
+
+
+def readme_section(m: dict[str, Any], figures: list[Figure]) -> str:
+    return "\n".join([
+        "What `make bench` measured (full run; figures are ratios inside one run; causes and planned fixes of "
+        "every gap in [bench/README.md](bench/README.md), raw figures in `bench/results/results.json`).",
+        "",
+        f"Machine: {machine_line(m)}.",
+        "",
+        table(figures),
+    ])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="small sizes, about a minute (CI)")
+    mode.add_argument("--full", action="store_true", help="every benchmark at full size (under 20 minutes)")
+    parser.add_argument("--only", action="append", help="run only this benchmark (e.g. budget); repeatable")
+    parser.add_argument("--no-readme", action="store_true", help="do not rewrite README's Performance section")
+    args = parser.parse_args(argv)
+    quick = not args.full
+    started = time.perf_counter()
+    m = machine()
+    m["load_before"] = round(os.getloadavg()[0], 1)
+    figures, raw, seconds = run_ours(quick, set(args.only) if args.only else None)
+    if not quick and not args.only:
+        peer_figs, peer_raw, peer_s = run_peers(quick=False)
+        figures += peer_figs
+        raw["peers"] = peer_raw
+        seconds.update(peer_s)
+    total = time.perf_counter() - started
+    m["load_after"] = round(os.getloadavg()[0], 1)
+    mode_name = "quick" if quick else "full"
+    md = render(f"--{mode_name}", m, figures, seconds, total)
+    print("\n" + md)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stem = "results" if not quick else "results-quick"
+    if args.only:
+        stem += "-" + "-".join(sorted(args.only))
+    (RESULTS / f"{stem}.md").write_text(md)
+    (RESULTS / f"{stem}.json").write_text(json.dumps(
+        {"mode": mode_name, "machine": m, "seconds": seconds, "total_seconds": round(total, 1),
+         "figures": [f.to_json() for f in figures], "raw": raw}, indent=2, default=str) + "\n")
+    if not quick and not args.only and not args.no_readme:
+        update_readme(readme_section(m, figures))
+    apply_known_gaps(figures)
+    failed = [f for f in figures if f.clearly_missed]
+    if quick and failed:
+        print("\nregression: " + "; ".join(f"{f.name} = {fmt(f.value)} (target {f.op} {fmt(f.target)}, "
+                                          f"margin {fmt(f.margin)})" for f in failed), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
