@@ -21,8 +21,6 @@ Figures, per group:
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import tempfile
 from collections import Counter
@@ -30,7 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .common import RESULTS, Figure, RequestLog, fmt, rcetl_run, sandbox_env, write_pipeline
+from .common import Figure, RequestLog, cli, rcetl_run, sandbox_env, write_pipeline
 
 PLAN = {"Heavy": 10, "Medium": 40, "Light": 50}
 WINDOW_API_S = 60.0
@@ -206,17 +204,7 @@ def run(quick: bool) -> tuple[list[Figure], dict[str, Any]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    figures, raw = run(args.quick)
-    for f in figures:
-        print(f"{f.name}: {fmt(f.value)} (target {f.op} {f.target}) {f.note}")
-    print(json.dumps(raw, indent=1, default=str))
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "budget.json").write_text(json.dumps({"figures": [f.to_json() for f in figures], "raw": raw},
-                                                    indent=2, default=str) + "\n")
-
+    cli("budget", __doc__, run)
 
 if __name__ == "__main__":
     main()

@@ -9,13 +9,11 @@ RSS is sampled with psutil every 20 ms from outside the process (children includ
 
 from __future__ import annotations
 
-import argparse
-import json
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from .common import RESULTS, UNLIMITED, Figure, fmt, mb, rcetl_run, sandbox_env, streams_count, write_pipeline
+from .common import UNLIMITED, Figure, cli, fmt, mb, rcetl_run, sandbox_env, streams_count, write_pipeline
 
 LIMIT_MB = 200
 
@@ -65,16 +63,7 @@ def run(quick: bool, records_point: dict[str, Any] | None = None) -> tuple[list[
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    figures, raw = run(args.quick)
-    for f in figures:
-        print(f"{f.name}: {fmt(f.value)} (target {f.op} {f.target}) {f.note}")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "memory.json").write_text(json.dumps({"figures": [f.to_json() for f in figures], "raw": raw},
-                                                    indent=2) + "\n")
-
+    cli("memory", __doc__, run)
 
 if __name__ == "__main__":
     main()

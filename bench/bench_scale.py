@@ -10,13 +10,11 @@ per-record cost is (wall - wall of an empty run) / records, the empty run measur
 
 from __future__ import annotations
 
-import argparse
-import json
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from .common import RESULTS, UNLIMITED, Figure, fmt, mb, rcetl_run, sandbox_env, streams_count, write_pipeline
+from .common import UNLIMITED, Figure, cli, mb, rcetl_run, sandbox_env, streams_count, write_pipeline
 
 SINKS = {"db": {"plugin": "sqlite", "url": "sqlite:///archive.db"}, "files": {"plugin": "filesystem", "path": "files"}}
 
@@ -62,16 +60,7 @@ def run(quick: bool) -> tuple[list[Figure], dict[str, Any]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    figures, raw = run(args.quick)
-    for f in figures:
-        print(f"{f.name}: {fmt(f.value)} (target {f.op} {f.target}) {f.note}")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "scale.json").write_text(json.dumps({"figures": [f.to_json() for f in figures], "raw": raw},
-                                                   indent=2) + "\n")
-
+    cli("scale", __doc__, run)
 
 if __name__ == "__main__":
     main()

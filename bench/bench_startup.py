@@ -9,14 +9,12 @@ that needs them, so the CLI answers fast whatever is installed.
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import subprocess
 import sys
 import time
 
-from .common import RCETL, RESULTS, ROOT, Figure, fmt
+from .common import RCETL, ROOT, Figure, cli
 
 TARGET_SECONDS = 0.5
 
@@ -70,16 +68,7 @@ def run(quick: bool) -> tuple[list[Figure], dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    figures, raw = run(args.quick)
-    for f in figures:
-        print(f"{f.name}: {fmt(f.value)} {f.unit} (target {f.op} {f.target}) {f.note}")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "startup.json").write_text(json.dumps({"figures": [f.to_json() for f in figures], "raw": raw},
-                                                     indent=2) + "\n")
-
+    cli("startup", __doc__, run)
 
 if __name__ == "__main__":
     main()

@@ -17,7 +17,6 @@ Every contender is a subprocess of its own (rcetl via `rcetl run`), timed from s
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -29,10 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from .common import (
-    RESULTS,
     UNLIMITED,
     Figure,
-    fmt,
+    cli,
     mb,
     measure,
     rcetl_run,
@@ -253,16 +251,7 @@ def main() -> None:
         out["inner_seconds"] = time.perf_counter() - start
         print(json.dumps(out))
         return
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    figures, raw = run(args.quick)
-    for f in figures:
-        print(f"{f.name}: {fmt(f.value)} (target {f.op} {f.target}) {f.note}")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "throughput.json").write_text(json.dumps({"figures": [f.to_json() for f in figures], "raw": raw},
-                                                        indent=2, default=str) + "\n")
-
+    cli("throughput", __doc__, run)
 
 if __name__ == "__main__":
     main()

@@ -251,3 +251,19 @@ def streams_count(summary: dict[str, Any], stream: str, what: str = "records") -
 
 def mb(n: float) -> float:
     return n / 2**20
+
+
+def cli(stem: str, doc: str, run: Any) -> None:
+    """The command line of one benchmark run alone: ``--quick``, print its figures, write its JSON."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (CI)")
+    args = parser.parse_args()
+    figures, raw = run(args.quick)
+    for f in figures:
+        print(f"{f.name}: {fmt(f.value)} {f.unit} (target {f.op} {fmt(f.target)}) {f.note}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"{stem}{'-quick' if args.quick else ''}.json"
+    out.write_text(json.dumps({"figures": [f.to_json() for f in figures], "raw": raw}, indent=2, default=str) + "\n")
+    print(f"written {out.relative_to(ROOT)}")
