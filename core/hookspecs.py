@@ -14,7 +14,7 @@ import pluggy
 if TYPE_CHECKING:
     import typer
 
-    from .interfaces import ConnectionSpec, EmbeddedServerSpec, SinkSpec, SourceSpec
+    from .interfaces import ConnectionSpec, EmbeddedServerSpec, ObserverSpec, SinkSpec, SourceSpec
     from .records import ArchivedRecord, Record
     from .run import RunInfo, RunSummary
 
@@ -46,6 +46,13 @@ def rcetl_connections() -> list[ConnectionSpec]:
 def rcetl_embedded_servers() -> list[EmbeddedServerSpec]:
     """Called once when the registry loads; return servers that run inside rcetl's process
     (the RingCentral sandbox), which a connection may name instead of a URL (``server: sandbox``)."""
+
+
+@hookspec
+def rcetl_observers() -> list[ObserverSpec]:
+    """Called once when the registry loads; return the observers this package provides, each with
+    the model of its options (a pipeline's ``observers: {name: {...}}``), so that a pipeline file's
+    observer options are validated with the rest of the file, before any run."""
 
 
 @hookspec

@@ -228,6 +228,15 @@ class ConnectionSpec:
 
 
 @dataclass(frozen=True)
+class ObserverSpec:
+    """An observer's name (its key under ``observers:``) and the model of its options."""
+
+    name: str
+    config: type[BaseModel]
+    description: str = ""
+
+
+@dataclass(frozen=True)
 class EmbeddedServerSpec:
     """A server rcetl can start in-process. ``start(options)`` returns a context manager whose value
     is a mapping of what a client needs (``server``, ``media_server``, ``client_id``, ...)."""

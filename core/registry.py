@@ -21,7 +21,7 @@ import pluggy
 
 from . import hookspecs
 from .errors import PluginError
-from .interfaces import ConnectionSpec, EmbeddedServerSpec, SinkSpec, SourceSpec
+from .interfaces import ConnectionSpec, EmbeddedServerSpec, ObserverSpec, SinkSpec, SourceSpec
 
 if TYPE_CHECKING:
     import typer
@@ -59,6 +59,7 @@ class PluginManager:
         self._sinks: dict[str, SinkSpec] = {}
         self._connections: dict[str, ConnectionSpec] = {}
         self._servers: dict[str, EmbeddedServerSpec] = {}
+        self._observers: dict[str, ObserverSpec] = {}
         self._collected = False
         # The façade calls each implementation itself (to isolate a broken plugin), so pluggy's own
         # tracing never sees the calls: they are traced here instead.
@@ -135,11 +136,13 @@ class PluginManager:
         if self._collected:
             return
         self._sources, self._sinks, self._connections, self._servers = {}, {}, {}, {}
+        self._observers = {}
         by_plugin = {id(p): n for n, p in self._pm.list_name_plugin()}
         self._gather(self._pm.hook.rcetl_sources, self._sources, "source", by_plugin)
         self._gather(self._pm.hook.rcetl_sinks, self._sinks, "sink", by_plugin)
         self._gather(self._pm.hook.rcetl_connections, self._connections, "connection", by_plugin)
         self._gather(self._pm.hook.rcetl_embedded_servers, self._servers, "server", by_plugin)
+        self._gather(self._pm.hook.rcetl_observers, self._observers, "observer", by_plugin)
         self._collected = True
 
     def _gather(self, hook: Any, into: dict[str, Any], kind: str, by_plugin: dict[int, str]) -> None:
@@ -175,6 +178,10 @@ class PluginManager:
     def connections(self) -> dict[str, ConnectionSpec]:
         self._collect()
         return dict(self._connections)
+
+    def observers(self) -> dict[str, ObserverSpec]:
+        self._collect()
+        return dict(self._observers)
 
     def embedded_servers(self) -> dict[str, EmbeddedServerSpec]:
         self._collect()

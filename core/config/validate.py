@@ -124,6 +124,7 @@ def build_pipeline(loaded: LoadedYaml, pm: PluginManager, file: Path) -> Pipelin
     sinks = _sinks(model, streams, pm, c)
     if len(c.problems) == before:  # a broken sink would only cascade into routing errors
         _routing(sources, sinks, c)
+    _observers(model, pm, c)
     for i, stream in enumerate(model.purge.streams if model.purge else []):
         if stream not in streams:
             c.add(("purge", "streams", i), f"unknown stream {stream!r}",
@@ -261,6 +262,20 @@ def _sinks(model: PipelineModel, streams: dict[str, str], pm: PluginManager, c: 
         kinds = frozenset(kinds_of()) if callable(kinds_of) and kinds_of() else spec.kinds
         out.append(SinkConf(name, spec, config, wanted, kinds))
     return out
+
+
+def _observers(model: PipelineModel, pm: PluginManager, c: _Collector) -> None:
+    specs = pm.observers()
+    for name, options in model.observers.items():
+        path: Path_ = ("observers", name)
+        spec = specs.get(name)
+        if spec is None:
+            c.add(path, f"unknown observer {name!r}", did_you_mean(name, specs) or f"installed: {', '.join(specs) or 'none'}")
+            continue
+        try:
+            spec.config.model_validate(options or {})
+        except ValidationError as exc:
+            c.pydantic(exc, path, spec.config)
 
 
 def _routing(sources: list[SourceConf], sinks: list[SinkConf], c: _Collector) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from ..hookspecs import hookimpl
+from ..interfaces import ObserverSpec
 from ..records import ArchivedRecord, Record
 from ..run import RunInfo, RunSummary
 from .collector import Collectors
@@ -19,6 +20,17 @@ from .collector import Collectors
 log = logging.getLogger("rcetl.observers")
 
 _collectors = Collectors()
+
+
+@hookimpl
+def rcetl_observers() -> list[ObserverSpec]:
+    from .notify import NotifyOptions
+    from .report import ReportOptions
+
+    return [
+        ObserverSpec("report", ReportOptions, "JSON and one-page HTML run report (counts, bytes, failures, budget)"),
+        ObserverSpec("notify", NotifyOptions, "webhook and e-mail when a run fails (or always)"),
+    ]
 
 
 @hookimpl

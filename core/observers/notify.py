@@ -66,7 +66,9 @@ class NotifyOptions(BaseModel):
     @field_validator("webhook")
     @classmethod
     def _http(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
+        if not value:
+            return None  # `webhook: ${ALERT_WEBHOOK:-}` left empty: no webhook
+        if not value.startswith(("http://", "https://")):
             raise ValueError("webhook must be an http:// or https:// URL")
         return value
 

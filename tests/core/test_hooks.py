@@ -35,6 +35,15 @@ class Observer:
         return [kw for h, kw in self.calls if h == hook]
 
     @rcetl.hookimpl
+    def rcetl_observers(self) -> list[rcetl.ObserverSpec]:
+        from pydantic import BaseModel
+
+        class Options(BaseModel):
+            channel: str
+
+        return [rcetl.ObserverSpec("observer", Options, "remembers every call")]
+
+    @rcetl.hookimpl
     def rcetl_run_started(self, run: RunInfo) -> None:
         self._log("rcetl_run_started", run=run, downloads_so_far=len(fakesource.CALLS))
 
@@ -196,6 +205,42 @@ def test_rcetl_embedded_servers_registers_server_specs(contributed: PluginManage
     spec = contributed.embedded_servers()["extra_server"]
     with spec.start({"seed": 1}) as info:
         assert info["options"] == {"seed": 1}
+
+
+def test_rcetl_observers_registers_observer_specs_and_their_options_are_validated(tmp_path) -> None:
+    from pydantic import BaseModel
+
+    from rcetl.config import PipelineFileError, load_pipeline
+    from rcetl.registry import PluginManager as Manager
+
+    from . import fakesource
+
+    class PingOptions(BaseModel):
+        model_config = {"extra": "forbid"}
+        url: str
+
+    class Observer:
+        @rcetl.hookimpl
+        def rcetl_observers(self) -> list[rcetl.ObserverSpec]:
+            return [rcetl.ObserverSpec("ping", PingOptions, "pings a URL")]
+
+    pm = Manager()
+    pm.load_entry_points()
+    pm.register(fakesource)
+    pm.register(Observer(), "ping-observer")
+    assert pm.observers()["ping"].config is PingOptions
+    assert {"report", "notify"} <= set(pm.observers())  # the built-ins come the same way
+    base = ('pipeline: p\nfake: {}\nsources: {items: {}}\n'
+            f'sinks: {{db: {{plugin: sqlite, url: "sqlite:///{tmp_path}/a.db"}}}}\n')
+    good = tmp_path / "good.yaml"
+    good.write_text(base + "observers: {ping: {url: http://x}}\n")
+    assert load_pipeline(good, pm=pm).observers == {"ping": {"url": "http://x"}}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(base + "observers:\n  ping: {ulr: http://x}\n")
+    with pytest.raises(PipelineFileError) as info:
+        load_pipeline(bad, pm=pm)
+    assert "bad.yaml:6: observers.ping.ulr: unknown option 'ulr'" in str(info.value)
+    assert "did you mean 'url'?" in str(info.value)
 
 
 def test_rcetl_cli_adds_a_command(contributed: PluginManager) -> None:
