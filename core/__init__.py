@@ -6,7 +6,7 @@ may change between minor versions (see docs/plugin-authors.md, "Versioning").
 
 from __future__ import annotations
 
-from .blobs import ObjectStoreSink, ObjectStoreConfig, render_key, sanitize_component
+from .blobs import ObjectStoreConfig, ObjectStoreSink, render_key, sanitize_component
 from .budget import Budget, BudgetProvider, GroupLimit, GroupState
 from .context import RunContext
 from .coordination import Coordinator
@@ -86,5 +86,7 @@ __all__ = [
     "hookimpl",
     "redact",
     "register_secret",
+    "render_key",
+    "sanitize_component",
     "__version__",
 ]

@@ -8,9 +8,10 @@ downloads each once, stores it in every blob sink, and hands record sinks an
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any
 
 # A natural key: call-log ids are strings, message ids are 64-bit ints. Never a float.
 Key = str | int

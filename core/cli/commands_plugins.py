@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -88,7 +87,7 @@ def show(name: str = typer.Argument(..., help="A source, sink or connection plug
 def new(
     kind: str = typer.Argument(..., help="What to scaffold: 'sink' or 'source'."),
     name: str = typer.Argument(..., help="The plugin's name in pipeline files, e.g. 'my-warehouse'."),
-    dest: Optional[Path] = typer.Option(None, "--dest", "-d", help="Folder to create (default: ./rcetl-NAME)."),
+    dest: Path | None = typer.Option(None, "--dest", "-d", help="Folder to create (default: ./rcetl-NAME)."),
     sink_kind: str = typer.Option("records", "--kind", help="For sinks: 'records' (rows) or 'blobs' (files)."),
     force: bool = typer.Option(False, "--force", help="Write into a folder that is not empty."),
 ) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -22,10 +21,10 @@ def run(
                                  "group, time at the current budget) and write nothing."),
     full_refresh: bool = typer.Option(False, "--full-refresh", help="Ignore checkpoints: re-read everything "
                                       "still retained (idempotent: nothing is duplicated)."),
-    stream: Optional[list[str]] = typer.Option(None, "--stream", "-s", help="Only this stream (repeatable)."),
-    since: Optional[str] = typer.Option(None, "--since", help="Start of the date range (YYYY-MM-DD)."),
-    until: Optional[str] = typer.Option(None, "--until", help="End of the date range (YYYY-MM-DD)."),
-    executor: Optional[str] = typer.Option(None, "--executor", help="'local' (threads) or 'celery' "
+    stream: list[str] | None = typer.Option(None, "--stream", "-s", help="Only this stream (repeatable)."),
+    since: str | None = typer.Option(None, "--since", help="Start of the date range (YYYY-MM-DD)."),
+    until: str | None = typer.Option(None, "--until", help="End of the date range (YYYY-MM-DD)."),
+    executor: str | None = typer.Option(None, "--executor", help="'local' (threads) or 'celery' "
                                            "(overrides the pipeline's executor)."),
     json_summary: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
     retry_now: bool = typer.Option(False, "--retry-now", help="Retry every item of the failed-item queue in "
@@ -132,7 +131,7 @@ def validate(pipeline_file: Path = PIPELINE_ARG) -> None:
           f"streams {streams}, sinks {', '.join(s.name for s in pipeline.sinks)}")
 
 
-def schema(output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file.")) -> None:
+def schema(output: Path | None = typer.Option(None, "--output", "-o", help="Write to this file.")) -> None:
     """Print the JSON Schema of pipeline files (for editors: yaml-language-server, VS Code)."""
     import json
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -15,7 +14,7 @@ def register(app: typer.Typer) -> None:
     app.command("purge")(purge)
 
 
-def _report(pipeline_file: Path, since: Optional[str], until: Optional[str], rehash: Optional[bool]):  # noqa: ANN202
+def _report(pipeline_file: Path, since: str | None, until: str | None, rehash: bool | None):  # noqa: ANN202
     from ..engine.runtime import Engine
     from ..interfaces import RunWindow
     from ..verify import verify as run_verify
@@ -28,9 +27,9 @@ def _report(pipeline_file: Path, since: Optional[str], until: Optional[str], reh
 
 def verify(
     pipeline_file: Path = PIPELINE_ARG,
-    since: Optional[str] = typer.Option(None, "--since", help="Start of the date range (YYYY-MM-DD)."),
-    until: Optional[str] = typer.Option(None, "--until", help="End of the date range (YYYY-MM-DD)."),
-    rehash: Optional[bool] = typer.Option(None, "--rehash/--no-rehash", help="Read every stored binary back "
+    since: str | None = typer.Option(None, "--since", help="Start of the date range (YYYY-MM-DD)."),
+    until: str | None = typer.Option(None, "--until", help="End of the date range (YYYY-MM-DD)."),
+    rehash: bool | None = typer.Option(None, "--rehash/--no-rehash", help="Read every stored binary back "
                                           "and hash it (default: only where cheap, e.g. local folders)."),
     json_output: bool = typer.Option(False, "--json", help="The report as JSON, for machines."),
     usage: bool = typer.Option(False, "--usage", help="Also print usage per extension and day."),
@@ -85,8 +84,8 @@ def _print(report, usage: bool) -> None:  # noqa: ANN001
 def purge(
     pipeline_file: Path = PIPELINE_ARG,
     yes: bool = typer.Option(False, "--yes", help="Really delete (default: a dry run listing what would go)."),
-    since: Optional[str] = typer.Option(None, "--since", help="Start of the date range (YYYY-MM-DD)."),
-    until: Optional[str] = typer.Option(None, "--until", help="End of the date range (YYYY-MM-DD)."),
+    since: str | None = typer.Option(None, "--since", help="Start of the date range (YYYY-MM-DD)."),
+    until: str | None = typer.Option(None, "--until", help="End of the date range (YYYY-MM-DD)."),
 ) -> None:
     """Delete at the source what `verify` proves archived in every sink (opt-in: needs `purge:`)."""
     from ..errors import RcetlError

@@ -15,9 +15,10 @@ import shutil
 import socket
 import threading
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..budget import Budget, BudgetProvider, GroupLimit
 from ..config.model import Pipeline
@@ -25,8 +26,8 @@ from ..context import RunContext
 from ..coordination import Coordinator, FileCoordinator
 from ..errors import RcetlError
 from ..interfaces import BlobSink, RecordSink, RunWindow, Sink, Source, Stream, StreamPlan
-from ..registry import PluginManager
 from ..records import ArchivedRecord, Checkpoint, Record
+from ..registry import PluginManager
 from ..run import RunInfo, RunStats
 from ..secrets import redact
 from .archiver import BatchArchiver, Routed

@@ -7,7 +7,8 @@ so a pipeline file runs unchanged with either.
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..engine.runtime import Engine

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
+
 import rcetl.registry
 from rcetl.registry import PluginManager
-from typer.testing import CliRunner
 
 from . import fakeplugins, fakesource
 

@@ -7,8 +7,9 @@ bytes. Tests register it with ``pm.register(fakesource)`` and use ``items`` stre
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO
 
 import rcetl
 

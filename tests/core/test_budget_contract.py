@@ -13,6 +13,7 @@ import time
 import uuid
 
 import pytest
+
 from rcetl.budget import Budget, GroupLimit
 from rcetl.budget.memory import MemoryBudget
 

@@ -8,6 +8,7 @@ import time
 import uuid
 
 import pytest
+
 from rcetl.budget import GroupLimit
 
 REDIS_URL = os.environ.get("RCETL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

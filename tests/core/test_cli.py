@@ -7,6 +7,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+
 from rcetl.cli.main import app
 
 from . import fakesource

@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+
 from rcetl.coordination import FileCoordinator
 
 REDIS_URL = os.environ.get("RCETL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 import rcetl
 from rcetl.engine import archiver
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from rcetl.plugins.sinks.filesystem import FilesystemSink
 from rcetl.plugins.sinks.sql.sink import SqlSink
 from rcetl.state import StateStore

@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import rcetl
 import typer
+from typer.testing import CliRunner
+
+import rcetl
 from rcetl.engine import archiver
 from rcetl.registry import PluginManager
 from rcetl.run import RunInfo, RunSummary
-from typer.testing import CliRunner
 
 from . import fakesource
 from .archive import BIG, pipeline_text, run

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from rcetl import hookspecs
 from rcetl.hookspecs import all_hook_names, hook_doc
 

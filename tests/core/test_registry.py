@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 import rcetl
 import rcetl.registry
 from rcetl.hookspecs import all_hook_names

@@ -8,6 +8,7 @@ import threading
 
 import pytest
 import sqlalchemy as sa
+
 from rcetl.state import MIGRATIONS, Migration, StateStore, StateStoreError, add_column
 
 

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
+
 from rcetl.state import Backoff, StateStore
 
 SERVER_URLS = {

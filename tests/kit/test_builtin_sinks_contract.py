@@ -12,9 +12,9 @@ import json
 from typing import Any
 
 import pytest
+
 import rcetl
 from rcetl.testing import BlobSinkContract, RecordSinkContract, SinkCase, SinkContract
-
 from tests.services import service_url, unavailable
 
 

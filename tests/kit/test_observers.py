@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from rcetl import observers
 from rcetl.observers.collector import RunCollector
 from rcetl.observers.report import build_report, render_html, write_report
@@ -184,6 +185,7 @@ def test_an_unreachable_webhook_is_logged_and_the_mail_still_goes(tmp_path: Path
 
 def test_bad_notify_options_are_named(tmp_path: Path) -> None:
     from pydantic import ValidationError
+
     from rcetl.observers.notify import options_of
 
     run, _ = _run(tmp_path, notify={"webhook": "ftp://x", "on": "sometimes"})

@@ -16,9 +16,10 @@ import venv
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
+
 from rcetl.cli.main import app
 from rcetl.scaffold import ScaffoldError, generate, names_for
-from typer.testing import CliRunner
 
 pytestmark = pytest.mark.slow
 

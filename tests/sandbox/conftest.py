@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import requests
+
 from rcetl.sandbox import Sandbox
 
 SPEC = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference" / "rc-public-openapi.yml"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from openapi_schema_validator import OAS30Validator
+
 from rcetl.sandbox.routes import SPEC_PATHS
 
 # Where the spec contradicts what real clients see (docs/sandbox.md, "Deviations from the spec"):

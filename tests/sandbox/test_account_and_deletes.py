@@ -5,8 +5,9 @@ the counters must show what was deleted."""
 from __future__ import annotations
 
 import pytest
-from rcetl.sandbox import Sandbox
 from ringcentral import SDK
+
+from rcetl.sandbox import Sandbox
 
 from .conftest import login
 from .rc_spec import check, check_status

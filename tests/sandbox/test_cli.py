@@ -10,8 +10,9 @@ import sys
 
 import pytest
 import typer
-from rcetl.sandbox import plugin
 from typer.testing import CliRunner
+
+from rcetl.sandbox import plugin
 
 
 def test_serve_subprocess_and_curl():

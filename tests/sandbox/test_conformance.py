@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import requests
+
 from rcetl.sandbox.routes import ROUTES
 
 from .rc_spec import check, operation

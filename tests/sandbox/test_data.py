@@ -7,6 +7,7 @@ import hashlib
 import json
 
 import requests
+
 from rcetl.sandbox import Sandbox
 from rcetl.sandbox.options import parse_anchor
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import requests
+
 from rcetl.sandbox import Sandbox
 from rcetl.sandbox.faults import FaultPlan
 

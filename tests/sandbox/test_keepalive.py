@@ -9,8 +9,9 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from rcetl.sandbox import Sandbox
 from ringcentral import SDK
+
+from rcetl.sandbox import Sandbox
 
 from .conftest import JWT_GRANT, login
 

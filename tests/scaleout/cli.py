@@ -10,7 +10,6 @@ import sys
 
 from rcetl.cli.main import main
 from rcetl.registry import get_plugin_manager
-
 from tests.core import fakesource
 from tests.scaleout import ledger
 

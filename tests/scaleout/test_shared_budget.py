@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from rcetl.cli.commands_worker import collect_status
-
 from tests.scaleout.conftest import finish_run, run_cli, sends, start_run, wait_for
 
 LIMIT, WINDOW = 5, 0.5

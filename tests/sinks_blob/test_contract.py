@@ -12,6 +12,7 @@ import json
 from datetime import datetime, timezone
 
 import pytest
+
 import rcetl
 
 from .conftest import Backend, BlobMaker, make_sink

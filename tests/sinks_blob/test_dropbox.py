@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+
 import rcetl
 from rcetl.plugins.sinks.dropbox import ContentHasher, content_hash
 

@@ -7,6 +7,7 @@ import os
 import stat
 
 import pytest
+
 import rcetl
 from rcetl.plugins.sinks import filesystem
 

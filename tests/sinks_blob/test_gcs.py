@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 import rcetl
 
 from .conftest import BlobMaker, make_sink

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
-import rcetl
 from pydantic import ValidationError
+
+import rcetl
 from rcetl.blobs import key_variables, versioned_key
 
 WHEN = datetime(2024, 3, 5, 14, 30, tzinfo=timezone.utc)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 
 import pytest
+
 import rcetl
 
 from .conftest import BlobMaker, make_sink

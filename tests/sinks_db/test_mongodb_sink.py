@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+
 import rcetl
 
 from .dataset import ACCOUNT, BIG_CONVERSATION, BIG_ID, MAX_ID, make_dataset, updated_at_source

@@ -12,10 +12,11 @@ import os
 from pathlib import Path
 
 import pytest
+from sqlalchemy.dialects.mssql import pymssql
+
 from rcetl.plugins.sinks.sql import migrate
 from rcetl.plugins.sinks.sql.schema import build_tables
 from rcetl.plugins.sinks.sql.upsert import mssql_merge, upsert_statement
-from sqlalchemy.dialects.mssql import pymssql
 
 GOLDEN = Path(__file__).parent / "golden"
 

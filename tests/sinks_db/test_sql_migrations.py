@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-import rcetl
 import sqlalchemy as sa
+
+import rcetl
 
 from .dataset import make_dataset
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import copy
 
 import pytest
-import rcetl
 import sqlalchemy as sa
+
+import rcetl
 
 from .dataset import ACCOUNT, BIG_CONVERSATION, BIG_ID, MAX_ID, make_dataset, updated_at_source
 

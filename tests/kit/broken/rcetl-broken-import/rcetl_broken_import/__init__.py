@@ -1,7 +1,8 @@
 """Imports a dependency its package forgot to declare."""
 
-import rcetl
 import rcetl_a_dependency_nobody_installed  # noqa: F401
+
+import rcetl
 
 
 @rcetl.hookimpl
