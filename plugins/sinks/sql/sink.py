@@ -85,8 +85,11 @@ class SqlSink(rcetl.RecordSink):
             sa.event.listen(engine, "connect", _sqlite_pragmas)
             database = self.url.database
             if database and database != ":memory:" and not database.startswith("file:"):
-                # A new archive's folder is made here, owner-only, like the state store's.
-                os.makedirs(os.path.dirname(os.path.abspath(database)) or ".", mode=0o700, exist_ok=True)
+                # A new archive's own folder is made, owner-only, like the state store's; but only
+                # one level: a path whose parent's parent is missing is a typo, reported on connect.
+                folder = os.path.dirname(os.path.abspath(database))
+                if not os.path.isdir(folder) and os.path.isdir(os.path.dirname(folder)):
+                    os.mkdir(folder, mode=0o700)
         if backend == "postgresql":
             # One multi-row INSERT ... ON CONFLICT per page instead of a statement per row: several
             # times faster with psycopg 3. Safe because a batch never holds one key twice (to_rows).
