@@ -21,6 +21,18 @@ def rcetl_cli(app: Any) -> None:
 EMBEDDED_PORT = 18480
 
 
+def _free(port: int) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 @contextmanager
 def start(options: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
     """Run a sandbox for the length of a pipeline run; options are the connection's ``sandbox:``."""
@@ -30,9 +42,13 @@ def start(options: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
     if "port" not in opts:
         # Stable ports when free: the URIs inside records then stay the same from run to run, as
         # the real API's do, so a re-run finds nothing changed. Busy (a parallel run): any port.
-        try:
-            sb = Sandbox(**opts, port=EMBEDDED_PORT, media_port=EMBEDDED_PORT + 1).start()
-        except OSError:
+        sb = None
+        if _free(EMBEDDED_PORT) and _free(EMBEDDED_PORT + 1):
+            try:
+                sb = Sandbox(**opts, port=EMBEDDED_PORT, media_port=EMBEDDED_PORT + 1).start()
+            except (OSError, SystemExit):  # lost a race for the port (werkzeug exits on EADDRINUSE)
+                sb = None
+        if sb is None:
             sb = Sandbox(**opts).start()
     else:
         sb = Sandbox(**opts).start()
