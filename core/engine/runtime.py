@@ -14,6 +14,7 @@ import os
 import shutil
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -94,7 +95,7 @@ class Engine:
         self.dry_run = dry_run
         # retry every queued failed item in this run, whatever its backoff says
         self.retry_now = retry_now
-        self.run = run or RunInfo(uuid.uuid4().hex, pipeline.name, str(pipeline.file), RunStatsClock.now(),
+        self.run = run or RunInfo(uuid.uuid4().hex, pipeline.name, str(pipeline.file), time.time(),
                                   observers=pipeline.observers)
         self.stats = stats or RunStats()
         self.stop_event = threading.Event()
@@ -365,14 +366,6 @@ class _MemoryCoordinator(Coordinator):
             self._values[name] = dict(value)
 
 
-class RunStatsClock:
-    @staticmethod
-    def now() -> float:
-        import time
-
-        return time.time()
-
-
 def _source_id(source: str, connection: str) -> str:
     return f"{source}@{connection}"
 
@@ -384,13 +377,3 @@ def _close_quietly(obj: Any, what: str) -> None:
             close()
     except Exception as exc:  # noqa: BLE001 - closing must not hide the real error
         log.warning("closing %s failed: %s", what, redact(str(exc)))
-
-
-@contextlib.contextmanager
-def opened(pipeline: Pipeline, pm: PluginManager, **kwargs: Any) -> Iterator[Engine]:
-    with Engine(pipeline, pm, **kwargs) as engine:
-        yield engine
-
-
-def spool_root(pipeline: Pipeline) -> Path:
-    return pipeline.spool_dir
