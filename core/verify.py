@@ -9,7 +9,6 @@ they were archived; ``rehash`` reads them back from the sinks to hash the stored
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .blobs import ObjectStoreSink
 from .engine.runtime import Engine
 from .errors import RcetlError
 from .interfaces import BlobSink, RecordSink, Stream
@@ -211,30 +211,38 @@ def _archived_locations(source: dict, held_by_stream: dict, sink_name: str) -> d
 
 
 def _listed_objects(sink: BlobSink) -> Iterator[tuple[str, str | None]]:
-    """Every (location, blob_id or None) the sink holds: its own ``iter_stored`` where implemented,
-    else, for a sink whose objects are files under a local ``root`` folder, a walk of that folder
-    (blob ids read from the JSON sidecars). Raises NotImplementedError when neither is possible."""
+    """Every (location, blob_id or None) the sink holds, sidecars left out. Blob ids come from the
+    sink's ``iter_stored`` (its sidecars); every key comes from an object store's ``_list``, so a bare
+    copy without a sidecar is listed too; failing both, a sink whose objects are files under a local
+    ``root`` folder is walked. Raises NotImplementedError when the sink cannot be listed at all."""
+    ids: dict[str, str] = {}
     try:
-        yield from sink.iter_stored()
-        return
+        ids = dict(sink.iter_stored())
     except NotImplementedError:
         pass
-    root = getattr(sink, "root", None)
-    if not isinstance(root, Path) or not root.is_dir():
-        raise NotImplementedError(f"sink {sink.name!r} cannot list what it stores")
-    for path in sorted(root.rglob("*")):
-        if not path.is_file() or path.name.startswith(".") or path.name.endswith(".part"):
-            continue
-        if path.name.endswith(".json") and path.with_name(path.name[:-5]).is_file():
+    keys: list[str] | None = None
+    if isinstance(sink, ObjectStoreSink):
+        try:
+            keys = [sink.location(k) for k in sink._guarded(lambda: list(sink._list()), "listing the store")]
+        except NotImplementedError:
+            keys = None
+    if keys is None:
+        root = getattr(sink, "root", None)
+        if isinstance(root, Path) and root.is_dir():
+            keys = [str(p) for p in root.rglob("*") if p.is_file()]
+        elif ids:
+            yield from ids.items()
+            return
+        else:
+            raise NotImplementedError(f"sink {sink.name!r} cannot list what it stores")
+    present = set(keys)
+    for location in sorted(present):
+        name = location.rsplit("/", 1)[-1]
+        if name.startswith(".") or name.endswith(".part"):
+            continue  # a write in flight (or a killed one): not an object
+        if location.endswith(".json") and location[:-5] in present:
             continue  # a sidecar
-        blob_id = None
-        sidecar = path.with_name(path.name + ".json")
-        if sidecar.is_file():
-            try:
-                blob_id = json.loads(sidecar.read_bytes())["blob"]["blob_id"]
-            except (ValueError, KeyError, TypeError, OSError):
-                blob_id = None
-        yield str(path), blob_id
+        yield location, ids.get(location)
 
 
 def _duplicate_objects(sink: BlobSink, name: str, report: VerifyReport,
