@@ -199,7 +199,7 @@ def run(quick: bool) -> tuple[list[Figure], dict[str, Any]]:
         msgs = bench_messages(messages=400, time_scale=150)
     else:
         heavy = bench_heavy(recordings=3000, time_scale=100)
-        msgs = bench_messages(messages=4000, time_scale=100)
+        msgs = bench_messages(messages=3000, time_scale=100)
     return heavy[0] + msgs[0], {"heavy": heavy[1], "messages": msgs[1]}
 
 
