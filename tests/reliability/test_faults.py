@@ -32,9 +32,9 @@ API_FAULTS = [
     ("429 storm", "429=0.08", "", "429"),
     ("5xx", "5xx=0.15", "", "5xx"),
     ("dropped mid-download", "drop=0.3", "", "dropped"),
-    ("slow responses", "slow=0.04:1.5", "  timeout: 0.5", "timeout"),
+    ("slow responses", "slow=0.04:600", "  timeout: 0.5", "timeout"),  # 600 API s = 1.5 s real
     ("token revoked mid-run", "revoke=@25", "", "401"),
-    ("everything at once", "5xx=0.05,drop=0.05,429=0.02,slow=0.01:1.5,revoke=@60", "  timeout: 0.5", "any"),
+    ("everything at once", "5xx=0.05,drop=0.05,429=0.02,slow=0.01:600,revoke=@60", "  timeout: 0.5", "any"),
 ]
 
 
