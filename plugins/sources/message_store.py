@@ -17,8 +17,9 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any, BinaryIO, Literal
 
-import rcetl
 from pydantic import Field
+
+import rcetl
 
 from .ringcentral import RingCentralConnection
 from .ringcentral.api_errors import ApiError

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import rcetl
 import requests
+
+import rcetl
 
 
 def error_code(body: Any) -> str | None:

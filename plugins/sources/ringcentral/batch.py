@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import rcetl
 import requests
+
+import rcetl
 
 MAX_BATCH = 50  # the documented maximum for call-log batches; message batches state none (CMN-106)
 

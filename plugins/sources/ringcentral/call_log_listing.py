@@ -13,8 +13,9 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-import rcetl
 from pydantic import Field, model_validator
+
+import rcetl
 
 from .connection import RingCentralConnection
 from .durations import Duration, date_windows, format_instant, now_utc, parse_instant, utc

@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-import rcetl
 from pydantic import Field, SecretStr, model_validator
+
+import rcetl
 
 PRODUCTION = "https://platform.ringcentral.com"
 EMBEDDED_SANDBOX = "sandbox"

@@ -12,9 +12,10 @@ import logging
 import re
 from typing import BinaryIO
 
-import rcetl
 import requests
 import urllib3.exceptions
+
+import rcetl
 
 from .api_errors import ApiError
 from .http import PRIORITY_DOWNLOAD, ApiClient

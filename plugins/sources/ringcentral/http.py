@@ -15,9 +15,10 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-import rcetl
 import requests
 from requests.adapters import HTTPAdapter
+
+import rcetl
 
 from .api_errors import ApiError, AuthenticationError, response_body
 from .throttling import AUTH, canonical_group, group_for

@@ -15,10 +15,11 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import rcetl
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+import rcetl
 
 _FORMAT = 1
 
