@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+
 import rcetl
 from rcetl.sandbox import Sandbox
 
