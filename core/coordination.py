@@ -45,7 +45,14 @@ class FileCoordinator(Coordinator):
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        missing = []
+        probe = self.folder
+        while not probe.is_dir():
+            missing.append(probe)
+            probe = probe.parent
+        for level in reversed(missing):  # every folder we create is owner-only, whatever the umask
+            level.mkdir(mode=0o700, exist_ok=True)
+            os.chmod(level, 0o700)
         self._thread_locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 

@@ -58,6 +58,7 @@ class LoadedYaml:
     positions: dict[Path_, int] = field(default_factory=dict)  # path -> 1-based line
     secrets: set[str] = field(default_factory=set)
     missing: list[Problem] = field(default_factory=list)
+    values: int = 0  # values walked, aliases expanded (see MAX_VALUES)
 
     def line_of(self, path: Path_) -> int | None:
         """The line of ``path`` or of its nearest ancestor that has one."""
@@ -109,8 +110,19 @@ def load_yaml(path: Path, env: Mapping[str, str] | None = None) -> LoadedYaml:
     return loaded
 
 
+#: A pipeline file is a few hundred values; far more means aliases expanding exponentially
+#: (a "billion laughs" file), refused before it eats the machine.
+MAX_VALUES = 100_000
+
+
 def _walk(node: Any, path: Path_, out: LoadedYaml, env: Mapping[str, str]) -> Any:
     from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+    out.values += 1
+    if out.values > MAX_VALUES:
+        raise PipelineFileError(out.filename, [Problem(
+            path[:1], f"more than {MAX_VALUES:,} values once YAML aliases are expanded",
+            "a pipeline file needs no deeply nested aliases (&name / *name); write the values out", out.line_of(path[:1]))])
 
     if isinstance(node, CommentedMap):
         result: dict[str, Any] = {}

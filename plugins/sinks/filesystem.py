@@ -1,16 +1,19 @@
 """The ``filesystem`` blob sink: an archive in a local (or mounted) folder.
 
-Writes are atomic and create-only: the bytes go to a temporary file in the target folder, are
-fsynced, then hard-linked under the final name (``link`` fails if the name exists, so two writers
-never clobber each other) and the folder is fsynced. A crash leaves at most a ``.*.part`` file,
-never a half file under a final name.
+Writes are atomic and create-only: the bytes go to a temporary file in the archive's
+``.rcetl-tmp/`` folder (same file system), are fsynced, then hard-linked under the final name
+(``link`` fails if the name exists, so two writers never clobber each other) and the folder is
+fsynced. A crash leaves at most a temp file there, never a half file under a final name; the next
+run's ``open`` removes temp files whose process is gone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import secrets
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,6 +25,10 @@ import rcetl
 _XATTR = "user.rcetl.sha256"
 _COPY_CHUNK = 8 << 20
 
+
+#: Folder inside the archive for writes in flight, and when a leftover there is surely stale.
+TEMP_DIR = ".rcetl-tmp"
+STALE_TEMP_SECONDS = 24 * 3600
 
 class FilesystemConfig(rcetl.ObjectStoreConfig):
     path: str
@@ -48,10 +55,26 @@ class FilesystemSink(rcetl.ObjectStoreSink):
     # --- lifecycle ----------------------------------------------------------------------------
 
     def open(self) -> None:
-        self._guarded(
-            lambda: self.root.mkdir(mode=self.config.dir_mode, parents=True, exist_ok=True),
-            "creating the folder",
-        )
+        self._guarded(lambda: self._makedirs(self.root / TEMP_DIR), "creating the folder")
+        self._guarded(self._clear_stale_temp_files, "clearing temp files of killed runs")
+
+    def _temp_path(self) -> Path:
+        # Writes in flight live in one folder of the archive (same file system, so publishing is
+        # still an atomic link/rename) named by their process, so leftovers of a killed run are
+        # found without walking the archive.
+        return self.root / TEMP_DIR / f"{os.getpid()}-{secrets.token_hex(6)}.part"
+
+    def _clear_stale_temp_files(self) -> None:
+        now = time.time()
+        for entry in os.scandir(self.root / TEMP_DIR):
+            pid = entry.name.split("-", 1)[0]
+            try:
+                stale = not _process_alive(int(pid)) or now - entry.stat().st_mtime > STALE_TEMP_SECONDS
+            except (ValueError, OSError):
+                stale = True
+            if stale:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
 
     def check(self) -> None:
         self.open()
@@ -94,7 +117,7 @@ class FilesystemSink(rcetl.ObjectStoreSink):
     ) -> rcetl.ObjectStoreSink.ObjectInfo:
         final = self._path(key)
         self._makedirs(final.parent)
-        tmp = final.with_name(f".{final.name[:100]}.{secrets.token_hex(4)}.part")
+        tmp = self._temp_path()
         try:
             digest = self._copy(blob.path, tmp)
             try:
@@ -140,7 +163,7 @@ class FilesystemSink(rcetl.ObjectStoreSink):
     def _put_small(self, key: str, data: bytes, content_type: str) -> None:
         final = self._path(key)
         self._makedirs(final.parent)
-        tmp = final.with_name(f".{final.name[:100]}.{secrets.token_hex(4)}.part")
+        tmp = self._temp_path()
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, self.config.file_mode)
             try:
@@ -158,7 +181,8 @@ class FilesystemSink(rcetl.ObjectStoreSink):
         return open(self._path(key), "rb")
 
     def _list(self) -> Iterator[str]:
-        for folder, _dirs, files in os.walk(self.root):
+        for folder, dirs, files in os.walk(self.root):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]  # the temp folder
             rel = os.path.relpath(folder, self.root)
             for name in files:
                 if not name.startswith("."):  # temp files of writes in flight
@@ -170,7 +194,15 @@ class FilesystemSink(rcetl.ObjectStoreSink):
     # --- helpers ------------------------------------------------------------------------------
 
     def _makedirs(self, folder: Path) -> None:
-        folder.mkdir(mode=self.config.dir_mode, parents=True, exist_ok=True)
+        # mkdir(parents=True) gives only the last folder the mode; every new level gets it here.
+        missing = []
+        while not folder.is_dir():
+            missing.append(folder)
+            folder = folder.parent
+        for level in reversed(missing):
+            with contextlib.suppress(FileExistsError):
+                level.mkdir(mode=self.config.dir_mode)
+            os.chmod(level, self.config.dir_mode)  # the umask must not widen it
 
     def _fsync_dir(self, folder: Path) -> None:
         if not self.config.fsync:
@@ -180,6 +212,16 @@ class FilesystemSink(rcetl.ObjectStoreSink):
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _copy_fd(src: int, dst: int) -> None:

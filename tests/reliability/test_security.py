@@ -114,8 +114,6 @@ def test_state_spool_and_coordination_files_are_owner_only_even_with_umask_0(tmp
     assert stat.S_IMODE((tmp_path / "files").stat().st_mode) & 0o077 == 0
 
 
-@pytest.mark.xfail(strict=True, reason="reported: the filesystem sink's intermediate folders (mkdir parents=True) "
-                   "and RCETL_HOME itself take the umask, not 0700 (their parents are private, so not readable)")
 def test_every_folder_a_run_creates_is_owner_only(tmp_path: Path) -> None:
     _run_with_umask_0(tmp_path)
     _, open_to_others = _open_to_others(tmp_path, [tmp_path / "rcetl-home", tmp_path / "files"])
