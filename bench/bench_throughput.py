@@ -238,8 +238,8 @@ def run(quick: bool) -> tuple[list[Figure], dict[str, Any]]:
                                   0.7, ">=", "x", margin=0.15,
                                   note=f"rcetl {rc_fps:,.0f} files/s, {mb(rc_bytes) / m.wall:.1f} MB/s; bare loop "
                                        f"{bare_t['files'] / bare_t_s:,.0f} files/s with {DOWNLOADS} threads "
-                                       f"({mb(bare_t['binary_bytes']) / bare_t_s:.1f} MB/s), "
-                                       f"; {rc_files:,} files"))
+                                       f"({mb(bare_t['binary_bytes']) / bare_t_s:.1f} MB/s); "
+                                       f"{rc_files:,} files"))
     return figures, raw
 
 

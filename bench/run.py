@@ -42,6 +42,7 @@ KNOWN_GAPS: dict[str, float] = {
     "call-log records/s, rcetl (into SQLite) / bare": 0.25,
     "recordings/s, rcetl (folder + SQLite) / bare": 0.5,
     "`rcetl validate` / `python -c pass`": 35,
+    "`rcetl --help` / `python -c pass`": 25,
 }
 
 

