@@ -4,15 +4,17 @@ backfilled in date windows and then read incrementally with an overlap for late 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import rcetl
 
-from .ringcentral import RingCentralConnection
 from .ringcentral import call_log_listing as listing
 from .ringcentral.payload import optional_instant, require_id
 from .ringcentral.throttling import HEAVY, LIGHT
 from .ringcentral.usage import call_usage
+
+if TYPE_CHECKING:
+    from .ringcentral import RingCentralConnection
 
 STREAM = "call-log"
 

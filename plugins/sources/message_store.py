@@ -15,21 +15,21 @@ import logging
 import mimetypes
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from typing import Any, BinaryIO, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 from pydantic import Field
 
 import rcetl
 
-from .ringcentral import RingCentralConnection
 from .ringcentral.api_errors import ApiError
 from .ringcentral.batch import MAX_BATCH, parse_batch
-from .ringcentral.download import download
 from .ringcentral.durations import Duration, date_windows, format_instant, now_utc, parse_instant, utc
-from .ringcentral.http import PRIORITY_DOWNLOAD, PRIORITY_LIST
 from .ringcentral.paging import iter_pages, iter_records
 from .ringcentral.payload import optional_instant, records_of, require_id
-from .ringcentral.throttling import LIGHT, MEDIUM
+from .ringcentral.throttling import LIGHT, MEDIUM, PRIORITY_DOWNLOAD, PRIORITY_LIST
+
+if TYPE_CHECKING:
+    from .ringcentral import RingCentralConnection
 from .ringcentral.usage import message_usage
 
 log = logging.getLogger(__name__)
@@ -262,6 +262,8 @@ class MessageStoreStream(rcetl.Stream):
     # --- binaries --------------------------------------------------------------------------------
 
     def download(self, ref: rcetl.BlobRef, out: BinaryIO) -> None:
+        from .ringcentral.download import download  # lazily: it imports requests
+
         download(self.connection.client, ref.url, out, what=f"attachment {ref.variables.get('id', ref.blob_id)}",
                  priority=PRIORITY_DOWNLOAD)
 

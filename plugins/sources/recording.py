@@ -11,17 +11,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import rcetl
 
-from .ringcentral import RingCentralConnection
 from .ringcentral import call_log_listing as listing
-from .ringcentral.download import download
 from .ringcentral.durations import now_utc
-from .ringcentral.http import PRIORITY_DOWNLOAD
 from .ringcentral.payload import optional_instant, require_id
-from .ringcentral.throttling import HEAVY, LIGHT, configured_limits
+from .ringcentral.throttling import HEAVY, LIGHT, PRIORITY_DOWNLOAD, configured_limits
+
+if TYPE_CHECKING:
+    from .ringcentral import RingCentralConnection
 
 STREAM = "recording"
 PARENT = "call-log"
@@ -112,6 +112,8 @@ class RecordingStream(rcetl.Stream):
         )
 
     def download(self, ref: rcetl.BlobRef, out: BinaryIO) -> None:
+        from .ringcentral.download import download  # lazily: it imports requests
+
         download(self.connection.client, ref.url, out, what=f"recording {ref.variables.get('id', ref.blob_id)}",
                  priority=PRIORITY_DOWNLOAD)
 

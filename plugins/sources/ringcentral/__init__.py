@@ -3,7 +3,20 @@ budget, pooled session), plus the paging, download and batch helpers the streams
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .config import RingCentralConfig, credential_id
-from .connection import RingCentralConnection
+
+if TYPE_CHECKING:
+    from .connection import RingCentralConnection
 
 __all__ = ["RingCentralConfig", "RingCentralConnection", "credential_id"]
+
+
+def __getattr__(name: str) -> Any:
+    # The connection pulls in requests; registering the plugins (rcetl --help) must not.
+    if name == "RingCentralConnection":
+        from .connection import RingCentralConnection
+
+        return RingCentralConnection
+    raise AttributeError(name)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any
-
-import requests
+from typing import TYPE_CHECKING, Any
 
 import rcetl
+
+if TYPE_CHECKING:
+    import requests
 
 
 def error_code(body: Any) -> str | None:
@@ -38,7 +39,7 @@ def response_body(response: requests.Response) -> Any:
     (the status alone still decides what happens)."""
     try:
         return json.loads(response.content)
-    except (ValueError, requests.RequestException):
+    except (ValueError, _request_exception()):
         return None
 
 
@@ -59,3 +60,9 @@ class ApiError(rcetl.PermanentError):
 
 class AuthenticationError(rcetl.PermanentError):
     """The credential was refused even after logging in again with the JWT."""
+
+
+def _request_exception() -> type[Exception]:
+    import requests  # lazily: plugin registration (rcetl --help) must not pay for requests
+
+    return requests.RequestException

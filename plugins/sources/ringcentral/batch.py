@@ -11,11 +11,12 @@ import email.policy
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import requests
+from typing import TYPE_CHECKING, Any
 
 import rcetl
+
+if TYPE_CHECKING:
+    import requests
 
 MAX_BATCH = 50  # the documented maximum for call-log batches; message batches state none (CMN-106)
 

@@ -11,17 +11,19 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
 
 import rcetl
 
-from .connection import RingCentralConnection
 from .durations import Duration, date_windows, format_instant, now_utc, parse_instant, utc
-from .http import PRIORITY_LIST
 from .paging import iter_pages
 from .payload import records_of
+from .throttling import PRIORITY_LIST
+
+if TYPE_CHECKING:
+    from .connection import RingCentralConnection
 
 #: How far back a first run reaches by default: the call log is kept "12 months for most accounts",
 #: so 13 months is everything still retained, with a month's margin for clock and policy drift.

@@ -21,7 +21,7 @@ from requests.adapters import HTTPAdapter
 import rcetl
 
 from .api_errors import ApiError, AuthenticationError, response_body
-from .throttling import AUTH, canonical_group, group_for
+from .throttling import AUTH, PRIORITY_AUTH, PRIORITY_DOWNLOAD, PRIORITY_LIST, canonical_group, group_for  # noqa: F401 - re-exported
 from .tokens import TokenManager
 
 log = logging.getLogger(__name__)
@@ -32,9 +32,6 @@ DEFAULT_RETRY_AFTER = 30.0
 MAX_THROTTLED = 20
 RETRYABLE_STATUS = frozenset({408, 500, 502, 503, 504})
 
-PRIORITY_AUTH = -10  # a token is needed before anything else can move
-PRIORITY_LIST = 0  # list pages feed everything downstream
-PRIORITY_DOWNLOAD = 10  # recordings and attachments wait behind list pages of the same group
 
 
 def _header_number(headers: Mapping[str, str], name: str) -> float | None:

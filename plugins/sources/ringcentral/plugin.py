@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import rcetl
 
 from .config import RingCentralConfig
-from .connection import RingCentralConnection
+
+if TYPE_CHECKING:
+    from .connection import RingCentralConnection
 
 
 def make_connection(name: str, config: rcetl.PluginConfig, ctx: rcetl.RunContext) -> RingCentralConnection:
+    from .connection import RingCentralConnection  # lazily: it imports requests
+
     assert isinstance(config, RingCentralConfig)
     return RingCentralConnection(name, config, ctx)
 

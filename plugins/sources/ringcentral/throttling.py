@@ -14,6 +14,11 @@ from urllib.parse import urlsplit
 
 from rcetl import GroupLimit
 
+# Order of waiting requests within a group's budget (lower first).
+PRIORITY_AUTH = -10  # a token is needed before anything else can move
+PRIORITY_LIST = 0  # list pages feed everything downstream
+PRIORITY_DOWNLOAD = 10  # recordings and attachments wait behind list pages of the same group
+
 log = logging.getLogger(__name__)
 
 HEAVY, MEDIUM, LIGHT, AUTH = "Heavy", "Medium", "Light", "Auth"
