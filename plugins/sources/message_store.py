@@ -73,8 +73,7 @@ def attachment_ext(content_type: str | None) -> str:
 
 def message_record(raw: dict[str, Any], account: str, extension: str) -> rcetl.Record:
     """The message as RingCentral sent it, with a BlobRef per attachment it lists. A purged message's
-    attachments are erased: their download ends in ItemGone, so the archive records them as gone
-    (one Medium request each, and purged messages are rare) rather than silently not at all."""
+    attachments are erased: they are archived as gone without a request (see ``download``)."""
     availability = raw.get("availability", "Alive")
     key = require_id(raw, "message")
     created = optional_instant(raw, "creationTime", f"message {key!r}")
@@ -106,6 +105,7 @@ def message_record(raw: dict[str, Any], account: str, extension: str) -> rcetl.R
                     "name": att.get("fileName"),  # as sent: the blob sinks sanitise it
                     "message_type": raw.get("type"),
                     "account": account,
+                    "availability": availability,
                 },
             )
         )
@@ -263,6 +263,10 @@ class MessageStoreStream(rcetl.Stream):
 
     def download(self, ref: rcetl.BlobRef, out: BinaryIO) -> None:
         from .ringcentral.download import download  # lazily: it imports requests
+
+        if ref.variables.get("availability") == "Purged":
+            # RingCentral erases a purged message's attachments: no Medium request for a certain 404.
+            raise rcetl.ItemGone(f"attachment {ref.variables.get('id', ref.blob_id)} belongs to a purged message")
 
         download(self.connection.client, ref.url, out, what=f"attachment {ref.variables.get('id', ref.blob_id)}",
                  priority=PRIORITY_DOWNLOAD)
