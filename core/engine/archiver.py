@@ -9,6 +9,7 @@ goes to the failed-item queue with its error; the rest of the batch carries on.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
@@ -38,6 +39,8 @@ class Routed:
     origin: dict[str, str]  # {"connection": ..., "source": ...}: enough to retry it in a later run
     record_sinks: list[tuple[str, RecordSink]]
     blob_sinks: list[tuple[str, BlobSink]]
+    # Binaries already on their way (see BatchArchiver.start): blob_id -> its outcome to come.
+    blob_futures: dict[str, Future[BlobResult]] | None = None
 
 
 @dataclass
@@ -72,6 +75,26 @@ class BatchArchiver:
         self.pool = pool
         self.stats = stats
         self.on_archived = on_archived
+        self._inflight: dict[tuple[str, str], Future[BlobResult]] = {}
+        self._inflight_lock = threading.Lock()
+
+    def start(self, item: Routed) -> Routed:
+        """Send the item's binaries on their way now, so downloads overlap the writing of the batch
+        before; :meth:`archive` waits for them. Only binaries are started: records are still
+        written after their binaries, and checkpoints after their batch."""
+        if item.blob_futures is not None or not item.blob_sinks:
+            return item
+        item.blob_futures = {}
+        with self._inflight_lock:
+            for ref in item.record.blobs:
+                # the same binary named by two records in flight is downloaded once
+                key = (item.record.account, ref.blob_id)
+                fut = self._inflight.get(key)
+                if fut is None:
+                    fut = self.pool.submit(self._store_one, item, ref)
+                    self._inflight[key] = fut
+                item.blob_futures[ref.blob_id] = fut
+        return item
 
     def archive(self, batch: Sequence[Routed]) -> BatchResult:
         result = BatchResult()
@@ -110,22 +133,18 @@ class BatchArchiver:
     # --- binaries ----------------------------------------------------------------------------
 
     def _store_blobs(self, batch: Sequence[Routed]) -> dict[int, dict[str, BlobResult]]:
-        futures: dict[tuple[int, str], Future[BlobResult]] = {}
-        by_blob: dict[tuple[str, str], Future[BlobResult]] = {}
-        for item in batch:
-            if not item.blob_sinks:
-                continue
-            for ref in item.record.blobs:
-                # the same binary named by two records of a batch is downloaded once
-                dedupe = (item.record.account, ref.blob_id)
-                fut = by_blob.get(dedupe)
-                if fut is None:
-                    fut = self.pool.submit(self._store_one, item, ref)
-                    by_blob[dedupe] = fut
-                futures[(id(item), ref.blob_id)] = fut
         out: dict[int, dict[str, BlobResult]] = {}
-        for (item_id, blob_id), fut in futures.items():
-            out.setdefault(item_id, {})[blob_id] = fut.result()
+        for item in batch:
+            self.start(item)
+        for item in batch:
+            for blob_id, fut in (item.blob_futures or {}).items():
+                out.setdefault(id(item), {})[blob_id] = fut.result()
+        with self._inflight_lock:
+            for item in batch:
+                for ref in item.record.blobs:
+                    key = (item.record.account, ref.blob_id)
+                    if self._inflight.get(key) is (item.blob_futures or {}).get(ref.blob_id):
+                        self._inflight.pop(key, None)
         return out
 
     def _store_one(self, item: Routed, ref) -> BlobResult:  # noqa: ANN001 - BlobRef

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import queue
 import shutil
 import socket
 import threading
@@ -18,6 +19,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -234,7 +236,7 @@ class Engine:
             batch.clear()
 
         try:
-            for item in stream.read(task.partition, checkpoint, self.window):
+            for item in self._read_ahead(task, stream, checkpoint, children, depth=2 * batch_size):
                 if isinstance(item, Checkpoint):
                     flush()
                     self.state.put_checkpoint(name, source_id, task.stream, item.partition or task.partition,
@@ -243,10 +245,7 @@ class Engine:
                         result.status = "stopped"
                         return result
                     continue
-                batch.append(self._route(item, stream, task.connection, task.source))
-                for child_src, child in children:
-                    for derived in child.derive(item):
-                        batch.append(self._route(derived, child, task.connection, child_src))
+                batch.append(item)
                 if len(batch) >= batch_size:
                     flush()
                 if self.stop_event.is_set():
@@ -262,6 +261,58 @@ class Engine:
         if result.error:
             self.stats.error(result.error)
         return result
+
+    def _read_ahead(self, task: StreamTask, stream: Stream, checkpoint: Any,
+                    children: list[tuple[str, Stream]], depth: int) -> Iterator[Routed | Checkpoint]:
+        """The task's items, read by a thread up to ``depth`` items ahead of the batch being written.
+
+        While one batch's records are written, the next pages are read and their binaries already
+        downloading, so neither the rate budget nor the sinks wait for the other. Order is kept:
+        items, and the checkpoints between them, arrive exactly as the stream yields them.
+        """
+        ahead: queue.Queue[Any] = queue.Queue(maxsize=max(depth, 1))
+        stop = threading.Event()
+
+        def put(entry: Any) -> bool:
+            while not stop.is_set():
+                try:
+                    ahead.put(entry, timeout=0.2)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def produce() -> None:
+            try:
+                for item in stream.read(task.partition, checkpoint, self.window):
+                    if isinstance(item, Checkpoint):
+                        if not put(item):
+                            return
+                        continue
+                    routed = [self._route(item, stream, task.connection, task.source)]
+                    for child_src, child in children:
+                        routed += [self._route(d, child, task.connection, child_src) for d in child.derive(item)]
+                    for entry in routed:
+                        if not put(self.archiver.start(entry)):
+                            return
+                    if self.stop_event.is_set():
+                        break
+                put(_END)
+            except BaseException as exc:  # noqa: BLE001 - handed to the writer, which raises it
+                put(_Raised(exc))
+
+        reader = threading.Thread(target=produce, name=f"rcetl-read-{task.label}", daemon=True)
+        reader.start()
+        try:
+            while True:
+                entry = ahead.get()
+                if entry is _END:
+                    return
+                if isinstance(entry, _Raised):
+                    raise entry.exc
+                yield entry
+        finally:
+            stop.set()
 
     # --- failed items --------------------------------------------------------------------------
 
@@ -364,6 +415,14 @@ class _MemoryCoordinator(Coordinator):
     def put(self, name: str, value: dict[str, Any]) -> None:
         with self._guard:
             self._values[name] = dict(value)
+
+
+_END = object()
+
+
+@dataclass
+class _Raised:
+    exc: BaseException
 
 
 def _source_id(source: str, connection: str) -> str:
