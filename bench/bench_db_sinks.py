@@ -26,11 +26,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # for tests/sinks_db/dataset.py, the realistic record builder
 
-import rcetl  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
+
+import rcetl  # noqa: E402
 from rcetl.plugins.sinks.sql import plugin  # noqa: E402
 from rcetl.plugins.sinks.sql.rows import to_rows  # noqa: E402
-
 from tests.sinks_db.dataset import make_dataset  # noqa: E402
 
 BATCH = 1000

@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any, BinaryIO
 
-import rcetl
 from pydantic import model_validator
+
+import rcetl
 
 MiB = 1 << 20
 BLOCK = 4 * MiB

@@ -14,8 +14,9 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any, BinaryIO, Literal
 
-import rcetl
 from pydantic import Field, field_validator, model_validator
+
+import rcetl
 
 MiB = 1 << 20
 CHUNK_UNIT = 256 * 1024  # GCS resumable chunks must be multiples of 256 KiB

@@ -16,8 +16,9 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any, BinaryIO, Literal
 
-import rcetl
 from pydantic import Field, model_validator
+
+import rcetl
 
 MiB = 1 << 20
 # S3's own limits: parts of at least 5 MiB (but the last), at most 10,000 parts.

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 import rcetl
 from rcetl.budget.memory import MemoryBudgetProvider
 from rcetl.coordination import FileCoordinator

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 import rcetl
 from rcetl.plugins.sources.ringcentral.paging import iter_pages, iter_records
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from rcetl.plugins.sources.ringcentral import throttling
 
 SPEC = Path("/work/shared/reference/rc-public-openapi.yml")

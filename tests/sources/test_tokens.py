@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 import rcetl
 from rcetl.plugins.sources.ringcentral.api_errors import ApiError
 

@@ -7,8 +7,9 @@ recordings, faxes, voicemail and attachments.
 
 from __future__ import annotations
 
-import rcetl
 from pydantic import Field, field_validator
+
+import rcetl
 
 
 class MongoSinkConfig(rcetl.PluginConfig):

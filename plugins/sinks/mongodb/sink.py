@@ -14,7 +14,6 @@ from datetime import timezone
 from typing import Any, BinaryIO
 
 import pymongo
-import rcetl
 from bson import Int64
 from bson.errors import BSONError
 from gridfs.errors import FileExists
@@ -26,6 +25,8 @@ from pymongo.errors import (
     OperationFailure,
     PyMongoError,
 )
+
+import rcetl
 
 from . import MongoSinkConfig
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-import rcetl
 from pydantic import Field, field_validator
+
+import rcetl
 
 # A bare scheme gets the driver rcetl installs with its extras (rcetl[mysql], rcetl[postgres]...).
 DEFAULT_DRIVERS = {

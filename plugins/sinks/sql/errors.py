@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import rcetl
 import sqlalchemy as sa
+
+import rcetl
 
 # MySQL/MariaDB error numbers that mean "try again", whatever class PyMySQL gives them: too many
 # connections, server shutting down, lock wait timeout, deadlock, connection killed, can't connect,

@@ -12,11 +12,12 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 
-import rcetl
 import sqlalchemy as sa
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
 from sqlalchemy.engine import Connection, Dialect
+
+import rcetl
 
 from . import rows as row_maps
 from .schema import LATEST_VERSION, Tables, build_tables

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import os
-
 import json
+import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import rcetl
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
+
+import rcetl
 
 from . import errors, migrate
 from .config import SqlSinkConfig

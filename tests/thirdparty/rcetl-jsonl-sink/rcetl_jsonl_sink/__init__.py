@@ -12,8 +12,9 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-import rcetl
 from pydantic import Field
+
+import rcetl
 
 
 class JsonlConfig(rcetl.PluginConfig):
