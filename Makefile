@@ -42,7 +42,7 @@ test-fast:  install-test ## the suite without integration tests against external
 	$(BIN)/pytest -n $(WORKERS) --dist loadgroup -q -m "not integration"
 
 lint: install-test  ## ruff
-	$(BIN)/ruff check core plugins sandbox tests bench
+	$(BIN)/ruff check .
 
 format: install-test
 	$(BIN)/ruff format core plugins sandbox tests bench

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import rcetl
 from pydantic import Field, field_validator
+
+import rcetl
 
 
 class ParquetConfig(rcetl.PluginConfig):

@@ -31,6 +31,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+
 import rcetl
 
 from .config import ParquetConfig

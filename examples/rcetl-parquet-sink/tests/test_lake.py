@@ -43,8 +43,9 @@ def test_duckdb_reads_the_lake_and_gets_the_ground_truth(rcetl_pipeline) -> None
 
 
 def test_compaction_keeps_the_view(rcetl_pipeline) -> None:
-    from rcetl.cli.main import app
     from typer.testing import CliRunner
+
+    from rcetl.cli.main import app
 
     run = rcetl_pipeline(sinks={"lake": {"plugin": "parquet", "path": "lake"}})
     run.rerun(full_refresh=True)
