@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -68,12 +69,25 @@ class HashingSpool:
 
 
 def prepare_spool_dir(folder: Path) -> Path:
+    """Create the spool root (owner-only) and remove what killed runs left in it.
+
+    Each run spools into ``<pid>-<run>/`` and removes it when it ends; a run killed with SIGKILL
+    cannot, so a folder whose process is gone holds only partial downloads: never trusted, removed.
+    """
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(folder, 0o700)
-    # Leftovers of a killed run are partial downloads: never trusted, always removed.
-    for stale in folder.glob("blob-*.part"):
-        try:
-            stale.unlink()
-        except OSError:
-            pass
+    for entry in folder.iterdir():
+        pid = entry.name.split("-", 1)[0]
+        if entry.is_dir() and pid.isdigit() and not _process_alive(int(pid)):
+            shutil.rmtree(entry, ignore_errors=True)
     return folder
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

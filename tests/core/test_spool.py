@@ -1,0 +1,42 @@
+"""The spool: binaries hash on their way to disk, and a killed run's partial downloads are removed."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+
+import rcetl
+from rcetl.engine.spool import HashingSpool, prepare_spool_dir
+
+
+def test_a_killed_runs_spool_folder_is_removed_and_a_live_ones_kept(tmp_path: Path) -> None:
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a pid that no longer runs: what a SIGKILLed run leaves
+    dead = tmp_path / f"{gone.pid}-deadbeef"
+    dead.mkdir()
+    (dead / "blob-1.part").write_bytes(b"half a recording")
+    live = tmp_path / f"{os.getpid()}-running0"
+    live.mkdir()
+    (live / "blob-2.part").write_bytes(b"in flight")
+
+    prepare_spool_dir(tmp_path)
+
+    assert not dead.exists()
+    assert (live / "blob-2.part").read_bytes() == b"in flight"
+    assert oct(tmp_path.stat().st_mode & 0o777) == oct(0o700)
+
+
+def test_spool_hashes_what_it_writes_and_learns_the_served_type(tmp_path: Path) -> None:
+    spool = HashingSpool(tmp_path)
+    spool.write(b"RIFF")
+    spool.write(b"....WAVE")
+    spool.content_type = "audio/wav"
+    ref = rcetl.BlobRef("recording-1", "https://x", "recording", content_type="audio/mpeg",
+                        variables={"ext": "mp3", "id": "1"})
+    blob = spool.finish(ref, None)
+    assert blob.size == 12 and blob.sha256 == hashlib.sha256(b"RIFF....WAVE").hexdigest()
+    # the key will be named after what was served, not the listing's guess
+    assert blob.ref.content_type == "audio/wav" and "ext" not in blob.ref.variables
+    assert oct(os.stat(blob.path).st_mode & 0o777) == oct(0o600)
