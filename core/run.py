@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -91,12 +90,11 @@ class RunSummary:
     finished_at: float
     streams: dict[str, StreamStats]
     sinks: dict[str, SinkStats]
-    requests: dict[str, dict[str, int]]  # connection -> API group -> requests sent
-    throttled: dict[str, int]  # connection -> 429 responses
+    requests: dict[str, dict[str, int]]  # credential (a non-secret id) -> API group -> requests sent
+    throttled: dict[str, int]  # credential -> 429 responses
     failed_items: int  # items in the failed-item queue after the run
     errors: list[str]
     changed_records: int | None = None  # new or changed per the sinks (None: a sink could not tell)
-    budget_timeline: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def duration(self) -> float:
@@ -110,7 +108,3 @@ class RunSummary:
         data = asdict(self)
         data["duration"] = round(self.duration, 3)
         return data
-
-    @classmethod
-    def now(cls) -> float:
-        return time.time()
