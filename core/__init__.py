@@ -38,6 +38,7 @@ from .interfaces import (
     StreamPlan,
     UsageRow,
 )
+from .phone import normalize_phone
 from .records import ArchivedRecord, BlobRef, BlobResult, Checkpoint, Key, Record, SpooledBlob, StoredBlob
 from .secrets import redact, register_secret
 
@@ -84,6 +85,7 @@ __all__ = [
     "TransientError",
     "UsageRow",
     "hookimpl",
+    "normalize_phone",
     "redact",
     "register_secret",
     "render_key",
