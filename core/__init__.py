@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .blobs import ObjectStoreConfig, ObjectStoreSink, render_key, sanitize_component
 from .budget import Budget, BudgetProvider, GroupLimit, GroupState
+from .content import ContentMismatch, ContentVerdict, Evidence, check_content, check_stored
 from .context import RunContext
 from .coordination import Coordinator
 from .errors import (
@@ -54,10 +55,13 @@ __all__ = [
     "BudgetProvider",
     "Checkpoint",
     "ConfigError",
+    "ContentMismatch",
+    "ContentVerdict",
     "ConflictError",
     "ConnectionSpec",
     "Coordinator",
     "EmbeddedServerSpec",
+    "Evidence",
     "GroupLimit",
     "GroupState",
     "IntegrityError",
@@ -90,5 +94,7 @@ __all__ = [
     "register_secret",
     "render_key",
     "sanitize_component",
+    "check_content",
+    "check_stored",
     "__version__",
 ]

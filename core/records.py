@@ -24,6 +24,11 @@ class BlobRef:
     ``blob_id`` is stable for the same bytes (a recording id, an attachment id). ``variables``
     feed the blob sinks' key templates (``id``, ``date``, ``extension``, ``kind``, ``ext``,
     ``account``, ``name``...); values that come from the API are sanitised by the sinks.
+
+    ``accept`` is what the source will take the bytes to be: media types (``application/pdf``) or
+    families (``audio/*``). Empty means "what ``content_type`` says". The engine checks every body
+    against it, and against ``size`` when the source declared one, before any sink stores it
+    (see :mod:`rcetl.content`).
     """
 
     blob_id: str
@@ -32,6 +37,7 @@ class BlobRef:
     content_type: str | None = None
     size: int | None = None
     variables: Mapping[str, Any] = field(default_factory=dict)
+    accept: tuple[str, ...] = ()
 
 
 @dataclass
@@ -63,6 +69,7 @@ class Record:
                     "kind": b.kind,
                     "content_type": b.content_type,
                     "size": b.size,
+                    "accept": list(b.accept),
                     "variables": {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in b.variables.items()},
                 }
                 for b in self.blobs
@@ -87,6 +94,7 @@ class Record:
                     content_type=b.get("content_type"),
                     size=b.get("size"),
                     variables=dict(b.get("variables") or {}),
+                    accept=tuple(b.get("accept") or ()),
                 )
                 for b in obj.get("blobs", [])
             ],
@@ -154,6 +162,7 @@ class ArchivedRecord:
                 "size": b.size,
                 "sha256": b.sha256,
                 "content_type": b.ref.content_type,
+                "accept": list(b.ref.accept),
                 "locations": {s.sink: s.location for s in b.stored},
             }
             for b in self.blobs
