@@ -40,7 +40,18 @@ from .interfaces import (
     UsageRow,
 )
 from .phone import normalize_phone
-from .records import ArchivedRecord, BlobRef, BlobResult, Checkpoint, Key, Record, SpooledBlob, StoredBlob
+from .records import (
+    ArchivedRecord,
+    BlobRef,
+    BlobResult,
+    Checkpoint,
+    Key,
+    Record,
+    SpooledBlob,
+    StoredBlob,
+    json_dumps,
+    json_loads,
+)
 from .secrets import redact, register_secret
 
 __version__ = "0.1.0"
@@ -89,6 +100,8 @@ __all__ = [
     "TransientError",
     "UsageRow",
     "hookimpl",
+    "json_dumps",
+    "json_loads",
     "normalize_phone",
     "redact",
     "register_secret",

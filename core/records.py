@@ -8,6 +8,8 @@ downloads each once, stores it in every blob sink, and hands record sinks an
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -182,3 +184,41 @@ class SpooledBlob:
 
     def open(self):  # -> BinaryIO
         return open(self.path, "rb")
+
+
+
+# Integer literals orjson would turn into floats (beyond its 64-bit range): such text is parsed by
+# the standard library, which keeps every int exact. A long digit run inside a string only costs
+# the slower parser, never a wrong value.
+_BEYOND_64_BITS = re.compile(rb"-\d{19}|\d{20}")
+
+
+def _orjson():
+    import orjson  # here, not at the top: `import rcetl` (and `rcetl --help`) stays cheap
+
+    return orjson
+
+
+def json_dumps(value: Any) -> str:
+    """Compact JSON text, fast: orjson, and the standard library for what orjson refuses.
+
+    orjson refuses ints beyond 64 bits and strings with lone surrogates; both occur in API JSON
+    (ids are never rounded through a float, hostile names are kept as sent), so those values go
+    through ``json.dumps`` with ASCII escapes, which keeps them exact and valid JSON. One value
+    always takes the same path, so the stored text is deterministic.
+    """
+    try:
+        return _orjson().dumps(value).decode()
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"))
+
+
+def json_loads(text: str | bytes) -> Any:
+    """The inverse of :func:`json_dumps`: ints of any size stay exact ints, never floats."""
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    if _BEYOND_64_BITS.search(raw) is None:
+        try:
+            return _orjson().loads(raw)
+        except ValueError:  # orjson.JSONDecodeError: e.g. an escaped lone surrogate
+            pass
+    return json.loads(text)
