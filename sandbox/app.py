@@ -6,7 +6,6 @@ accepts ``?access_token=``, as media.ringcentral.com is).
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -20,7 +19,8 @@ from .clock import ScaledClock
 from .counters import Counters
 from .ctx import Ctx
 from .errors import ApiError, not_found, rate_exceeded
-from .faults import FaultPlan
+from .fault_responses import cut_short, long_retry_after, replace_body
+from .faults import BODY_KINDS, FaultPlan
 from .model import AccountData
 from .ratelimit import RateLimiter
 from .render import Urls
@@ -79,6 +79,8 @@ class SandboxApp:
                 if "429" in kinds:
                     ctx.verdict = self.limiter.punish((ctx.session.account, ctx.session.owner_id, self.credentials.client_id), route.group)
                     raise rate_exceeded(ctx.verdict.headers())
+                if "429long" in kinds:
+                    raise long_retry_after(ctx.verdict.headers() if ctx.verdict is not None else {})
                 if "5xx" in kinds:
                     status = kinds["5xx"].status
                     raise ApiError(status, "CMN-211" if status == 503 else "CMN-500",
@@ -86,6 +88,9 @@ class SandboxApp:
             if route.name == "token" and self.faults and self.faults.token_fault():
                 raise ApiError(503, "CMN-211", "Service Temporarily Unavailable")
             resp = route.handler(ctx, **values)
+            body_fault = next((k for k in BODY_KINDS if k in kinds), None)
+            if body_fault is not None and resp.status_code in (200, 206):
+                resp = replace_body(body_fault, resp, environ.get("werkzeug.socket"))
         except ApiError as e:
             resp = error_response(e)
         if ctx.verdict is not None:
@@ -95,7 +100,7 @@ class SandboxApp:
         if "slow" in kinds:
             time.sleep(kinds["slow"].delay / self.clock.time_scale)  # API seconds on the scaled clock
         if "drop" in kinds:
-            resp.response = _dropping(resp.response, int(resp.headers.get("Content-Length") or 0), environ.get("werkzeug.socket"))
+            resp.response = cut_short(resp.response, int(resp.headers.get("Content-Length") or 0) // 2, environ.get("werkzeug.socket"))
         return resp
 
     def _authorize(self, ctx: Ctx, acct: str) -> None:
@@ -121,18 +126,3 @@ class SandboxApp:
             self.counters.sent(len(chunk))
             yield chunk
 
-
-def _dropping(body: Iterable[bytes], size: int, sock: socket.socket | None) -> Iterator[bytes]:
-    """Half the body, then the connection goes away, as a flaky network would do it."""
-    left = size // 2
-    for chunk in body:
-        if left <= 0:
-            break
-        yield chunk[:left]
-        left -= len(chunk[:left])
-    if sock is not None:
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-    raise ConnectionAbortedError("sandbox fault: connection dropped")

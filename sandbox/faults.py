@@ -8,6 +8,14 @@
 - ``slow=P:S``  delay the response S API seconds (default 2), i.e. S / time_scale real seconds
 - ``revoke=@N`` revoke every token at the N-th API request; ``revoke=P`` with probability P
 - ``token503=P`` answer 503 on the token endpoint with probability P
+- ``html=P``    answer ``200 text/html`` with a login/maintenance page instead of the body
+- ``json200=P`` answer ``200 application/json`` with an error body instead of the body
+- ``empty=P``   answer ``200`` with the route's Content-Type and an empty body
+- ``truncate=P`` send the real Content-Length but only 90% of the body, then close the connection
+- ``429long=P`` answer 429 with ``Retry-After: 999999999`` (a hostile or broken proxy; no penalty)
+
+Any rate may instead be ``#N``: the first N requests that match the fault's routes get it
+(``html=#3@recording-content``: the first three recording downloads are a login page).
 
 Any rate may end in ``@ROUTES`` to fault only some routes: ``drop=0.2@content`` drops only
 binary downloads, ``5xx=0.1@list`` fails only list pages. ROUTES is ``|``-separated; each is a
@@ -27,7 +35,10 @@ from dataclasses import dataclass, field
 
 from .ids import det_rng
 
-KINDS = ("5xx", "drop", "429", "slow", "revoke")
+# New kinds go at the end: decisions are drawn in this order, so earlier kinds keep theirs.
+KINDS = ("5xx", "drop", "429", "slow", "revoke", "html", "json200", "empty", "truncate", "429long")
+# Kinds that replace a successful answer (the handler runs, its body is swapped or cut).
+BODY_KINDS = ("html", "json200", "empty", "truncate")
 TOKEN_KINDS = ("token503",)
 # Route groups a fault can be limited to (route names are in routes.py).
 ROUTE_GROUPS: dict[str, tuple[str, ...]] = {
@@ -57,6 +68,8 @@ class FaultPlan:
     slow_seconds: float = 2.0
     revoke_at: set[int] = field(default_factory=set)
     routes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # kind -> route patterns it is limited to
+    first: dict[str, int] = field(default_factory=dict)  # kind -> the first N matching requests get it
+    _matched: dict[str, int] = field(default_factory=dict)  # kind -> matching requests seen so far
     _n: int = 0
     _token_n: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -82,7 +95,14 @@ class FaultPlan:
                     plan.revoke_at.add(int(value[1:]))
                     continue
                 rate, _, extra = value.partition(":")
-                plan.rates[kind] = float(rate)
+                if rate.startswith("#"):
+                    if kind in TOKEN_KINDS or kind == "revoke":
+                        raise ValueError("#N is for API faults other than revoke (revoke takes @N)")
+                    plan.first[kind] = int(rate[1:])
+                    if plan.first[kind] < 1:
+                        raise ValueError("#N needs N >= 1")
+                else:
+                    plan.rates[kind] = float(rate)
                 if extra:
                     if kind != "slow":
                         raise ValueError("only slow takes :SECONDS")
@@ -94,7 +114,7 @@ class FaultPlan:
         return plan
 
     def __bool__(self) -> bool:
-        return bool(self.rates or self.revoke_at)
+        return bool(self.rates or self.revoke_at or self.first)
 
     def next(self, route: str | None = None) -> list[Fault]:
         """The faults for the next API request (in arrival order) to ``route`` (a route name)."""
@@ -104,17 +124,28 @@ class FaultPlan:
         out: list[Fault] = []
         if n in self.revoke_at:
             out.append(Fault("revoke"))
+        for kind, limit in self.first.items():
+            if kind not in self.routes or (route is not None and route_matches(route, self.routes[kind])):
+                with self._lock:
+                    seen = self._matched[kind] = self._matched.get(kind, 0) + 1
+                if seen <= limit:
+                    out.append(self._fault(kind, None))
         if not any(self.rates.get(k) for k in KINDS):
             return out
         rng = det_rng(self.seed, "faults", n)
         for kind in KINDS:
             rate = self.rates.get(kind, 0.0)
             if rate and rng.random() < rate:
-                fault = Fault(kind, status=rng.choice([500, 503]) if kind == "5xx" else 0,
-                              delay=self.slow_seconds if kind == "slow" else 0.0)
+                fault = self._fault(kind, rng)
                 if kind not in self.routes or (route is not None and route_matches(route, self.routes[kind])):
                     out.append(fault)
         return out
+
+    def _fault(self, kind: str, rng) -> Fault:  # noqa: ANN001 - a random.Random, or None for #N faults
+        status = 0
+        if kind == "5xx":
+            status = rng.choice([500, 503]) if rng is not None else 503
+        return Fault(kind, status=status, delay=self.slow_seconds if kind == "slow" else 0.0)
 
     def token_fault(self) -> bool:
         """Whether the next token request answers 503 (counted apart from API requests)."""

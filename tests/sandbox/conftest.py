@@ -1,10 +1,8 @@
 """Fixtures for the sandbox tests: a running sandbox, a logged-in HTTP session, and the official
-OpenAPI spec (loaded once, cached as JSON under pytest's cache dir) to validate responses."""
+OpenAPI spec (vendored in tests/reference, loaded once per process) to validate responses."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,7 +10,8 @@ import requests
 
 from rcetl.sandbox import Sandbox
 
-SPEC = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference" / "rc-public-openapi.yml"
+from ..reference import load_spec
+
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 
@@ -37,16 +36,5 @@ def api(sandbox):
 
 
 @pytest.fixture(scope="session")
-def openapi(request) -> dict[str, Any]:
-    if not SPEC.exists():
-        pytest.skip(f"RingCentral OpenAPI spec not found at {SPEC.resolve()} (shared/reference is missing)")
-    cache = request.config.cache.mkdir("rc-openapi") / f"spec-{SPEC.stat().st_mtime_ns}.json"
-    if cache.exists():
-        return json.loads(cache.read_text())
-    import yaml
-
-    spec = yaml.load(SPEC.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    tmp = cache.with_suffix(f".{id(spec)}.tmp")
-    tmp.write_text(json.dumps(spec, default=str))
-    tmp.replace(cache)  # atomic: xdist workers may race
-    return spec
+def openapi() -> dict[str, Any]:
+    return load_spec()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 import requests
 
@@ -94,3 +96,62 @@ def test_token_503(openapi):
                                   data={"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
                                         "assertion": sb.jwt}).status_code for _ in range(12)}
         assert statuses == {200, 503}
+
+
+def _recording_urls(sb):
+    rec = next(r for r in sb.ground_truth()["accounts"][0]["recordings"] if r["available"])
+    return rec, f"{sb.media_server}/restapi/v1.0/account/~/recording/{rec['id']}/content"
+
+
+@pytest.mark.parametrize(("kind", "content_type"), [("html", "text/html"), ("json200", "application/json")])
+def test_download_answered_200_with_a_page_or_an_error_body(kind, content_type):
+    with Sandbox(seed=5, size="tiny", faults=f"{kind}=#2@recording-content", limits=False) as sb:
+        s = login(sb)
+        rec, url = _recording_urls(sb)
+        for _ in range(2):  # the first two downloads are faulted, then the real bytes come
+            r = s.get(url)
+            assert r.status_code == 200 and r.headers["Content-Type"].startswith(content_type)
+            assert hashlib.sha256(r.content).hexdigest() != rec["sha256"]
+        assert kind != "json200" or r.json()["errors"][0]["errorCode"] == "CMN-211"
+        r = s.get(url)
+        assert r.status_code == 200 and hashlib.sha256(r.content).hexdigest() == rec["sha256"]
+        assert _get(s, sb).headers["Content-Type"].startswith("application/json")  # other routes untouched
+
+
+def test_empty_and_truncated_downloads():
+    with Sandbox(seed=5, size="tiny", faults="empty=#1@content", limits=False) as sb:
+        s = login(sb)
+        rec, url = _recording_urls(sb)
+        r = s.get(url)
+        assert r.status_code == 200 and r.content == b"" and r.headers["Content-Length"] == "0"
+        assert r.headers["Content-Type"] == rec["content_type"]
+    with Sandbox(seed=5, size="tiny", faults="truncate=1@recording-content", limits=False) as sb:
+        s = login(sb)
+        rec, url = _recording_urls(sb)
+        with s.get(url, stream=True) as r:
+            assert r.status_code == 200 and int(r.headers["Content-Length"]) == rec["size"]
+            got = bytearray()
+            with pytest.raises(requests.exceptions.RequestException):
+                for chunk in r.iter_content(1):  # byte by byte: a failed read loses nothing
+                    got += chunk
+        assert len(got) == rec["size"] * 9 // 10  # the promised length never arrives
+
+
+def test_429_with_an_absurd_retry_after():
+    with Sandbox(seed=5, size="tiny", faults="429long=#1") as sb:
+        s = login(sb)
+        r = _get(s, sb)
+        assert r.status_code == 429 and r.headers["Retry-After"] == "999999999"
+        assert r.headers["X-Rate-Limit-Group"] == "medium" and r.json()["errors"][0]["errorCode"] == "CMN-301"
+        assert _get(s, sb).status_code == 200  # no penalty was started
+
+
+def test_first_n_and_fraction_parse():
+    plan = FaultPlan.parse("html=#3@content,empty=0.25,429long=#1@recording-content", seed=1)
+    assert plan.first == {"html": 3, "429long": 1} and plan.rates == {"empty": 0.25}
+    routes = ["recording-content", "message-list", "attachment-content"] * 4
+    html = [any(f.kind == "html" for f in plan.next(r)) for r in routes]
+    assert html == [r != "message-list" for r in routes][:5] + [False] * 7  # first 3 content requests only
+    for bad in ("html=#0", "revoke=#2", "token503=#1", "html=#x"):
+        with pytest.raises(ValueError):
+            FaultPlan.parse(bad)

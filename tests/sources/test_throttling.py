@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import yaml
 
 from rcetl.plugins.sources.ringcentral import throttling
 
-SPEC = Path("/work/shared/reference/rc-public-openapi.yml")
-for parent in Path(__file__).resolve().parents:
-    candidate = parent / "shared" / "reference" / "rc-public-openapi.yml"
-    if candidate.exists():
-        SPEC = candidate
-        break
+from ..reference import SPEC  # vendored: found wherever the clone lives
 
 
 @pytest.fixture(scope="module")
