@@ -34,6 +34,18 @@ FALLBACK_LIMIT = GroupLimit(limit=5, window=60.0)
 #: the server counted the request when it arrived, shortly after acquire.
 IN_FLIGHT_LEASE = 120.0
 
+#: A slot in flight counts for at most this many windows beyond the acquire (a shorter cap than
+#: IN_FLIGHT_LEASE for short windows): it only has to outlast the gap between acquire and the
+#: request's arrival at the server, and a restarted run must not wait minutes for slots of a
+#: killed process when a scaled sandbox's window is one second.
+LEASE_WINDOWS = 2.0
+
+
+def in_flight_lease(lease: float, window: float) -> float:
+    """How long after ``acquire`` an unreleased slot is stamped: ``min(lease, 2 windows)``."""
+    return min(lease, LEASE_WINDOWS * window)
+
+
 # Sleeps end this much after the computed free time, so a thread does not wake a hair early
 # (clock rounding) and go around once more for nothing.
 _WAKE_MARGIN = 0.001
@@ -124,7 +136,7 @@ class MemoryWindows(WindowStore):
             return None, blocked
         if len(slots) < lim.limit:
             slot_id = uuid.uuid4().hex
-            slots[slot_id] = now + self._lease
+            slots[slot_id] = now + in_flight_lease(self._lease, lim.window)
             return slot_id, 0.0
         # The window frees up when enough of the oldest slots have aged out.
         scores = sorted(slots.values())

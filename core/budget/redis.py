@@ -45,7 +45,7 @@ _TAKE = (
 local blocked = math.max(tonumber(redis.call('GET', KEYS[3]) or '0'), tonumber(redis.call('GET', KEYS[4]) or '0'))
 if blocked > now then return {'', tostring(blocked - now)} end
 local used = redis.call('ZCARD', KEYS[1])
-local lease = tonumber(ARGV[5])
+local lease = math.min(tonumber(ARGV[5]), 2 * window)  -- memory.in_flight_lease
 if used < limit then
   redis.call('ZADD', KEYS[1], now + lease, ARGV[4])
   redis.call('PEXPIRE', KEYS[1], math.ceil((window + lease) * 1000))

@@ -57,11 +57,16 @@ class _ObservedBudgets(BudgetProvider):
         return b
 
 
-def make_budget_provider(pipeline: Pipeline) -> BudgetProvider:
+def make_budget_provider(pipeline: Pipeline, *, persist: bool = True) -> BudgetProvider:
     if pipeline.budgets.backend == "redis":
         from ..budget.redis import RedisBudgetProvider
 
         return RedisBudgetProvider(pipeline.budgets.url or "redis://127.0.0.1:6379/0")
+    if persist:
+        # The windows live in the state store, so a restarted run resumes pacing (docs/budgets.md).
+        from ..budget.persisted import JournalledBudgetProvider
+
+        return JournalledBudgetProvider(pipeline.state_url)
     from ..budget.memory import MemoryBudgetProvider
 
     return MemoryBudgetProvider()
@@ -137,7 +142,9 @@ class Engine:
             prepare_spool_dir(p.spool_dir)
             self.spool_dir.mkdir(mode=0o700, exist_ok=True)
             self._stack.callback(shutil.rmtree, self.spool_dir, True)
-        self.budgets = _ObservedBudgets(make_budget_provider(p), self)
+        provider = make_budget_provider(p, persist=not self.dry_run)  # a dry run sends nothing
+        self._stack.callback(getattr(provider, "close", lambda: None))
+        self.budgets = _ObservedBudgets(provider, self)
         self.ctx = RunContext(
             pipeline=p.name,
             budgets=self.budgets,
@@ -163,7 +170,7 @@ class Engine:
         if self.dry_run:
             return
         for sink_conf in p.sinks:
-            sink = sink_conf.spec.factory(sink_conf.name, sink_conf.config, self.ctx)
+            sink = sink_conf.build(self.ctx)
             sink.open()
             self.sinks[sink_conf.name] = sink
             self._stack.callback(_close_quietly, sink, f"sink {sink_conf.name!r}")

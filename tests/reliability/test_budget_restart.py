@@ -1,0 +1,60 @@
+"""A budget that survives restarts: SIGKILL a real `rcetl run` at random moments 20 times, start it
+again at once each time, and the sandbox must count no 429 at all.
+
+Without the persisted windows (docs/budgets.md, "Restarts") every restart starts with an empty
+budget and sends, in the same window, what the killed process already spent. The sandbox runs in
+this process at a 1 s window (time scale 60) so the Heavy limit binds in CI time; calls with
+recordings are added before each restart so every run has Heavy work to pace (a run that found
+nothing to do would prove nothing). Nothing is mocked; kill times come from a seeded generator.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from rcetl.sandbox import Sandbox
+
+from .harness import RCETL, env_for, rcetl_cli, sqlite_and_folder, write_pipeline
+
+KILLS = int(os.environ.get("RCETL_BUDGET_KILLS", "20"))
+
+
+def _kill_and_restart(pipeline: Path, env: dict[str, str], sb: Sandbox, kills: int, seed: int) -> int:
+    rng = random.Random(seed)
+    made = attempts = 0
+    while made < kills and attempts < kills * 3:
+        attempts += 1
+        sb.add_calls(12, recordings=12)  # more Heavy work than one window allows
+        proc = subprocess.Popen([*RCETL, "-q", "run", str(pipeline)], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            # from start-up (~0.5 s) to well into the paced downloads
+            proc.wait(timeout=rng.uniform(0.4, 2.5))
+            continue
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            made += 1
+    return made
+
+
+@pytest.mark.slow
+def test_sigkill_and_restart_draws_no_429(tmp_path: Path) -> None:
+    with Sandbox(seed=11, size="tiny", time_scale=60.0) as sb:
+        sinks, _, _ = sqlite_and_folder(tmp_path)
+        pipeline = write_pipeline(tmp_path, sb, sinks, name="restart", executor="{batch_size: 5, downloads: 8}")
+        env = env_for(sb, tmp_path)
+        made = _kill_and_restart(pipeline, env, sb, KILLS, seed=3)
+        assert made >= KILLS * 0.9, f"only {made} kills landed"
+        final = rcetl_cli(["run", str(pipeline), "--retry-now"], env)
+        assert final.returncode == 0, final.stdout[-3000:] + final.stderr[-3000:]
+        counters = sb.counters()
+    heavy = counters["by_group"].get("Heavy", 0) or counters["by_group"].get("heavy", 0)
+    assert heavy >= KILLS * 10, f"Heavy requests {heavy}: the runs were not paced by the budget"
+    assert counters["throttled"] == 0, f"{counters['throttled']} 429 responses: {counters['by_status']}"
