@@ -6,6 +6,7 @@ may change between minor versions (see docs/plugin-authors.md, "Versioning").
 
 from __future__ import annotations
 
+from .archive import OpenedArchive, open_archive
 from .blobs import ObjectStoreConfig, ObjectStoreSink, render_key, sanitize_component
 from .budget import Budget, BudgetProvider, GroupLimit, GroupState
 from .content import ContentMismatch, ContentVerdict, Evidence, check_content, check_stored
@@ -57,6 +58,8 @@ from .secrets import redact, register_secret
 __version__ = "0.1.0"
 
 __all__ = [
+    "OpenedArchive",
+    "open_archive",
     "ArchivedEntry",
     "ArchivedRecord",
     "BlobRef",
