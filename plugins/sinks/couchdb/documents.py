@@ -1,0 +1,143 @@
+"""How a record becomes a CouchDB document: its ``_id``, typed fields for Mango, the exact JSON.
+
+The API's JSON is kept as *text* (``raw``), not as a nested object: CouchDB-protocol servers and
+clients written in JavaScript (PouchDB, Fauxton, most web apps) parse JSON numbers as doubles, and
+message ids exceed 2^53, so an object would come back with rounded ids. The text is ASCII-escaped
+(``ensure_ascii``), so lone surrogates and control characters from the API survive every server.
+Typed fields beside it are what Mango indexes and ``_find`` use; ids there are strings.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import quote, unquote
+
+import rcetl
+
+#: Version of the document layout, stored in every document (``rcetl``).
+LAYOUT = 1
+#: Fields the sink owns in a record document; anything else (attachments, binaries) is kept on update.
+RECORD_FIELDS = ("rcetl", "kind", "stream", "account", "key", "key_type", "deleted", "occurred_at", "time",
+                 "direction", "type", "extension_id", "from_number", "to_number", "result", "availability",
+                 "archive", "raw")
+#: Mango indexes created on open: name -> fields (all documents of one database share them).
+INDEXES: dict[str, list[str]] = {
+    "stream-time": ["stream", "time"],
+    "stream-account": ["stream", "account"],
+    "direction": ["stream", "direction", "time"],
+    "type": ["stream", "type", "time"],
+    "extension": ["extension_id", "time"],
+    "from-number": ["from_number", "time"],
+    "to-number": ["to_number", "time"],
+}
+
+
+def _part(value: str) -> str:
+    # Percent-encoding keeps ':' (the separator) out of components and makes any key, even one with
+    # lone surrogates or control characters, a valid and reversible id.
+    text = quote(value, safe="", errors="surrogatepass")
+    return "%5F" + text[1:] if text.startswith("_") else text  # ids starting with '_' are reserved
+
+
+def doc_id(stream: str, account: str, key: rcetl.Key) -> str:
+    """``<stream>:<account>:<i|s>:<key>``: deterministic, and 42 and "42" are two documents."""
+    kind = "i" if isinstance(key, int) and not isinstance(key, bool) else "s"
+    return f"{_part(stream)}:{_part(account)}:{kind}:{_part(str(key))}"
+
+
+def stream_prefix(stream: str, account: str | None = None) -> str:
+    return f"{_part(stream)}:" + (f"{_part(account)}:" if account is not None else "")
+
+
+def key_of(doc_id_: str) -> rcetl.Key:
+    """The natural key, exactly typed, back from a document id."""
+    _, _, kind, text = doc_id_.split(":", 3)
+    key = unquote(text, errors="surrogatepass")
+    return int(key) if kind == "i" else key
+
+
+def blob_doc_id(blob_id: str) -> str:
+    """A binary stored on a document of its own (larger than ``inline_max_bytes``)."""
+    return f"blob:{_part(blob_id)}"
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    s = value if isinstance(value, str) else str(value)
+    return s.encode("utf-8", "replace").decode("utf-8") if not s.isascii() else s
+
+
+def _utc(value: Any) -> str | None:
+    """API times as UTC ISO text with milliseconds: sortable as strings, so Mango ranges work."""
+    if not isinstance(value, str):
+        return None
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    dt = dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def _number(party: Any) -> str | None:
+    if not isinstance(party, Mapping):
+        return None
+    return _text(party.get("phoneNumber") or party.get("extensionNumber"))
+
+
+def typed_fields(stream: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields people filter on, from the API's JSON (the raw JSON stays the authority)."""
+    call = data.get("call") if stream == "recording" and isinstance(data.get("call"), Mapping) else data
+    to = data.get("to")
+    first_to = to[0] if isinstance(to, list) and to else to
+    extension = call.get("extension") if isinstance(call.get("extension"), Mapping) else {}
+    return {
+        "time": _utc(call.get("startTime") or data.get("creationTime")),
+        "direction": _text(call.get("direction") or data.get("direction")),
+        "type": _text(data.get("type")),
+        "extension_id": _text(extension.get("id") if extension else data.get("extensionId")),
+        "from_number": _number(call.get("from") if stream == "recording" else data.get("from")),
+        "to_number": _number(call.get("to") if stream == "recording" else first_to),
+        "result": _text(data.get("result")),
+        "availability": _text(data.get("availability")),
+    }
+
+
+def is_deleted(rec: rcetl.Record) -> bool:
+    data = rec.data
+    return bool(rec.deleted or data.get("deleted") is True or data.get("availability") in ("Deleted", "Purged"))
+
+
+def record_body(ar: rcetl.ArchivedRecord) -> dict[str, Any]:
+    """The sink's fields of a record document, as JSON-native values (compared to detect changes)."""
+    rec = ar.record
+    occurred = rec.occurred_at
+    if occurred is not None and occurred.tzinfo is None:
+        occurred = occurred.replace(tzinfo=timezone.utc)
+    return {
+        "rcetl": LAYOUT,
+        "kind": "record",
+        "stream": rec.stream,
+        "account": _text(rec.account),
+        "key": _text(str(rec.key)),
+        "key_type": "int" if isinstance(rec.key, int) else "str",
+        "deleted": is_deleted(rec),
+        "occurred_at": _utc(occurred.isoformat()) if occurred else None,
+        **typed_fields(rec.stream, rec.data),
+        # Round-tripped through JSON so a value compares equal to what the server gives back.
+        "archive": json.loads(json.dumps(ar.archive_json())),
+        "raw": json.dumps(rec.data, ensure_ascii=True, separators=(",", ":")),
+    }
+
+
+def placeholder_body(record: rcetl.Record | None) -> dict[str, Any]:
+    """The body of a record document that holds binaries before its record is written (the engine
+    stores binaries first); ``kind: pending`` keeps it out of ``archived()`` until then."""
+    if record is None:
+        return {"rcetl": LAYOUT, "kind": "binary"}
+    return {"rcetl": LAYOUT, "kind": "pending", "stream": record.stream, "account": _text(record.account),
+            "key": _text(str(record.key)), "key_type": "int" if isinstance(record.key, int) else "str"}

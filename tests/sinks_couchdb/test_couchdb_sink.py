@@ -1,0 +1,155 @@
+"""What the contract suite does not see: no new revision on a re-run, ``_rev`` conflicts retried,
+binaries kept across record updates, Mango indexes usable, exact ids on a JavaScript server, an
+abandoned streamed upload replaced, credentials kept out of locations."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+import rcetl
+from rcetl.plugins.sinks.couchdb import CouchDBConfig
+from rcetl.plugins.sinks.couchdb.documents import INDEXES, blob_doc_id, doc_id
+from rcetl.plugins.sinks.couchdb.sink import CouchDBArchiveSink
+from rcetl.testing import load_dataset, make_context
+
+from .conftest import unique_db
+
+
+@pytest.fixture
+def sink(couchdb_url: str, tmp_path: Path):
+    s = CouchDBArchiveSink("couch", CouchDBConfig(url=couchdb_url, database=unique_db(), batch_size=7),
+                           make_context(tmp_path))
+    s.open()
+    yield s
+    s.client.request("DELETE", "")
+    s.close()
+
+
+def archived_batch(sink: CouchDBArchiveSink, tmp_path: Path) -> list[rcetl.ArchivedRecord]:
+    data = load_dataset()
+    out = []
+    for rec in data.records:
+        results = []
+        for ref in rec.blobs:
+            body = data.blobs[ref.blob_id]
+            path = tmp_path / f"{len(out)}-{ref.blob_id}"
+            path.write_bytes(body)
+            stored = sink.store(rcetl.SpooledBlob(ref=ref, path=str(path), size=len(body),
+                                                  sha256=hashlib.sha256(body).hexdigest(), record=rec))
+            results.append(rcetl.BlobResult(ref=ref, status="stored", size=stored.size, sha256=stored.sha256,
+                                            stored=[stored]))
+        out.append(rcetl.ArchivedRecord(rec, results))
+    return out
+
+
+def revisions(sink: CouchDBArchiveSink) -> dict[str, str]:
+    rows = sink.client.json("GET", "_all_docs")["rows"]
+    return {r["id"]: r["value"]["rev"] for r in rows if not r["id"].startswith("_design/")}
+
+
+def test_a_rerun_adds_no_revision(sink: CouchDBArchiveSink, tmp_path: Path) -> None:
+    batch = archived_batch(sink, tmp_path)
+    assert sink.write(batch) == len(batch)
+    before = revisions(sink)
+    assert sink.write(batch) == 0
+    assert sink.write(list(reversed(batch))) == 0
+    assert revisions(sink) == before
+
+
+def test_conflicting_revisions_are_read_again_and_retried(sink: CouchDBArchiveSink, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    batch = archived_batch(sink, tmp_path)[:10]
+    sink.write(batch)
+    changed = [rcetl.ArchivedRecord(rcetl.Record(a.record.stream, a.record.key, {**a.record.data, "x": 1},
+                                                 a.record.account, a.record.blobs), a.blobs) for a in batch]
+    # Another writer updates every document between our read of the revisions and our _bulk_docs.
+    real_fetch, calls = sink.client.fetch, Counter()
+
+    def fetch_then_someone_writes(ids: list[str]) -> dict:
+        current = real_fetch(ids)
+        calls["fetch"] += 1
+        if calls["fetch"] == 1:
+            sink.client.bulk_docs([{**doc, "touched_by": "other"} for doc in current.values()])
+        return current
+
+    monkeypatch.setattr(sink.client, "fetch", fetch_then_someone_writes)
+    assert sink.write(changed) == len(changed)
+    assert calls["fetch"] >= 2, "the conflicts were not read again"
+    for a in changed:
+        assert sink.stored_json(a.record) == a.record.data
+
+
+def test_a_record_update_keeps_its_attachments(sink: CouchDBArchiveSink, tmp_path: Path) -> None:
+    batch = [a for a in archived_batch(sink, tmp_path) if a.blobs]
+    sink.write(batch)
+    deleted = [rcetl.ArchivedRecord(rcetl.Record(a.record.stream, a.record.key, a.record.data, a.record.account,
+                                                 a.record.blobs, True), a.blobs) for a in batch]
+    sink.write(deleted)
+    data = load_dataset()
+    for a in deleted:
+        for blob in a.blobs:
+            with sink.open_stored(blob.stored[0].location) as fh:
+                assert fh.read() == data.blobs[blob.ref.blob_id]
+    assert all(e.deleted for s in {a.stream for a in batch} for e in sink.archived(s))
+
+
+def test_mango_indexes_exist_and_find_by_typed_fields(sink: CouchDBArchiveSink, tmp_path: Path) -> None:
+    batch = archived_batch(sink, tmp_path)
+    sink.write(batch)
+    names = {i["name"] for i in sink.client.json("GET", "_index")["indexes"]}
+    assert set(INDEXES) <= names
+    calls = [a.record for a in batch if a.stream == "call-log"]
+    inbound = sum(1 for r in calls if r.data.get("direction") == "Inbound")
+    found = sink.client.json("POST", "_find", body={"selector": {"stream": "call-log", "direction": "Inbound"},
+                                                   "fields": ["_id", "time"], "limit": 1000})["docs"]
+    assert inbound and len(found) == inbound
+    assert all(d["time"].endswith("Z") and len(d["time"]) == 24 for d in found)
+
+
+def test_ids_above_2_53_are_exact_though_the_server_rounds_numbers(sink: CouchDBArchiveSink,
+                                                                  tmp_path: Path) -> None:
+    big = next(r for r in load_dataset().records if isinstance(r.key, int) and r.key > 2**53 and float(r.key) != r.key)
+    sink.write([rcetl.ArchivedRecord(big)])
+    assert sink.stored_json(big)["id"] == big.key
+    assert [e.key for e in sink.archived(big.stream)] == [big.key]
+    # Why raw is text: a JavaScript server (PouchDB) keeps JSON numbers as doubles.
+    probe = json.loads(sink.client.request("PUT", "probe", body={"n": big.key}).content)
+    number = json.loads(sink.client.request("GET", "probe").content)["n"]
+    assert probe["ok"] and (number == big.key or number == float(big.key))
+
+
+def test_an_abandoned_streamed_upload_is_replaced(sink: CouchDBArchiveSink, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    data = load_dataset()
+    rec = next(r for r in data.records if r.blobs)
+    ref = rec.blobs[0]
+    body = data.blobs[ref.blob_id]
+    # What a run killed mid-upload leaves: the document and part of the attachment, no metadata.
+    id_ = blob_doc_id(ref.blob_id)
+    rev = sink.client.json("PUT", id_, body={"rcetl": 1, "kind": "binary", "started": 0})["rev"]
+    sink.client.request("PUT", f"{id_}/content", data=body[: len(body) // 2], params={"rev": rev},
+                        headers={"Content-Type": "application/octet-stream"})
+    monkeypatch.setattr(sink, "_await_other_writer", lambda i, b, timeout=0.1:
+                        CouchDBArchiveSink._await_other_writer(sink, i, b, timeout=0.1))
+    sink.config.inline_max_bytes = 0
+    path = tmp_path / "blob"
+    path.write_bytes(body)
+    stored = sink.store(rcetl.SpooledBlob(ref=ref, path=str(path), size=len(body),
+                                          sha256=hashlib.sha256(body).hexdigest(), record=rec))
+    assert not stored.skipped
+    with sink.open_stored(stored.location) as fh:
+        assert fh.read() == body
+
+
+def test_url_credentials_never_reach_locations_or_messages(couchdb_url: str, tmp_path: Path) -> None:
+    url = couchdb_url.replace("://", "://archiver:s3cret-pw@", 1) if "@" not in couchdb_url else couchdb_url
+    sink = CouchDBArchiveSink("couch", CouchDBConfig(url=url, database=unique_db()), make_context(tmp_path))
+    assert "s3cret-pw" not in sink.client.server and "s3cret-pw" not in sink.where
+    assert sink.client.session.auth is not None
+    assert "s3cret-pw" not in rcetl.redact(f"failed at {url}")
+    assert doc_id("call-log", "1", "a:b") != doc_id("call-log", "1:a", "b")
