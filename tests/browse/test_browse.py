@@ -16,7 +16,6 @@ import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import pytest
 import requests
 import sqlalchemy as sa
 
