@@ -53,11 +53,13 @@ class SandboxApp:
         try:
             endpoint, values = self.url_map.bind_to_environ(environ).match()
         except (NotFound, MethodNotAllowed) as e:
+            entry = None
             resp = self._unrouted(e)
         else:
             route = self.routes[endpoint]
+            entry = self.counters.request(route.name, route.group, self.clock.now() if route.kind != "admin" else None)
             resp = self._dispatch(Ctx(self, request, route.group, media), route, values, environ)
-        self.counters.response(resp.status_code)
+        self.counters.response(resp.status_code, entry)
         resp.response = self._count_bytes(resp.response)
         return resp(environ, start_response)
 
@@ -68,7 +70,6 @@ class SandboxApp:
         return json_response(ApiError(404, "CMN-102", "Resource not found").body(), 404)
 
     def _dispatch(self, ctx: Ctx, route: Route, values: dict[str, Any], environ: dict) -> Response:
-        self.counters.request(route.name, route.group)
         faults = self.faults.next(route.name) if route.kind == "api" and self.faults else []
         kinds = {f.kind: f for f in faults}
         if "revoke" in kinds:

@@ -23,6 +23,17 @@ def _data_options(seed: int, size: str, anchor: str | None, accounts: int, calls
                 messages=messages, recording_bytes=recording_bytes, data=str(data) if data else None)
 
 
+def _sandbox(**options: Any):  # noqa: ANN202 - a Sandbox (imported lazily: --help stays fast)
+    """The sandbox the options describe; a bad option or --data file is one message and exit 2."""
+    from .server import Sandbox
+
+    try:
+        return Sandbox(**options)
+    except ValueError as e:  # options.py and datafile.py say what is wrong and where
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+
+
 SEED = typer.Option(1, help="Same seed (and anchor), same data, byte for byte.")
 SIZE = typer.Option("small", help="tiny | small | medium | large")
 ANCHOR = typer.Option(None, help="Data timestamps end here (ISO 8601); default: start of the current UTC day.")
@@ -44,16 +55,20 @@ def serve(
     recording_bytes: int | None = RECORDING_BYTES, data: Path | None = DATA,
     time_scale: float = typer.Option(1.0, help="Run rate windows, penalties and token lifetimes F times faster."),
     faults: str | None = typer.Option(None, help="e.g. '5xx=0.05,drop=0.05,429=0.02,slow=0.01:2,revoke=@50'."),
-    no_limits: bool = typer.Option(False, "--no-limits", help="Disable rate limits (throughput benchmarks)."),
+    no_limits: bool = typer.Option(False, "--no-limits",
+                                   help="Disable rate limits; headers report 1000000000 per group unless --limits says otherwise."),
+    limits: str | None = typer.Option(None, "--limits",
+                                      help="Plan limits per group and 60 s window, e.g. 'heavy=5,medium=40' (others standard)."),
+    no_rate_headers: bool = typer.Option(False, "--no-rate-headers",
+                                         help="Enforce the limits but leave out the X-Rate-Limit-* headers."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON line with the connection details once ready."),
 ) -> None:
     """Serve the simulated RingCentral API until interrupted."""
-    from .server import Sandbox
-
     if media_port is None:
         media_port = port + 1 if port else 0
-    sb = Sandbox(time_scale=time_scale, faults=faults, limits=not no_limits, host=host, port=port, media_port=media_port,
-                 **_data_options(seed, size, anchor, accounts, calls, recordings, messages, recording_bytes, data))
+    sb = _sandbox(time_scale=time_scale, faults=faults, limits=not no_limits, plan=limits, rate_headers=not no_rate_headers,
+                  host=host, port=port, media_port=media_port,
+                  **_data_options(seed, size, anchor, accounts, calls, recordings, messages, recording_bytes, data))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with sb:
@@ -83,9 +98,7 @@ def export(
     port: int = typer.Option(DEFAULT_PORT, help="Platform port the URIs in records name (media: port+1)."),
 ) -> None:
     """Write every record the sandbox would serve, with the SHA-256 and size of every binary."""
-    from .server import Sandbox
-
-    sb = Sandbox(host=host, port=port, media_port=port + 1,
+    sb = _sandbox(host=host, port=port, media_port=port + 1,
                  **_data_options(seed, size, anchor, accounts, calls, recordings, messages, recording_bytes, data))
     truth = sb.ground_truth()
     out.write_text(json.dumps(truth, ensure_ascii=False), encoding="utf-8")

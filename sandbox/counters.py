@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import threading
-from collections import Counter
+from collections import Counter, deque
 from typing import Any
+
+# The request log keeps the newest entries only, so a long benchmark does not grow without bound.
+LOG_SIZE = 200_000
 
 
 class Counters:
@@ -17,16 +20,25 @@ class Counters:
         self.bytes_sent = 0
         self.requests = 0
         self.deleted: Counter[str] = Counter()  # what DELETE requests removed: recordings, calls, messages
+        self._log: deque[list] = deque(maxlen=LOG_SIZE)  # [API time, group, status]; status filled in on response
 
-    def request(self, endpoint: str, group: str | None) -> None:
+    def request(self, endpoint: str, group: str | None, at: float | None = None) -> list | None:
+        """Count a request; with ``at`` (sandbox clock) also log it, returning the entry to complete."""
         with self._lock:
+            entry = None
+            if at is not None:
+                entry = [at, group, 0]
+                self._log.append(entry)
             self.requests += 1
             self.by_endpoint[endpoint] += 1
             if group:
                 self.by_group[group] += 1
+            return entry
 
-    def response(self, status: int) -> None:
+    def response(self, status: int, entry: list | None = None) -> None:
         with self._lock:
+            if entry is not None:
+                entry[2] = status
             self.by_status[status] += 1
             if status == 429:
                 self.throttled += 1
@@ -38,6 +50,10 @@ class Counters:
     def sent(self, n: int) -> None:
         with self._lock:
             self.bytes_sent += n
+
+    def log(self) -> list[tuple[float, str | None, int]]:
+        with self._lock:
+            return [(at, group, status) for at, group, status in self._log]
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:

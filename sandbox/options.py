@@ -30,6 +30,37 @@ SIZES: dict[str, Profile] = {
 
 # Requests per 60 s window, per (user, app) and group: RingCentral's standard plan.
 DEFAULT_PLAN: dict[str, int] = {"Light": 50, "Medium": 40, "Heavy": 10, "Auth": 5}
+# What the headers report when limits are off and no plan was given: far beyond any run, so a client
+# that learns limits from the headers paces itself to nothing (with no header at all it would fall
+# back to the standard plan's 10 Heavy a minute).
+UNLIMITED = 1_000_000_000
+
+
+def parse_plan(value: str | Mapping[str, Any] | None) -> dict[str, int]:
+    """A plan from ``heavy=5,medium=40`` (or a mapping): the standard plan with those groups
+    changed. Group names are case-insensitive; an unknown group or a limit below 1 is an error."""
+    if isinstance(value, str):
+        pairs = []
+        for item in filter(None, (s.strip() for s in value.split(","))):
+            name, sep, n = item.partition("=")
+            if not sep:
+                raise ValueError(f"bad limit {item!r} in {value!r}: expected GROUP=N, e.g. heavy=5,medium=40")
+            pairs.append((name.strip(), n.strip()))
+    else:
+        pairs = list((value or {}).items())
+    plan = dict(DEFAULT_PLAN)
+    names = {g.casefold(): g for g in DEFAULT_PLAN}
+    for name, n in pairs:
+        group = names.get(str(name).casefold())
+        if group is None:
+            raise ValueError(f"unknown rate-limit group {name!r}; groups: {', '.join(DEFAULT_PLAN)}")
+        try:
+            plan[group] = int(n)
+        except (TypeError, ValueError):
+            raise ValueError(f"bad limit for {group}: {n!r} is not a whole number") from None
+        if plan[group] < 1:
+            raise ValueError(f"bad limit for {group}: {n!r}; at least 1 request per window")
+    return plan
 
 
 def start_of_utc_day(now: datetime | None = None) -> datetime:
@@ -60,8 +91,14 @@ class SandboxOptions:
     time_scale: float = 1.0
     faults: str | None = None
     data: Any = None  # path of a --data file, or its parsed mapping
-    limits: bool = True
-    plan: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_PLAN))
+    limits: bool = True  # False: nothing is throttled and no X-Rate-Limit-* header is sent
+    plan: Mapping[str, int] | None = None  # None: the standard plan (limits on) or UNLIMITED (limits off)
+    rate_headers: bool = True  # False: limits are enforced but X-Rate-Limit-* headers are left out
+
+    def effective_plan(self) -> dict[str, int]:
+        if self.plan is not None:
+            return dict(self.plan)
+        return dict(DEFAULT_PLAN) if self.limits else {group: UNLIMITED for group in DEFAULT_PLAN}
 
     def profile(self) -> Profile:
         if self.size not in SIZES:
@@ -85,5 +122,5 @@ class SandboxOptions:
         if "anchor" in values:
             values["anchor"] = parse_anchor(values["anchor"])
         if "plan" in values:
-            values["plan"] = {**DEFAULT_PLAN, **values["plan"]}
+            values["plan"] = parse_plan(values["plan"])
         return cls(**values)

@@ -20,6 +20,7 @@ class Verdict:
     group: str
     limit: int
     remaining: int
+    shown: bool = True  # False: the X-Rate-Limit-* headers are left out (Retry-After stays)
 
     def headers(self) -> dict[str, str]:
         h = {
@@ -27,7 +28,7 @@ class Verdict:
             "X-Rate-Limit-Limit": str(self.limit),
             "X-Rate-Limit-Remaining": str(self.remaining),
             "X-Rate-Limit-Window": str(WINDOW),
-        }
+        } if self.shown else {}
         if not self.allowed:
             h["Retry-After"] = str(PENALTY)
         return h
@@ -42,32 +43,33 @@ class _Bucket:
 
 
 class RateLimiter:
-    def __init__(self, clock: ScaledClock, plan: Mapping[str, int], enabled: bool = True) -> None:
-        self.clock, self.plan, self.enabled = clock, dict(plan), enabled
+    def __init__(self, clock: ScaledClock, plan: Mapping[str, int], enabled: bool = True, headers: bool = True) -> None:
+        self.clock, self.plan, self.enabled, self.headers = clock, dict(plan), enabled, headers
         self._buckets: dict[tuple, _Bucket] = {}
         self._lock = threading.Lock()
 
     def hit(self, user: Hashable, group: str) -> Verdict:
         limit = self.plan[group]
+        shown = self.headers
         if not self.enabled:
-            return Verdict(True, group, limit, limit)
+            return Verdict(True, group, limit, limit, shown)
         now = self.clock.now()
         with self._lock:
             b = self._buckets.setdefault((user, group), _Bucket())
             if now < b.penalty_until:
                 b.penalty_until = now + PENALTY  # polling during the penalty prolongs it
-                return Verdict(False, group, limit, 0)
+                return Verdict(False, group, limit, 0, shown)
             while b.hits and b.hits[0] <= now - WINDOW:
                 b.hits.popleft()
             if len(b.hits) >= limit:
                 b.penalty_until = now + PENALTY
-                return Verdict(False, group, limit, 0)
+                return Verdict(False, group, limit, 0, shown)
             b.hits.append(now)
-            return Verdict(True, group, limit, limit - len(b.hits))
+            return Verdict(True, group, limit, limit - len(b.hits), shown)
 
     def punish(self, user: Hashable, group: str) -> Verdict:
         """Start a penalty as if the limit had been hit (a fault-injected 429 storm)."""
         with self._lock:
             b = self._buckets.setdefault((user, group), _Bucket())
             b.penalty_until = self.clock.now() + PENALTY
-        return Verdict(False, group, self.plan[group], 0)
+        return Verdict(False, group, self.plan[group], 0, self.headers)

@@ -37,7 +37,8 @@ class Sandbox:
         self.clock = ScaledClock(self.options.time_scale)
         self.urls = Urls(f"http://{host}:{port or 0}", f"http://{host}:{media_port or 0}")
         self.app = SandboxApp(self, self.data, self.credentials, self.clock,
-                              RateLimiter(self.clock, self.options.plan, enabled=self.options.limits),
+                              RateLimiter(self.clock, self.options.effective_plan(), enabled=self.options.limits,
+                                          headers=self.options.rate_headers),
                               FaultPlan.parse(self.options.faults, self.options.seed), self.urls)
         self._servers: list = []
         self._threads: list[threading.Thread] = []
@@ -105,12 +106,18 @@ class Sandbox:
         return {"server": self.server, "media_server": self.media_server, "client_id": self.client_id,
                 "client_secret": self.client_secret, "jwt": self.jwt, "accounts": self.accounts,
                 "time_scale": self.time_scale, "admin": self.admin, "seed": self.options.seed,
-                "anchor": self.options.anchor.isoformat().replace("+00:00", "Z"), "limits": self.options.limits}
+                "anchor": self.options.anchor.isoformat().replace("+00:00", "Z"), "limits": self.options.limits,
+                "plan": self.options.effective_plan(), "rate_headers": self.options.rate_headers}
 
     # --- control ------------------------------------------------------------------------------
 
     def counters(self) -> dict[str, Any]:
         return self.app.counters.snapshot()
+
+    def request_log(self) -> list[tuple[float, str | None, int]]:
+        """(arrival on the sandbox clock in API seconds, group, status) of recent API requests,
+        oldest first: what a test measures pacing and window use from."""
+        return self.app.counters.log()
 
     def revoke_tokens(self) -> None:
         self.app.tokens.revoke_all()

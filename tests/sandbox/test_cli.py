@@ -59,3 +59,10 @@ def test_embedded_server_hook():
     with spec.start({"seed": 2, "size": "tiny", "accounts": 2, "time_scale": 10.0}) as info:
         assert len(info["accounts"]) == 2 and info["time_scale"] == 10.0
         assert requests.get(f"{info['admin']}/info").json()["client_id"] == info["client_id"]
+
+
+def test_serve_refuses_a_bad_limits_option_with_exit_2():
+    from rcetl.sandbox.cli import app
+
+    result = CliRunner().invoke(app, ["serve", "--port", "0", "--size", "tiny", "--limits", "heavy=five"])
+    assert result.exit_code == 2 and "bad limit for Heavy" in result.output

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from rcetl.sandbox import Sandbox
 
 from .conftest import login
@@ -72,3 +74,32 @@ def test_token_lifetime_on_the_scaled_clock():
         time.sleep(0.3)
         r = s.get(f"{sb.server}/restapi/v1.0/account/~/extension")
         assert r.status_code == 401 and r.json()["errors"][0]["errorCode"] == "OAU-128"
+
+
+def test_plan_limits_per_group_and_headers_left_out():
+    with Sandbox(seed=3, size="tiny", time_scale=SCALE, plan="heavy=5,Medium=40") as sb:
+        s = login(sb)
+        seen = [_heavy(s, sb) for _ in range(6)]
+        assert [r.status_code for r in seen] == [200] * 5 + [429]
+        assert seen[0].headers["X-Rate-Limit-Limit"] == "5" and seen[4].headers["X-Rate-Limit-Remaining"] == "0"
+        ext = s.get(f"{sb.server}/restapi/v1.0/account/~/extension")
+        assert ext.headers["X-Rate-Limit-Limit"] == "40" and ext.headers["X-Rate-Limit-Group"] == "medium"
+        assert [(g, st) for _, g, st in sb.request_log() if g == "Heavy"] == [("Heavy", 200)] * 5 + [("Heavy", 429)]
+    with Sandbox(seed=3, size="tiny", time_scale=SCALE, plan={"Heavy": 3}, rate_headers=False) as sb:
+        s = login(sb)
+        seen = [_heavy(s, sb) for _ in range(4)]
+        assert [r.status_code for r in seen] == [200, 200, 200, 429]  # still enforced
+        assert not any(k.lower().startswith("x-rate-limit") for r in seen for k in r.headers)
+        assert seen[-1].headers["Retry-After"] == "60"
+    with Sandbox(seed=3, size="tiny", limits=False) as sb:  # --no-limits: unlimited, and the headers say so
+        s = login(sb)
+        seen = [_heavy(s, sb) for _ in range(12)]
+        assert {r.status_code for r in seen} == {200}
+        assert {(r.headers["X-Rate-Limit-Limit"], r.headers["X-Rate-Limit-Remaining"]) for r in seen} == {("1000000000",) * 2}
+
+
+@pytest.mark.parametrize(("plan", "why"), [("heavy=0", "at least 1"), ("huge=5", "unknown rate-limit group"),
+                                           ("heavy", "expected GROUP=N"), ("heavy=x", "not a whole number")])
+def test_bad_plans_are_refused(plan, why):
+    with pytest.raises(ValueError, match=why):
+        Sandbox(seed=3, size="tiny", plan=plan)
