@@ -1,4 +1,4 @@
-"""Fixtures for the database sink tests: real servers (see services.py), one table prefix or
+"""Fixtures for the database sink tests: real servers (tests/servers.py, tests/services.py), one table prefix or
 database per test so the tests run side by side under pytest-xdist."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 import rcetl
+from tests.servers import drop_tables
 
-from .services import service_url
-
-# SQL Server runs where RCETL_TEST_MSSQL_URL or Docker gives one (never on this project's machines).
+# SQL Server runs where RCETL_TEST_MSSQL_URL or Docker gives one (never on this project's machines:
+# its tests skip here with that reason, the one skip allowed under RCETL_REQUIRE_SERVICES=1).
 SQL_BACKENDS = ["sqlite", "mysql", "postgres", "mssql"]
 
 
@@ -29,22 +29,7 @@ def unique_prefix() -> str:
     return f"t{uuid.uuid4().hex[:10]}_"
 
 
-def _server_fixture(service: str):
-    @pytest.fixture(scope="session", name=f"{service}_url")
-    def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-        with service_url(service, str(tmp_path_factory.mktemp(service))) as (url, how):
-            if url is None:
-                pytest.skip(how)
-            yield url
-
-    return server
-
-
-# mysql_url, postgres_url, mssql_url, mongodb_url: one server per test session (and xdist worker).
-mysql_url = _server_fixture("mysql")
-postgres_url = _server_fixture("postgres")
-mssql_url = _server_fixture("mssql")
-mongodb_url = _server_fixture("mongodb")
+# mysql_url, postgres_url, mssql_url, mongodb_url: session fixtures of tests/servers.py.
 
 
 @pytest.fixture(params=SQL_BACKENDS)
@@ -59,16 +44,11 @@ def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, st
 def make_sql_sink(backend_url: tuple[str, str], unique_prefix: str, run_ctx: rcetl.RunContext
                   ) -> Iterator[Callable[..., rcetl.RecordSink]]:
     """Build (and open) SQL sinks on this test's tables; drops the tables afterwards."""
-    from rcetl.plugins.sinks.sql import plugin
-
-    specs = {s.name: s for s in plugin.rcetl_sinks()}
     made: list[rcetl.RecordSink] = []
     plugin_name, url = backend_url
 
     def make(open_: bool = True, **options) -> rcetl.RecordSink:
-        spec = specs[plugin_name]
-        config = spec.config.model_validate({"url": url, "table_prefix": unique_prefix, **options})
-        sink = spec.factory("archive", config, run_ctx)
+        sink = build_sink(plugin_name, {"url": url, "table_prefix": unique_prefix, **options}, run_ctx)
         made.append(sink)
         if open_:
             sink.open()
@@ -81,10 +61,10 @@ def make_sql_sink(backend_url: tuple[str, str], unique_prefix: str, run_ctx: rce
         sink.close()
 
 
-def drop_tables(sink) -> None:
-    import sqlalchemy as sa
+def build_sink(plugin_name: str, options: dict, ctx: rcetl.RunContext, name: str = "archive"):
+    """A built-in sink as a pipeline builds it: its registered class, its validated options."""
+    from rcetl.plugins.sinks.builtin import rcetl_sinks
 
-    with sink.engine.begin() as conn:
-        names = [n for n in sa.inspect(conn).get_table_names() if n.startswith(sink.tables.prefix)]
-        for name in names:
-            sa.Table(name, sa.MetaData()).drop(conn)
+    cls = {entry.name: entry for entry in rcetl_sinks()}[plugin_name].load()
+    config = cls.config_model.model_validate(options)
+    return cls.configured(config)(name, config, ctx)

@@ -121,7 +121,9 @@ def message_record(msg_id: int, i: int) -> rcetl.ArchivedRecord:
         data["faxPageCount"] = 2 + i % 4
     if kind == "VoiceMail":
         data["vmTranscriptionStatus"] = "Completed"
-    blobs = [stored_blob(f"attachment-{a['id']}", "attachment", a["contentType"], f"{a['id']}".encode())
+    # The message-store source's blob id: attachment ids are unique only within their message.
+    blobs = [stored_blob(f"attachment-{msg_id}-{a['id']}", "attachment", a["contentType"],
+                         f"{msg_id}/{a['id']}".encode())
              for a in attachments]
     return rcetl.ArchivedRecord(rcetl.Record("message-store", msg_id, data, account=ACCOUNT,
                                              occurred_at=created), blobs)

@@ -12,6 +12,7 @@ import pytest
 
 import rcetl
 
+from .conftest import build_sink
 from .dataset import ACCOUNT, BIG_CONVERSATION, BIG_ID, MAX_ID, make_dataset, updated_at_source
 
 pytestmark = pytest.mark.integration
@@ -19,15 +20,11 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def make_mongo_sink(mongodb_url, run_ctx):
-    from rcetl.plugins.sinks import mongodb
-
-    spec = mongodb.rcetl_sinks()[0]
     database = f"t{uuid.uuid4().hex[:12]}"  # one database per test: xdist-safe, dropped afterwards
     made = []
 
     def make(**options):
-        config = spec.config.model_validate({"url": mongodb_url, "database": database, **options})
-        sink = spec.factory("mongo", config, run_ctx)
+        sink = build_sink("mongodb", {"url": mongodb_url, "database": database, **options}, run_ctx, "mongo")
         sink.open()
         made.append(sink)
         return sink
@@ -105,11 +102,8 @@ def test_an_int_beyond_64_bits_is_a_permanent_error_naming_the_record(make_mongo
 
 
 def test_unreachable_server_is_transient(run_ctx):
-    from rcetl.plugins.sinks import mongodb
-
-    spec = mongodb.rcetl_sinks()[0]
-    config = spec.config.model_validate({"url": "mongodb://u:s3cretpw@127.0.0.1:1/?serverSelectionTimeoutMS=300"})
-    sink = spec.factory("mongo", config, run_ctx)
+    sink = build_sink("mongodb", {"url": "mongodb://u:s3cretpw@127.0.0.1:1/?serverSelectionTimeoutMS=300"},
+                      run_ctx, "mongo")
     with pytest.raises(rcetl.TransientError) as err:
         sink.write(make_dataset(calls=1, messages=0).records)
     assert "s3cretpw" not in str(err.value)

@@ -47,7 +47,22 @@ def test_merge(dialect, table):
 
 
 def test_upgrade_from_v1(dialect):
-    check_golden("mssql_upgrade_v1_to_v2.sql", migrate.upgrade_sql(dialect, "rc_", "archive", 1))
+    check_golden("mssql_upgrade_v1_to_v3.sql", migrate.upgrade_sql(dialect, "rc_", "archive", 1))
+
+
+def test_join_columns_share_the_binary_collation_of_the_ids_they_join(dialect):
+    # SQL Server refuses a join between two collations (error 468): rc_call_log.recording_id =
+    # rc_recordings.id and rc_recordings.call_id = rc_call_log.id must both be BIN2, in a fresh
+    # archive and after an upgrade.
+    ddl = migrate.create_sql(dialect, build_tables("rc_", "archive"))
+    upgrade = migrate.upgrade_sql(dialect, "rc_", "archive", 2)
+    for table, column in (("rc_call_log", "recording_id"), ("rc_recordings", "call_id"),
+                          ("rc_call_log", "id"), ("rc_recordings", "id")):
+        create = ddl.split(f"CREATE TABLE archive.{table} (")[1].split(";")[0]
+        assert f"\t{column} NVARCHAR(64) COLLATE Latin1_General_100_BIN2 " in create, (table, column)
+    for table, column in (("rc_call_log", "recording_id"), ("rc_recordings", "call_id")):
+        assert (f"ALTER TABLE archive.{table} ADD {column} NVARCHAR(64) COLLATE Latin1_General_100_BIN2"
+                in upgrade), (table, column)
 
 
 def test_merge_is_what_the_sink_runs_on_sql_server(dialect):

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 import rcetl
 
+from .conftest import build_sink
 from .dataset import ACCOUNT, BIG_CONVERSATION, BIG_ID, MAX_ID, make_dataset, updated_at_source
 
 pytestmark = pytest.mark.integration
@@ -133,9 +134,9 @@ def test_an_older_archive_is_refused_without_create_tables(make_sql_sink):
         make_sql_sink(create_tables=False)
 
 
+# PostgreSQL's jsonb is the database here that refuses a NUL character: only its case runs.
+@pytest.mark.parametrize("backend_url", ["postgres"], indirect=True)
 def test_postgres_rejected_row_is_permanent_and_names_the_key(make_sql_sink, backend_url):
-    if backend_url[0] != "postgres":
-        pytest.skip("PostgreSQL's jsonb is the database here that refuses a NUL character")
     ds = make_dataset(calls=2, messages=0)
     sink = make_sql_sink()
     bad = copy.deepcopy(ds.of("call-log")[1])
@@ -148,13 +149,10 @@ def test_postgres_rejected_row_is_permanent_and_names_the_key(make_sql_sink, bac
 
 
 def test_unreachable_server_is_transient(run_ctx, backend_url):
-    from rcetl.plugins.sinks.sql import plugin
-
     name, _ = backend_url
     urls = {"mysql": "mysql://root@127.0.0.1:1/test", "postgres": "postgresql://postgres@127.0.0.1:1/test",
             "sqlite": "/nonexistent-dir/for/sure/archive.sqlite", "mssql": "mssql://sa:x@127.0.0.1:1/master"}
-    spec = {s.name: s for s in plugin.rcetl_sinks()}[name]
-    sink = spec.factory("archive", spec.config.model_validate({"url": urls[name]}), run_ctx)
+    sink = build_sink(name, {"url": urls[name]}, run_ctx)
     ds = make_dataset(calls=1, messages=0)
     with pytest.raises(rcetl.TransientError, match="VgLcd1KWffJVzUA0|vGlCD1kwFFjvZua0"):
         sink.write(ds.records)

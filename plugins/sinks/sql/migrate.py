@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 from alembic.migration import MigrationContext
@@ -22,15 +24,27 @@ import rcetl
 from . import rows as row_maps
 from .schema import LATEST_VERSION, Tables, build_tables
 
-# Typed columns recomputed from ``raw`` when an upgrade adds them, so old rows can be filtered too.
-_COLUMNS_FROM_RAW: dict[str, Callable] = {
-    "call_log": row_maps.call_log_columns,
-    "call_legs": row_maps.leg_columns,
-    "recordings": row_maps.recording_columns,
-    "messages": row_maps.message_columns,
-    "attachments": row_maps.attachment_columns,
+# Typed columns recomputed from ``raw`` (and ``archive``) when an upgrade adds or retypes them, so
+# old rows can be filtered too. Each takes (raw, archive) of the row being refilled.
+_COLUMNS_FROM_RAW: dict[str, Callable[[Any, Any], dict]] = {
+    "call_log": lambda raw, _archive: row_maps.call_log_columns(raw),
+    "call_legs": lambda raw, _archive: row_maps.leg_columns(raw),
+    "recordings": lambda raw, archive: row_maps.with_blob(row_maps.recording_columns(raw),
+                                                          archive[0] if archive else None),
+    "messages": lambda raw, _archive: row_maps.message_columns(raw),
+    "attachments": lambda raw, _archive: row_maps.attachment_columns(raw),
 }
 _BACKFILL_PAGE = 1000
+
+
+@dataclass
+class _Step:
+    """What one version step did to one table: the backfill and the removals follow from it."""
+
+    old: sa.Table | None  # the table before the step (None: created by it)
+    new: sa.Table
+    filled: list[str] = field(default_factory=list)  # added or retyped: refilled from raw
+    removed: list[str] = field(default_factory=list)  # dropped once the backfill has read them
 
 
 def stored_version(conn: Connection, tables: Tables) -> int | None:
@@ -67,27 +81,48 @@ def ensure_schema(conn: Connection, tables: Tables, *, create_tables: bool, wher
         upgrade(conn, tables, version)
 
 
-def _steps(op: Operations, prefix: str, schema: str | None, version: int) -> list[tuple[sa.Table, list[str]]]:
-    """Emit the DDL that takes an archive from ``version - 1`` to ``version``.
-
-    Returns, per table, the columns added (for the backfill)."""
+def _steps(op: Operations, prefix: str, schema: str | None, version: int) -> list[_Step]:
+    """Emit the DDL that takes an archive from ``version - 1`` to ``version``, except the removal
+    of columns, which ``_finish`` does after the backfill has read them."""
     before, after = build_tables(prefix, schema, version - 1), build_tables(prefix, schema, version)
-    added: list[tuple[sa.Table, list[str]]] = []
-    old_names = {t.name for t in before.data_tables()}
+    old_tables = {t.name: t for t in before.data_tables()}
+    sqlite = op.get_context().dialect.name == "sqlite"
+    steps: list[_Step] = []
     for table in after.data_tables():
-        if table.name not in old_names:
+        old = old_tables.get(table.name)
+        if old is None:
             op.create_table(table.name, *(c._copy() for c in table.columns), schema=schema, **table.kwargs)
-            new_cols: list[str] = []
-        else:
-            new_cols = [c.name for c in table.columns if c.info.get("since", 1) == version]
-            for name in new_cols:
-                op.add_column(table.name, table.c[name]._copy(), schema=schema)
+            steps.append(_Step(None, table))
+            continue
+        step = _Step(old, table, removed=[c.name for c in old.columns if c.info.get("until") == version])
+        retyped = {c.name for c in table.columns if c.info.get("since") == version and c.info.get("retyped")}
+        # An index on a retyped column must go first: SQLite and SQL Server refuse to drop the column.
+        dropped_indexes = {i.name for i in old.indexes if retyped & {c.name for c in i.columns}}
+        for name in sorted(dropped_indexes):
+            op.drop_index(name, table_name=table.name, schema=schema)
+        for name in sorted(retyped):
+            op.drop_column(table.name, name, schema=schema)
+        step.filled = [c.name for c in table.columns if c.info.get("since", 1) == version]
+        for name in step.filled:
+            op.add_column(table.name, table.c[name]._copy(), schema=schema)
         for index in sorted(table.indexes, key=lambda i: i.name):
-            if index.info.get("since", 1) == version or table.name not in old_names:
+            if index.info.get("since", 1) == version or index.name in dropped_indexes:
                 op.create_index(index.name, table.name, [c.name for c in index.columns], schema=schema)
-        if new_cols:
-            added.append((table, new_cols))
-    return added
+        for fk in table.foreign_key_constraints:
+            # SQLite cannot add a constraint to an existing table (it would have to copy the table);
+            # it does not enforce foreign keys unless asked to anyway. docs/sinks/databases.md says so.
+            if fk.info.get("since", 1) == version and not sqlite:
+                op.create_foreign_key(fk.name, table.name, fk.referred_table.name, list(fk.column_keys),
+                                      [e.column.name for e in fk.elements], source_schema=schema,
+                                      referent_schema=schema, ondelete=fk.ondelete)
+        steps.append(step)
+    return steps
+
+
+def _finish(op: Operations, schema: str | None, steps: list[_Step]) -> None:
+    for step in steps:
+        for name in step.removed:
+            op.drop_column(step.new.name, name, schema=schema)
 
 
 def _set_version(op: Operations, tables: Tables, version: int) -> None:
@@ -99,35 +134,49 @@ def upgrade(conn: Connection, tables: Tables, from_version: int) -> None:
     op = Operations(MigrationContext.configure(connection=conn))
     schema = tables.schema_version.schema
     for version in range(from_version + 1, tables.version + 1):
-        for table, columns in _steps(op, tables.prefix, schema, version):
-            _backfill(conn, table, table.name[len(tables.prefix):], columns)
+        steps = _steps(op, tables.prefix, schema, version)
+        for step in steps:
+            if step.old is not None and step.filled:
+                _backfill(conn, step, step.new.name[len(tables.prefix):])
+        _finish(op, schema, steps)
         _set_version(op, tables, version)
 
 
-def _backfill(conn: Connection, table: sa.Table, base_name: str, columns: list[str]) -> None:
+def _backfill(conn: Connection, step: _Step, base_name: str) -> None:
     extract = _COLUMNS_FROM_RAW.get(base_name)
-    if extract is None:
+    if extract is None or step.old is None or "raw" not in step.old.c:
         return
-    keys = list(table.primary_key.columns)
+    old, columns = step.old, step.filled
+    keys = list(old.primary_key.columns)
+    sources = [old.c.raw, *([old.c.archive] if "archive" in old.c else [])]
     update = (
-        table.update()
-        .where(*(k == sa.bindparam(f"k_{k.name}") for k in keys))
+        step.new.update()
+        .where(*(step.new.c[k.name] == sa.bindparam(f"k_{k.name}") for k in keys))
         .values({c: sa.bindparam(f"v_{c}") for c in columns})
     )
-    offset = 0
-    while True:  # page by primary key: bounded memory however large the archive
-        page = conn.execute(
-            sa.select(*keys, table.c.raw).order_by(*keys).offset(offset).limit(_BACKFILL_PAGE)
-        ).all()
+    last: tuple | None = None
+    while True:  # keyset pages by primary key: bounded memory and no OFFSET rescans
+        query = sa.select(*keys, *sources).order_by(*keys).limit(_BACKFILL_PAGE)
+        if last is not None:
+            query = query.where(_after(keys, last))
+        page = conn.execute(query).all()
         if not page:
             return
         params = []
         for row in page:
-            values = extract(row.raw or {})
+            values = extract(row.raw or {}, getattr(row, "archive", None) or [])
             params.append({**{f"k_{k.name}": getattr(row, k.name) for k in keys},
                            **{f"v_{c}": values.get(c) for c in columns}})
         conn.execute(update, params)
-        offset += len(page)
+        last = tuple(getattr(page[-1], k.name) for k in keys)
+
+
+def _after(keys: list[sa.Column], last: tuple) -> sa.ColumnElement[bool]:
+    """``keys > last`` in key order, spelled out: SQL Server has no row-value comparison."""
+    terms = []
+    for i, key in enumerate(keys):
+        terms.append(sa.and_(*(k == v for k, v in zip(keys[:i], last[:i], strict=True)), key > last[i]))
+    return sa.or_(*terms)
 
 
 def upgrade_sql(dialect: Dialect, prefix: str, schema: str | None, from_version: int) -> str:
@@ -138,7 +187,7 @@ def upgrade_sql(dialect: Dialect, prefix: str, schema: str | None, from_version:
     op = Operations(ctx)
     tables = build_tables(prefix, schema)
     for version in range(from_version + 1, tables.version + 1):
-        _steps(op, prefix, schema, version)
+        _finish(op, schema, _steps(op, prefix, schema, version))
         _set_version(op, tables, version)
     return buf.getvalue()
 

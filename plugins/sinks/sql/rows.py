@@ -56,14 +56,21 @@ def timestamp(value: Any) -> datetime | None:
     return dt
 
 
+def phone(value: Any) -> str | None:
+    """A party's phoneNumber in E.164, the searchable form (None for extension numbers, names)."""
+    return rcetl.normalize_phone(value) if isinstance(value, str) else None
+
+
 def _party(prefix: str, party: Any, *, extension: bool = True) -> Row:
     party = party if isinstance(party, Mapping) else {}
+    number = party.get("phoneNumber")
     row = {
-        f"{prefix}_number": text(party.get("phoneNumber") or party.get("extensionNumber"), 64),
+        f"{prefix}_number": text(number or party.get("extensionNumber"), 64),
+        f"{prefix}_e164": phone(number),
         f"{prefix}_name": text(party.get("name"), 255),
     }
     if extension:
-        row[f"{prefix}_extension_id"] = text(party.get("extensionId"), 32)
+        row[f"{prefix}_extension_id"] = integer(party.get("extensionId"))
     return row
 
 
@@ -99,6 +106,7 @@ def leg_columns(leg: Mapping[str, Any]) -> Row:
 
 def recording_columns(data: Mapping[str, Any]) -> Row:
     call = data.get("call") if isinstance(data.get("call"), Mapping) else {}
+    from_, to = _party("from", call.get("from")), _party("to", call.get("to"))
     return {
         "call_id": text(call.get("id"), 64),
         "session_id": text(call.get("sessionId"), 64),
@@ -108,8 +116,10 @@ def recording_columns(data: Mapping[str, Any]) -> Row:
         "type": text(data.get("type"), 32),
         "content_type": text(data.get("contentType"), 128),
         "extension_id": integer((call.get("extension") or {}).get("id")),
-        "from_number": _party("from", call.get("from"))["from_number"],
-        "to_number": _party("to", call.get("to"))["to_number"],
+        "from_number": from_["from_number"],
+        "from_e164": from_["from_e164"],
+        "to_number": to["to_number"],
+        "to_e164": to["to_e164"],
     }
 
 
@@ -124,7 +134,7 @@ def message_columns(data: Mapping[str, Any]) -> Row:
         "creation_time": timestamp(data.get("creationTime")),
         "last_modified_time": timestamp(data.get("lastModifiedTime")),
         **_party("from", data.get("from")),
-        **_party("to", first_to, extension=False),
+        **_party("to", first_to, extension=False),  # to_number, to_e164, to_name
         "subject": text(data.get("subject")),
         "read_status": text(data.get("readStatus"), 16),
         "message_status": text(data.get("messageStatus"), 32),
@@ -140,6 +150,17 @@ def attachment_columns(att: Mapping[str, Any]) -> Row:
         "content_type": text(att.get("contentType"), 128),
         "file_name": text(att.get("fileName"), 255),
     }
+
+
+def with_blob(row: Row, blob: Mapping[str, Any] | None) -> Row:
+    """``row`` with its binary's columns; the archive entry fills what the API JSON lacks.
+
+    The call log's recording JSON has no content type: the archive entry holds the type the
+    source announced for the download."""
+    row.update(_blob_columns(blob))
+    if blob and row.get("content_type") is None:
+        row["content_type"] = text(blob.get("content_type"), 128)
+    return row
 
 
 def _blob_columns(blob: Mapping[str, Any] | None) -> Row:
@@ -188,7 +209,7 @@ class StreamLayout:
         rec, archive = ar.record, ar.archive_json()
         row: Row = {"account": rec.account, self.key_column: rec.key, **self.columns(rec.data)}
         if self.table == "recordings":
-            row.update(_blob_columns(archive[0] if archive else None))
+            with_blob(row, archive[0] if archive else None)
         row.update(deleted=is_deleted(rec), raw=rec.data, archive=archive)
         out.add(self.table, row)
         if self.child_table == "call_legs":
@@ -196,7 +217,7 @@ class StreamLayout:
             for i, leg in enumerate(rec.data.get("legs") or []):
                 if isinstance(leg, Mapping):
                     out.add("call_legs", {"account": rec.account, "call_id": rec.key, "leg_index": i,
-                                          **leg_columns(leg), "raw": dict(leg)})
+                                          **leg_columns(leg)})
         elif self.child_table == "attachments":
             out.replaced_parents.setdefault("attachments", []).append((rec.account, rec.key))
             blobs = {b["blob_id"]: b for b in archive}
@@ -206,9 +227,13 @@ class StreamLayout:
                 if att_id is None or att_id in seen:
                     continue  # no id (or a repeated one): it stays in the message's raw JSON only
                 seen.add(att_id)
-                out.add("attachments", {"account": rec.account, "message_id": rec.key, "id": att_id,
-                                        **attachment_columns(att),
-                                        **_blob_columns(blobs.get(f"attachment-{att_id}")), "raw": dict(att)})
+                # the message-store source's blob id: the attachment id is
+                # scoped by its message (plugins/sources/message_store.py)
+                row = with_blob({"account": rec.account, "message_id": rec.key, "id": att_id,
+                                 **attachment_columns(att)}, blobs.get(f"attachment-{rec.key}-{att_id}"))
+                if row["size"] is None:  # not downloaded (yet): the size the API declared
+                    row["size"] = integer(att.get("size"))
+                out.add("attachments", row)
 
 
 STREAMS: dict[str, StreamLayout] = {

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mssql, mysql, postgresql
 
 #: The newest schema version this rcetl writes; an archive at an older version is upgraded in place.
-LATEST_VERSION = 2
+LATEST_VERSION = 3
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,30}$")
 SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -44,25 +44,48 @@ def _json() -> sa.types.TypeEngine:
     return sa.JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
 
 
-def _col(name: str, type_: sa.types.TypeEngine, *, key: bool = False, since: int = 1) -> sa.Column:
-    return sa.Column(
-        name, type_, primary_key=key, nullable=not key, autoincrement=False, info={"since": since}
-    )
+def _col(name: str, type_: sa.types.TypeEngine, *, key: bool = False, since: int = 1,
+         retyped: bool = False, until: int | None = None) -> sa.Column:
+    """A column and the version that introduced it.
+
+    ``retyped``: the column existed before ``since`` with another type (or collation); the upgrade
+    drops and re-adds it and refills it from ``raw``, which works on every dialect, including
+    SQLite's limited ALTER and SQL Server's refusal to alter an indexed column.
+    ``until``: the version that removed it (``build_tables`` keeps it only for older versions)."""
+    info: dict = {"since": since}
+    if retyped:
+        info["retyped"] = True
+    if until is not None:
+        info["until"] = until
+    return sa.Column(name, type_, primary_key=key, nullable=not key, autoincrement=False, info=info)
+
+
+def _versioned(version: int, old: sa.Column, new: sa.Column) -> sa.Column:
+    """``new`` (retyped at its ``since``) for archives at that version or later, else ``old``."""
+    return new if version >= new.info["since"] else old
+
+
+def _e164(prefix: str) -> sa.Column:
+    # E.164 is at most 15 digits after "+": rcetl.normalize_phone's form, indexed for search.
+    return _col(f"{prefix}_e164", sa.String(16), since=3)
 
 
 def _account() -> sa.Column:
     return _col("account", _key_text(64), key=True)
 
 
-def _party(prefix: str) -> list[sa.Column]:
+def _party(prefix: str, version: int) -> list[sa.Column]:
     return [
         _col(f"{prefix}_number", sa.Unicode(64)),
+        _e164(prefix),
         _col(f"{prefix}_name", sa.Unicode(255)),
-        _col(f"{prefix}_extension_id", sa.Unicode(32)),
+        # An integer since version 3, like every other extension id (text before).
+        _versioned(version, _col(f"{prefix}_extension_id", sa.Unicode(32)),
+                   _col(f"{prefix}_extension_id", sa.BigInteger(), since=3, retyped=True)),
     ]
 
 
-def _call_fields() -> list[sa.Column]:
+def _call_fields(version: int) -> list[sa.Column]:
     """What a call and each of its legs have in common (``rows._call_fields`` fills them)."""
     return [
         _col("start_time", _time()),
@@ -72,8 +95,8 @@ def _call_fields() -> list[sa.Column]:
         _col("action", sa.Unicode(64)),
         _col("result", sa.Unicode(64)),
         _col("reason", sa.Unicode(128)),
-        *_party("from"),
-        *_party("to"),
+        *_party("from", version),
+        *_party("to", version),
         _col("extension_id", sa.BigInteger()),
     ]
 
@@ -131,8 +154,8 @@ def build_tables(prefix: str, schema: str | None = None, version: int = LATEST_V
     opts = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin", "mariadb_charset": "utf8mb4",
             "mariadb_collate": "utf8mb4_bin"}
 
-    def table(name: str, *items: sa.Column | sa.Index) -> sa.Table:
-        kept = [i for i in items if i.info.get("since", 1) <= version]
+    def table(name: str, *items: sa.Column | sa.Constraint) -> sa.Table:
+        kept = [i for i in items if i.info.get("since", 1) <= version < i.info.get("until", version + 1)]
         return sa.Table(f"{prefix}{name}", md, *kept, **opts)
 
     call_log = table(
@@ -141,8 +164,10 @@ def build_tables(prefix: str, schema: str | None = None, version: int = LATEST_V
         _col("id", _key_text(64), key=True),
         _col("session_id", sa.Unicode(64)),
         _col("telephony_session_id", sa.Unicode(128)),
-        *_call_fields(),
-        _col("recording_id", sa.Unicode(64), since=2),
+        *_call_fields(version),
+        # Joins rc_recordings.id: the same type and (on SQL Server) binary collation since version 3.
+        _versioned(version, _col("recording_id", sa.Unicode(64), since=2),
+                   _col("recording_id", _key_text(64), since=3, retyped=True)),
         _col("last_modified_time", _time()),
         *_tail(),
     )
@@ -152,14 +177,18 @@ def build_tables(prefix: str, schema: str | None = None, version: int = LATEST_V
         _col("call_id", _key_text(64), key=True),
         _col("leg_index", sa.Integer(), key=True),
         _col("leg_type", sa.Unicode(64)),
-        *_call_fields(),
-        _col("raw", _json()),
+        *_call_fields(version),
+        # Until version 3 each leg's JSON was stored again here; it is the call's raw["legs"][leg_index].
+        _col("raw", _json(), until=3),
+        sa.ForeignKeyConstraint(["account", "call_id"], [call_log.c.account, call_log.c.id],
+                                name=f"{prefix}fk_leg_call", ondelete="CASCADE", info={"since": 3}),
     )
     recordings = table(
         "recordings",
         _account(),
         _col("id", _key_text(64), key=True),
-        _col("call_id", sa.Unicode(64)),
+        # Joins rc_call_log.id: same type and collation since version 3.
+        _versioned(version, _col("call_id", sa.Unicode(64)), _col("call_id", _key_text(64), since=3, retyped=True)),
         _col("session_id", sa.Unicode(64)),
         _col("start_time", _time()),
         _col("duration", sa.Integer()),
@@ -168,7 +197,9 @@ def build_tables(prefix: str, schema: str | None = None, version: int = LATEST_V
         _col("content_type", sa.Unicode(128)),
         _col("extension_id", sa.BigInteger()),
         _col("from_number", sa.Unicode(64)),
+        _e164("from"),
         _col("to_number", sa.Unicode(64)),
+        _e164("to"),
         *_blob_columns(),
         *_tail(),
     )
@@ -181,8 +212,9 @@ def build_tables(prefix: str, schema: str | None = None, version: int = LATEST_V
         _col("direction", sa.Unicode(16)),
         _col("creation_time", _time()),
         _col("last_modified_time", _time()),
-        *_party("from"),
+        *_party("from", version),
         _col("to_number", sa.Unicode(64)),  # first recipient; every recipient is in raw["to"]
+        _e164("to"),
         _col("to_name", sa.Unicode(255)),
         _col("subject", sa.UnicodeText()),
         _col("read_status", sa.Unicode(16)),
@@ -201,7 +233,10 @@ def build_tables(prefix: str, schema: str | None = None, version: int = LATEST_V
         _col("content_type", sa.Unicode(128)),
         _col("file_name", sa.Unicode(255)),
         *_blob_columns(),
-        _col("raw", _json()),
+        # Until version 3 the attachment's JSON was stored again here; it is in the message's raw.
+        _col("raw", _json(), until=3),
+        sa.ForeignKeyConstraint(["account", "message_id"], [messages.c.account, messages.c.id],
+                                name=f"{prefix}fk_att_msg", ondelete="CASCADE", info={"since": 3}),
     )
     records = table(
         "records",
@@ -224,6 +259,16 @@ def build_tables(prefix: str, schema: str | None = None, version: int = LATEST_V
         (1, "msg_created", lambda: [messages.c.creation_time]),
         (2, "msg_conv", lambda: [messages.c.conversation_id]),
         (1, "rec_stream_time", lambda: [records.c.stream, records.c.occurred_at]),
+        # Search by phone number (rcetl.normalize_phone's E.164) within a date range.
+        (3, "call_from", lambda: [call_log.c.from_e164, call_log.c.start_time]),
+        (3, "call_to", lambda: [call_log.c.to_e164, call_log.c.start_time]),
+        (3, "leg_from", lambda: [call_legs.c.from_e164, call_legs.c.start_time]),
+        (3, "leg_to", lambda: [call_legs.c.to_e164, call_legs.c.start_time]),
+        (3, "recd_from", lambda: [recordings.c.from_e164, recordings.c.start_time]),
+        (3, "recd_to", lambda: [recordings.c.to_e164, recordings.c.start_time]),
+        (3, "recd_start", lambda: [recordings.c.start_time]),
+        (3, "msg_from", lambda: [messages.c.from_e164, messages.c.creation_time]),
+        (3, "msg_to", lambda: [messages.c.to_e164, messages.c.creation_time]),
     ]
     for since, short, columns in indexes:
         if since <= version:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Iterator, Sequence
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,11 +22,73 @@ from .upsert import upsert_statement
 
 # Parent keys per IN (...) list: well under SQL Server's 2,100 parameters per statement.
 _IN_CHUNK = 500
+# Bound values per multi-row statement (PostgreSQL allows 65,535).
+_MAX_PARAMS = 30_000
+# Dialects written through the driver's executemany with rows as tuples (others: SQLAlchemy).
+_FAST = {"sqlite", "postgresql", "mysql", "mariadb"}
+# A table is analysed again once this sink has written this many rows to it, then each time that
+# count doubles: fresh statistics for the planner at an amortised cost of O(1) per row.
+_FIRST_ANALYZE = 10_000
+_PARENT = {"call_legs": "call_log", "attachments": "messages"}
+_NAMED = re.compile(r"%\((\w+)\)s")
 
 
-def _dumps(value: Any) -> str:
-    # Compact and ASCII-escaped: lone surrogates survive and the stored text is deterministic.
-    return json.dumps(value, separators=(",", ":"))
+@dataclass(frozen=True)
+class _Compiled:
+    """One table's upsert, compiled once: the SQL text and how a row dict becomes the driver's tuple."""
+
+    sql: str
+    columns: tuple[str, ...]
+    processors: tuple[tuple[int, Callable[[Any], Any]], ...]  # (position, conversion) where needed
+    values_group: tuple[int, int] | None = None  # where "(%s, ...)" sits, to repeat it (PostgreSQL)
+
+    def params(self, rows: Sequence[Row]) -> list[tuple]:
+        get = itemgetter(*self.columns)
+        if not self.processors:
+            return [get(r) for r in rows]
+        out = []
+        for r in rows:
+            values = list(get(r))
+            for i, convert in self.processors:
+                if values[i] is not None:
+                    values[i] = convert(values[i])
+            out.append(tuple(values))
+        return out
+
+    def multi_row(self, n: int) -> str:
+        start, end = self.values_group  # type: ignore[misc]
+        return self.sql[:start] + ", ".join([self.sql[start:end]] * n) + self.sql[end:]
+
+
+def _compile(table: sa.Table, dialect: sa.engine.Dialect) -> _Compiled:
+    compiled = upsert_statement(table, dialect).compile(dialect=dialect)
+    sql = str(compiled)
+    if compiled.positiontup:
+        columns = tuple(compiled.positiontup)
+    else:  # named "%(name)s" placeholders (psycopg, PyMySQL) become positional "%s" for tuples
+        columns = tuple(_NAMED.findall(sql))
+        sql = _NAMED.sub("%s", sql)
+    if sorted(columns) != sorted(c.name for c in table.columns):
+        raise AssertionError(f"{table.name}: the compiled upsert binds {columns}")  # a schema/upsert bug
+    processors = []
+    for i, name in enumerate(columns):
+        column_type = table.c[name].type.dialect_impl(dialect)
+        if isinstance(column_type, sa.JSON):
+            processors.append((i, rcetl.json_dumps))  # the one JSON encoding of the record
+        elif isinstance(column_type, sa.DateTime):
+            convert = column_type.bind_processor(dialect)  # SQLite stores SQLAlchemy's text form
+            if convert is not None:
+                processors.append((i, convert))
+    group = None
+    if dialect.name != "sqlite":  # SQLite runs in-process: its executemany is as fast
+        start = sql.index(" VALUES (") + len(" VALUES ")
+        depth, end = 0, start
+        for end, char in enumerate(sql[start:], start):  # noqa: B007 - the closing parenthesis
+            depth += {"(": 1, ")": -1}.get(char, 0)
+            if depth == 0:
+                break
+        group = (start, end + 1)
+    return _Compiled(sql, columns, tuple(processors), group)
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -43,6 +107,9 @@ class SqlSink(rcetl.RecordSink):
         self.url: URL = self._resolve_url(make_url(self.config.url))
         self._engine: Engine | None = None
         self._statements: dict[str, sa.Executable] = {}
+        self._compiled: dict[str, _Compiled] = {}
+        self._written: dict[str, int] = {}  # rows written per table since the last ANALYZE
+        self._analyze_at: dict[str, int] = {}
 
     # --- connection ----------------------------------------------------------------------------
 
@@ -79,7 +146,8 @@ class SqlSink(rcetl.RecordSink):
         kwargs: dict[str, Any] = {}
         if backend == "mssql":
             kwargs["deprecate_large_types"] = True  # NVARCHAR(max), not the deprecated NTEXT
-        engine = sa.create_engine(self.url, pool_pre_ping=True, json_serializer=_dumps,
+        engine = sa.create_engine(self.url, pool_pre_ping=True, json_serializer=rcetl.json_dumps,
+                                  json_deserializer=rcetl.json_loads,
                                   connect_args=connect_args, **kwargs)
         if backend == "sqlite":
             sa.event.listen(engine, "connect", _sqlite_pragmas)
@@ -99,6 +167,31 @@ class SqlSink(rcetl.RecordSink):
     def open(self) -> None:
         self._run(lambda conn: migrate.ensure_schema(conn, self.tables, create_tables=self.config.create_tables,
                                                      where=self.where), keys=[])
+        # Statistics from the start: without them PostgreSQL may plan a child lookup as a scan.
+        self._analyze(self.tables.data_tables())
+
+    def _analyze(self, tables: list[sa.Table]) -> None:
+        """Refresh the planner's statistics (PostgreSQL, SQLite; InnoDB keeps its own current)."""
+        dialect = self.engine.dialect
+        if dialect.name not in ("postgresql", "sqlite"):
+            return
+        prep = dialect.identifier_preparer
+        with self.engine.begin() as conn:
+            if dialect.name == "sqlite":
+                conn.exec_driver_sql("PRAGMA analysis_limit=1000")  # sampled, like PostgreSQL's
+            for table in tables:
+                conn.exec_driver_sql(f"ANALYZE {prep.format_table(table)}")
+
+    def _count_written(self, batch: TableRows) -> None:
+        due = []
+        for name, rows in batch.rows.items():
+            written = self._written.get(name, 0) + len(rows)
+            if written >= self._analyze_at.get(name, _FIRST_ANALYZE):
+                due.append(self._table(name))
+                self._analyze_at[name] = max(_FIRST_ANALYZE, written * 2)
+            self._written[name] = written
+        if due:
+            self._analyze(due)
 
     def close(self) -> None:
         if self._engine is not None:
@@ -144,27 +237,68 @@ class SqlSink(rcetl.RecordSink):
         if not records:
             return 0
         batch = to_rows(records)
-        return self._run(lambda conn: self._write_rows(conn, batch),
-                         keys=[(ar.record.stream, ar.record.key) for ar in records])
+        changed = self._run(lambda conn: self._write_rows(conn, batch),
+                            keys=[(ar.record.stream, ar.record.key) for ar in records])
+        self._count_written(batch)
+        return changed
 
     def _write_rows(self, conn: Connection, batch: TableRows) -> int | None:
-        size = self.config.batch_size
         # With DO UPDATE ... WHERE IS DISTINCT FROM, these count only rows inserted or changed;
         # MySQL's driver counts found rows, so there the answer is unknown.
         exact = conn.dialect.name in ("sqlite", "postgresql")
+        # Only parents already archived can have children to remove; in a backfill there are none,
+        # and finding them is one primary-key lookup per parent, never a scan of the child table.
+        existed = {child: self._existing(conn, _PARENT[child], parents)
+                   for child, parents in batch.replaced_parents.items()}
         changed = 0
         for name, rows in batch.rows.items():
-            if name in CHILDREN:
-                continue
+            if name not in CHILDREN:
+                changed += self._upsert_rows(conn, name, rows)
+        for name in batch.replaced_parents:
+            rows = batch.rows.get(name, [])
+            if existed[name]:
+                self._delete_stale_children(conn, name, existed[name], rows)
+            self._upsert_rows(conn, name, rows)
+        return changed if exact else None
+
+    def _upsert_rows(self, conn: Connection, name: str, rows: list[Row]) -> int:
+        """Upsert ``rows`` into table ``name``; how many rows the database reports as written."""
+        size = self.config.batch_size
+        changed = 0
+        if conn.dialect.name not in _FAST:
             for chunk in _chunks(rows, size):
                 result = conn.execute(self._upsert(name, conn), list(chunk))
                 changed += max(result.rowcount or 0, 0)
-        for name, parents in batch.replaced_parents.items():
-            rows = batch.rows.get(name, [])
-            self._delete_stale_children(conn, name, parents, rows)
-            for chunk in _chunks(rows, size):
-                conn.execute(self._upsert(name, conn), list(chunk))
-        return changed if exact else None
+            return changed
+        compiled = self._compiled.get(name)
+        if compiled is None:
+            compiled = self._compiled[name] = _compile(self._table(name), conn.dialect)
+        params = compiled.params(rows)
+        if compiled.values_group is None:  # SQLite
+            for chunk in _chunks(params, size):
+                result = conn.exec_driver_sql(compiled.sql, list(chunk))
+                changed += max(result.rowcount or 0, 0)
+            return changed
+        # One multi-row INSERT ... ON CONFLICT / ON DUPLICATE KEY per chunk, not a statement per row.
+        per = max(1, min(size, _MAX_PARAMS // len(compiled.columns)))
+        for chunk in _chunks(params, per):
+            flat = [v for row in chunk for v in row]
+            result = conn.exec_driver_sql(compiled.multi_row(len(chunk)), tuple(flat))
+            changed += max(result.rowcount or 0, 0)
+        return changed
+
+    def _existing(self, conn: Connection, parent: str, keys: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+        """Which of ``keys`` (account, key) the parent table already holds."""
+        table = self._table(parent)
+        by_account: dict[str, list[Any]] = {}
+        for account, key in keys:
+            by_account.setdefault(account, []).append(key)
+        found: list[tuple[str, Any]] = []
+        for account, account_keys in by_account.items():
+            for chunk in _chunks(account_keys, _IN_CHUNK):
+                found += [(account, k) for (k,) in conn.execute(
+                    sa.select(table.c.id).where(table.c.account == account, table.c.id.in_(list(chunk))))]
+        return found
 
     def _delete_stale_children(self, conn: Connection, name: str, parents: list[tuple[str, Any]],
                                rows: list[Row]) -> None:
