@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import pytest
 
+# The shared test servers (databases, brokers, object stores) and their fixtures: tests/servers.py.
+pytest_plugins = ["tests.servers"]
+
 
 @pytest.fixture(autouse=True)
 def _no_rcetl_switches_from_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:

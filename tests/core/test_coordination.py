@@ -11,16 +11,16 @@ from pathlib import Path
 import pytest
 
 from rcetl.coordination import FileCoordinator
+from tests.services import service_url
 
 REDIS_URL = os.environ.get("RCETL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def _redis_or_skip() -> None:
-    redis = pytest.importorskip("redis")
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
-    except Exception as exc:  # pragma: no cover - depends on the machine
-        pytest.skip(f"no Redis at {REDIS_URL}: {exc}")
+    # tests/services.py: skip on a laptop without Redis, fail on CI; a container's URL is used by
+    # the child processes too (fork inherits the global, spawn the environment).
+    global REDIS_URL
+    REDIS_URL = service_url("REDIS")
 
 
 def _make(kind: str, where: str, **options):

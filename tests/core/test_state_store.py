@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing
-import os
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -11,23 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from rcetl.state import Backoff, StateStore
-
-SERVER_URLS = {
-    "postgres": os.environ.get(
-        "RCETL_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-    ),
-    "mysql": os.environ.get("RCETL_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test"),
-}
-
-
-def _reachable_or_skip(url: str) -> None:
-    try:
-        engine = sa.create_engine(url, connect_args={"connect_timeout": 2})
-        with engine.connect():
-            pass
-        engine.dispose()
-    except Exception as exc:  # pragma: no cover - depends on the machine
-        pytest.skip(f"database not reachable ({type(exc).__name__}); set RCETL_TEST_*_URL to run this")
+from tests.services import service_url
 
 
 @pytest.fixture(params=["sqlite", "postgres", "mysql"])
@@ -36,8 +19,7 @@ def store(request, tmp_path):
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path}/state/state.db"
     else:
-        url = SERVER_URLS[request.param]
-        _reachable_or_skip(url)
+        url = service_url(request.param)  # skip on a laptop without the server, fail on CI
     state = StateStore(url, table_prefix=prefix, backoff=Backoff(base=60, cap=3600))
     yield state
     if request.param != "sqlite":

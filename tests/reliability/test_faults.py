@@ -10,21 +10,21 @@ Every run is a real ``rcetl run`` subprocess.
 
 from __future__ import annotations
 
-import http.client
 import os
 import shutil
 import subprocess
 import threading
 import uuid
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
 from rcetl.sandbox import Sandbox
+from tests.servers import ForwardingProxy, moto_server
+from tests.services import service_url, unavailable
 
-from ..services import service_url
 from .archive_check import assert_no_partial_files, check_archive
 from .harness import env_for, open_sink, rcetl_cli, run_until_clean, sqlite_and_folder, write_pipeline
 
@@ -115,20 +115,19 @@ def test_database_connections_killed_mid_run(tmp_path: Path, backend: str) -> No
         if not held:
             held.append(admin.connect())
         c = held[0]
-        if True:
-            if backend == "mysql":
-                ids = c.execute(sa.text("SELECT id FROM information_schema.processlist WHERE db = :d "
-                                        "AND id <> CONNECTION_ID()"), {"d": dbname}).scalars().all()
-                for i in ids:
-                    try:
-                        c.execute(sa.text(f"KILL {int(i)}"))
-                        killed[0] += 1
-                    except Exception:  # noqa: BLE001 - already gone
-                        pass
-            else:
-                n = c.execute(sa.text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                                      "WHERE datname = :d AND pid <> pg_backend_pid()"), {"d": dbname}).scalar()
-                killed[0] += int(n or 0)
+        if backend == "mysql":
+            ids = c.execute(sa.text("SELECT id FROM information_schema.processlist WHERE db = :d "
+                                    "AND id <> CONNECTION_ID()"), {"d": dbname}).scalars().all()
+            for i in ids:
+                try:
+                    c.execute(sa.text(f"KILL {int(i)}"))
+                    killed[0] += 1
+                except Exception:  # noqa: BLE001 - already gone
+                    pass
+        else:
+            n = c.execute(sa.text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                  "WHERE datname = :d AND pid <> pg_backend_pid()"), {"d": dbname}).scalar()
+            killed[0] += int(n or 0)
 
     try:
         sinks = f"""
@@ -159,121 +158,64 @@ def test_database_connections_killed_mid_run(tmp_path: Path, backend: str) -> No
 # --- an object store answering 503 and dropping connections ----------------------------------------
 
 
-class FlakyProxy:
-    """A tiny HTTP proxy in front of moto: the first ``fail_first`` requests answer 503 SlowDown, then
-    every ``every``-th request is either a 503 or a connection closed without an answer."""
+class FlakyProxy(ForwardingProxy):
+    """A proxy in front of moto: the first ``fail_first`` requests answer 503 SlowDown, then every
+    ``every``-th request is either a 503 or a connection closed without an answer."""
 
     def __init__(self, upstream: str, fail_first: int = 6, every: int = 5) -> None:
-        self.upstream = upstream.split("//", 1)[1]
+        super().__init__(upstream, timeout=30)
         self.fail_first, self.every = fail_first, every
         self.count = 0
-        self.faults = Counter()
-        self.lock = threading.Lock()
-        proxy = self
+        self.faults: Counter[str] = Counter()
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args) -> None:  # noqa: ANN002
-                pass
-
-            def _body(self) -> bytes:
-                if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-                    out = b""
-                    while True:
-                        size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                        if size == 0:
-                            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                                pass
-                            return out
-                        out += self.rfile.read(size)
-                        self.rfile.readline()
-                length = int(self.headers.get("Content-Length") or 0)
-                return self.rfile.read(length) if length else b""
-
-            def _any(self) -> None:
-                body = self._body()
-                with proxy.lock:
-                    proxy.count += 1
-                    n = proxy.count
-                if n <= proxy.fail_first or n % proxy.every == 0:
-                    if n > proxy.fail_first and n % (2 * proxy.every) == 0:
-                        proxy.faults["drop"] += 1
-                        self.close_connection = True
-                        self.connection.shutdown(2)
-                        return
-                    proxy.faults["503"] += 1
-                    msg = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
-                    self.send_response(503)
-                    self.send_header("Content-Type", "application/xml")
-                    self.send_header("Content-Length", str(len(msg)))
-                    self.end_headers()
-                    self.wfile.write(msg)
-                    return
-                conn = http.client.HTTPConnection(proxy.upstream, timeout=30)
-                headers = {k: v for k, v in self.headers.items()
-                           if k.lower() not in ("connection", "transfer-encoding", "content-length", "expect")}
-                headers["Content-Length"] = str(len(body))
-                conn.request(self.command, self.path, body=body, headers=headers)
-                resp = conn.getresponse()
-                data = resp.read()
-                self.send_response(resp.status)
-                for k, v in resp.getheaders():
-                    if k.lower() not in ("transfer-encoding", "connection", "content-length", "server", "date"):
-                        self.send_header(k, v)
-                # HEAD answers carry the object's length, not the (empty) body's.
-                length = resp.getheader("Content-Length") if self.command == "HEAD" else None
-                self.send_header("Content-Length", length or str(len(data)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
-                conn.close()
-
-            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _any
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def intercept(self, request: BaseHTTPRequestHandler, body: bytes, headers: dict[str, str]
+                  ) -> tuple[bytes, dict[str, str]] | None:
+        with self.lock:
+            self.count += 1
+            n = self.count
+        if not (n <= self.fail_first or n % self.every == 0):
+            return body, headers
+        if n > self.fail_first and n % (2 * self.every) == 0:
+            self.faults["drop"] += 1
+            request.close_connection = True
+            request.connection.shutdown(2)
+            return None
+        self.faults["503"] += 1
+        msg = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+        request.send_response(503)
+        request.send_header("Content-Type", "application/xml")
+        request.send_header("Content-Length", str(len(msg)))
+        request.end_headers()
+        request.wfile.write(msg)
+        return None
 
 
 @pytest.mark.integration
-def test_object_store_503_and_dropped_connections(tmp_path: Path) -> None:
-    boto3 = pytest.importorskip("boto3")
-    from moto.server import ThreadedMotoServer
+def test_object_store_503_and_dropped_connections(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import boto3
 
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    moto.start()
-    proxy = None
-    try:
-        host, port = moto.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(var, "x")
+    with moto_server() as endpoint:
         bucket = f"rel-{uuid.uuid4().hex[:8]}"
-        creds = {"aws_access_key_id": "x", "aws_secret_access_key": "x"}
-        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **creds).create_bucket(Bucket=bucket)
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
         proxy = FlakyProxy(endpoint)
-        sinks = f"""
+        try:
+            sinks = f"""
   db: {{plugin: sqlite, url: "sqlite:///{tmp_path / 'archive.db'}"}}
   files: {{plugin: s3, bucket: {bucket}, endpoint_url: "{proxy.url}", region: us-east-1, addressing_style: path, max_attempts: 2}}
 """
-        with Sandbox(seed=13, size="tiny", time_scale=300.0) as sb:
-            pipeline = write_pipeline(tmp_path, sb, sinks)
-            env = env_for(sb, tmp_path, AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x")
-            run_until_clean(pipeline, env, attempts=6)
-            gt = sb.ground_truth()
+            with Sandbox(seed=13, size="tiny", time_scale=300.0) as sb:
+                pipeline = write_pipeline(tmp_path, sb, sinks)
+                env = env_for(sb, tmp_path, AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x")
+                run_until_clean(pipeline, env, attempts=6)
+                gt = sb.ground_truth()
+        finally:
+            proxy.close()
         assert proxy.faults["503"] >= proxy.fail_first and proxy.faults["drop"] > 0, proxy.faults
-        os.environ.setdefault("AWS_ACCESS_KEY_ID", "x")
-        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "x")
         check_archive(gt, open_sink("sqlite", "db", {"url": f"sqlite:///{tmp_path / 'archive.db'}"}, tmp_path),
                       open_sink("s3", "files", {"bucket": bucket, "endpoint_url": endpoint, "region": "us-east-1",
                                                 "addressing_style": "path"}, tmp_path))
-    finally:
-        if proxy:
-            proxy.close()
-        moto.stop()
 
 
 # --- a full disk ----------------------------------------------------------------------------------------
@@ -291,7 +233,7 @@ def _mount_tmpfs(where: Path, size: str) -> bool:
 def test_disk_full_on_the_archive_folder(tmp_path: Path) -> None:
     folder = tmp_path / "disk"
     if not _mount_tmpfs(folder, "96k"):
-        pytest.skip("cannot mount a tmpfs here (needs root and mount): the full-disk test needs a real small disk")
+        unavailable("cannot mount a tmpfs here (needs root and mount): the full-disk test needs a real small disk")
     try:
         files = folder / "files"
         sinks = f"""

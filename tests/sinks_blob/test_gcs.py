@@ -35,11 +35,11 @@ def test_missing_bucket_is_a_config_error_with_a_hint(gcs_backend, ctx) -> None:
 
 
 def test_unreachable_emulator_is_transient(gcs_backend, ctx, blobs: BlobMaker) -> None:
-    from .conftest import _free_port
+    from tests.servers import free_port
 
     options = {
         **gcs_backend.options,
-        "emulator_host": f"http://127.0.0.1:{_free_port()}",
+        "emulator_host": f"http://127.0.0.1:{free_port()}",
         "timeout": 2,
         "retry_deadline": 0.5,
     }
