@@ -151,3 +151,44 @@ def test_gridfs_clears_chunks_left_by_an_interrupted_upload(make_mongo_sink, tmp
 def test_without_gridfs_it_is_a_record_sink_only(make_mongo_sink):
     sink = make_mongo_sink()
     assert not isinstance(sink, rcetl.BlobSink)
+
+
+def _numbers_in(data: dict) -> set[str]:
+    """Every phoneNumber the raw JSON names, wherever it sits (the test's own walk, not the sink's)."""
+    found: set[str] = set()
+
+    def walk(value):
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if k == "phoneNumber" and isinstance(v, str):
+                    found.add(v)
+                else:
+                    walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+
+    walk({k: v for k, v in data.items() if k in ("from", "to", "legs")})
+    return found
+
+
+def test_a_number_written_any_way_finds_its_calls_and_messages_through_an_index(make_mongo_sink):
+    ds = make_dataset()
+    sink = make_mongo_sink()
+    sink.write(ds.records)
+    target = "+16505550002"
+    for written in ("+1 (650) 555-0002", "650-555-0002", target):
+        number = rcetl.normalize_phone(written)
+        for stream, coll in (("call-log", sink.db.rc_call_log), ("message-store", sink.db.rc_messages)):
+            want = {ar.key for ar in ds.of(stream) if target in _numbers_in(ar.record.data)}
+            assert want, f"the data set names {target} in some {stream} records"
+            got = {d["key"] for d in coll.find({"numbers_e164": number}, {"key": 1})}
+            assert got == want
+    by_caller = {d["key"] for d in sink.db.rc_call_log.find({"from_e164": target})}
+    assert by_caller == {ar.key for ar in ds.of("call-log") if ar.record.data["from"].get("phoneNumber") == target}
+    rec = ds.of("recording")[0].record.data
+    doc = sink.db.rc_recordings.find_one({"key": rec["id"]})
+    assert doc["from_e164"] == rcetl.normalize_phone(rec["call"]["from"]["phoneNumber"])
+    for coll in (sink.db.rc_call_log, sink.db.rc_messages):
+        keys = [tuple(ix["key"]) for ix in coll.list_indexes()]
+        assert ("from_e164", "occurred_at") in keys and ("numbers_e164", "occurred_at") in keys

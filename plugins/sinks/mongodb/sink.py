@@ -33,11 +33,16 @@ from . import MongoSinkConfig
 # Known streams get readable collection names; any other stream gets "<prefix>stream_<name>".
 COLLECTIONS = {"call-log": "call_log", "recording": "recordings", "message-store": "messages"}
 
-# Fields people query, per collection (ascending single-field indexes; `account` is on all).
-INDEXES: dict[str, list[str]] = {
-    "call_log": ["data.startTime", "data.direction", "data.type", "data.extension.id", "data.result"],
-    "recordings": ["data.call.startTime", "data.call.id", "data.call.extension.id"],
-    "messages": ["data.creationTime", "data.conversationId", "data.type", "data.direction", "data.availability"],
+# Fields people query, per collection (ascending; `account` is on all). A tuple is a compound
+# index: a phone number within a date range (`occurred_at` is the call's start or the message's
+# creation time), served without a collection scan.
+INDEXES: dict[str, list[str | tuple[str, ...]]] = {
+    "call_log": ["data.startTime", "data.direction", "data.type", "data.extension.id", "data.result",
+                 ("from_e164", "occurred_at"), ("to_e164", "occurred_at"), ("numbers_e164", "occurred_at")],
+    "recordings": ["data.call.startTime", "data.call.id", "data.call.extension.id",
+                   ("from_e164", "occurred_at"), ("to_e164", "occurred_at")],
+    "messages": ["data.creationTime", "data.conversationId", "data.type", "data.direction", "data.availability",
+                 ("from_e164", "occurred_at"), ("to_e164", "occurred_at"), ("numbers_e164", "occurred_at")],
 }
 
 # Server error codes worth a retry: interrupted, shutting down, not primary, stepped down, write conflict.
@@ -50,6 +55,31 @@ def collection_name(prefix: str, stream: str) -> str:
     return f"{prefix}stream_{re.sub(r'[^A-Za-z0-9_]', '_', stream)}"
 
 
+def _e164(party: Any) -> str | None:
+    number = party.get("phoneNumber") if isinstance(party, dict) else None
+    return rcetl.normalize_phone(number) if isinstance(number, str) else None
+
+
+def phone_fields(stream: str, data: dict[str, Any]) -> dict[str, Any]:
+    """The searchable numbers of a record, in E.164 (the SQL sink's ``from_e164``/``to_e164``).
+
+    ``numbers_e164`` holds every number the record names (each leg of a call, every recipient of
+    a message), so one indexed query finds a call a number was transferred into, or a group SMS."""
+    if stream == "recording":
+        call = data.get("call") if isinstance(data.get("call"), dict) else {}
+        return {"from_e164": _e164(call.get("from")), "to_e164": _e164(call.get("to"))}
+    to = data.get("to")
+    recipients = to if isinstance(to, list) else [to]
+    parties = [data.get("from"), *recipients]
+    legs = data.get("legs")
+    for leg in legs if isinstance(legs, list) else []:
+        if isinstance(leg, dict):
+            parties += [leg.get("from"), leg.get("to")]
+    numbers = [n for n in map(_e164, parties) if n]
+    return {"from_e164": _e164(data.get("from")), "to_e164": _e164(recipients[0] if recipients else None),
+            "numbers_e164": sorted(set(numbers))}
+
+
 def bson_key(key: rcetl.Key) -> Any:
     return Int64(key) if isinstance(key, int) and not isinstance(key, bool) else key
 
@@ -60,7 +90,14 @@ def _keys_text(keys: Sequence[tuple[str, rcetl.Key]]) -> str:
 
 
 class MongoRecordSink(rcetl.RecordSink):
+    config_model = MongoSinkConfig
+    description = "Records into MongoDB collections (one per stream); binaries into GridFS with gridfs: true"
     config: MongoSinkConfig
+
+    @classmethod
+    def configured(cls, config: rcetl.PluginConfig) -> type[rcetl.Sink]:
+        """With ``gridfs: true`` the sink stores binaries too: the pipeline routes them here."""
+        return MongoArchiveSink if isinstance(config, MongoSinkConfig) and config.gridfs else cls
 
     def __init__(self, name: str, config: rcetl.PluginConfig, ctx: rcetl.RunContext) -> None:
         super().__init__(name, config, ctx)
@@ -92,7 +129,7 @@ class MongoRecordSink(rcetl.RecordSink):
                 coll = self.db[self.config.collection_prefix + short]
                 coll.create_index("account")
                 for field in fields:
-                    coll.create_index(field)
+                    coll.create_index(list(field) if isinstance(field, tuple) else field)
         except PyMongoError as exc:
             raise self._translate(exc, []) from exc
 
@@ -132,7 +169,7 @@ class MongoRecordSink(rcetl.RecordSink):
         occurred = rec.occurred_at
         if occurred is not None and occurred.tzinfo is None:
             occurred = occurred.replace(tzinfo=timezone.utc)
-        return {
+        doc = {
             "_id": {"account": rec.account, "id": key},
             "account": rec.account,
             "key": key,
@@ -143,6 +180,9 @@ class MongoRecordSink(rcetl.RecordSink):
             "archive": ar.archive_json(),
             "data": rec.data,
         }
+        if rec.stream in COLLECTIONS:
+            doc.update(phone_fields(rec.stream, rec.data))
+        return doc
 
     def write(self, records: Sequence[rcetl.ArchivedRecord]) -> None:
         by_collection: dict[str, dict[Any, rcetl.ArchivedRecord]] = {}
