@@ -7,7 +7,7 @@ PIP    := $(BIN)/pip
 # Parallel test workers: the machines have 2 cores; tests are mostly I/O-bound.
 WORKERS ?= 4
 
-.PHONY: help install install-test demo test test-fast lint format bench bench-quick services clean
+.PHONY: help install install-test demo test test-spark test-fast lint format bench bench-quick services clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s '	'
@@ -34,9 +34,20 @@ demo: install  ## archive the embedded RingCentral sandbox into SQLite + a local
 	@echo
 	@echo "The archive is in pipelines/demo-archive/: archive.db (SQLite: sqlite3 pipelines/demo-archive/archive.db) and files/ (recordings, faxes, voicemail, MMS)."
 	@echo "Run report: pipelines/demo-archive/reports/latest.html; state: rcetl state show pipelines/demo.yaml"
+	@echo "Find, hear and read it: $(BIN)/rcetl browse pipelines/demo.yaml   (then open http://127.0.0.1:8765/)"
 
 test: install-test  ## run the whole test suite (starts nothing: see .ci/run for services)
 	$(BIN)/pytest -n $(WORKERS) --dist loadgroup --timeout 600 -q
+
+SPARK_VENV ?= .venv-spark
+
+$(SPARK_VENV)/.installed:
+	$(PYTHON) -m venv $(SPARK_VENV)
+	$(SPARK_VENV)/bin/pip install --quiet "pyspark>=4,<5"
+	touch $@
+
+test-spark: install-test $(SPARK_VENV)/.installed  ## Spark reads the lake sink's dataset (pyspark ~690 MB in its own venv, kept)
+	RCETL_TEST_SPARK=1 RCETL_SPARK_PYTHON=$(SPARK_VENV)/bin/python $(BIN)/pytest -q -p no:cacheprovider tests/sinks_lake/test_spark.py
 
 test-fast:  install-test ## the suite without integration tests against external services
 	$(BIN)/pytest -n $(WORKERS) --dist loadgroup -q -m "not integration"
