@@ -66,10 +66,23 @@ browser() {
   command -v chromium >/dev/null 2>&1 && echo "services: chromium available" || echo "services: no chromium" >&2
 }
 
+couchdb() {
+  # pouchdb-server (a CouchDB-protocol server, in memory) from npm into the project-local .ci/node
+  port_open 5984 && { echo "services: couchdb-protocol server already up on 5984"; return 0; }
+  command -v npm >/dev/null 2>&1 || need_pkg npm npm
+  local bin=.ci/node/node_modules/.bin/pouchdb-server
+  [ -x "$bin" ] || (mkdir -p .ci/node && cd .ci/node && npm install --no-audit --no-fund --loglevel=error pouchdb-server >/dev/null) \
+    || { echo "services: npm could not install pouchdb-server" >&2; return 1; }
+  mkdir -p .ci/node/run  # it writes its config and log to its working folder
+  (cd .ci/node/run && nohup ../node_modules/.bin/pouchdb-server --in-memory --host 127.0.0.1 --port 5984 >/dev/null 2>&1 &)
+  wait_port pouchdb-server 5984 60
+}
+
 status=0
 browser || true
 postgres || status=1
 mariadb || status=1
 redis || status=1
 rabbitmq || status=1
+couchdb || status=1
 exit $status
