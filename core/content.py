@@ -219,7 +219,9 @@ def check_content(ref: BlobRef, evidence: Evidence) -> ContentVerdict:
     problems: list[str] = []
 
     declared_size = ref.size
-    if evidence.size == 0 and declared_size != 0:
+    text_only = bool(accepted) and all(a.startswith("text/") for a in accepted)
+    # Empty is a file only where the source said so, or for text of unknown length (an SMS with no body).
+    if evidence.size == 0 and declared_size != 0 and not (text_only and declared_size is None):
         problems.append("the body is empty")
     if evidence.content_length is not None and evidence.content_length != evidence.size:
         problems.append(f"Content-Length announced {evidence.content_length} bytes, {evidence.size} arrived")

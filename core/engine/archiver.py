@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..content import check_content
 from ..errors import ItemGone, PermanentError, RcetlError, TransientError
 from ..interfaces import BlobSink, RecordSink, Stream
 from ..records import ArchivedRecord, BlobResult, Record
@@ -159,9 +160,11 @@ class BatchArchiver:
             except Exception as exc:  # noqa: BLE001 - one bad item never stops the batch
                 return BlobResult(ref=ref, status="failed",
                                   error=f"download of {ref.kind} {ref.blob_id}: {type(exc).__name__}: {redact(str(exc))}")
-            if ref.size is not None and ref.size != spool.size and ref.size > 0:
-                return BlobResult(ref=ref, status="failed",
-                                  error=f"{ref.kind} {ref.blob_id}: expected {ref.size} bytes, got {spool.size}")
+            # Before any sink sees it: the body must be what the source announced (a login page,
+            # an error object, an empty or cut body is a failed item, retried later, never stored).
+            verdict = check_content(ref, spool.evidence())
+            if not verdict.ok:
+                return BlobResult(ref=ref, status="failed", error=verdict.message(f"download of {ref.kind} {ref.blob_id}"))
             blob = spool.finish(ref, item.record)
             result = BlobResult(ref=blob.ref, status="stored", size=blob.size, sha256=blob.sha256)
             for sink_name, sink in item.blob_sinks:

@@ -14,6 +14,7 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
+from ..content import Evidence, EvidenceRecorder
 from ..records import BlobRef, Record, SpooledBlob
 
 CHUNK = 1024 * 1024
@@ -30,12 +31,20 @@ class HashingSpool:
         self.size = 0
         #: A source may set what the server said the bytes are (the listing may not know).
         self.content_type: str | None = None
+        #: ... and how long the server said the body is (``Content-Length``), for the content check.
+        self.content_length: int | None = None
+        self._evidence = EvidenceRecorder()  # first and last bytes, for the content check
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         self._fh.write(data)
         self._sha.update(data)
+        self._evidence.update(data)
         self.size += len(data)
         return len(data)
+
+    def evidence(self) -> Evidence:
+        """What the content check needs to know of the bytes written so far."""
+        return self._evidence.evidence(self.content_type, self.content_length)
 
     def tell(self) -> int:
         return self.size

@@ -39,6 +39,14 @@ MessageType = Literal["SMS", "Pager", "Fax", "VoiceMail"]
 #: SMS are kept without time limit (5,000 per folder): reach back 3 years on a first run by default.
 DEFAULT_BACKFILL = timedelta(days=3 * 365)
 AVAILABILITIES = ["Alive", "Deleted", "Purged"]
+#: What an attachment's bytes may be, by its ``type`` (the content check refuses anything else);
+#: other types (MMS pictures, outbound fax sources) must be what their ``contentType`` declares.
+ATTACHMENT_TYPES: dict[str, tuple[str, ...]] = {
+    "AudioRecording": ("audio/*",),  # voicemail: MP3 or WAV
+    "RenderedDocument": ("application/pdf", "image/tiff"),  # a fax as RingCentral renders it
+    "AudioTranscription": ("text/*",),
+    "Text": ("text/*",),
+}
 _EXT = {
     "audio/mpeg": "mp3",
     "audio/wav": "wav",
@@ -94,6 +102,7 @@ def message_record(raw: dict[str, Any], account: str, extension: str) -> rcetl.R
                 url=att["uri"],
                 kind="attachment",
                 content_type=content_type,
+                accept=ATTACHMENT_TYPES.get(att.get("type"), ()),
                 size=size if isinstance(size, int) and size > 0 and availability != "Purged" else None,
                 variables={
                     "id": att["id"],

@@ -31,6 +31,8 @@ RETENTION_MARGIN = timedelta(days=1)
 PARENT = "call-log"
 #: RingCentral serves audio/mpeg unless the account is set to WAV; the call log does not say which.
 DEFAULT_CONTENT_TYPE = "audio/mpeg"
+#: What a recording's bytes may be: the listing cannot say MP3 or WAV, only that it is audio.
+RECORDING_TYPES = ("audio/*",)
 _EXT = {"audio/mpeg": "mp3", "audio/mp3": "mp3", "audio/wav": "wav", "audio/x-wav": "wav", "audio/wave": "wav"}
 _CALL_FIELDS = ("id", "sessionId", "telephonySessionId", "startTime", "duration", "direction", "extension", "from", "to")
 
@@ -67,6 +69,7 @@ def recording_records(call: dict[str, Any], account: str) -> list[rcetl.Record]:
             url=rec["contentUri"],
             kind="recording",
             content_type=content_type,
+            accept=RECORDING_TYPES,
             variables={
                 "id": rec_id,
                 "date": started,

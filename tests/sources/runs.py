@@ -32,17 +32,13 @@ class Archive:
 
     def sinks(self) -> tuple[Any, Any]:
         """The archive's record and blob sinks, opened through their own read API."""
-        pm = get_plugin_manager()
+        pipeline = load_pipeline(self.path, pm=get_plugin_manager())
         ctx = rcetl.RunContext(pipeline="t", budgets=None, coordinator=None, spool_dir=self.folder,
                                base_dir=self.folder)
-        specs = pm.sinks()
-        db = specs["sqlite"].factory("archive", specs["sqlite"].config.model_validate(
-            {"url": f"sqlite:///{self.folder / 'archive.db'}"}), ctx)
-        files = specs["filesystem"].factory("files", specs["filesystem"].config.model_validate(
-            {"path": str(self.folder / "files")}), ctx)
-        db.open()
-        files.open()
-        return db, files
+        built = {conf.name: conf.build(ctx) for conf in pipeline.sinks}
+        for sink in built.values():
+            sink.open()
+        return built["archive"], built["files"]
 
     def check_complete(self, sb: Any) -> None:
         """Every record and binary the sandbox holds is archived, byte for byte."""

@@ -48,11 +48,13 @@ def test_a_body_that_is_not_the_file_is_never_stored_and_a_later_run_completes(
     first = archive.run()
 
     assert first.status == "partial", first.errors
-    assert first.failed_items == FAULTED
     stream = "recording" if route == "recording-content" else "message-store"
-    assert first.streams[stream].failed == FAULTED
+    # A recording is one item; two faulted attachments may belong to one message.
+    least = FAULTED if stream == "recording" else 1
+    assert least <= first.failed_items <= FAULTED
+    assert first.streams[stream].failed == first.failed_items
     failed = archive.failed()
-    assert len(failed) == FAULTED
+    assert len(failed) == first.failed_items
     for item in failed:
         for fragment in MESSAGES[(fault, route)]:
             assert fragment in item.error, f"{fragment!r} not in the failed item's message: {item.error}"

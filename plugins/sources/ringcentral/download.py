@@ -60,6 +60,8 @@ def download(client: ApiClient, url: str, out: BinaryIO, *, what: str, priority:
                 out.content_type = response.headers.get("Content-Type") or out.content_type
             if total is None:
                 total = written + expected if expected is not None else None
+                if total is not None and hasattr(out, "content_length"):
+                    out.content_length = total  # what the engine's content check holds the body to
             received = 0
             cap = client.max_download_bytes
             if total is not None and total > cap:
