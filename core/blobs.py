@@ -373,6 +373,8 @@ class ObjectStoreSink(BlobSink):
                         continue
             if self._same_content(blob, existing):
                 return self._stored(key, blob, skipped=True)
+            if self._replaces_invalid(key, blob):
+                continue  # the bad bytes are gone: write the good ones under the same key
             if self.config.on_conflict == "error":
                 raise ConflictError(
                     f"{self.name}: {self.location(key)} already holds different bytes "
@@ -397,6 +399,32 @@ class ObjectStoreSink(BlobSink):
             self._discard(key)
             raise
         return self._stored(key, blob, skipped=False)
+
+    def _replaces_invalid(self, key: str, blob: SpooledBlob) -> bool:
+        """Replace what ``key`` holds when it fails the content check of the binary it stands for
+        (an HTML login page or a JSON error body an older rcetl archived as a recording) and the new
+        bytes pass it: the only case where stored bytes are overwritten. Returns True once deleted."""
+        from .content import EvidenceRecorder, check_content  # only on a conflict: rare
+
+        def verdict(fh: BinaryIO) -> bool:
+            recorder = EvidenceRecorder()
+            for chunk in iter(lambda: fh.read(READ_CHUNK), b""):
+                recorder.update(chunk)
+            return check_content(blob.ref, recorder.evidence()).ok
+
+        with blob.open() as fh:
+            if not verdict(fh):
+                return False
+        try:
+            with self._open(key) as fh:
+                if verdict(fh):
+                    return False
+        except Exception:  # unreadable: judged by the conflict rules as before
+            return False
+        self.ctx.logger.warning("%s: %s held bytes that fail the content check of %s %s; replacing them",
+                                self.name, self.location(key), blob.ref.kind, blob.ref.blob_id)
+        self._discard(key)
+        return True
 
     def _discard(self, key: str) -> None:
         for k in (key, self.sidecar_key(key)) if self.config.sidecar else (key,):

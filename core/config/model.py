@@ -45,6 +45,8 @@ class PurgeOptions(_Strict):
 
     streams: list[str] = Field(description="streams whose items may be deleted at the source")
     min_age_days: int = Field(30, ge=0, description="never delete items younger than this")
+    proof_max_age_days: float = Field(7, gt=0, description="delete only items `rcetl verify` proved (stored "
+                                      "bytes read back, or re-downloaded with --deep) within this many days")
 
 
 class PipelineModel(_Strict):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .backoff import Backoff
 from .database import StateStoreError, safe_url
-from .rows import CheckpointRow, FailedItem, PurgeRow, RunRow
+from .rows import CheckpointRow, FailedItem, ProofRow, PurgeRow, RunRow
 from .schema import MIGRATIONS, Migration, add_column
 from .store import StateStore
 
@@ -18,6 +18,7 @@ __all__ = [
     "CheckpointRow",
     "FailedItem",
     "Migration",
+    "ProofRow",
     "PurgeRow",
     "RunRow",
     "StateStore",

@@ -56,3 +56,16 @@ class PurgeRow:
     key: Key
     action: str
     at: datetime
+
+
+@dataclass(frozen=True)
+class ProofRow:
+    """What ``rcetl verify`` last proved of an item: when, how (``read-back`` or ``deep``), and a
+    digest of the binaries the archive held then (a proof of other bytes proves nothing)."""
+
+    stream: str
+    account: str
+    key: Key
+    digest: str
+    how: str
+    at: datetime

@@ -36,6 +36,7 @@ class Tables:
     runs: sa.Table
     failed: sa.Table
     purges: sa.Table
+    proofs: sa.Table
 
 
 def define_tables(prefix: str = "rcetl_") -> Tables:
@@ -95,7 +96,22 @@ def define_tables(prefix: str = "rcetl_") -> Tables:
         sa.Column("action", sa.String(50), nullable=False),
         sa.Column("at", sa.Double, nullable=False),
     )
-    return Tables(version=version, checkpoints=checkpoints, runs=runs, failed=failed, purges=purges)
+    # What ``rcetl verify`` proved of an item (its stored bytes read back from every sink, hashed and
+    # content-checked, or re-downloaded and compared): ``purge`` deletes at the source only an item
+    # with a recent proof of the binaries the archive holds now (``digest``).
+    proofs = sa.Table(
+        f"{prefix}proofs",
+        md,
+        sa.Column("pipeline", sa.String(_NAME), primary_key=True),
+        sa.Column("stream", sa.String(_NAME), primary_key=True),
+        sa.Column("account", sa.String(_NAME), primary_key=True),
+        sa.Column("item_key", sa.String(_ITEM_KEY), primary_key=True),
+        sa.Column("digest", sa.String(64), nullable=False),
+        sa.Column("how", sa.String(20), nullable=False),
+        sa.Column("at", sa.Double, nullable=False),
+    )
+    return Tables(version=version, checkpoints=checkpoints, runs=runs, failed=failed, purges=purges,
+                  proofs=proofs)
 
 
 @dataclass(frozen=True)
@@ -110,8 +126,13 @@ def _create_v1(conn: sa.Connection, tables: Tables) -> None:
         table.create(conn, checkfirst=True)
 
 
+def _create_v2(conn: sa.Connection, tables: Tables) -> None:
+    tables.proofs.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "checkpoints, runs, failed items, purge log", _create_v1),
+    Migration(2, "proofs of verification (what purge may delete)", _create_v2),
 ]
 
 

@@ -14,7 +14,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from ..records import Key
 from .backoff import Backoff
 from .database import create_state_engine, reported, safe_url, schema_lock
-from .rows import CheckpointRow, FailedItem, PurgeRow, RunRow
+from .rows import CheckpointRow, FailedItem, ProofRow, PurgeRow, RunRow
 from .schema import MIGRATIONS, Migration, define_tables, migrate
 
 # Attempts at a write that raced another writer's insert of the same row, or at the first-use
@@ -370,3 +370,31 @@ class StateStore:
             PurgeRow(r.pipeline, r.stream, r.account, decode_key(r.item_key), r.action, _dt(r.at))
             for r in rows
         ]
+
+    # -- proofs of verification -----------------------------------------------------------------
+
+    def record_proofs(self, pipeline: str, proven: list[tuple[str, str, Key, str, str]],
+                      disproven: Iterable[tuple[str, str, Key]] = ()) -> None:
+        """Store ``(stream, account, key, digest, how)`` as proven now; forget the proofs of
+        ``disproven`` items (a problem found today voids yesterday's proof)."""
+        t = self.tables.proofs
+        now = time.time()
+
+        def work(conn: sa.Connection) -> None:
+            for stream, account, key in disproven:
+                conn.execute(sa.delete(t).where(t.c.pipeline == pipeline, t.c.stream == stream,
+                                                t.c.account == account, t.c.item_key == encode_key(key)))
+            for stream, account, key, digest, how in proven:
+                self._upsert(conn, t, {"pipeline": pipeline, "stream": stream, "account": account,
+                                       "item_key": encode_key(key)}, {"digest": digest, "how": how, "at": now})
+
+        self._write("recording proofs", work)
+
+    def proofs(self, pipeline: str) -> dict[tuple[str, str, Key], ProofRow]:
+        t = self.tables.proofs
+        rows = self._read("listing proofs", sa.select(t).where(t.c.pipeline == pipeline))
+        out = {}
+        for r in rows:
+            key = decode_key(r.item_key)
+            out[(r.stream, r.account, key)] = ProofRow(r.stream, r.account, key, r.digest, r.how, _dt(r.at))
+        return out

@@ -64,6 +64,11 @@ class ContractDataset:
         return sorted(((r.account, r.key) for r in self.records if r.stream == stream), key=repr)
 
 
+def attachment_blob_id(message_id: Any, attachment_id: Any) -> str:
+    """The built-in message-store source's blob id: an attachment id is scoped by its message."""
+    return f"attachment-{message_id}-{attachment_id}"
+
+
 def blob_bytes(blob_id: str, size: int) -> bytes:
     """Deterministic bytes for a binary: a key always names the same bytes."""
     size = max(1, min(size, MAX_BLOB))
@@ -112,11 +117,12 @@ def records_from_ground_truth(truth: dict[str, Any], *, calls: int = 12, message
             when = _instant(msg.get("creationTime"))
             refs = []
             for att in msg.get("attachments") or []:
-                blob_id = f"attachment-{att['id']}"
+                blob_id = attachment_blob_id(msg["id"], att["id"])
                 blobs[blob_id] = blob_bytes(blob_id, int(att.get("size") or 64))
                 refs.append(BlobRef(blob_id=blob_id, url=str(att.get("uri", "")), kind="attachment",
                                     content_type=att.get("contentType"), size=len(blobs[blob_id]),
-                                    variables={"id": att["id"], "message_id": msg["id"], "date": when,
+                                    variables={"id": f"{msg['id']}-{att['id']}", "attachment_id": att["id"],
+                                               "message_id": msg["id"], "date": when,
                                                "extension": msg.get("extensionId"), "kind": "attachment",
                                                "ext": _ext(att.get("contentType")), "account": acct,
                                                "name": att.get("fileName")}))
@@ -129,17 +135,19 @@ def records_from_ground_truth(truth: dict[str, Any], *, calls: int = 12, message
 def _add_edge_cases(records: list[Record], blobs: dict[str, bytes], acct: str) -> None:
     when = datetime.fromisoformat("2026-11-01T12:00:00+00:00")
     for n, big in enumerate(EXACT_IDS):
-        blob_id = f"attachment-{big - 2}"
+        # RingCentral numbers attachments per message: every one of these messages has attachment 1,
+        # each with bytes of its own (a kit keyed by the attachment id alone would mix them up).
+        blob_id = attachment_blob_id(big, 1)
         blobs[blob_id] = blob_bytes(blob_id, 100 + n)
-        ref = BlobRef(blob_id=blob_id, url=f"https://media.example/att/{big - 2}", kind="attachment",
+        ref = BlobRef(blob_id=blob_id, url=f"https://media.example/message/{big}/content/1", kind="attachment",
                       content_type="text/plain", size=len(blobs[blob_id]),
-                      variables={"id": big - 2, "message_id": big, "date": when, "extension": "101",
-                                 "kind": "attachment", "ext": "txt", "account": acct})
+                      variables={"id": f"{big}-1", "attachment_id": 1, "message_id": big, "date": when,
+                                 "extension": "101", "kind": "attachment", "ext": "txt", "account": acct})
         records.append(Record(stream=MESSAGE_STORE, key=big, account=acct, occurred_at=when, blobs=[ref],
                               data={"id": big, "conversationId": big - 1, "type": "SMS", "direction": "Inbound",
                                     "subject": f"exact id {big}", "creationTime": "2026-11-01T12:00:00Z",
                                     "availability": "Alive",
-                                    "attachments": [{"id": big - 2, "contentType": "text/plain"}]}))
+                                    "attachments": [{"id": 1, "contentType": "text/plain"}]}))
     for n, text in enumerate(HOSTILE_STRINGS):
         blob_id = f"recording-hostile-{n}"
         blobs[blob_id] = blob_bytes(blob_id, 200 + n)

@@ -92,7 +92,7 @@ class PipelineRun:
         out = {}
         for acct in self._truth()["accounts"]:
             out.update({f"recording-{r['id']}": r["sha256"] for r in acct["recordings"] if r["available"]})
-            out.update({f"attachment-{x['id']}": x["sha256"] for x in acct["attachments"] if x["available"]})
+            out.update({f"attachment-{x['message_id']}-{x['id']}": x["sha256"] for x in acct["attachments"] if x["available"]})
         return out
 
     def assert_archived(self, sink_name: str) -> None:

@@ -39,6 +39,10 @@ MessageType = Literal["SMS", "Pager", "Fax", "VoiceMail"]
 #: SMS are kept without time limit (5,000 per folder): reach back 3 years on a first run by default.
 DEFAULT_BACKFILL = timedelta(days=3 * 365)
 AVAILABILITIES = ["Alive", "Deleted", "Purged"]
+#: How binaries are named (see ``attachment_blob_id``), kept in every checkpoint. A checkpoint of an
+#: older identity (attachments named by their id alone) makes the next run list every mailbox again,
+#: so every message is archived anew with its own attachments (docs/reliability.md, "Identity").
+IDENTITY = 2
 #: What an attachment's bytes may be, by its ``type`` (the content check refuses anything else);
 #: other types (MMS pictures, outbound fax sources) must be what their ``contentType`` declares.
 ATTACHMENT_TYPES: dict[str, tuple[str, ...]] = {
@@ -71,6 +75,12 @@ def extension_of(ref_ext: Any) -> str:
     return str(ref_ext)
 
 
+def attachment_blob_id(message_id: int | str, attachment_id: int | str) -> str:
+    """A binary's identity: RingCentral numbers attachments per message (several messages of one
+    mailbox each have an attachment ``1``), so the id alone names another message's file."""
+    return f"attachment-{message_id}-{attachment_id}"
+
+
 def attachment_ext(content_type: str | None) -> str:
     base = (content_type or "").split(";")[0].strip().lower()
     if base in _EXT:
@@ -98,14 +108,15 @@ def message_record(raw: dict[str, Any], account: str, extension: str) -> rcetl.R
         size = att.get("size")
         blobs.append(
             rcetl.BlobRef(
-                blob_id=f"attachment-{att['id']}",
+                blob_id=attachment_blob_id(raw["id"], att["id"]),
                 url=att["uri"],
                 kind="attachment",
                 content_type=content_type,
                 accept=ATTACHMENT_TYPES.get(att.get("type"), ()),
                 size=size if isinstance(size, int) and size > 0 and availability != "Purged" else None,
                 variables={
-                    "id": att["id"],
+                    "id": f"{raw['id']}-{att['id']}",  # unique: the attachment id is scoped by its message
+                    "attachment_id": att["id"],
                     "message_id": raw["id"],
                     "date": created,
                     "extension": extension,
@@ -161,6 +172,11 @@ class MessageStoreStream(rcetl.Stream):
 
     def read(self, partition: str, checkpoint: Any | None, window: rcetl.RunWindow) -> Iterator[rcetl.Record | rcetl.Checkpoint]:
         state = dict(checkpoint) if isinstance(checkpoint, dict) and not window.full_refresh else {}
+        if state and state.get("identity") != IDENTITY:
+            log.warning("extension %s was archived when attachments were named by their id alone (which "
+                        "RingCentral repeats across messages): listing the mailbox again to re-archive every "
+                        "message with its own attachments", partition)
+            state = {}
         account = self.connection.account_id()
         now = now_utc()
         if window.since or window.until:
@@ -211,6 +227,7 @@ class MessageStoreStream(rcetl.Stream):
             yield message_record(raw, account, partition)
         info = body.get("syncInfo") or {}
         state = {
+            "identity": IDENTITY,
             "syncToken": info.get("syncToken"),
             "syncTime": info.get("syncTime") or format_instant(now),
             "backfill": {"next": format_instant(since), "end": format_instant(now)},
@@ -249,7 +266,8 @@ class MessageStoreStream(rcetl.Stream):
         for raw in records:
             yield message_record(full.get(raw["id"], raw) if is_partial(raw) else raw, account, partition)
         info = body.get("syncInfo") or {}
-        return {"syncToken": info.get("syncToken") or state["syncToken"], "syncTime": info.get("syncTime") or state.get("syncTime")}
+        return {"identity": IDENTITY, "syncToken": info.get("syncToken") or state["syncToken"],
+                "syncTime": info.get("syncTime") or state.get("syncTime")}
 
     def _fetch_whole(self, partition: str, ids: list[int]) -> dict[int, dict[str, Any]]:
         """Whole messages for ids sync reported only partially: one Light request per 50 ids."""
@@ -297,7 +315,8 @@ class MessageStoreStream(rcetl.Stream):
     def plan(self, partition: str, checkpoint: Any | None, window: rcetl.RunWindow) -> rcetl.StreamPlan:
         mailboxes = len(self.config.extensions) if self.config.extensions else None
         per_box = 1  # ISync
-        if not (isinstance(checkpoint, dict) and checkpoint.get("syncToken")) or window.full_refresh:
+        if not (isinstance(checkpoint, dict) and checkpoint.get("syncToken")
+                and checkpoint.get("identity") == IDENTITY) or window.full_refresh:
             now = now_utc()
             start = utc(window.since) if window.since else self._default_since(now)
             per_box = 2 + len(date_windows(start, utc(window.until or now), self.config.window))  # FSync, windows, ISync

@@ -37,9 +37,6 @@ from .stores import (
     dump_sql,
     failed_items,
     files_uploaded,
-    gcs_server,
-    mongodb_server,
-    moto_server,
     run,
     unique,
     verify_clean,
@@ -50,14 +47,6 @@ from .stores import (
 pytestmark = pytest.mark.slow
 
 STREAMS = ("call-log", "recording", "message-store")
-
-
-@pytest.fixture(autouse=True)
-def rcetl_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Token vault and locks of in-process runs in this test's folder (the CLI gets the same)."""
-    home = tmp_path / "home"
-    monkeypatch.setenv("RCETL_HOME", str(home))
-    return home
 
 
 # --- what the ground truth says ------------------------------------------------------------------
@@ -231,12 +220,6 @@ def test_sql_database_holds_the_ground_truth_rewrites_nothing_and_updates_in_pla
             opened.close()
 
 
-@pytest.fixture(scope="module")
-def mongodb_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with mongodb_server(tmp_path_factory.mktemp("mongodb")) as url:
-        yield url
-
-
 @pytest.mark.integration
 def test_mongodb_holds_the_ground_truth_rewrites_nothing_and_updates_in_place(
         mongodb_url: str, tmp_path: Path, rcetl_home: Path) -> None:
@@ -391,24 +374,6 @@ class DropboxStore(Store):
             return sum(n for route, n in self.fake.calls.items() if route.startswith("files/upload"))
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    with moto_server() as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def gcs_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with gcs_server(tmp_path_factory.mktemp("gcs")) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def dropbox_fake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, str, str]]:
-    with dropbox_server(tmp_path_factory.mktemp("dropbox")) as running:
-        yield running
-
-
 @pytest.fixture
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     kind = request.param
@@ -437,7 +402,7 @@ def available_binaries(gt: dict[str, Any]) -> dict[str, str]:
     """blob id -> SHA-256 of every binary the sandbox serves."""
     acct = gt["accounts"][0]
     out = {f"recording-{r['id']}": r["sha256"] for r in acct["recordings"] if r["available"]}
-    out.update({f"attachment-{a['id']}": a["sha256"] for a in acct["attachments"] if a["available"]})
+    out.update({f"attachment-{a['message_id']}-{a['id']}": a["sha256"] for a in acct["attachments"] if a["available"]})
     return out
 
 
@@ -464,9 +429,11 @@ def expected_keys(gt: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
     created = instant(msg["creationTime"])
     for att in msg["attachments"]:
         ext = EXT[att["contentType"]]
-        out[f"attachment-{att['id']}"] = (
-            f"{created:%Y/%m/%d}/{msg['extensionId']}/attachment/{att['id']}.{ext}",
-            {"id": att["id"], "date": created, "extension": msg["extensionId"], "kind": "attachment", "ext": ext})
+        # RingCentral scopes an attachment id by its message: the key's {id} is "<message id>-<attachment id>"
+        ident = f"{msg['id']}-{att['id']}"
+        out[f"attachment-{ident}"] = (
+            f"{created:%Y/%m/%d}/{msg['extensionId']}/attachment/{ident}.{ext}",
+            {"id": ident, "date": created, "extension": msg["extensionId"], "kind": "attachment", "ext": ext})
     return out
 
 

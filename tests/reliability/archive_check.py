@@ -35,7 +35,7 @@ def expected(gt: dict[str, Any]) -> dict[str, dict[tuple[str, Any], Any]]:
                                               else None}
         atts: dict[int, dict[str, Any]] = {}
         for att in acct["attachments"]:
-            atts.setdefault(att["message_id"], {})[f"attachment-{att['id']}"] = \
+            atts.setdefault(att["message_id"], {})[f"attachment-{att['message_id']}-{att['id']}"] = \
                 (att["size"], att["sha256"]) if att["available"] else None
         for msg in acct["messages"]:
             out["message-store"][(a, msg["id"])] = atts.get(msg["id"], {})
