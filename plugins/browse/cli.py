@@ -54,18 +54,26 @@ def reports_dir(pipeline: Any) -> Path:
 
 def index_for(sinks: dict[str, Any], wanted: str | None) -> tuple[str, Any]:
     """The record sink browse queries: ``--sink`` or the first one it knows how to search."""
-    from .sql_index import SqlArchiveIndex
-
     names = [wanted] if wanted else list(sinks)
     for name in names:
         sink = sinks.get(name)
-        if sink is not None and hasattr(sink, "tables") and hasattr(sink, "engine"):
+        if sink is None:
+            continue
+        # Duck-typed on what each sink publishes (its tables and engine; its database), so browse
+        # imports a store's client library only when the pipeline uses that store.
+        if hasattr(sink, "tables") and hasattr(sink, "engine"):
+            from .sql_index import SqlArchiveIndex
+
             return name, SqlArchiveIndex(sink)
+        if hasattr(sink, "db") and hasattr(sink.config, "collection_prefix"):
+            from .mongo_index import MongoArchiveIndex
+
+            return name, MongoArchiveIndex(sink)
     known = ", ".join(sinks) or "none"
     raise rcetl.ConfigError(
         f"no record sink browse can search{f' named {wanted!r}' if wanted else ''} (record sinks: {known})",
-        hint="browse searches an SQL record sink (sqlite, mysql, postgres, mssql, sql); add one to the "
-             "pipeline or name it with --sink")
+        hint="browse searches SQL (sqlite, mysql, postgres, mssql, sql) and mongodb record sinks; add one "
+             "to the pipeline or name it with --sink")
 
 
 def browse(
