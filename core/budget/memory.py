@@ -23,7 +23,8 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from . import Budget, BudgetProvider, GroupLimit, GroupState
+from ..stopping import RunStopped
+from . import Budget, BudgetProvider, GroupLimit, GroupState, tally
 
 #: The limit of a group no default and no header has described yet (RingCentral's Auth group).
 FALLBACK_LIMIT = GroupLimit(limit=5, window=60.0)
@@ -180,6 +181,11 @@ class _Line:
 class QueuedBudget(Budget):
     """A :class:`Budget` over any :class:`WindowStore`, with a priority-ordered waiting line."""
 
+    #: The credential's id, set by the provider: requests are counted per credential in tallies.
+    credential: str = ""
+    #: Why the budget was cancelled (the run is stopping); every wait then ends with RunStopped.
+    _cancelled: str | None = None
+
     def __init__(self, store: WindowStore, defaults: Mapping[str, GroupLimit] | None = None) -> None:
         self._store = store
         self._lock = threading.Lock()
@@ -228,6 +234,8 @@ class QueuedBudget(Budget):
             announced = False
             try:
                 while True:
+                    if self._cancelled is not None:
+                        raise RunStopped(self._cancelled)
                     if line.waiting[0] != ticket:
                         line.cond.wait()  # someone ahead; they wake us when they leave the line
                         continue
@@ -236,7 +244,8 @@ class QueuedBudget(Budget):
                         heapq.heappop(line.waiting)
                         line.sent += 1
                         line.cond.notify_all()  # the next in line may go too
-                        return Slot(group=key, slot_id=slot_id)
+                        slot = Slot(group=key, slot_id=slot_id)
+                        break
                     if not announced and self.on_wait is not None:
                         announced = True
                         self._announce(line.name, wait)
@@ -252,6 +261,16 @@ class QueuedBudget(Budget):
                     heapq.heapify(line.waiting)
                     line.cond.notify_all()
                 raise
+        tally.note(self.credential, line.name, sent=1)  # outside the lock: a tally may be in Redis
+        return slot
+
+    def cancel(self, reason: str = "the run is stopping") -> None:
+        """Wake every waiter now: they, and every later acquire, raise RunStopped (Ctrl-C during a
+        long window or penalty must not wait it out)."""
+        with self._lock:
+            self._cancelled = reason
+            for line in self._lines.values():
+                line.cond.notify_all()
 
     def _announce(self, group: str, wait: float) -> None:
         """Tell observers about a wait, without holding the lock (they may call snapshot())."""
@@ -292,6 +311,8 @@ class QueuedBudget(Budget):
                 line.throttled += 1
             # A learned limit may have grown, or a penalty started: the head must look again.
             line.cond.notify_all()
+        if retry_after is not None and retry_after > 0:
+            tally.note(self.credential, line.name, throttled=1)
 
     def snapshot(self) -> dict[str, GroupState]:
         with self._lock:
@@ -336,6 +357,7 @@ class PerCredentialProvider(BudgetProvider):
             found = self._budgets.get(credential)
             if found is None:
                 found = self._budgets[credential] = self._create(credential, defaults)
+                found.credential = credential  # type: ignore[attr-defined]
             return found
 
     @abc.abstractmethod

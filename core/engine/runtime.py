@@ -9,6 +9,7 @@ pipeline file. Checkpoints are committed only after a batch is durably stored (i
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import os
 import queue
@@ -18,7 +19,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,11 +28,13 @@ from ..config.model import Pipeline
 from ..context import RunContext
 from ..coordination import Coordinator, FileCoordinator
 from ..errors import RcetlError
+from ..executors.pools import PoolPerCredential
 from ..interfaces import BlobSink, RecordSink, RunWindow, Sink, Source, Stream, StreamPlan
 from ..records import ArchivedRecord, Checkpoint, Record
 from ..registry import PluginManager
 from ..run import RunInfo, RunStats
 from ..secrets import redact
+from ..stopping import RunStopped, StopSignal, attach
 from .archiver import BatchArchiver, Routed
 from .spool import prepare_spool_dir
 from .tasks import StreamTask, TaskResult
@@ -54,7 +56,20 @@ class _ObservedBudgets(BudgetProvider):
             self.created[credential] = b
             b.on_wait = lambda group, seconds, c=credential: self.engine.pm.budget_exhausted(
                 self.engine.run, c, group, seconds)
+            if self.engine.stop_event.is_set():
+                _cancel(b)
         return b
+
+    def cancel(self) -> None:
+        """End every wait for a budget now (the run is stopping)."""
+        for b in list(self.created.values()):
+            _cancel(b)
+
+
+def _cancel(budget: Budget) -> None:
+    cancel = getattr(budget, "cancel", None)  # a third-party backend may not have it: it then waits
+    if cancel is not None:
+        cancel("the run is stopping")
 
 
 def make_budget_provider(pipeline: Pipeline, *, persist: bool = True) -> BudgetProvider:
@@ -105,7 +120,9 @@ class Engine:
         self.run = run or RunInfo(uuid.uuid4().hex, pipeline.name, str(pipeline.file), time.time(),
                                   observers=pipeline.observers)
         self.stats = stats or RunStats()
-        self.stop_event = threading.Event()
+        # Set by an executor on Ctrl-C/SIGTERM: every wait of the run (budgets, backoff sleeps,
+        # transfers) watches it, so a stopping run ends in moments (rcetl.stopping).
+        self.stop_event = StopSignal()
         self._stack = contextlib.ExitStack()
         self.connections: dict[str, Any] = {}
         self.sources: dict[tuple[str, str], Source] = {}
@@ -155,6 +172,8 @@ class Engine:
             embedded_servers=self.pm.embedded_servers(),
             extras={"dry_run": self.dry_run, "run_id": self.run.run_id},
         )
+        attach(self.ctx, self.stop_event)
+        self.stop_event.on_stop(self.budgets.cancel)
         for conn in p.connections:
             obj = conn.spec.factory(conn.name, conn.config, self.ctx)
             self.connections[conn.name] = obj
@@ -174,7 +193,9 @@ class Engine:
             sink.open()
             self.sinks[sink_conf.name] = sink
             self._stack.callback(_close_quietly, sink, f"sink {sink_conf.name!r}")
-        self.pool = ThreadPoolExecutor(max_workers=p.executor.downloads, thread_name_prefix="rcetl-blob")
+        # A pool per connection (credential): one account waiting for its budget never holds a
+        # download thread another account could use (docs/scale-out.md, "Sizing").
+        self.pool = PoolPerCredential(p.executor.downloads, thread_name_prefix="rcetl-blob")
         self._stack.callback(self.pool.shutdown, True, cancel_futures=True)
         self.archiver = BatchArchiver(self.spool_dir, self.pool, self.stats, self._archived)
 
@@ -234,18 +255,23 @@ class Engine:
         result = TaskResult(task, "ok", worker=f"{socket.gethostname()}:{os.getpid()}")
         batch_size = self.pipeline.executor.batch_size
 
-        def flush() -> None:
+        def flush() -> bool:
+            """Archive the batch; False when the run stopped before all of it was archived."""
             res = self.archiver.archive(batch)
             result.records += len(res.archived)
             result.failed += len(res.failed)
             for routed, error in res.failed:
                 self._queue_failed(routed, error)
             batch.clear()
+            return not res.stopped
 
         try:
             for item in self._read_ahead(task, stream, checkpoint, children, depth=2 * batch_size):
                 if isinstance(item, Checkpoint):
-                    flush()
+                    if not flush():
+                        # Items were cut short by the stop: the checkpoint stays before them.
+                        result.status = "stopped"
+                        return result
                     self.state.put_checkpoint(name, source_id, task.stream, item.partition or task.partition,
                                               item.value)
                     if self.stop_event.is_set():
@@ -260,7 +286,13 @@ class Engine:
                     result.status = "stopped"
                     return result
             flush()
+        except RunStopped:
+            result.status = "stopped"  # a wait ended by the stop; the checkpoint stays where it was
+            return result
         except RcetlError as exc:
+            if self.stop_event.is_set() and isinstance(exc.__cause__, RunStopped):
+                result.status = "stopped"
+                return result
             result.status, result.error = "failed", f"{task.label}: {redact(str(exc))}"
         except Exception as exc:  # noqa: BLE001 - report the task as failed, keep other tasks going
             log.exception("task %s crashed", task.label)
@@ -308,7 +340,9 @@ class Engine:
             except BaseException as exc:  # noqa: BLE001 - handed to the writer, which raises it
                 put(_Raised(exc))
 
-        reader = threading.Thread(target=produce, name=f"rcetl-read-{task.label}", daemon=True)
+        # In the task's context: requests are counted for the task that sent them (rcetl.budget.tally).
+        reader = threading.Thread(target=contextvars.copy_context().run, args=(produce,),
+                                  name=f"rcetl-read-{task.label}", daemon=True)
         reader.start()
         try:
             while True:
@@ -356,6 +390,8 @@ class Engine:
                 record = Record.from_json(origin["record"])
                 batch.append(self._route(record, stream, origin["connection"], origin["source"]))
             for start in range(0, len(batch), self.pipeline.executor.batch_size):
+                if self.stop_event.is_set():
+                    return still  # the rest stays queued as it was
                 chunk = batch[start:start + self.pipeline.executor.batch_size]
                 res = self.archiver.archive(chunk)
                 for routed, error in res.failed:

@@ -93,11 +93,13 @@ class CeleryExecutor(Executor):
         app = self.app()
         pending: dict[str, tuple[StreamTask, Any]] = {}
         results: list[TaskResult] = []
-        remote = _RemoteRequests()
+        remote = _RemoteRequests(_run_ledger(engine))
         try:
             for task in tasks:
                 message = build_message(engine.pipeline.file, text, engine.run.run_id, engine.window,
                                         engine.selected, task.to_json())
+                if remote.ledger is not None:
+                    message["ledger"] = {"url": remote.ledger_url, "prefix": LEDGER_PREFIX}
                 async_result = app.send_task(TASK_NAME, args=[message], queue=self.queue)
                 pending[async_result.id] = (task, async_result)
             log.info("sent %d task(s) of run %s to queue %r", len(tasks), engine.run.run_id[:8], self.queue)
@@ -125,6 +127,8 @@ class CeleryExecutor(Executor):
                     raise TimeoutError(f"{len(pending)} task(s) not finished after {self.timeout:.0f}s")
                 if not warned and not results and waited > IDLE_WARNING_SECONDS:
                     warned = True
+                    if _any_started(pending.values()):
+                        continue  # workers are busy with the run: nothing to warn about
                     log.warning("no result yet after %.0fs: is an `rcetl worker --queue %s` running against "
                                 "this broker?", waited, self.queue)
                 time.sleep(POLL_SECONDS)
@@ -138,6 +142,8 @@ class CeleryExecutor(Executor):
                     pass
             raise
         finally:
+            if not pending:
+                remote.settle()  # every task answered: the ledger is complete
             remote.install(engine)
             try:
                 app.close()
@@ -182,12 +188,63 @@ def _merge(stats: RunStats, result: TaskResult) -> None:
         stats.error(error)
 
 
-class _RemoteRequests:
-    """Requests the workers report, shown in the run summary beside the submitter's own."""
+#: Key prefix of run ledgers in the budgets' Redis (see rcetl.budget.tally.RunLedger).
+LEDGER_PREFIX = "rcetl"
 
-    def __init__(self) -> None:
+
+def _run_ledger(engine: Engine) -> tuple[Any, str] | None:
+    """The run's request ledger in the budgets' Redis (a Celery pipeline always has one)."""
+    budgets = engine.pipeline.budgets
+    if budgets.backend != "redis":
+        return None
+    from ..budget.tally import RunLedger
+
+    url = budgets.url or "redis://127.0.0.1:6379/0"
+    try:
+        return RunLedger.from_url(url, LEDGER_PREFIX, engine.run.run_id), url
+    except Exception as exc:  # noqa: BLE001 - the summary falls back to what the tasks reported
+        log.warning("run ledger unavailable (%s): request counts come from task results", exc)
+        return None
+
+
+def _any_started(pending: Any) -> bool:
+    """Whether a worker has taken any of the outstanding tasks (``task_track_started`` is on)."""
+    for _task, ar in pending:
+        try:
+            if ar.state != "PENDING":
+                return True
+        except Exception:  # noqa: BLE001 - a backend hiccup: assume nothing started, and warn
+            return False
+    return False
+
+
+class _RemoteRequests:
+    """Requests the workers sent, shown in the run summary beside the submitter's own.
+
+    While the run goes, the counts each task reports (its own requests only) add up for progress.
+    At the end the run's ledger replaces them: it holds every request every worker sent for this
+    run as it was sent, also those of a worker that died before it could report (its task was
+    handed back and redone, and the server counted both attempts)."""
+
+    def __init__(self, ledger: tuple[Any, str] | None = None) -> None:
         self.requests: dict[str, dict[str, int]] = {}
         self.throttled: dict[str, int] = {}
+        self.ledger, self.ledger_url = ledger if ledger is not None else (None, "")
+
+    def settle(self) -> None:
+        """Take the exact totals from the ledger (then forget it)."""
+        if self.ledger is None:
+            return
+        try:
+            tally = self.ledger.read()
+            self.ledger.forget()
+        except Exception as exc:  # noqa: BLE001 - keep the reported counts
+            log.warning("run ledger unreadable (%s): request counts come from task results", exc)
+            return
+        self.requests = tally.requests()
+        self.throttled = tally.throttled()
+        for cred in self.throttled:
+            self.requests.setdefault(cred, {})
 
     def add(self, result: TaskResult) -> None:
         for cred, groups in (result.extra.get("requests") or {}).items():

@@ -122,8 +122,6 @@ def build_message(pipeline_file: Path, text: bytes, run_id: str, window: RunWind
 _engines: dict[tuple[str, str], Engine] = {}
 _engines_lock = threading.Lock()
 _stacks: list[contextlib.ExitStack] = []
-_reported: dict[str, dict[str, tuple[int, int]]] = {}  # credential -> group -> (sent, throttled) reported
-_reported_lock = threading.Lock()
 
 
 def _pipeline_path(path: str, digest: str, text: str) -> Path:
@@ -203,27 +201,26 @@ def _task_view(engine: Engine, run_id: str, window: RunWindow, streams: set[str]
     return view
 
 
-def _budget_delta(engine: Engine) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
-    """Requests sent (and 429s met) by this process since its last report, per credential.
+def _ledger(message: dict[str, Any]) -> Any:
+    """The run's request ledger in Redis, if the submitter named one (see :mod:`rcetl.budget.tally`)."""
+    spec = message.get("ledger")
+    if not spec:
+        return None
+    from ..budget.tally import RunLedger
 
-    A process reports each request once, with whichever of its tasks finishes next; all tasks of
-    a run finish before its summary is printed, so the run's totals are exact when a worker
-    serves one run at a time."""
-    requests: dict[str, dict[str, int]] = {}
-    throttled: dict[str, int] = {}
-    if not engine.budgets:
-        return requests, throttled
-    with _reported_lock:
-        for cred, budget in list(engine.budgets.created.items()):
-            before = _reported.setdefault(cred, {})
-            for group, st in budget.snapshot().items():
-                sent0, thr0 = before.get(group, (0, 0))
-                if st.sent - sent0:
-                    requests.setdefault(cred, {})[group] = st.sent - sent0
-                if st.throttled - thr0:
-                    throttled[cred] = throttled.get(cred, 0) + st.throttled - thr0
-                before[group] = (st.sent, st.throttled)
-    return requests, throttled
+    return RunLedger.from_url(spec["url"], spec.get("prefix") or "rcetl", message["run_id"])
+
+
+def _run_on_cached_engine(message: dict[str, Any], task: Any, stats: RunStats) -> Any:
+    from ..engine.tasks import TaskResult
+
+    spec = message["pipeline"]
+    engine = cached_engine(spec["path"], spec["sha256"], spec["text"])
+    streams = set(message["streams"]) if message.get("streams") is not None else None
+    view = _task_view(engine, message["run_id"], window_from_json(message.get("window") or {}), streams, stats)
+    if (task.connection, task.source, task.stream) not in view.streams:
+        return TaskResult(task, "failed", error=f"{task.label}: no such stream in the pipeline on this worker")
+    return view.run_task(task)
 
 
 def run_task_message(message: dict[str, Any]) -> dict[str, Any]:
@@ -237,24 +234,29 @@ def run_task_message(message: dict[str, Any]) -> dict[str, Any]:
     if message.get("v") != MESSAGE_VERSION:
         return TaskResult(task, "failed", error=f"{task.label}: message version {message.get('v')!r} is not "
                           f"{MESSAGE_VERSION}: run the same rcetl version on workers and submitters").to_json()
-    spec = message["pipeline"]
+    from ..budget.tally import RequestTally, counting
+
     stats = RunStats()
     started = time.time()
+    # Requests are counted for this task as they are sent (not as differences of the process's
+    # budget counters, which every task of every run on this worker shares) and in the run's
+    # ledger, which keeps them even if this worker dies before it can answer.
+    task_tally = RequestTally()
+    ledger = None
     try:
-        engine = cached_engine(spec["path"], spec["sha256"], spec["text"])
-        streams = set(message["streams"]) if message.get("streams") is not None else None
-        view = _task_view(engine, message["run_id"], window_from_json(message.get("window") or {}), streams, stats)
-        if (task.connection, task.source, task.stream) not in view.streams:
-            result = TaskResult(task, "failed", error=f"{task.label}: no such stream in the pipeline on this worker")
-        else:
-            result = view.run_task(task)
+        ledger = _ledger(message)
+    except Exception as exc:  # noqa: BLE001 - the task still runs; its own counts still reach the submitter
+        log.warning("run ledger unavailable: %s", redact(str(exc)))
+    tallies = (task_tally, ledger) if ledger is not None else (task_tally,)
+    try:
+        with counting(*tallies):
+            result = _run_on_cached_engine(message, task, stats)
     except Exception as exc:  # noqa: BLE001 - a result the submitter can print, not a traceback in a log
         log.exception("task %s could not run", task.label)
         result = TaskResult(task, "failed", error=f"{task.label}: {type(exc).__name__}: {redact(str(exc))}")
         stats.error(result.error or "")
-        engine = None  # type: ignore[assignment]
     streams_stats, sink_stats = stats.snapshot()
-    requests, throttled = _budget_delta(engine) if engine is not None else ({}, {})
+    requests, throttled = task_tally.requests(), task_tally.throttled()
     result.extra.update({
         "streams": {k: asdict(v) for k, v in streams_stats.items()},
         "sinks": {k: asdict(v) for k, v in sink_stats.items()},

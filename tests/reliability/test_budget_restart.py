@@ -3,9 +3,11 @@ again at once each time, and the sandbox must count no 429 at all.
 
 Without the persisted windows (docs/budgets.md, "Restarts") every restart starts with an empty
 budget and sends, in the same window, what the killed process already spent. The sandbox runs in
-this process at a 1 s window (time scale 60) so the Heavy limit binds in CI time; calls with
-recordings are added before each restart so every run has Heavy work to pace (a run that found
-nothing to do would prove nothing). Nothing is mocked; kill times come from a seeded generator.
+this process at a 3 s window (time scale 20): longer than a restart, so a restarted process lands
+in the window its predecessor spent (at a 1 s window the old window would be gone before the new
+process sends, and the test could not fail), short enough for CI. Calls with recordings are added
+before each restart so every run has Heavy work to pace (a run that found nothing to do would
+prove nothing). Nothing is mocked; kill times come from a seeded generator.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from rcetl.sandbox import Sandbox
 from .harness import RCETL, env_for, rcetl_cli, sqlite_and_folder, write_pipeline
 
 KILLS = int(os.environ.get("RCETL_BUDGET_KILLS", "20"))
+#: Recordings added before each start: what the Heavy budget (10 per 3 s) can drain over the loop.
+NEW_RECORDINGS = 4
 
 
 def _kill_and_restart(pipeline: Path, env: dict[str, str], sb: Sandbox, kills: int, seed: int) -> int:
@@ -30,12 +34,12 @@ def _kill_and_restart(pipeline: Path, env: dict[str, str], sb: Sandbox, kills: i
     made = attempts = 0
     while made < kills and attempts < kills * 3:
         attempts += 1
-        sb.add_calls(12, recordings=12)  # more Heavy work than one window allows
+        sb.add_calls(NEW_RECORDINGS, recordings=NEW_RECORDINGS)  # Heavy work for every run
         proc = subprocess.Popen([*RCETL, "-q", "run", str(pipeline)], env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, start_new_session=True)
         try:
             # from start-up (~0.5 s) to well into the paced downloads
-            proc.wait(timeout=rng.uniform(0.4, 2.5))
+            proc.wait(timeout=rng.uniform(0.4, 2.5))  # within one 3 s window of the last start
             continue
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -46,7 +50,7 @@ def _kill_and_restart(pipeline: Path, env: dict[str, str], sb: Sandbox, kills: i
 
 @pytest.mark.slow
 def test_sigkill_and_restart_draws_no_429(tmp_path: Path) -> None:
-    with Sandbox(seed=11, size="tiny", time_scale=60.0) as sb:
+    with Sandbox(seed=11, size="tiny", time_scale=20.0) as sb:
         sinks, _, _ = sqlite_and_folder(tmp_path)
         pipeline = write_pipeline(tmp_path, sb, sinks, name="restart", executor="{batch_size: 5, downloads: 8}")
         env = env_for(sb, tmp_path)
@@ -56,5 +60,5 @@ def test_sigkill_and_restart_draws_no_429(tmp_path: Path) -> None:
         assert final.returncode == 0, final.stdout[-3000:] + final.stderr[-3000:]
         counters = sb.counters()
     heavy = counters["by_group"].get("Heavy", 0) or counters["by_group"].get("heavy", 0)
-    assert heavy >= KILLS * 10, f"Heavy requests {heavy}: the runs were not paced by the budget"
+    assert heavy >= KILLS * NEW_RECORDINGS, f"Heavy requests {heavy}: the runs did not download the recordings"
     assert counters["throttled"] == 0, f"{counters['throttled']} 429 responses: {counters['by_status']}"

@@ -25,3 +25,27 @@ def test_four_accounts_on_two_workers_complete_and_byte_exact(scenario, workers)
     # both worker processes did part of the work
     pids = {pid for a in ACCOUNTS for _, pid in sends(scenario, a)}
     assert pids == {workers.pid(n) for n in names}
+    assert_requests_exact(scenario, summary, ACCOUNTS, {a: 0 for a in ACCOUNTS})
+
+
+def assert_requests_exact(scenario, summary, accounts, before) -> None:
+    """The summary's requests per account equal the sends the source logged during the run."""
+    for a in accounts:
+        sent = len(sends(scenario, a)) - before[a]
+        reported = summary["requests"].get(f"ledger:{scenario.account(a)}", {})
+        assert reported == {"heavy": sent}, (a, reported, sent)
+
+
+def test_a_second_run_on_the_same_workers_reports_only_its_own_requests(scenario, workers):
+    # Workers keep their engine (and budgets) between runs: the second run's summary must count
+    # the second run's requests, not a difference of budget counters the first run also moved.
+    pipeline = scenario.write_pipeline(ACCOUNTS[:2], count=10, partitions=2, delay=0.01, send_log=True)
+    workers.start(2, concurrency=2)
+    first = run_json(pipeline, "--executor", "celery")
+    assert first["status"] == "ok", first["errors"]
+    assert_requests_exact(scenario, first, ACCOUNTS[:2], {a: 0 for a in ACCOUNTS[:2]})
+    before = {a: len(sends(scenario, a)) for a in ACCOUNTS[:2]}
+    second = run_json(pipeline, "--executor", "celery", "--full-refresh")
+    assert second["status"] == "ok", second["errors"]
+    assert all(len(sends(scenario, a)) - before[a] == 2 * 10 for a in ACCOUNTS[:2])
+    assert_requests_exact(scenario, second, ACCOUNTS[:2], before)

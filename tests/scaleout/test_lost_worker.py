@@ -30,3 +30,7 @@ def test_killed_worker_task_is_finished_by_the_other(scenario, workers, backgrou
     survivor_pid = next(workers.pid(n) for n in names if n != victim)
     assert any(pid == survivor_pid for _, pid in sends(scenario, "a")), "the other worker finished account a"
     check_archive(scenario, ACCOUNTS, COUNT, 1)
+    # exact counts after the loss: the killed worker's requests and the redone ones, all of them
+    for a in ACCOUNTS:
+        reported = summary["requests"].get(f"ledger:{scenario.account(a)}", {})
+        assert reported == {"heavy": len(sends(scenario, a))}, (a, reported)
