@@ -16,6 +16,9 @@ import pytest
 import rcetl
 from rcetl.testing import BlobSinkContract, RecordSinkContract, SinkCase, SinkContract
 from tests.services import service_url, unavailable
+from tests.sinks_couchdb import cases as couchdb_cases
+from tests.sinks_couchdb.conftest import couchdb_url  # noqa: F401 - the server fixture
+from tests.sinks_lake import cases as lake_cases
 
 
 def _needs(module: str) -> None:
@@ -65,7 +68,9 @@ def _mongodb(request: pytest.FixtureRequest, **extra: Any) -> SinkCase:
 
 
 RECORD_SINKS = {"sqlite": _sqlite, "mysql": _server_sql("mysql", "MYSQL"),
-                "postgres": _server_sql("postgres", "POSTGRES"), "mongodb": _mongodb}
+                "postgres": _server_sql("postgres", "POSTGRES"), "mongodb": _mongodb,
+                "lake": lake_cases.lake_local, "lake-s3": lake_cases.lake_s3,
+                "couchdb-records": lambda request: couchdb_cases.couchdb_case(request, "records")}
 
 
 class TestBuiltinRecordSinks(RecordSinkContract):
@@ -80,11 +85,14 @@ class TestBuiltinRecordSinks(RecordSinkContract):
             "mysql": [{"url": "postgresql://u@h/db"}],
             "postgres": [{"url": "mysql://u@h/db"}],
             "mongodb": [{}],
+            "lake": lake_cases.BAD, "lake-s3": lake_cases.BAD, "couchdb-records": couchdb_cases.BAD,
         }.get(request.param, [])
         return case
 
     def stored_data(self, sink: rcetl.RecordSink, record: rcetl.Record) -> dict[str, Any] | None:
         """The raw JSON column of the SQL sink (exact ids and hostile values, not only keys)."""
+        if hasattr(sink, "stored_json"):  # couchdb, lake: the raw JSON text they keep
+            return sink.stored_json(record)
         if not hasattr(sink, "engine"):
             return None
         import sqlalchemy as sa
@@ -151,3 +159,16 @@ class TestBuiltinMongoDBWithGridFS(SinkContract):
     def sink_case(self, request: pytest.FixtureRequest) -> SinkCase:
         _known_defect(request, "mongodb-gridfs")
         return _mongodb(request, gridfs=True)
+
+
+class TestBuiltinCouchDB(SinkContract):
+    """CouchDB stores records and binaries (attachments): both contracts, inline and streamed."""
+
+    bad_configs = couchdb_cases.BAD
+
+    @pytest.fixture(params=["inline", "streamed"])
+    def sink_case(self, request: pytest.FixtureRequest) -> SinkCase:
+        return couchdb_cases.couchdb_case(request, request.param)
+
+    def stored_data(self, sink: rcetl.RecordSink, record: rcetl.Record) -> dict[str, Any] | None:
+        return sink.stored_json(record)  # type: ignore[attr-defined]

@@ -109,6 +109,15 @@ def test_mango_indexes_exist_and_find_by_typed_fields(sink: CouchDBArchiveSink, 
                                                    "fields": ["_id", "time"], "limit": 1000})["docs"]
     assert inbound and len(found) == inbound
     assert all(d["time"].endswith("Z") and len(d["time"]) == 24 for d in found)
+    # A caller's number, written the way people type it, finds their calls through from_e164.
+    call = next(r for r in calls if str((r.data.get("from") or {}).get("phoneNumber", "")).startswith("+1"))
+    digits = call.data["from"]["phoneNumber"][2:]
+    typed = f"({digits[:3]}) {digits[3:6]}-{digits[6:]}"
+    want = {doc_id(r.stream, r.account, r.key) for r in calls
+            if (r.data.get("from") or {}).get("phoneNumber") == call.data["from"]["phoneNumber"]}
+    by_number = sink.client.json("POST", "_find", body={
+        "selector": {"from_e164": rcetl.normalize_phone(typed)}, "fields": ["_id"], "limit": 1000})["docs"]
+    assert {d["_id"] for d in by_number} == want
 
 
 def test_ids_above_2_53_are_exact_though_the_server_rounds_numbers(sink: CouchDBArchiveSink,

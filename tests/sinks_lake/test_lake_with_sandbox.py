@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 
 from tests.e2e.stores import default_sandbox, run, write_pipeline
-from tests.servers import unique
 from tests.services import require_module
+
+from .cases import create_bucket, s3_options
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -88,16 +89,11 @@ def test_duckdb_reads_the_lake_as_the_ground_truth_and_a_rerun_changes_nothing(t
 
 def test_the_same_dataset_on_s3_reads_back_in_duckdb(tmp_path: Path, s3_url: str, monkeypatch) -> None:
     duckdb = require_module("duckdb")
-    import boto3
     import pyarrow.dataset as pads
     import pyarrow.fs as pafs
 
     monkeypatch.setenv("RCETL_HOME", str(tmp_path / "home"))
-    bucket = unique("rcetl-lake-e2e").lower()
-    boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1", aws_access_key_id="testing",
-                 aws_secret_access_key="testing").create_bucket(Bucket=bucket)
-    options = {"endpoint_override": s3_url.split("://", 1)[1], "scheme": "http", "region": "us-east-1",
-               "access_key": "testing", "secret_key": "testing"}
+    bucket, options = create_bucket(s3_url, "rcetl-lake-e2e"), s3_options(s3_url)
     with default_sandbox() as sb:
         gt = sb.ground_truth()
         path = write_pipeline(tmp_path, sb, {"lake": {"plugin": "lake", "path": f"s3://{bucket}/lake",

@@ -21,7 +21,8 @@ import rcetl
 LAYOUT = 1
 #: Fields the sink owns in a record document; anything else (attachments, binaries) is kept on update.
 RECORD_FIELDS = ("rcetl", "kind", "stream", "account", "key", "key_type", "deleted", "occurred_at", "time",
-                 "direction", "type", "extension_id", "from_number", "to_number", "result", "availability",
+                 "direction", "type", "extension_id", "from_number", "to_number", "from_e164", "to_e164",
+                 "numbers_e164", "result", "availability",
                  "archive", "raw")
 #: Mango indexes created on open: name -> fields (all documents of one database share them).
 INDEXES: dict[str, list[str]] = {
@@ -30,8 +31,8 @@ INDEXES: dict[str, list[str]] = {
     "direction": ["stream", "direction", "time"],
     "type": ["stream", "type", "time"],
     "extension": ["extension_id", "time"],
-    "from-number": ["from_number", "time"],
-    "to-number": ["to_number", "time"],
+    "from-e164": ["from_e164", "time"],
+    "to-e164": ["to_e164", "time"],
 }
 
 
@@ -89,19 +90,33 @@ def _number(party: Any) -> str | None:
     return _text(party.get("phoneNumber") or party.get("extensionNumber"))
 
 
+def _e164(party: Any) -> str | None:
+    """A party's phoneNumber in E.164 (rcetl.normalize_phone, as the SQL and MongoDB sinks store it)."""
+    return rcetl.normalize_phone(party.get("phoneNumber")) if isinstance(party, Mapping) else None
+
+
 def typed_fields(stream: str, data: Mapping[str, Any]) -> dict[str, Any]:
     """The fields people filter on, from the API's JSON (the raw JSON stays the authority)."""
     call = data.get("call") if stream == "recording" and isinstance(data.get("call"), Mapping) else data
     to = data.get("to")
     first_to = to[0] if isinstance(to, list) and to else to
     extension = call.get("extension") if isinstance(call.get("extension"), Mapping) else {}
+    from_ = call.get("from") if stream == "recording" else data.get("from")
+    to_ = call.get("to") if stream == "recording" else first_to
+    # Every number the record names: both parties of the call and of each leg, every recipient.
+    legs = data.get("legs") if isinstance(data.get("legs"), list) else []
+    parties = [from_, *(to if isinstance(to, list) else [to_])]
+    parties += [p for leg in legs if isinstance(leg, Mapping) for p in (leg.get("from"), leg.get("to"))]
     return {
         "time": _utc(call.get("startTime") or data.get("creationTime")),
         "direction": _text(call.get("direction") or data.get("direction")),
         "type": _text(data.get("type")),
         "extension_id": _text(extension.get("id") if extension else data.get("extensionId")),
-        "from_number": _number(call.get("from") if stream == "recording" else data.get("from")),
-        "to_number": _number(call.get("to") if stream == "recording" else first_to),
+        "from_number": _number(from_),
+        "to_number": _number(to_),
+        "from_e164": _e164(from_),
+        "to_e164": _e164(to_),
+        "numbers_e164": sorted({n for n in map(_e164, parties) if n}),
         "result": _text(data.get("result")),
         "availability": _text(data.get("availability")),
     }

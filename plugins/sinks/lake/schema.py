@@ -36,7 +36,9 @@ TAIL = [
     pa.field("raw", pa.string(), nullable=False),            # the API's JSON, exact
     pa.field("archive", pa.string(), nullable=False),        # binaries: locations and SHA-256 (JSON)
 ]
-_PARTY = [pa.field("from_number", pa.string()), pa.field("to_number", pa.string())]
+# *_number as the API wrote it; *_e164 normalised (rcetl.normalize_phone, the SQL sink's columns).
+_PARTY = [pa.field("from_number", pa.string()), pa.field("from_e164", pa.string()),
+          pa.field("to_number", pa.string()), pa.field("to_e164", pa.string())]
 _CALL = [
     pa.field("start_time", _TS), pa.field("duration", pa.int64()), pa.field("type", pa.string()),
     pa.field("direction", pa.string()), pa.field("action", pa.string()), pa.field("result", pa.string()),
@@ -104,13 +106,19 @@ def _number(party: Any) -> str | None:
     return text(party.get("phoneNumber") or party.get("extensionNumber")) if isinstance(party, Mapping) else None
 
 
+def _parties(from_: Any, to: Any) -> dict[str, Any]:
+    def e164(party: Any) -> str | None:
+        return rcetl.normalize_phone(party.get("phoneNumber")) if isinstance(party, Mapping) else None
+
+    return {"from_number": _number(from_), "from_e164": e164(from_), "to_number": _number(to), "to_e164": e164(to)}
+
+
 def _call(data: Mapping[str, Any]) -> dict[str, Any]:
     ext = data.get("extension") if isinstance(data.get("extension"), Mapping) else {}
     return {"start_time": instant(data.get("startTime")), "duration": integer(data.get("duration")),
             "type": text(data.get("type")), "direction": text(data.get("direction")),
             "action": text(data.get("action")), "result": text(data.get("result")),
-            "from_number": _number(data.get("from")), "to_number": _number(data.get("to")),
-            "extension_id": text(ext.get("id"))}
+            **_parties(data.get("from"), data.get("to")), "extension_id": text(ext.get("id"))}
 
 
 def _call_log(data: Mapping[str, Any], archive: list[dict[str, Any]]) -> dict[str, Any]:
@@ -132,7 +140,7 @@ def _recording(data: Mapping[str, Any], archive: list[dict[str, Any]]) -> dict[s
             "duration": integer(call.get("duration")), "direction": text(call.get("direction")),
             "type": text(data.get("type")), "content_type": text(data.get("contentType")),
             "extension_id": text((call.get("extension") or {}).get("id")),
-            "from_number": _number(call.get("from")), "to_number": _number(call.get("to")),
+            **_parties(call.get("from"), call.get("to")),
             "size": integer(blob.get("size")), "sha256": text(blob.get("sha256")), "status": text(blob.get("status"))}
 
 
@@ -152,7 +160,7 @@ def _message(data: Mapping[str, Any], archive: list[dict[str, Any]]) -> dict[str
     return {"id": integer(data.get("id")), "conversation_id": integer(data.get("conversationId")),
             "type": text(data.get("type")), "direction": text(data.get("direction")),
             "creation_time": instant(data.get("creationTime")), "last_modified_time": instant(data.get("lastModifiedTime")),
-            "from_number": _number(data.get("from")), "to_number": _number(first_to),
+            **_parties(data.get("from"), first_to),
             "subject": text(data.get("subject")), "availability": text(data.get("availability")),
             "message_status": text(data.get("messageStatus")), "attachments": atts}
 

@@ -1,0 +1,39 @@
+"""The lake sink's cases for the contract suite (tests/kit/test_builtin_sinks_contract.py runs them):
+a local folder, and S3 on a moto server."""
+
+from __future__ import annotations
+
+import pytest
+
+from rcetl.testing import SinkCase
+from tests.servers import unique
+
+#: Options the sink must refuse: no path, an unknown codec, an unsupported scheme, a folder it cannot create.
+BAD = [{"path": ""}, {"path": "lake", "compression": "lzma"}, {"path": "ftp://host/lake"},
+       {"path": "/proc/rcetl-lake/lake"}]
+
+
+def lake_local(request: pytest.FixtureRequest) -> SinkCase:
+    return SinkCase("lake", {"path": "lake"}, label="lake-local")
+
+
+def s3_options(url: str) -> dict[str, str]:
+    """pyarrow S3FileSystem options for a moto server at ``url``."""
+    return {"endpoint_override": url.split("://", 1)[1], "scheme": "http", "region": "us-east-1",
+            "access_key": "testing", "secret_key": "testing"}
+
+
+def create_bucket(url: str, prefix: str) -> str:
+    import boto3
+
+    bucket = unique(prefix).lower()
+    boto3.client("s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id="testing",
+                 aws_secret_access_key="testing").create_bucket(Bucket=bucket)
+    return bucket
+
+
+def lake_s3(request: pytest.FixtureRequest) -> SinkCase:
+    url = request.getfixturevalue("s3_url")
+    bucket = create_bucket(url, "rcetl-lake")
+    return SinkCase("lake", {"path": f"s3://{bucket}/lake", "filesystem_options": s3_options(url)},
+                    label="lake-s3")
