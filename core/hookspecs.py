@@ -1,7 +1,8 @@
 """Every hook rcetl calls. Each docstring says when the hook is called and what it may return.
 
-Plugins implement these with ``@rcetl.hookimpl``. The core never calls them directly: it goes
-through :class:`rcetl.registry.PluginManager`'s typed methods. ``docs/hooks.md`` documents each
+Plugins implement these with ``@rcetl.hookimpl`` (pluggy's marker: ``tryfirst``, ``trylast``,
+``wrapper`` and ``hookwrapper`` work as pluggy documents). The core never calls them directly: it
+goes through :class:`rcetl.registry.PluginManager`'s typed methods, which call ``pm.hook.<name>``. ``docs/hooks.md`` documents each
 hook and ``tests/core/test_meta.py`` checks that every hook here is documented and tested.
 """
 
@@ -14,7 +15,7 @@ import pluggy
 if TYPE_CHECKING:
     import typer
 
-    from .interfaces import ConnectionSpec, EmbeddedServerSpec, ObserverSpec, SinkSpec, SourceSpec
+    from .interfaces import ConnectionSpec, EmbeddedServerSpec, ObserverSpec, SinkEntry, SourceSpec
     from .records import ArchivedRecord, Record
     from .run import RunInfo, RunSummary
 
@@ -32,8 +33,9 @@ def rcetl_sources() -> list[SourceSpec]:
 
 
 @hookspec
-def rcetl_sinks() -> list[SinkSpec]:
-    """Called once when the registry loads; return the sink plugins this package provides."""
+def rcetl_sinks() -> list[SinkEntry]:
+    """Called once when the registry loads; return the sink plugins this package provides, each a
+    name and the dotted path of its class (imported only when a pipeline uses the sink)."""
 
 
 @hookspec
@@ -91,6 +93,12 @@ def rcetl_item_failed(run: RunInfo, record: Record, error: str) -> None:
 def rcetl_budget_exhausted(run: RunInfo | None, budget: str, group: str, wait_seconds: float) -> None:
     """Called when a request must wait for a rate budget (its group's window is spent or a
     penalty is running); ``wait_seconds`` is how long it will wait."""
+
+
+#: Hooks that only return what a plugin provides: asked again without a plugin that raised.
+DECLARATIVE_HOOKS = frozenset(
+    {"rcetl_sources", "rcetl_sinks", "rcetl_connections", "rcetl_embedded_servers", "rcetl_observers"}
+)
 
 
 def all_hook_names() -> list[str]:

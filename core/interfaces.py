@@ -7,6 +7,8 @@ plugin objects from validated config and talks to them only through the abstract
 from __future__ import annotations
 
 import abc
+import importlib
+import importlib.util
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass, field
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from .errors import PluginError
 from .records import ArchivedRecord, BlobRef, Checkpoint, Key, Record, SpooledBlob, StoredBlob
 
 if TYPE_CHECKING:
@@ -123,8 +126,18 @@ class Source(abc.ABC):
 
 
 class Sink(abc.ABC):
-    """Common base of record and blob sinks. ``name`` is the sink's name in the pipeline file."""
+    """Common base of record and blob sinks. ``name`` is the sink's name in the pipeline file.
 
+    A sink plugin is one class: what it is (its options, its description, the streams it takes,
+    its capabilities) is declared on the class, and what it stores follows from its base classes
+    (:class:`RecordSink`, :class:`BlobSink` or both). It is registered by dotted path with a
+    :class:`SinkEntry`, so the class's module is imported only when a pipeline uses it.
+    """
+
+    #: The model of the sink's options (the keys beside ``plugin:`` in a pipeline file).
+    config_model: ClassVar[type[PluginConfig]] = PluginConfig
+    #: One line for ``rcetl plugins list``.
+    description: ClassVar[str] = ""
     #: Streams this sink can take; ``None`` means any. Routing to any other stream is a config error.
     supported_streams: ClassVar[frozenset[str] | None] = None
 
@@ -132,6 +145,19 @@ class Sink(abc.ABC):
         self.name = name
         self.config = config
         self.ctx = ctx
+
+    @classmethod
+    def configured(cls, config: PluginConfig) -> type[Sink]:
+        """The class that serves ``config``: itself, unless an option turns the sink into a
+        subclass that stores more (MongoDB with ``gridfs: true`` is a blob sink too)."""
+        return cls
+
+    @classmethod
+    def kinds(cls) -> frozenset[str]:
+        """What the class stores, from its base classes: ``records``, ``blobs`` or both."""
+        return frozenset(
+            kind for kind, base in (("records", RecordSink), ("blobs", BlobSink)) if issubclass(cls, base)
+        )
 
     def open(self) -> None:
         """Connect, create tables or buckets as configured. Called once before the first write."""
@@ -174,8 +200,12 @@ class ArchivedEntry:
 
 
 class BlobSink(Sink):
-    """Stores binaries under templated keys. Subclass :class:`rcetl.blobs.ObjectStoreSink` to get
+    """Stores binaries under templated keys. Subclass :class:`rcetl.ObjectStoreSink` to get
     key templates, name sanitising, sidecars, skip-if-present and conflict handling for free."""
+
+    #: Reading every stored binary back is cheap (a local disk): ``rcetl verify`` then re-hashes
+    #: them by default instead of trusting the store's reported checksums.
+    rehash_is_cheap: ClassVar[bool] = False
 
     @abc.abstractmethod
     def store(self, blob: SpooledBlob) -> StoredBlob:
@@ -212,13 +242,53 @@ class SourceSpec:
 
 
 @dataclass(frozen=True)
-class SinkSpec:
+class SinkEntry:
+    """A sink plugin as its package registers it (``rcetl_sinks``): a name and where its class is.
+
+    The class is imported only when a pipeline names the sink, so a pipeline is validated without
+    importing the sinks it does not use. ``extra`` is what to install when the sink's dependencies
+    are missing (``rcetl[s3]``); ``requires`` are the modules it needs from it, checked when the
+    sink is loaded so that ``rcetl validate`` reports a missing extra instead of ``rcetl run``.
+    """
+
     name: str
-    config: type[PluginConfig]
-    factory: Callable[[str, PluginConfig, RunContext], Sink]
-    kinds: frozenset[str]  # {"records"}, {"blobs"} or both
-    description: str = ""
-    supported_streams: frozenset[str] | None = None
+    target: str | type[Sink]  # "package.module:Class", or the class itself (tests, embedding)
+    extra: str | None = None
+    requires: tuple[str, ...] = ()
+
+    def load(self) -> type[Sink]:
+        """The sink's class; raises :class:`rcetl.PluginError` naming what to install."""
+        if not isinstance(self.target, str):
+            return self.target
+        missing = [m for m in self.requires if not _importable(m)]
+        if missing:
+            raise self._missing(", ".join(missing))
+        module_name, _, attr = self.target.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            gone = exc.name or ""
+            if not gone or module_name == gone or module_name.startswith(gone + "."):
+                raise PluginError(f"sink plugin {self.name!r}: cannot import {module_name}: {exc}",
+                                  hint="the package registering it is broken; reinstall or report it") from None
+            raise self._missing(gone) from None
+        cls = getattr(module, attr, None)
+        if not (isinstance(cls, type) and issubclass(cls, Sink)):
+            raise PluginError(f"sink plugin {self.name!r}: {self.target} is not an rcetl.Sink subclass",
+                              hint="register the sink's class as 'package.module:ClassName'")
+        return cls
+
+    def _missing(self, modules: str) -> PluginError:
+        hint = f"pip install '{self.extra}'" if self.extra else f"install the package that provides {modules}"
+        return PluginError(f"sink plugin {self.name!r} needs {modules}, which is not installed", hint=hint)
+
+
+def _importable(module: str) -> bool:
+    """Whether ``module`` can be imported, without importing it (a parent package is imported)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent package is missing, or blocked by an import hook
+        return False
 
 
 @dataclass(frozen=True)

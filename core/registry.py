@@ -4,7 +4,7 @@ Built-in plugins and third-party packages register through the same entry-point 
 (``rcetl``). Environment switches:
 
 - ``RCETL_DISABLE_PLUGIN_AUTOLOAD=1``: load only rcetl's own (built-in) entry points.
-- ``RCETL_TRACE_HOOKS=1``: log every hook call and its result at DEBUG level.
+- ``RCETL_TRACE_HOOKS=1``: log every hook call (the plugins it reaches, in pluggy's order) and its\n  result at DEBUG level.
 """
 
 from __future__ import annotations
@@ -12,17 +12,19 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import pluggy
+from pluggy import HookImpl
 
 from . import hookspecs
 from .errors import PluginError
-from .interfaces import ConnectionSpec, EmbeddedServerSpec, ObserverSpec, SinkSpec, SourceSpec
+from .hookguard import HookGuard
+from .interfaces import ConnectionSpec, EmbeddedServerSpec, ObserverSpec, SinkEntry, SourceSpec
 
 if TYPE_CHECKING:
     import typer
@@ -34,6 +36,7 @@ log = logging.getLogger("rcetl.plugins")
 
 ENTRY_POINT_GROUP = "rcetl"
 BUILTIN_DISTRIBUTION = "rcetl"
+GUARD_NAME = "rcetl-hookguard"
 
 
 @dataclass
@@ -50,21 +53,27 @@ class PluginInfo:
 
 
 class PluginManager:
-    """Loads plugins and exposes what they contribute through typed methods."""
+    """Loads plugins and exposes what they contribute through typed methods.
+
+    Every method calls ``pm.hook.<name>(...)``: pluggy decides the order and runs wrappers. A plugin
+    that raises is named and set aside by :class:`rcetl.hookguard.HookGuard`, rcetl's own wrapper.
+    """
 
     def __init__(self) -> None:
         self._pm = pluggy.PluginManager(hookspecs.PROJECT)
         self._pm.add_hookspecs(hookspecs)
+        self._guard = HookGuard(self._pm, self._plugin_failed)
+        self._pm.register(self._guard, name=GUARD_NAME)
         self.infos: list[PluginInfo] = []
         self._sources: dict[str, SourceSpec] = {}
-        self._sinks: dict[str, SinkSpec] = {}
+        self._sinks: dict[str, SinkEntry] = {}
         self._connections: dict[str, ConnectionSpec] = {}
         self._servers: dict[str, EmbeddedServerSpec] = {}
         self._observers: dict[str, ObserverSpec] = {}
         self._collected = False
-        # The façade calls each implementation itself (to isolate a broken plugin), so pluggy's own
-        # tracing never sees the calls: they are traced here instead.
-        self._trace = os.environ.get("RCETL_TRACE_HOOKS", "").lower() in {"1", "true", "yes"}
+        self._failed_now: set[str] = set()  # plugins that raised in the hook call under way
+        if os.environ.get("RCETL_TRACE_HOOKS", "").lower() in {"1", "true", "yes"}:
+            self._pm.add_hookcall_monitoring(_trace_before, _trace_after)
 
     # --- loading ---------------------------------------------------------------------------
 
@@ -116,51 +125,45 @@ class PluginManager:
                 hint=f"known hooks: {', '.join(hookspecs.all_hook_names())}",
             ) from None
 
-    def _call(self, hook: Any, impl: Any, kwargs: dict[str, Any]) -> Any:
-        """Call one implementation of ``hook``, logged at DEBUG when RCETL_TRACE_HOOKS is set."""
-        if not self._trace:
-            return impl.function(**kwargs)
-        shown = ", ".join(f"{k}={type(v).__name__}" for k, v in kwargs.items())
-        log.debug("hook: %s(%s) -> plugin %r", hook.name, shown, impl.plugin_name)
-        try:
-            result = impl.function(**kwargs)
-        except BaseException as exc:
-            log.debug("hook: %s in plugin %r raised %s: %s", hook.name, impl.plugin_name, type(exc).__name__, exc)
-            raise
-        log.debug("hook: %s in plugin %r returned %s", hook.name, impl.plugin_name,
-                  f"{len(result)} item(s)" if isinstance(result, (list, tuple)) else type(result).__name__)
-        return result
+    def _plugin_failed(self, plugin_name: str, hook_name: str, exc: Exception) -> None:
+        """Told by the hook guard: a plugin's implementation raised; the call went on without it."""
+        self._failed_now.add(plugin_name)
+        if hook_name in hookspecs.DECLARATIVE_HOOKS or hook_name == "rcetl_cli":
+            self._mark_error(plugin_name, f"hook {hook_name} failed: {type(exc).__name__}: {exc}")
+        else:  # an observer: logged with its traceback, never fails an archive
+            log.error("observer %r failed in %s", plugin_name, hook_name, exc_info=exc)
 
     # --- registry ------------------------------------------------------------------------------
 
     def _collect(self) -> None:
         if self._collected:
             return
-        self._sources, self._sinks, self._connections, self._servers = {}, {}, {}, {}
-        self._observers = {}
-        by_plugin = {id(p): n for n, p in self._pm.list_name_plugin()}
-        self._gather(self._pm.hook.rcetl_sources, self._sources, "source", by_plugin)
-        self._gather(self._pm.hook.rcetl_sinks, self._sinks, "sink", by_plugin)
-        self._gather(self._pm.hook.rcetl_connections, self._connections, "connection", by_plugin)
-        self._gather(self._pm.hook.rcetl_embedded_servers, self._servers, "server", by_plugin)
-        self._gather(self._pm.hook.rcetl_observers, self._observers, "observer", by_plugin)
+        self._sources = self._gather("rcetl_sources", "source")
+        self._sinks = self._gather("rcetl_sinks", "sink")
+        self._connections = self._gather("rcetl_connections", "connection")
+        self._servers = self._gather("rcetl_embedded_servers", "server")
+        self._observers = self._gather("rcetl_observers", "observer")
         self._collected = True
 
-    def _gather(self, hook: Any, into: dict[str, Any], kind: str, by_plugin: dict[int, str]) -> None:
-        for impl in hook.get_hookimpls():
-            try:
-                specs = self._call(hook, impl, {}) or []
-            except Exception as exc:  # noqa: BLE001 - report and keep the rest working
-                self._mark_error(impl.plugin_name, f"hook {hook.name} failed: {type(exc).__name__}: {exc}")
-                continue
+    def _gather(self, hook_name: str, kind: str) -> dict[str, Any]:
+        hook = getattr(self._pm.hook, hook_name)
+        self._failed_now = set()
+        results = hook()
+        # pluggy returns the lists in call order; that order names the plugin each came from.
+        called = [i.plugin_name for i in reversed(hook.get_hookimpls())
+                  if not (i.wrapper or i.hookwrapper) and i.plugin_name not in self._failed_now]
+        origins: list[str | None] = list(called) if len(called) == len(results) else [None] * len(results)
+        into: dict[str, Any] = {}
+        for plugin_name, specs in zip(origins, results, strict=True):
             for spec in specs:
                 if spec.name in into:
                     log.warning("%s %r registered twice; keeping the first", kind, spec.name)
                     continue
                 into[spec.name] = spec
                 for info in self.infos:
-                    if info.name == impl.plugin_name:
+                    if info.name == plugin_name:
                         info.provides.append(f"{kind}:{spec.name}")
+        return into
 
     def _mark_error(self, plugin_name: str, error: str) -> None:
         for info in self.infos:
@@ -172,7 +175,8 @@ class PluginManager:
         self._collect()
         return dict(self._sources)
 
-    def sinks(self) -> dict[str, SinkSpec]:
+    def sinks(self) -> dict[str, SinkEntry]:
+        """Every registered sink by name; a sink's class is imported only by ``SinkEntry.load``."""
         self._collect()
         return dict(self._sinks)
 
@@ -197,40 +201,44 @@ class PluginManager:
     # --- CLI --------------------------------------------------------------------------------
 
     def extend_cli(self, app: typer.Typer) -> None:
-        for impl in self._pm.hook.rcetl_cli.get_hookimpls():
-            try:
-                self._call(self._pm.hook.rcetl_cli, impl, {"app": app})
-            except Exception as exc:  # noqa: BLE001
-                self._mark_error(impl.plugin_name, f"rcetl_cli failed: {type(exc).__name__}: {exc}")
+        self._pm.hook.rcetl_cli(app=app)
 
     # --- observers: errors are logged, never raised -------------------------------------------
 
-    def _notify(self, hook: Any, **kwargs: Any) -> None:
-        for impl in hook.get_hookimpls():
-            try:
-                self._call(hook, impl, {k: kwargs[k] for k in impl.argnames})
-            except Exception:  # noqa: BLE001 - a broken observer never fails an archive
-                log.exception("observer %r failed in %s", impl.plugin_name, hook.name)
-
     def run_started(self, run: RunInfo) -> None:
-        self._notify(self._pm.hook.rcetl_run_started, run=run)
+        self._pm.hook.rcetl_run_started(run=run)
 
     def run_finished(self, run: RunInfo, summary: RunSummary) -> None:
-        self._notify(self._pm.hook.rcetl_run_finished, run=run, summary=summary)
+        self._pm.hook.rcetl_run_finished(run=run, summary=summary)
 
     def item_archived(self, run: RunInfo, item: ArchivedRecord) -> None:
-        self._notify(self._pm.hook.rcetl_item_archived, run=run, item=item)
+        self._pm.hook.rcetl_item_archived(run=run, item=item)
 
     def item_failed(self, run: RunInfo, record: Record, error: str) -> None:
-        self._notify(self._pm.hook.rcetl_item_failed, run=run, record=record, error=error)
+        self._pm.hook.rcetl_item_failed(run=run, record=record, error=error)
 
     def budget_exhausted(self, run: RunInfo | None, budget: str, group: str, wait_seconds: float) -> None:
-        self._notify(
-            self._pm.hook.rcetl_budget_exhausted, run=run, budget=budget, group=group, wait_seconds=wait_seconds
-        )
+        self._pm.hook.rcetl_budget_exhausted(run=run, budget=budget, group=group, wait_seconds=wait_seconds)
 
     def has_observers(self, hook_name: str) -> bool:
-        return bool(getattr(self._pm.hook, hook_name).get_hookimpls())
+        """Whether any plugin implements ``hook_name`` (the guard does not count)."""
+        return any(i.plugin is not self._guard for i in getattr(self._pm.hook, hook_name).get_hookimpls())
+
+
+def _trace_before(hook_name: str, impls: Sequence[HookImpl], kwargs: Mapping[str, Any]) -> None:
+    shown = ", ".join(f"{k}={type(v).__name__}" for k, v in kwargs.items())
+    names = [i.plugin_name for i in reversed(impls) if i.plugin_name != GUARD_NAME]
+    log.debug("hook: %s(%s) -> plugins %s", hook_name, shown, ", ".join(repr(n) for n in names) or "(none)")
+
+
+def _trace_after(outcome: pluggy.Result[Any], hook_name: str, impls: Sequence[HookImpl],
+                 kwargs: Mapping[str, Any]) -> None:
+    if outcome.exception is not None:
+        log.debug("hook: %s raised %s: %s", hook_name, type(outcome.exception).__name__, outcome.exception)
+        return
+    result = outcome.get_result()
+    shown = f"{len(result)} result(s)" if isinstance(result, list) else type(result).__name__
+    log.debug("hook: %s returned %s", hook_name, shown)
 
 
 _default: PluginManager | None = None

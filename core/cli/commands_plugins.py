@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from ..interfaces import SinkEntry
 
 app = typer.Typer(help="List installed source, sink and connection plugins; scaffold new ones.",
                   no_args_is_help=True)
@@ -29,7 +33,7 @@ def list_plugins(json_output: bool = typer.Option(False, "--json", help="Machine
             rows.append({"kind": kind, "name": name, "package": info.package if info else "?",
                          "version": info.version if info else "?", "origin": info.origin if info else "?",
                          "module": info.module if info else "?",
-                         "description": getattr(spec, "description", "")})
+                         "description": _sink_description(spec) if kind == "sink" else spec.description})
     broken = [{"entry_point": i.name, "module": i.module, "package": i.package, "error": i.error}
               for i in pm.infos if i.error]
     if json_output:
@@ -46,6 +50,15 @@ def list_plugins(json_output: bool = typer.Option(False, "--json", help="Machine
         console.print(f"[red]broken plugin[/red] {b['entry_point']} ({b['module']}) from package "
                       f"{b['package']!r}: {b['error']} — fix or uninstall that package; other plugins work.",
                       highlight=False)
+
+
+def _sink_description(entry: SinkEntry) -> str:
+    from ..errors import PluginError
+
+    try:  # a sink's class is imported only here and when a pipeline uses it
+        return entry.load().description
+    except PluginError as exc:
+        return f"not usable: {exc.message}; {exc.hint}"
 
 
 @app.command("show")
@@ -67,6 +80,8 @@ def show(name: str = typer.Argument(..., help="A source, sink or connection plug
         raise typer.Exit(2)
     console = Console()
     for kind, spec in found:
+        if kind == "sink":  # imports the sink's module: says what to install if its extra is missing
+            spec = spec.load()
         info = pm.plugin_of(kind, name)
         console.print(f"[bold]{kind} {name}[/bold] — {spec.description}")
         if info:
@@ -76,7 +91,8 @@ def show(name: str = typer.Argument(..., help="A source, sink or connection plug
         table = Table(title="options", title_justify="left")
         for col in ("option", "type", "default", "description"):
             table.add_column(col)
-        for fname, field in spec.config.model_fields.items():
+        model = spec.config_model if kind == "sink" else spec.config
+        for fname, field in model.model_fields.items():
             default = "(required)" if field.is_required() else repr(field.get_default(call_default_factory=True))
             ann = str(field.annotation).replace("typing.", "").replace("<class '", "").replace("'>", "")
             table.add_row(field.alias or fname, ann, default, field.description or "")

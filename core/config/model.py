@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..interfaces import ConnectionSpec, PluginConfig, SinkSpec, SourceSpec
+from ..interfaces import ConnectionSpec, PluginConfig, Sink, SinkEntry, SourceSpec
+
+if TYPE_CHECKING:
+    from ..context import RunContext
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
@@ -83,11 +86,22 @@ class SourceConf:
 
 @dataclass
 class SinkConf:
+    """One configured sink: its name in the file, its plugin and the class serving its options."""
+
     name: str
-    spec: SinkSpec
+    spec: SinkEntry  # how the plugin registered (``spec.name`` is the plugin's name)
+    sink_class: type[Sink]  # ``spec.load().configured(config)``
     config: PluginConfig
     streams: set[str]
-    kinds: frozenset[str]
+
+    @property
+    def kinds(self) -> frozenset[str]:
+        """What this sink stores, from its class: ``records``, ``blobs`` or both."""
+        return self.sink_class.kinds()
+
+    def build(self, ctx: RunContext) -> Sink:
+        """The sink object (not opened yet): the one place a configured sink is instantiated."""
+        return self.sink_class(self.name, self.config, ctx)
 
 
 @dataclass

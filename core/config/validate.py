@@ -14,6 +14,7 @@ from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
+from ..errors import PluginError
 from ..interfaces import PluginConfig
 from ..registry import PluginManager
 from .model import ConnectionConf, Pipeline, PipelineModel, SinkConf, SourceConf
@@ -222,7 +223,7 @@ def _sources(model: PipelineModel, connections: list[ConnectionConf], pm: Plugin
 
 
 def _sinks(model: PipelineModel, streams: dict[str, str], pm: PluginManager, c: _Collector) -> list[SinkConf]:
-    specs = pm.sinks()
+    entries = pm.sinks()
     if not model.sinks:
         c.add(("sinks",), "no sinks configured", "add a sink, e.g. `archive: {plugin: sqlite, url: archive.db}`")
     out = []
@@ -230,16 +231,20 @@ def _sinks(model: PipelineModel, streams: dict[str, str], pm: PluginManager, c: 
         path: Path_ = ("sinks", name)
         options = dict(raw or {})
         plugin = options.pop("plugin", name)
-        spec = specs.get(plugin)
-        if spec is None:
+        entry = entries.get(plugin)
+        if entry is None:
             c.add(path + ("plugin",), f"unknown sink plugin {plugin!r}",
-                  did_you_mean(str(plugin), specs) or f"installed: {', '.join(specs)}")
+                  did_you_mean(str(plugin), entries) or f"installed: {', '.join(entries)}")
             continue
+        try:  # only the sinks this file names are imported
+            sink_class = entry.load()
+        except PluginError as exc:  # a missing optional extra: the hint says what to install
+            c.add(path + ("plugin",), exc.message, exc.hint)
+            continue
+        supported = sink_class.supported_streams
         routed = options.pop("streams", None)
         if routed is None:
-            wanted = set(streams)
-            if spec.supported_streams is not None:
-                wanted &= spec.supported_streams
+            wanted = set(streams) if supported is None else set(streams) & supported
         else:
             if isinstance(routed, str):
                 routed = [routed]
@@ -251,17 +256,15 @@ def _sinks(model: PipelineModel, streams: dict[str, str], pm: PluginManager, c: 
                 if stream not in streams:
                     c.add(path + ("streams", i), f"unknown stream {stream!r} (no configured source produces it)",
                           did_you_mean(str(stream), streams) or f"configured streams: {', '.join(streams) or 'none'}")
-                elif spec.supported_streams is not None and stream not in spec.supported_streams:
+                elif supported is not None and stream not in supported:
                     c.add(path + ("streams", i), f"sink plugin {plugin!r} cannot take stream {stream!r}",
-                          f"it takes: {', '.join(sorted(spec.supported_streams))}")
+                          f"it takes: {', '.join(sorted(supported))}")
                 else:
                     wanted.add(stream)
-        config = _plugin_config(spec.config, options, path, c)
+        config = _plugin_config(sink_class.config_model, options, path, c)
         if config is None:
             continue
-        kinds_of = getattr(config, "sink_kinds", None)
-        kinds = frozenset(kinds_of()) if callable(kinds_of) and kinds_of() else spec.kinds
-        out.append(SinkConf(name, spec, config, wanted, kinds))
+        out.append(SinkConf(name, entry, sink_class.configured(config), config, wanted))
     return out
 
 

@@ -60,7 +60,6 @@ class Names:
         import rcetl
 
         major_minor = ".".join(rcetl.__version__.split(".")[:2])
-        kinds = {"records": '{"records"}', "blobs": '{"blobs"}'}
         contract = {"records": "RecordSinkContract", "blobs": "BlobSinkContract"}
         return {
             "plugin": self.plugin,
@@ -70,7 +69,6 @@ class Names:
             "rcetl_version": rcetl.__version__,
             "rcetl_requirement": f"rcetl>={major_minor},<{_next_minor(major_minor)}",
             "sink_kinds": self.sink_kinds,
-            "kinds_set": kinds.get(self.sink_kinds, ""),
             "contract": contract.get(self.sink_kinds, ""),
         }
 

@@ -95,7 +95,7 @@ class _SinkContractBase:
     def dataset(self, harness: SinkHarness) -> ContractDataset:
         """The contract data set, limited to the streams the sink takes."""
         data = load_dataset()
-        supported = harness.spec.supported_streams
+        supported = harness.sink_class.supported_streams
         if supported is not None:
             data.records = [r for r in data.records if r.stream in supported]
         return data
@@ -156,7 +156,7 @@ class RecordSinkContract(_SinkContractBase):
     # --- behaviours ---------------------------------------------------------------------------
 
     def test_declares_records(self, harness: SinkHarness) -> None:
-        assert "records" in harness.kinds, f"SinkSpec.kinds of {harness.case} lacks 'records'"
+        assert "records" in harness.kinds, f"the sink class of {harness.case} is not an rcetl.RecordSink"
         harness.record_sink()
 
     def test_every_stream_is_stored_and_read_back(self, harness: SinkHarness, dataset: ContractDataset) -> None:
@@ -263,7 +263,7 @@ class BlobSinkContract(_SinkContractBase):
         return out
 
     def test_declares_blobs(self, harness: SinkHarness) -> None:
-        assert "blobs" in harness.kinds, f"SinkSpec.kinds of {harness.case} lacks 'blobs'"
+        assert "blobs" in harness.kinds, f"the sink class of {harness.case} is not an rcetl.BlobSink"
         harness.blob_sink()
 
     def test_every_binary_is_stored_with_a_matching_checksum(self, harness: SinkHarness,

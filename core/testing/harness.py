@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..context import RunContext
-from ..interfaces import BlobSink, PluginConfig, RecordSink, Sink, SinkSpec
+from ..interfaces import BlobSink, PluginConfig, RecordSink, Sink, SinkEntry
 from ..records import ArchivedRecord, BlobRef, BlobResult, Record, SpooledBlob, StoredBlob
 from ..registry import PluginManager
 
@@ -78,7 +78,7 @@ class SinkHarness:
         return plugin_manager(self.case.plugins)
 
     @property
-    def spec(self) -> SinkSpec:
+    def spec(self) -> SinkEntry:
         specs = self.pm.sinks()
         if self.case.plugin not in specs:
             broken = [f"{i.name} ({i.package}): {i.error}" for i in self.pm.infos if i.error]
@@ -91,19 +91,23 @@ class SinkHarness:
         return specs[self.case.plugin]
 
     @property
+    def sink_class(self) -> type[Sink]:
+        """The class serving the case's options (an option may pick a subclass: ``Sink.configured``)."""
+        return self.spec.load().configured(self.validate())
+
+    @property
     def kinds(self) -> frozenset[str]:
-        """What the configured sink stores: a config may narrow or widen its spec (``sink_kinds()``)."""
-        kinds_of = getattr(self.validate(), "sink_kinds", None)
-        found = kinds_of() if callable(kinds_of) else None
-        return frozenset(found) if found else self.spec.kinds
+        """What the configured sink stores, from its class."""
+        return self.sink_class.kinds()
 
     def validate(self, options: dict[str, Any] | None = None) -> PluginConfig:
-        return self.spec.config.model_validate(self.case.config if options is None else options)
+        return self.spec.load().config_model.model_validate(self.case.config if options is None else options)
 
     def new_sink(self, options: dict[str, Any] | None = None, *, name: str | None = None,
                  open_it: bool = True) -> Sink:
         """A fresh instance (a new run, or a new process after a crash) on the same storage."""
-        sink = self.spec.factory(name or self.case.plugin.replace("-", "_"), self.validate(options), self.ctx)
+        config = self.validate(options)
+        sink = self.spec.load().configured(config)(name or self.case.plugin.replace("-", "_"), config, self.ctx)
         self.opened.append(sink)
         if open_it:
             sink.open()

@@ -56,7 +56,7 @@ class PipelineRun:
         conf = next((s for s in self.pipeline.sinks if s.name == name), None)
         if conf is None:
             raise KeyError(f"no sink {name!r} in {self.path} (sinks: {', '.join(s.name for s in self.pipeline.sinks)})")
-        sink = conf.spec.factory(conf.name, conf.config, make_context(self.folder, self.pipeline.name))
+        sink = conf.build(make_context(self.folder, self.pipeline.name))
         sink.open()
         self.builder.opened.append(sink)
         return sink
@@ -182,8 +182,9 @@ class PipelineBuilder:
         return self.run_file(path, **run_options)
 
     def _stores_records(self, sinks: dict[str, dict[str, Any]]) -> bool:
-        specs = plugin_manager(self.plugins).sinks()
-        return any("records" in getattr(specs.get(o.get("plugin", n)), "kinds", ()) for n, o in sinks.items())
+        entries = plugin_manager(self.plugins).sinks()
+        return any(entry is not None and "records" in entry.load().kinds()
+                   for entry in (entries.get(o.get("plugin", n)) for n, o in sinks.items()))
 
     def load(self, path: Path) -> Pipeline:
         return load_pipeline(path, pm=plugin_manager(self.plugins))

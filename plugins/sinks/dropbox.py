@@ -85,6 +85,8 @@ class DropboxConfig(rcetl.ObjectStoreConfig):
 
 
 class DropboxSink(rcetl.ObjectStoreSink):
+    config_model = DropboxConfig
+    description = "Dropbox (app folder or full Dropbox): upload sessions, content_hash verified."
     config: DropboxConfig
 
     def __init__(self, name: str, config: DropboxConfig, ctx: rcetl.RunContext) -> None:
@@ -303,16 +305,3 @@ def _classify(exc: BaseException) -> rcetl.RcetlError | None:
     if isinstance(exc, (requests.ConnectionError, requests.Timeout)):
         return rcetl.TransientError(f"Dropbox unreachable: {exc}", hint="retried on the next run")
     return None
-
-
-@rcetl.hookimpl
-def rcetl_sinks() -> list[rcetl.SinkSpec]:
-    return [
-        rcetl.SinkSpec(
-            name="dropbox",
-            config=DropboxConfig,
-            factory=DropboxSink,
-            kinds=frozenset({"blobs"}),
-            description="Dropbox (app folder or full Dropbox): upload sessions, content_hash verified.",
-        )
-    ]

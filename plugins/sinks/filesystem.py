@@ -43,6 +43,8 @@ class FilesystemConfig(rcetl.ObjectStoreConfig):
 class FilesystemSink(rcetl.ObjectStoreSink):
     #: Reading a local file back is cheap, so `rcetl verify` re-hashes stored bytes by default.
     rehash_is_cheap = True
+    config_model = FilesystemConfig
+    description = "Local or mounted folder: atomic, create-only writes with JSON sidecars."
     config: FilesystemConfig
 
     def __init__(self, name: str, config: FilesystemConfig, ctx: rcetl.RunContext) -> None:
@@ -238,16 +240,3 @@ def _copy_fd(src: int, dst: int) -> None:
         view = memoryview(chunk)
         while view:
             view = view[os.write(dst, view) :]
-
-
-@rcetl.hookimpl
-def rcetl_sinks() -> list[rcetl.SinkSpec]:
-    return [
-        rcetl.SinkSpec(
-            name="filesystem",
-            config=FilesystemConfig,
-            factory=FilesystemSink,
-            kinds=frozenset({"blobs"}),
-            description="Local or mounted folder: atomic, create-only writes with JSON sidecars.",
-        )
-    ]

@@ -62,6 +62,8 @@ class GCSConfig(rcetl.ObjectStoreConfig):
 
 
 class GCSSink(rcetl.ObjectStoreSink):
+    config_model = GCSConfig
+    description = "Google Cloud Storage: resumable uploads, CRC32C verified, create-only."
     config: GCSConfig
 
     def __init__(self, name: str, config: GCSConfig, ctx: rcetl.RunContext) -> None:
@@ -243,16 +245,3 @@ def _classify(exc: BaseException, bucket: str) -> rcetl.RcetlError | None:
     if isinstance(exc, gx.GoogleAPICallError):
         return rcetl.PermanentError(f"GCS error: {exc}")
     return None
-
-
-@rcetl.hookimpl
-def rcetl_sinks() -> list[rcetl.SinkSpec]:
-    return [
-        rcetl.SinkSpec(
-            name="gcs",
-            config=GCSConfig,
-            factory=GCSSink,
-            kinds=frozenset({"blobs"}),
-            description="Google Cloud Storage: resumable uploads, CRC32C verified, create-only.",
-        )
-    ]

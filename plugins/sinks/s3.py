@@ -65,6 +65,8 @@ class S3Config(rcetl.ObjectStoreConfig):
 
 
 class S3Sink(rcetl.ObjectStoreSink):
+    config_model = S3Config
+    description = "Amazon S3 or an S3-compatible store: multipart, SHA-256 verified, create-only."
     config: S3Config
 
     def __init__(self, name: str, config: S3Config, ctx: rcetl.RunContext) -> None:
@@ -331,16 +333,3 @@ def _classify(exc: BaseException, bucket: str) -> rcetl.RcetlError | None:
     if code in _TRANSIENT_CODES or code.startswith("5"):
         return rcetl.TransientError(f"S3 fault ({code})", hint="retried on the next run")
     return rcetl.PermanentError(f"S3 error {code}: {exc}")
-
-
-@rcetl.hookimpl
-def rcetl_sinks() -> list[rcetl.SinkSpec]:
-    return [
-        rcetl.SinkSpec(
-            name="s3",
-            config=S3Config,
-            factory=S3Sink,
-            kinds=frozenset({"blobs"}),
-            description="Amazon S3 or an S3-compatible store: multipart, SHA-256 verified, create-only.",
-        )
-    ]

@@ -111,6 +111,9 @@ class NoOptions(rcetl.PluginConfig):
 
 
 class RecordingBlobSink(rcetl.BlobSink):
+    config_model = NoOptions
+    description = "logs stores"
+
     def store(self, blob: rcetl.SpooledBlob) -> rcetl.StoredBlob:
         with _lock:
             EVENTS.append(("store", blob.ref.blob_id))
@@ -118,16 +121,23 @@ class RecordingBlobSink(rcetl.BlobSink):
 
 
 class RecordingRecordSink(rcetl.RecordSink):
+    config_model = NoOptions
+    description = "logs writes"
+
     def write(self, records: Sequence[rcetl.ArchivedRecord]) -> None:
         with _lock:
             EVENTS.append(("write", [(r.stream, r.key, [b.ref.blob_id for b in r.blobs]) for r in records]))
 
 
 class ItemsOnlySink(RecordingRecordSink):
+    description = "takes only items"
     supported_streams = frozenset({"items"})
 
 
 class FlakySink(rcetl.RecordSink):
+    config_model = NoOptions
+    description = "always fails transiently"
+
     def write(self, records: Sequence[rcetl.ArchivedRecord]) -> None:
         with _lock:
             FLAKY_CALLS.append(len(records))
@@ -135,11 +145,10 @@ class FlakySink(rcetl.RecordSink):
 
 
 @rcetl.hookimpl
-def rcetl_sinks() -> list[rcetl.SinkSpec]:
+def rcetl_sinks() -> list[rcetl.SinkEntry]:
     return [
-        rcetl.SinkSpec("rec_blobs", NoOptions, RecordingBlobSink, frozenset({"blobs"}), "logs stores"),
-        rcetl.SinkSpec("rec_records", NoOptions, RecordingRecordSink, frozenset({"records"}), "logs writes"),
-        rcetl.SinkSpec("items_only", NoOptions, ItemsOnlySink, frozenset({"records"}), "takes only items",
-                       supported_streams=frozenset({"items"})),
-        rcetl.SinkSpec("flaky", NoOptions, FlakySink, frozenset({"records"}), "always fails transiently"),
+        rcetl.SinkEntry("rec_blobs", f"{__name__}:RecordingBlobSink"),
+        rcetl.SinkEntry("rec_records", f"{__name__}:RecordingRecordSink"),
+        rcetl.SinkEntry("items_only", f"{__name__}:ItemsOnlySink"),
+        rcetl.SinkEntry("flaky", f"{__name__}:FlakySink"),
     ]

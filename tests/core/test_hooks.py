@@ -146,9 +146,20 @@ sinks:
 # --- registry hooks ------------------------------------------------------------------------------
 
 
+class ContributedOpts(rcetl.PluginConfig):
+    level: int = 1
+
+
+class ContributedSink(rcetl.RecordSink):
+    config_model = ContributedOpts
+    description = "contributed sink"
+
+    def write(self, records: Any) -> None:
+        pass
+
+
 class Contributions:
-    class Opts(rcetl.PluginConfig):
-        level: int = 1
+    Opts = ContributedOpts
 
     @rcetl.hookimpl
     def rcetl_sources(self) -> list[rcetl.SourceSpec]:
@@ -156,9 +167,8 @@ class Contributions:
                                  "contributed source")]
 
     @rcetl.hookimpl
-    def rcetl_sinks(self) -> list[rcetl.SinkSpec]:
-        return [rcetl.SinkSpec("extra_sink", self.Opts, lambda n, c, ctx: None, frozenset({"records"}),
-                               "contributed sink")]
+    def rcetl_sinks(self) -> list[rcetl.SinkEntry]:
+        return [rcetl.SinkEntry("extra_sink", f"{__name__}:ContributedSink")]
 
     @rcetl.hookimpl
     def rcetl_connections(self) -> list[rcetl.ConnectionSpec]:
@@ -192,8 +202,12 @@ def test_rcetl_sources_registers_source_specs(contributed: PluginManager) -> Non
     assert "items" in contributed.sources()  # alongside the others
 
 
-def test_rcetl_sinks_registers_sink_specs(contributed: PluginManager) -> None:
-    assert contributed.sinks()["extra_sink"].kinds == frozenset({"records"})
+def test_rcetl_sinks_registers_sinks_by_dotted_path(contributed: PluginManager) -> None:
+    entry = contributed.sinks()["extra_sink"]
+    assert entry.target == f"{__name__}:ContributedSink"
+    sink_class = entry.load()
+    assert sink_class is ContributedSink and sink_class.kinds() == frozenset({"records"})
+    assert sink_class.config_model is ContributedOpts and sink_class.description == "contributed sink"
     assert contributed.plugin_of("sink", "extra_sink").origin == "registered"
 
 

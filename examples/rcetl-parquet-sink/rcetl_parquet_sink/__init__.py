@@ -13,18 +13,11 @@ import rcetl
 __version__ = "0.1.0"
 
 
-def _make_sink(name: str, config: rcetl.PluginConfig, ctx: rcetl.RunContext) -> rcetl.Sink:
-    from .sink import ParquetSink
-
-    return ParquetSink(name, config, ctx)  # type: ignore[arg-type]
-
-
 @rcetl.hookimpl
-def rcetl_sinks() -> list[rcetl.SinkSpec]:
-    from .config import ParquetConfig
-
-    return [rcetl.SinkSpec(name="parquet", config=ParquetConfig, factory=_make_sink, kinds=frozenset({"records"}),
-                           description="Records as Parquet files partitioned by stream and date (local, S3, GCS, HDFS)")]
+def rcetl_sinks() -> list[rcetl.SinkEntry]:
+    # By dotted path: pyarrow is imported only when a pipeline names the sink.
+    return [rcetl.SinkEntry("parquet", "rcetl_parquet_sink.sink:ParquetSink", extra="rcetl-parquet-sink",
+                            requires=("pyarrow",))]
 
 
 @rcetl.hookimpl

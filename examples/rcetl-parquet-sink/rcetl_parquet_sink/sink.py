@@ -87,6 +87,8 @@ def _partition_date(record: rcetl.Record) -> str:
 
 
 class ParquetSink(rcetl.RecordSink):
+    config_model = ParquetConfig
+    description = "Records as Parquet files partitioned by stream and date (local, S3, GCS, HDFS)"
     config: ParquetConfig
 
     def __init__(self, name: str, config: ParquetConfig, ctx: rcetl.RunContext) -> None:

@@ -1,8 +1,8 @@
 """The MongoDB sink: one collection per stream, and with ``gridfs: true`` the binaries too.
 
-This module registers the sink and holds its options; ``sink`` (pymongo) loads only when a
-pipeline uses it. With ``gridfs: true`` one MongoDB database is a complete archive: metadata,
-recordings, faxes, voicemail and attachments.
+This module holds the sink's options; ``sink`` (pymongo) loads only when a pipeline uses it (it
+is registered by dotted path in ``rcetl.plugins.sinks.builtin``). With ``gridfs: true`` one MongoDB
+database is a complete archive: metadata, recordings, faxes, voicemail and attachments.
 """
 
 from __future__ import annotations
@@ -21,10 +21,6 @@ class MongoSinkConfig(rcetl.PluginConfig):
     gridfs: bool = Field(False, description="also store binaries in GridFS (the sink becomes a blob sink too)")
     batch_size: int = Field(1000, ge=1, le=100_000, description="documents per bulk_write")
 
-    def sink_kinds(self) -> frozenset[str]:
-        """What this configuration stores: the pipeline routes binaries here only with GridFS on."""
-        return frozenset({"records", "blobs"}) if self.gridfs else frozenset({"records"})
-
     @field_validator("url")
     @classmethod
     def _check_url(cls, value: str) -> str:
@@ -37,24 +33,3 @@ class MongoSinkConfig(rcetl.PluginConfig):
             rcetl.register_secret(unquote(parts.password))
             rcetl.register_secret(parts.password)
         return value
-
-
-def _make_sink(name: str, config: rcetl.PluginConfig, ctx: rcetl.RunContext) -> rcetl.Sink:
-    from .sink import MongoArchiveSink, MongoRecordSink
-
-    cls = MongoArchiveSink if getattr(config, "gridfs", False) else MongoRecordSink
-    return cls(name, config, ctx)
-
-
-@rcetl.hookimpl
-def rcetl_sinks() -> list[rcetl.SinkSpec]:
-    return [
-        rcetl.SinkSpec(
-            name="mongodb",
-            config=MongoSinkConfig,
-            factory=_make_sink,
-            # Blobs only with `gridfs: true`: the instance is then also an rcetl.BlobSink.
-            kinds=frozenset({"records", "blobs"}),
-            description="Records into MongoDB collections (one per stream); binaries into GridFS with gridfs: true",
-        )
-    ]

@@ -23,6 +23,8 @@ class JsonlConfig(rcetl.PluginConfig):
 
 
 class JsonlSink(rcetl.RecordSink):
+    config_model = JsonlConfig
+    description = "records as JSON lines, one file per stream"
     config: JsonlConfig
 
     def __init__(self, name: str, config: JsonlConfig, ctx: rcetl.RunContext) -> None:
@@ -68,6 +70,5 @@ class JsonlSink(rcetl.RecordSink):
 
 
 @rcetl.hookimpl
-def rcetl_sinks() -> list[rcetl.SinkSpec]:
-    return [rcetl.SinkSpec("jsonl", JsonlConfig, JsonlSink, frozenset({"records"}),
-                           "records as JSON lines, one file per stream")]
+def rcetl_sinks() -> list[rcetl.SinkEntry]:
+    return [rcetl.SinkEntry("jsonl", "rcetl_jsonl_sink:JsonlSink")]

@@ -10,6 +10,9 @@ class GoodConfig(rcetl.PluginConfig):
 
 
 class GoodSink(rcetl.RecordSink):
+    config_model = GoodConfig
+    description = "works"
+
     def write(self, records):
         with open(self.ctx.resolve(self.config.path), "a") as fh:
             for item in records:
@@ -18,4 +21,4 @@ class GoodSink(rcetl.RecordSink):
 
 @rcetl.hookimpl
 def rcetl_sinks():
-    return [rcetl.SinkSpec("good-sink", GoodConfig, GoodSink, frozenset({"records"}), "works")]
+    return [rcetl.SinkEntry("good-sink", "rcetl_good_sink:GoodSink")]

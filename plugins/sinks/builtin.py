@@ -1,0 +1,31 @@
+"""rcetl's built-in sinks, registered the way any sink package registers its own.
+
+Each sink is one class (its options, description and capabilities are declared on it) named by
+dotted path: its module, and the SDK it uses, is imported only when a pipeline names the sink. A
+sink whose optional extra is missing is reported by ``rcetl validate`` with the ``pip install`` line.
+"""
+
+from __future__ import annotations
+
+import rcetl
+
+_SQL = "rcetl.plugins.sinks.sql.variants"
+
+
+@rcetl.hookimpl
+def rcetl_sinks() -> list[rcetl.SinkEntry]:
+    return [
+        rcetl.SinkEntry("filesystem", "rcetl.plugins.sinks.filesystem:FilesystemSink"),
+        rcetl.SinkEntry("sql", f"{_SQL}:AnySqlSink"),
+        rcetl.SinkEntry("sqlite", f"{_SQL}:SqliteSink"),
+        rcetl.SinkEntry("mysql", f"{_SQL}:MysqlSink", extra="rcetl[mysql]", requires=("pymysql",)),
+        rcetl.SinkEntry("postgres", f"{_SQL}:PostgresSink", extra="rcetl[postgres]", requires=("psycopg",)),
+        rcetl.SinkEntry("mssql", f"{_SQL}:MssqlSink", extra="rcetl[mssql]", requires=("pymssql",)),
+        rcetl.SinkEntry("mongodb", "rcetl.plugins.sinks.mongodb.sink:MongoRecordSink", extra="rcetl[mongodb]",
+                        requires=("pymongo",)),
+        rcetl.SinkEntry("s3", "rcetl.plugins.sinks.s3:S3Sink", extra="rcetl[s3]", requires=("boto3",)),
+        rcetl.SinkEntry("gcs", "rcetl.plugins.sinks.gcs:GCSSink", extra="rcetl[gcs]",
+                        requires=("google.cloud.storage", "google_crc32c")),
+        rcetl.SinkEntry("dropbox", "rcetl.plugins.sinks.dropbox:DropboxSink", extra="rcetl[dropbox]",
+                        requires=("dropbox",)),
+    ]
