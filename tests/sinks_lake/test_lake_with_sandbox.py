@@ -115,3 +115,27 @@ def test_the_same_dataset_on_s3_reads_back_in_duckdb(tmp_path: Path, s3_url: str
         con = duckdb.connect()
         con.register("lake", dataset)
         check_against_truth(con, "lake", gt)
+
+
+def test_sigkill_mid_run_then_rerun_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    import os
+
+    from tests.reliability.test_crash import _final_run, _kill_loop
+
+    duckdb = require_module("duckdb")
+    lake = tmp_path / "lake"
+    with default_sandbox() as sb:
+        gt = sb.ground_truth()
+        path = write_pipeline(tmp_path, sb, {"lake": {"plugin": "lake", "path": str(lake)},
+                                             "files": {"plugin": "filesystem", "path": str(tmp_path / "files"),
+                                                       "fsync": False}})
+        env = {**os.environ, "RCETL_HOME": str(tmp_path / "home"), "PYTHONUNBUFFERED": "1"}
+        made = _kill_loop(path, env, kills=int(os.environ.get("RCETL_CRASH_KILLS", "6")), seed=21)
+        assert made >= 3, f"only {made} kills landed"
+        _final_run(path, env)
+    source = f"read_parquet('{lake}/*/*/*.parquet', hive_partitioning = true, union_by_name = true)"
+    con = duckdb.connect()
+    check_against_truth(con, source, gt)
+    dupes = con.sql(f"SELECT stream, account, key_json FROM {source} GROUP BY ALL HAVING count(*) > 1").fetchall()
+    assert not dupes
+    assert not [p for p in lake.rglob("*") if p.name.startswith(".")], "a killed writer's pending file is visible"
