@@ -121,17 +121,17 @@ class HookGuard:
 
 
 def _culprit(exc: BaseException, impls: list[Any]) -> Any:
-    """The implementation whose frame is outermost in the exception's traceback (the one pluggy
-    called), or None when no implementation's code is on it."""
+    """The implementation whose frame is innermost in the exception's traceback, or None when no
+    implementation's code is on it. Innermost, because pluggy throws the exception into every
+    wrapper on its way out, so the wrappers' frames are on the traceback too, outside the culprit's."""
     by_code = {}
     for impl in impls:
         code = getattr(impl.function, "__code__", None)
         if code is not None:
             by_code[code] = impl
+    found = None
     tb = exc.__traceback__
     while tb is not None:
-        impl = by_code.get(tb.tb_frame.f_code)
-        if impl is not None:
-            return impl
+        found = by_code.get(tb.tb_frame.f_code, found)
         tb = tb.tb_next
-    return None
+    return found
