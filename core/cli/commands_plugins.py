@@ -20,9 +20,9 @@ def list_plugins(json_output: bool = typer.Option(False, "--json", help="Machine
     import json
 
     from rich.console import Console
-    from rich.table import Table
 
     from ..registry import get_plugin_manager
+    from .output import print_table
 
     pm = get_plugin_manager()
     rows = []
@@ -39,13 +39,9 @@ def list_plugins(json_output: bool = typer.Option(False, "--json", help="Machine
     if json_output:
         print(json.dumps({"plugins": rows, "broken": broken}, indent=2))
         return
+    columns = ["kind", "name", "package", "version", "origin", "description"]
+    print_table("rcetl plugins", columns, [[r[c] for c in columns] for r in rows], fold=("name", "package"))
     console = Console()
-    table = Table(title="rcetl plugins", title_justify="left")
-    for col in ("kind", "name", "package", "version", "origin", "description"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(r["kind"], r["name"], r["package"], r["version"], r["origin"], r["description"])
-    console.print(table)
     for b in broken:
         console.print(f"[red]broken plugin[/red] {b['entry_point']} ({b['module']}) from package "
                       f"{b['package']!r}: {b['error']} — fix or uninstall that package; other plugins work.",

@@ -19,11 +19,9 @@ def show(pipeline_file: Path = PIPELINE_ARG,
     import json
     from datetime import datetime, timezone
 
-    from rich.console import Console
-    from rich.table import Table
-
     from ..engine.runtime import state_exists
     from ..state import StateStore
+    from .output import print_table
 
     pipeline, _ = load(pipeline_file)
     if not state_exists(pipeline.state_url):  # never ran: say so rather than create an empty database
@@ -52,25 +50,15 @@ def show(pipeline_file: Path = PIPELINE_ARG,
             return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
         return str(ts or "")
 
-    console = Console()
-    t = Table(title=f"checkpoints of {pipeline.name}", title_justify="left")
-    for col in ("source", "stream", "partition", "position", "updated"):
-        t.add_column(col)
-    for c in checkpoints:
-        t.add_row(c.source, c.stream, c.partition or "-", json.dumps(c.value, default=str)[:60], when(c.updated_at))
-    console.print(t)
-    r = Table(title="recent runs", title_justify="left")
-    for col in ("run", "status", "started", "finished"):
-        r.add_column(col)
-    for run in runs:
-        r.add_row(run.run_id[:8], run.status or "running", when(run.started_at), when(run.finished_at))
-    console.print(r)
-    f = Table(title=f"failed items ({len(failed)})", title_justify="left")
-    for col in ("stream", "key", "attempts", "next attempt", "error"):
-        f.add_column(col)
-    for item in failed[:50]:
-        f.add_row(item.stream, str(item.key), str(item.attempts), when(item.next_attempt_at), item.error[:100])
-    console.print(f)
+    print_table(f"checkpoints of {pipeline.name}", ["source", "stream", "partition", "position", "updated"],
+                [[c.source, c.stream, c.partition or "-", json.dumps(c.value, default=str), when(c.updated_at)]
+                 for c in checkpoints], fold=("source", "stream", "partition", "position"))
+    print_table("recent runs", ["run", "status", "started", "finished"],
+                [[run.run_id, run.status or "running", when(run.started_at), when(run.finished_at)] for run in runs],
+                fold=("run",))
+    print_table(f"failed items ({len(failed)})", ["stream", "key", "attempts", "next attempt", "error"],
+                [[item.stream, str(item.key), str(item.attempts), when(item.next_attempt_at), item.error]
+                 for item in failed[:50]], fold=("stream", "key"))
 
 
 @app.command("reset")

@@ -160,31 +160,29 @@ def _safe_url(url: str) -> str:
 
 
 def _print_status(report: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
+    from .output import print_table
 
-    console = Console()
     depth = report["queue_depth"]
-    console.print(f"broker {report['broker']}, queue {report['queue']!r}: "
-                  f"{'?' if depth is None else depth} task(s) waiting; {len(report['workers'])} worker(s) answered")
-    table = Table(title="workers", title_justify="left")
-    for col in ("worker", "concurrency", "task", "run", "running for"):
-        table.add_column(col)
+    print(f"broker {report['broker']}, queue {report['queue']!r}: "
+          f"{'?' if depth is None else depth} task(s) waiting; {len(report['workers'])} worker(s) answered")
+    rows = []
     for name, w in report["workers"].items():
         tasks = w["active"] or [{"task": "(idle)", "run_id": "", "running_for": None}]
         for i, t in enumerate(tasks):
-            table.add_row(name if i == 0 else "", str(w["concurrency"] or "") if i == 0 else "", t["task"],
-                          t["run_id"], "" if t["running_for"] is None else f"{t['running_for']:.0f}s")
-    console.print(table)
+            rows.append([name if i == 0 else "", str(w["concurrency"] or "") if i == 0 else "", t["task"],
+                         t["run_id"], "" if t["running_for"] is None else f"{t['running_for']:.0f}s"])
+    print_table("workers", ["worker", "concurrency", "task", "run", "running for"], rows,
+                fold=("worker", "task"))
     if report["budgets"]:
-        budgets = Table(title="budget use per credential (requests in the current window / limit)",
-                        title_justify="left")
-        budgets.add_column("credential")
-        budgets.add_column("groups")
+        rows = []
         for cred, groups in sorted(report["budgets"].items()):
             parts = [f"{g} {s['used']}/{s['limit'] or '?'}" + (f" penalty {s['penalty']:.0f}s" if s["penalty"] else "")
                      for g, s in sorted(groups.items())]
-            budgets.add_row(cred[:24], ", ".join(parts))
-        console.print(budgets)
+            rows.append([cred, ", ".join(parts)])
+        print_table("budget use per credential (requests in the current window / limit)",
+                    ["credential", "groups"], rows, fold=("credential",))
+    from rich.console import Console
+
+    console = Console()
     for problem in report["problems"]:
         console.print(f"[yellow]warning:[/yellow] {problem}", highlight=False)

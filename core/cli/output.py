@@ -68,3 +68,42 @@ def console(stderr: bool = False):  # -> rich.console.Console
 
     stream = sys.stderr if stderr else sys.stdout
     return Console(stderr=stderr, width=None if stream.isatty() else 160)
+
+
+def _piped(stream: Any) -> bool:
+    """Output that a script, a pipe or a CI log reads: names must stay whole there."""
+    import os
+
+    return not stream.isatty() or bool(os.environ.get("CI"))
+
+
+def print_table(title: str, columns: list[str], rows: list[list[str]], *, stderr: bool = False,
+                fold: tuple[str, ...] = (), terminal: Any = None) -> None:
+    """Print a table the way its reader needs it; every table rcetl prints goes through here.
+
+    On a terminal: a Rich table that fits the terminal's width whatever it is; columns in ``fold``
+    (names a user greps for or copies) wrap onto more lines and are never cut with an ellipsis.
+    Piped or in CI: the title as a ``# comment`` line, then a header and one line per row, columns
+    separated by tabs and nothing cut or wrapped, so ``rcetl plugins list | grep message-store``
+    finds its line and ``cut -f2`` takes a column. (Commands also offer ``--json``.) ``terminal``:
+    a Rich console to print the table on (tests).
+    """
+    stream = sys.stderr if stderr else sys.stdout
+    if terminal is None and _piped(stream):
+        lines = [f"# {title}", "\t".join(columns)]
+        lines += ["\t".join(redact(str(cell)).replace("\t", " ").replace("\n", " ") for cell in row) for row in rows]
+        print("\n".join(lines), file=stream)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for i, col in enumerate(columns):
+        if col in fold:  # as wide as its longest cell (up to 40), folded beyond: never cut
+            widest = max([len(col)] + [len(str(row[i])) for row in rows])
+            table.add_column(col, overflow="fold", min_width=min(widest, 40))
+        else:
+            table.add_column(col)
+    for row in rows:
+        table.add_row(*(redact(str(cell)) for cell in row))
+    (terminal or Console(stderr=stderr, highlight=False)).print(table)
