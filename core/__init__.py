@@ -7,7 +7,7 @@ may change between minor versions (see docs/plugin-authors.md, "Versioning").
 from __future__ import annotations
 
 from .archive import OpenedArchive, open_archive
-from .blobs import ObjectStoreConfig, ObjectStoreSink, render_key, sanitize_component
+from .blobs import ObjectInfo, ObjectStoreConfig, ObjectStoreSink, render_key, sanitize_component
 from .budget import Budget, BudgetProvider, GroupLimit, GroupState
 from .content import ContentMismatch, ContentVerdict, Evidence, check_content, check_stored
 from .context import RunContext
@@ -33,7 +33,7 @@ from .interfaces import (
     RecordSink,
     RunWindow,
     Sink,
-    SinkSpec,
+    SinkEntry,
     Source,
     SourceSpec,
     Stream,
@@ -54,6 +54,7 @@ from .records import (
     json_loads,
 )
 from .secrets import redact, register_secret
+from .stopping import RunStopped, StopSignal, stop_signal
 
 __version__ = "0.1.0"
 
@@ -81,6 +82,7 @@ __all__ = [
     "IntegrityError",
     "ItemGone",
     "Key",
+    "ObjectInfo",
     "ObjectStoreConfig",
     "ObjectStoreSink",
     "ObserverSpec",
@@ -91,12 +93,14 @@ __all__ = [
     "Record",
     "RecordSink",
     "RunContext",
+    "RunStopped",
     "RunWindow",
     "Sink",
-    "SinkSpec",
+    "SinkEntry",
     "Source",
     "SourceSpec",
     "SpooledBlob",
+    "StopSignal",
     "StoredBlob",
     "Stream",
     "StreamPlan",
@@ -110,6 +114,7 @@ __all__ = [
     "register_secret",
     "render_key",
     "sanitize_component",
+    "stop_signal",
     "check_content",
     "check_stored",
     "__version__",
