@@ -161,3 +161,64 @@ def filler(seed: object, ident: object, size: int, content_type: str) -> Blob:
         return b"".join(det_int(seed, "fill", ident, i).to_bytes(8, "big") for i in range(512))
 
     return Blob(content_type, period=period, body_len=size)
+
+
+# --- formats a fax or an MMS really arrives in -----------------------------------------------------
+# Written by hand (a few dozen bytes of headers each) so the sandbox needs no imaging library; each
+# is a complete, decodable file, and the (seed, id) tag makes every binary's bytes its own.
+
+
+def tiff(seed: object, ident: object, pages: int, fine: bool = True) -> Blob:
+    """A multi-page bilevel TIFF (uncompressed, one strip a page), as faxes are stored: 1728
+    pixels wide like a G3 fax line; 204x196 dpi (fine) or 204x98 (normal)."""
+    width, height = 1728, 64
+    row = width // 8
+    pages = max(1, pages)
+    tag = det_int(seed, "tiff", ident)
+    out = bytearray(b"II*\x00\x00\x00\x00\x00")  # little-endian; first IFD offset patched below
+    link = 4  # where the previous "next IFD" offset lives
+    for page in range(pages):
+        # A page of white with a seeded bar pattern: the page's own bytes.
+        bits = bytes(((tag >> ((page + i) % 56)) & 0xFF) if (i // row) % 8 == 0 else 0 for i in range(row * height))
+        strip = len(out)
+        out += bits
+        res = len(out)
+        out += struct.pack("<IIII", 204, 1, 196 if fine else 98, 1)
+        if len(out) % 2:
+            out += b"\x00"
+        entries = [(256, 4, width), (257, 4, height), (258, 3, 1), (259, 3, 1), (262, 3, 0), (273, 4, strip),
+                   (277, 3, 1), (278, 4, height), (279, 4, len(bits)), (282, 5, res), (283, 5, res + 8),
+                   (296, 3, 2), (297, 3, page | (pages << 16))]
+        ifd = len(out)
+        struct.pack_into("<I", out, link, ifd)
+        out += struct.pack("<H", len(entries))
+        for code, kind, value in entries:
+            out += struct.pack("<HHII", code, kind, 2 if code == 297 else 1, value)
+        link = len(out)
+        out += b"\x00\x00\x00\x00"
+    return Blob("image/tiff", head=bytes(out))
+
+
+def gif(seed: object, ident: object) -> Blob:
+    """A 1x1 GIF89a whose colour and comment come from (seed, id)."""
+    h = det_int(seed, "gif", ident)
+    note = f"rcetl sandbox {ident} {h:016x}".encode()
+    body = b"GIF89a" + struct.pack("<HH", 1, 1) + b"\x80\x00\x00" + h.to_bytes(8, "big")[:3] + b"\x00\x00\x00"
+    body += b"\x21\xfe" + bytes([len(note)]) + note + b"\x00"  # comment extension
+    body += b"\x2c" + struct.pack("<HHHH", 0, 0, 1, 1) + b"\x00" + b"\x02\x02\x44\x01\x00" + b"\x3b"
+    return Blob("image/gif", head=body)
+
+
+def jpeg(seed: object, ident: object) -> Blob:
+    """An 8x8 grey baseline JPEG (one block, all coefficients zero), tagged by a COM segment."""
+    note = f"rcetl sandbox {ident} {det_int(seed, 'jpeg', ident):016x}".encode()
+
+    def seg(marker: int, data: bytes) -> bytes:
+        return struct.pack(">HH", 0xFF00 | marker, len(data) + 2) + data
+
+    one_code = bytes([1]) + bytes(15) + b"\x00"  # a single 1-bit Huffman code for symbol 0
+    body = b"\xff\xd8" + seg(0xE0, b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00") + seg(0xFE, note)
+    body += seg(0xDB, b"\x00" + bytes([1]) * 64) + seg(0xC0, b"\x08\x00\x08\x00\x08\x01\x01\x11\x00")
+    body += seg(0xC4, b"\x00" + one_code) + seg(0xC4, b"\x10" + one_code)
+    body += seg(0xDA, b"\x01\x01\x00\x00\x3f\x00") + b"\x3f" + b"\xff\xd9"  # DC diff 0, then EOB; 1-padded
+    return Blob("image/jpeg", head=body)

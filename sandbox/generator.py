@@ -32,6 +32,23 @@ SMS_TEXTS = [
 ]
 
 
+# MMS pictures as phones send them [SPEC:14017 "image/audio/video for MMS"].
+MMS_IMAGES = [(binaries.png, "png"), (binaries.jpeg, "jpg"), (binaries.gif, "gif")]
+
+
+def _attachment_id(key: tuple, k: int, mid: int, n: int) -> int:
+    """The id of a message's n-th attachment. RingCentral scopes attachment ids to their message:
+    its examples show ``1`` in several messages (batch-get and message-sync samples), an id equal
+    to the message id (the voicemail sample in "Working with the Message Store"), and long ids
+    (fact sheet section 1). All three schemes are used, so ids repeat across messages."""
+    scheme = k % 3
+    if scheme == 0:
+        return n + 1
+    if scheme == 1:
+        return mid if n == 0 else mid + n
+    return 100_000_000_000 + det_int(*key, "attachment", k, n) % 900_000_000_000
+
+
 def _phone(rng: random.Random) -> str:
     return f"+1{rng.randint(201, 989)}{rng.randint(2000000, 9999999)}"
 
@@ -184,6 +201,9 @@ class AccountGenerator:
         duration = int(rng.lognormvariate(4.5, 1.0)) + 5 if live else _rint(rng, 0, 40)
         transport = "VoIP" if kind == "internal" or action == "VoIP Call" else "PSTN"
         frm, to = (external, me) if direction == "Inbound" else (me, external)
+        # Legs (Detailed view only): a transfer or an internal call has two; an answered inbound
+        # call that rang the user's other numbers first has three (Accept, FindMe, FollowMe).
+        legs = 2 if parts > 1 or kind == "internal" else 3 if kind == "in" and live and rng.random() < 0.15 else 1
         out = []
         for part in range(parts):
             ext = owner if part == 0 else _pick(rng, queues + users)
@@ -197,7 +217,7 @@ class AccountGenerator:
                 from_party=frm, to_party=to if part == 0 else (None, ext.number, str(ext.id), ext.name, None),
                 extension_id=ext.id, transport=transport,
                 last_modified_ms=start + dur_ms + _rint(rng, 1_000, 30_000), seq=self.data.next_seq(),
-                deleted=rng.random() < 0.01, legs=2 if parts > 1 or kind == "internal" else 1,
+                deleted=rng.random() < 0.01, legs=legs,
             ))
         return out
 
@@ -253,34 +273,50 @@ class AccountGenerator:
         subject = None
 
         def attach(type_, blob, file_name=None, vm=None):
-            aid = mid + 1 + len(atts) if mid >= BEYOND_FLOAT else mid * 10 + 1 + len(atts)
+            aid = _attachment_id(self.key, k, mid, len(atts))
             b = blob()
             atts.append(Attachment(aid, mid, type_, b.content_type, blob, b.size, file_name, vm))
 
+        # Every binary is seeded from its message (never from the attachment id alone, which
+        # repeats across messages), and texts carry the message's own reference, so no two
+        # binaries of a data set share their bytes.
         if kind in ("SMS", "MMS"):
-            subject = SMS_TEXTS[k % len(SMS_TEXTS)] if k < 12 else rng.choice(SMS_TEXTS)
+            base = SMS_TEXTS[k % len(SMS_TEXTS)] if k < 12 else rng.choice(SMS_TEXTS)
+            subject = base if k < len(SMS_TEXTS) else f"{base} (ref {mid % 100_000:05d})"
             attach("Text", partial(binaries.text, subject))
             if kind == "MMS":
-                name = HOSTILE_FILE_NAMES[(k // 4) % len(HOSTILE_FILE_NAMES)] if k < 40 else f"IMG_{k:04d}.png"
-                attach("MmsAttachment", partial(binaries.png, self.key, mid), name)
+                image, ext = MMS_IMAGES[(k // 4) % len(MMS_IMAGES)]
+                name = HOSTILE_FILE_NAMES[(k // 4) % len(HOSTILE_FILE_NAMES)] if k < 40 else f"IMG_{k:04d}.{ext}"
+                attach("MmsAttachment", partial(image, self.key, mid), name)
             fields.update(smsDeliveryTime=None, conversation=True,
                           messageStatus="Received" if direction == "Inbound" else "Delivered")
         elif kind == "Fax":
-            pages = rng.randint(1, 4)
+            pages = rng.randint(2, 4) if k < 12 else rng.randint(1, 4)
+            resolution = rng.choice(["High", "Low"])
             subject = rng.choice([None, "Fax: invoice", "Ünïcødé fax 文件"])
-            attach("RenderedDocument", partial(binaries.pdf, self.key, mid, pages), rng.choice([None, f"fax-{k}.pdf", "Ünïcødé 文件 📠.pdf"]))
-            fields.update(faxPageCount=pages, faxResolution=rng.choice(["High", "Low"]), coverIndex=0,
+            if (k // 4) % 2:  # faxes arrive as PDF or TIFF [EX:message-store-list-fax-paged.json, batch-request-put-1.txt]
+                attach("RenderedDocument", partial(binaries.tiff, self.key, mid, pages, resolution == "High"),
+                       rng.choice([None, f"fax-{k}.tif"]))
+            else:
+                attach("RenderedDocument", partial(binaries.pdf, self.key, mid, pages),
+                       rng.choice([None, f"fax-{k}.pdf", "Ünïcødé 文件 📠.pdf"]))
+            fields.update(faxPageCount=pages, faxResolution=resolution, coverIndex=0,
                           messageStatus="Received" if direction == "Inbound" else "Sent")
         else:
             seconds = rng.randint(3, 90)
             audio = min(seconds, self.profile.audio_seconds)
-            attach("AudioRecording", partial(binaries.wav, self.key, f"vm{mid}", audio, "audio/x-wav"), None, seconds)
+            if (k // 4) % 3 == 2:  # voicemail comes as audio/x-wav [EX:message-record-voicemail.json] or audio/mpeg [SPEC:14017]
+                attach("AudioRecording", partial(binaries.mp3, self.key, f"vm{mid}", audio), None, seconds)
+            else:
+                attach("AudioRecording", partial(binaries.wav, self.key, f"vm{mid}", audio, "audio/x-wav"), None, seconds)
             transcript = rng.choice(["Hi, this is a message about your order. Please call back.",
                                      "Hallo, Rückruf bitte. 谢谢", "(inaudible)"])
-            attach("AudioTranscription", partial(binaries.text, transcript))
+            attach("AudioTranscription", partial(binaries.text, f"{transcript} [{mid}]"))
             fields.update(vmTranscriptionStatus="Completed", messageStatus="Received")
         roll = rng.random()
         availability = "Deleted" if roll < 0.04 else "Purged" if roll < 0.06 else "Alive"
+        if k in (4, 8):  # both states exist even in tiny data sets
+            availability = "Deleted" if k == 4 else "Purged"
         msg_type = "SMS" if kind == "MMS" else kind
         return Message(
             id=mid, extension_id=owner.id, type=msg_type, direction=direction, creation_ms=t,

@@ -1,6 +1,10 @@
 """Everything the sandbox would serve, with the SHA-256 and size of every binary: the answer
 key that archive tests and benchmarks reconcile against (the shape is a contract; see
-docs/sandbox.md)."""
+docs/sandbox.md).
+
+Binaries are keyed by their real identity: a recording by its recording id, an attachment by
+(message id, attachment id), since attachment ids repeat across messages. ``key`` spells that
+identity as one string; each ``sha256`` is of that binary's own bytes."""
 
 from __future__ import annotations
 
@@ -30,13 +34,13 @@ def _account(d: AccountData, urls: Urls) -> dict[str, Any]:
         if r is None:
             continue
         blob = r.blob()
-        recordings.append({"id": r.id, "call_id": c.id, "size": blob.size, "sha256": blob.sha256(),
+        recordings.append({"key": r.id, "id": r.id, "call_id": c.id, "size": blob.size, "sha256": blob.sha256(),
                            "content_type": blob.content_type, "available": r.available})
     attachments = []
     for m in messages:
         for a in m.attachments:
             blob = a.blob()
-            attachments.append({"id": a.id, "message_id": m.id, "size": blob.size, "sha256": blob.sha256(),
+            attachments.append({"key": f"{m.id}/{a.id}", "id": a.id, "message_id": m.id, "size": blob.size, "sha256": blob.sha256(),
                                 "content_type": blob.content_type, "available": m.availability != "Purged"})
     return {
         "account_id": d.account_id,

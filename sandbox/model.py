@@ -29,6 +29,7 @@ class Extension:
     first_name: str | None = None
     last_name: str | None = None
     email: str | None = None
+    raw: dict | None = None  # the record exactly as a --data file gave it (served as given)
 
 
 @dataclass(slots=True)
@@ -66,7 +67,8 @@ class Call:
     deleted: bool = False
     message: tuple | None = None  # (id, type) of a linked voicemail or fax
     legs: int = 1
-    extra: dict | None = None  # fields given verbatim by a --data file
+    raw: dict | None = None  # the record exactly as a --data file gave it (served as given)
+    loaded_seq: int = 0  # ``seq`` when loaded: a later change (a delete) shows over ``raw``
     rendered: dict | None = None  # view -> (key, JSON bytes); see render.call_bytes
 
 
@@ -80,7 +82,7 @@ class Attachment:
     size: int
     file_name: str | None = None
     vm_duration: int | None = None
-    extra: dict | None = None
+    raw: dict | None = None  # as a --data file gave it, less the sandbox's own ``content`` key
 
     @property
     def available(self) -> bool:
@@ -105,6 +107,8 @@ class Message:
     read_status: str = "Read"
     message_status: str = "Received"
     fields: dict[str, Any] = field(default_factory=dict)  # type-specific fields (fax*, vm*, sms*)
+    raw: dict | None = None  # the record exactly as a --data file gave it (served as given)
+    loaded_seq: int = 0
     rendered: dict | None = None  # variant -> (key, JSON bytes); see render.message_bytes
 
 

@@ -87,6 +87,8 @@ def recording_info(rec: Recording, urls: Urls, account_id: str) -> dict[str, Any
 
 
 def call_record(call: Call, urls: Urls, account_id: str, detailed: bool) -> dict[str, Any]:
+    if call.raw is not None:
+        return _given_call(call, urls, account_id, detailed)
     view = "Detailed" if detailed else "Simple"
     acct = urls.account(account_id)
     out: dict[str, Any] = {
@@ -120,8 +122,6 @@ def call_record(call: Call, urls: Urls, account_id: str, detailed: bool) -> dict
     out["billing"] = {"costIncluded": 0.0, "costPurchased": 0.0}
     if call.deleted:
         out["deleted"] = True
-    if call.extra:
-        out.update(call.extra)
     if detailed:
         out["legs"] = _legs(call, out)
     return out
@@ -132,7 +132,7 @@ def call_bytes(call: Call, urls: Urls, account_id: str, detailed: bool) -> bytes
     ``seq``) or the sandbox's URLs do. Written field by field rather than through a dict: a cold
     1,000-record page is the common case for an archiver and must cost milliseconds."""
     def make() -> bytes:
-        if call.extra:  # --data records may carry any field: the dict path keeps them exact
+        if call.raw is not None:  # --data records may carry any field: the dict path keeps them exact
             return dumps(call_record(call, urls, account_id, detailed))
         return _call_text(call, urls, account_id, detailed).encode("utf-8")
 
@@ -206,8 +206,10 @@ def _call_text(call: Call, urls: Urls, account_id: str, detailed: bool) -> str:
         first = "Accept" if call.direction == "Inbound" else "RingDirectly"
         legs = f'{{{base},"legType":"{first}","master":true{rec}}}'
         if call.legs > 1:
-            second = "TransferCall" if call.action == "Transfer" else "ExtensionToExtension"
+            second = "TransferCall" if call.action == "Transfer" else "FindMe" if call.legs > 2 else "ExtensionToExtension"
             legs += f',{{{base},"legType":"{second}","master":false}}'
+        if call.legs > 2:
+            legs += f',{{{base},"legType":"FollowMe","master":false}}'
         out += f',"legs":[{legs}]'
     return out + "}"
 
@@ -216,22 +218,29 @@ def _legs(call: Call, rec: dict[str, Any]) -> list[dict[str, Any]]:
     base = {k: rec[k] for k in ("startTime", "duration", "durationMs", "type", "internalType", "direction",
                                  "action", "result", "reason", "to", "from", "transport", "extension", "billing")
             if k in rec}
-    if call.extra and "legs" in call.extra:
-        return call.extra["legs"]
     first = dict(base, legType="Accept" if call.direction == "Inbound" else "RingDirectly", master=True)
     if call.recording is not None:
         first["recording"] = rec["recording"]
     legs = [first]
     if call.legs > 1:
-        second = dict(base, legType="TransferCall" if call.action == "Transfer" else "ExtensionToExtension", master=False)
+        kind = "TransferCall" if call.action == "Transfer" else "FindMe" if call.legs > 2 else "ExtensionToExtension"
+        second = dict(base, legType=kind, master=False)
         legs.append(second)
+    if call.legs > 2:
+        legs.append(dict(base, legType="FollowMe", master=False))
     return legs
 
 
+def _attachment_uri(att: Attachment, urls: Urls, account_id: str, ext_id: int) -> str:
+    return f"{urls.media_account(account_id)}/extension/{ext_id}/message-store/{att.message_id}/content/{att.id}"
+
+
 def attachment_json(att: Attachment, urls: Urls, account_id: str, ext_id: int) -> dict[str, Any]:
+    if att.raw is not None:
+        return _given(att.raw, {"uri": lambda: _attachment_uri(att, urls, account_id, ext_id), "size": lambda: att.size})
     out: dict[str, Any] = {
         "id": att.id,
-        "uri": f"{urls.media_account(account_id)}/extension/{ext_id}/message-store/{att.message_id}/content/{att.id}",
+        "uri": _attachment_uri(att, urls, account_id, ext_id),
         "type": att.type,
         "contentType": att.content_type,
     }
@@ -240,13 +249,13 @@ def attachment_json(att: Attachment, urls: Urls, account_id: str, ext_id: int) -
     if att.file_name is not None:
         out["fileName"] = att.file_name
     out["size"] = att.size
-    if att.extra:
-        out.update(att.extra)
     return out
 
 
 def message_json(msg: Message, urls: Urls, account_id: str, single: bool = False) -> dict[str, Any]:
     base = f"{urls.account(account_id)}/extension/{msg.extension_id}/message-store/{msg.id}"
+    if msg.raw is not None:
+        return _given_message(msg, base, urls, account_id)
     out: dict[str, Any] = {"uri": base, "id": msg.id, "extensionId": str(msg.extension_id)}
     out["to"] = [_party(p) for p in msg.to_parties]
     out["from"] = _party(msg.from_party)
@@ -262,8 +271,7 @@ def message_json(msg: Message, urls: Urls, account_id: str, single: bool = False
     out["messageStatus"] = msg.message_status
     if msg.conversation_id is not None:
         out["conversationId"] = msg.conversation_id
-        out["conversation"] = {"uri": f"{urls.account(account_id)}/conversation/{msg.conversation_id}",
-                               "id": str(msg.conversation_id)}
+        out["conversation"] = conversation_json(msg.conversation_id, urls)
     out["lastModifiedTime"] = iso(msg.last_modified_ms)
     out.update(msg.fields)
     if single and msg.type == "VoiceMail":
@@ -282,7 +290,15 @@ def message_stub(msg: Message) -> dict[str, Any]:
     return {"id": msg.id, "availability": msg.availability}
 
 
+def conversation_json(conversation_id: int, urls: Urls) -> dict[str, Any]:
+    """RingCentral's conversation reference: the id as a string (it exceeds 2^53), and a URI at
+    ``/restapi/v1.0/conversation/{id}``, not under the account [EX:message-store-list-sms.json]."""
+    return {"uri": f"{urls.server}{API}/conversation/{conversation_id}", "id": str(conversation_id)}
+
+
 def extension_json(ext: Extension, urls: Urls, account_id: str) -> dict[str, Any]:
+    if ext.raw is not None:
+        return _given(ext.raw, {"uri": lambda: f"{urls.account(account_id)}/extension/{ext.id}"})
     out: dict[str, Any] = {"uri": f"{urls.account(account_id)}/extension/{ext.id}", "id": ext.id}
     if ext.number is not None:
         out["extensionNumber"] = ext.number
@@ -299,4 +315,48 @@ def extension_json(ext: Extension, urls: Urls, account_id: str) -> dict[str, Any
     out["type"] = ext.type
     out["status"] = ext.status
     out["hidden"] = False
+    return out
+
+
+# --- records given in a --data file: served as given --------------------------------------------
+# The only fields added are those RingCentral derives from where a record is served, and only
+# when the record lacks them (docs/sandbox.md, "Loading your own records"); what the sandbox
+# itself changed later (a delete) shows over the given value.
+
+
+def _given(raw: dict[str, Any], derived: dict[str, Callable[[], Any]]) -> dict[str, Any]:
+    out = {k: make() for k, make in derived.items() if k not in raw}
+    out.update(raw)
+    return out
+
+
+def _given_call(call: Call, urls: Urls, account_id: str, detailed: bool) -> dict[str, Any]:
+    raw = call.raw
+    assert raw is not None
+    view = "Detailed" if detailed else "Simple"
+    out = _given(raw, {"uri": lambda: f"{urls.account(account_id)}/call-log/{call.id}?view={view}"})
+    if not detailed:
+        out.pop("legs", None)  # the Simple view has no legs [SPEC CallLogRecord.legs]
+    if call.recording is not None and isinstance(raw.get("recording"), dict):
+        rec = call.recording
+        out["recording"] = _given(raw["recording"], {
+            "uri": lambda: f"{urls.account(account_id)}/recording/{rec.id}",
+            "contentUri": lambda: f"{urls.media_account(account_id)}/recording/{rec.id}/content"})
+        out["recording"].pop("content", None)
+    if call.seq != call.loaded_seq:
+        if call.deleted:
+            out["deleted"] = True
+        out["lastModifiedTime"] = iso(call.last_modified_ms)
+    return out
+
+
+def _given_message(msg: Message, base: str, urls: Urls, account_id: str) -> dict[str, Any]:
+    raw = msg.raw
+    assert raw is not None
+    out = _given(raw, {"uri": lambda: base})
+    if "attachments" in raw:
+        out["attachments"] = [attachment_json(a, urls, account_id, msg.extension_id) for a in msg.attachments]
+    if msg.seq != msg.loaded_seq:
+        out["availability"] = msg.availability
+        out["lastModifiedTime"] = iso(msg.last_modified_ms)
     return out
