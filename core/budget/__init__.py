@@ -28,6 +28,9 @@ class GroupState:
     sent: int  # requests sent since the budget was created
     waited: float  # seconds spent waiting for this group
     throttled: int  # 429s reported with release(retry_after=...)
+    waiting: int = 0  # callers in this process waiting for the group now
+    waiting_for: float = 0.0  # seconds the head of the line has been blocked (0: nobody blocked)
+    wait_reason: str = ""  # why it is blocked: "429 penalty" or "window full", for progress displays
 
 
 class Budget(abc.ABC):

@@ -176,6 +176,7 @@ class _Line:
     sent: int = 0
     waited: float = 0.0
     throttled: int = 0
+    blocked_since: float = 0.0  # monotonic time the head started waiting for the store (0: not blocked)
 
 
 class QueuedBudget(Budget):
@@ -242,6 +243,7 @@ class QueuedBudget(Budget):
                     slot_id, wait = self._store.try_take(key, *self._base(key))
                     if slot_id is not None:
                         heapq.heappop(line.waiting)
+                        line.blocked_since = 0.0
                         line.sent += 1
                         line.cond.notify_all()  # the next in line may go too
                         slot = Slot(group=key, slot_id=slot_id)
@@ -251,12 +253,15 @@ class QueuedBudget(Budget):
                         self._announce(line.name, wait)
                         continue  # the lock was let go: look again
                     started = time.monotonic()
+                    line.blocked_since = line.blocked_since or started
                     timeout = min(wait, self._store.poll_cap) + _WAKE_MARGIN
                     line.cond.wait(None if timeout >= threading.TIMEOUT_MAX else timeout)
                     line.waited += time.monotonic() - started
             except BaseException:
                 # Leave the line, or everyone behind this ticket would wait for ever.
                 if ticket in line.waiting:
+                    if line.waiting[0] == ticket:
+                        line.blocked_since = 0.0
                     line.waiting.remove(ticket)
                     heapq.heapify(line.waiting)
                     line.cond.notify_all()
@@ -317,8 +322,10 @@ class QueuedBudget(Budget):
     def snapshot(self) -> dict[str, GroupState]:
         with self._lock:
             result = {}
+            now = time.monotonic()
             for key, line in self._lines.items():
                 used, lim, penalty = self._store.state(key, *self._base(key))
+                blocked = now - line.blocked_since if line.blocked_since and line.waiting else 0.0
                 result[line.name] = GroupState(
                     group=line.name,
                     limit=lim.limit,
@@ -328,6 +335,9 @@ class QueuedBudget(Budget):
                     sent=line.sent,
                     waited=line.waited,
                     throttled=line.throttled,
+                    waiting=len(line.waiting),
+                    waiting_for=blocked,
+                    wait_reason="" if not blocked else "429 penalty" if penalty > 0 else "window full",
                 )
             return result
 

@@ -23,6 +23,17 @@ def _human_bytes(n: float) -> str:
     return f"{n:.1f} TB"
 
 
+#: Waits at least this long are shown with their reason (shorter ones are the budget's normal pace).
+LONG_WAIT = 3.0
+
+
+def wait_line(credential: str, st: Any) -> str:
+    """``waiting 12s for Heavy (window full 10/10): 3 request(s) in line [budget 1a2b3c4d5e]``."""
+    return (f"waiting {st.waiting_for:.0f}s for {st.group} ({st.wait_reason} {st.used}/{st.limit}"
+            + (f", {st.penalty_remaining:.0f}s left" if st.penalty_remaining > 0 else "")
+            + f"): {st.waiting} request(s) in line [budget {credential[:10]}]")
+
+
 class RunProgress:
     """Shows per-stream records, files, bytes and the budget of each credential while a run works."""
 
@@ -49,17 +60,33 @@ class RunProgress:
         if self._thread:
             self._thread.join(timeout=2)
 
-    def _budget_lines(self) -> list[str]:
+    def _snapshots(self) -> list[tuple[str, dict[str, Any]]]:
         if not self.engine or not self.engine.budgets:
             return []
+        return [(cred, budget.snapshot()) for cred, budget in list(self.engine.budgets.created.items())]
+
+    def _budget_lines(self) -> list[str]:
         lines = []
-        for cred, budget in self.engine.budgets.created.items():
+        for cred, snap in self._snapshots():
             parts = []
-            for group, st in sorted(budget.snapshot().items()):
+            for group, st in sorted(snap.items()):
                 pen = f" penalty {st.penalty_remaining:.0f}s" if st.penalty_remaining > 0 else ""
                 parts.append(f"{group} {st.used}/{st.limit} (sent {st.sent}){pen}")
             lines.append(f"budget {cred[:10]}: " + ", ".join(parts))
+            lines += [wait_line(cred, st) for st in snap.values() if st.waiting_for >= LONG_WAIT]
         return lines
+
+    def _announce_long_waits(self, announced: set[tuple[str, str]]) -> None:
+        """One log line when a wait passes LONG_WAIT seconds (the periodic line may be 15 s away)."""
+        now_waiting = set()
+        for cred, snap in self._snapshots():
+            for group, st in snap.items():
+                if st.waiting_for >= LONG_WAIT:
+                    now_waiting.add((cred, group))
+                    if (cred, group) not in announced:
+                        log.info("%s", wait_line(cred, st), extra={"event": "budget_wait"})
+        announced.intersection_update(now_waiting)
+        announced.update(now_waiting)
 
     def render(self) -> Any:
         from rich.table import Table
@@ -85,7 +112,13 @@ class RunProgress:
                 live.update(self.render())
 
     def _log_loop(self) -> None:
-        while not self._stop.wait(self.interval):
+        announced: set[tuple[str, str]] = set()
+        next_line = time.monotonic() + self.interval
+        while not self._stop.wait(1.0):
+            self._announce_long_waits(announced)
+            if time.monotonic() < next_line:
+                continue
+            next_line += self.interval
             streams, _ = self.stats.snapshot()
             counts = {k: {"records": v.records, "files": v.files, "bytes": v.bytes, "failed": v.failed}
                       for k, v in streams.items()}

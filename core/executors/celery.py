@@ -10,6 +10,7 @@ redis}``), checkpoints and the failed-item queue in a SQL state store every work
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -284,8 +285,7 @@ class _WorkerTally(Budget):
         first = True
         for group in set(snap) | set(self.sent):
             st = snap.get(group) or GroupState(group, 0, 0.0, 0, 0.0, 0, 0.0, 0)
-            snap[group] = GroupState(st.group, st.limit, st.window, st.used, st.penalty_remaining,
-                                     st.sent + self.sent.get(group, 0), st.waited,
-                                     st.throttled + (self.throttled if first else 0))
+            snap[group] = dataclasses.replace(st, sent=st.sent + self.sent.get(group, 0),
+                                              throttled=st.throttled + (self.throttled if first else 0))
             first = False
         return snap

@@ -53,3 +53,41 @@ def test_a_waiter_that_gives_up_does_not_block_the_line():
     thread.start()
     assert done.wait(5)
     assert budget.snapshot()["Heavy"].sent == 2
+
+
+def test_a_long_wait_is_visible_with_its_reason_and_shown_by_progress(caplog):
+    import logging
+    import time
+    from types import SimpleNamespace
+
+    from rcetl.cli import progress
+
+    budget = MemoryBudget({"Heavy": GroupLimit(1, 60)})
+    budget.release(budget.acquire("Heavy"))
+    assert budget.snapshot()["Heavy"].waiting_for == 0  # nobody waits: nothing to show
+    waiter = threading.Thread(target=lambda: budget.acquire("Heavy"), daemon=True)
+    waiter.start()
+    time.sleep(0.3)
+    state = budget.snapshot()["Heavy"]
+    assert (state.waiting, state.wait_reason) == (1, "window full") and state.waiting_for >= 0.25
+
+    budget.release(budget.acquire("Light"), retry_after=30)
+    light = threading.Thread(target=lambda: budget.acquire("Light"), daemon=True)
+    light.start()
+    time.sleep(0.2)
+    assert budget.snapshot()["Light"].wait_reason == "429 penalty"
+
+    shown = progress.RunProgress(stats=None, live=False)  # type: ignore[arg-type]
+    shown.engine = SimpleNamespace(budgets=SimpleNamespace(created={"cred-abcdef123456": budget}))
+    caplog.set_level(logging.INFO, logger="rcetl.progress")
+    progress.LONG_WAIT, saved = 0.1, progress.LONG_WAIT
+    try:
+        announced: set = set()
+        shown._announce_long_waits(announced)
+        shown._announce_long_waits(announced)  # one line per wait, not one per poll
+    finally:
+        progress.LONG_WAIT = saved
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2
+    assert any("for Heavy (window full 1/1): 1 request(s) in line [budget cred-abcde" in m for m in lines)
+    assert any("for Light (429 penalty" in m for m in lines)
