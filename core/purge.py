@@ -2,6 +2,13 @@
 
 Off unless the pipeline has a ``purge:`` block; a dry run unless ``--yes``. Every deletion is
 recorded in the state store's purge log with what was done and when.
+
+An item old enough to purge is deleted only if nothing speaks against it, and every refusal is
+listed with its reason: a problem ``verify`` found with it (stored content that fails the content
+check, a binary shared with another item, a missing or corrupt copy...), or no recent proof. A
+proof is what ``verify`` records when it has read the item's stored bytes back from every sink
+(hashed and content-checked) or re-downloaded and compared them (``--deep``), in this run or within
+``purge.proof_max_age_days``, for the binaries the archive names now.
 """
 
 from __future__ import annotations
@@ -18,13 +25,25 @@ from .verify import VerifyReport
 
 log = logging.getLogger("rcetl.purge")
 
+#: Findings whose reason reads better in words than as a kind.
+_REASONS = {
+    "content": "its stored content fails the content check",
+    "shared": "it shares a stored binary with another item",
+    "deep-mismatch": "a re-download does not match what is stored",
+    "not-archived": "a binary it names is not archived",
+}
+
 
 @dataclass
 class PurgeAction:
     stream: str
     account: str
     key: object
-    action: str  # "would delete" | "deleted" | "purged" | "failed: ..."
+    action: str  # "would delete" | "deleted" | "purged" | "refused: ..." | "failed: ..."
+
+    @property
+    def refused(self) -> bool:
+        return self.action.startswith("refused")
 
 
 def require_enabled(pipeline) -> None:  # noqa: ANN001 - a Pipeline
@@ -34,29 +53,55 @@ def require_enabled(pipeline) -> None:  # noqa: ANN001 - a Pipeline
                           hint="add `purge: {streams: [recording], min_age_days: 30}` to opt in")
 
 
-def purge_candidates(engine: Engine, report: VerifyReport) -> list[tuple[str, Record]]:
+def _old_enough(record: Record, cutoff: datetime) -> bool:
+    when = record.occurred_at
+    if when is None:
+        return False  # an item of unknown age is never old enough to delete
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when <= cutoff
+
+
+def purge_decisions(engine: Engine, report: VerifyReport, now: datetime | None = None
+                    ) -> list[tuple[str, Record, list[str]]]:
+    """Every item of the purge streams old enough to go, with the reasons (if any) it must stay."""
     require_enabled(engine.pipeline)
     options = engine.pipeline.purge
-    cutoff = datetime.now(timezone.utc) - timedelta(days=options.min_age_days)
+    now = now or datetime.now(timezone.utc)
+    cutoff = now - timedelta(days=options.min_age_days)
+    proof_cutoff = now - timedelta(days=options.proof_max_age_days)
+    proofs = engine.state.proofs(engine.pipeline.name)
     out = []
-    for (stream, _account, _key), record in sorted(report.verified.items(), key=lambda kv: kv[0]):
-        if stream not in options.streams:
+    for item, record in sorted(report.source.items(), key=lambda kv: kv[0]):
+        stream = item[0]
+        if stream not in options.streams or not _old_enough(record, cutoff):
             continue
-        when = record.occurred_at
-        if when is None:
-            continue  # an item of unknown age is never old enough to delete
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        if when > cutoff:
-            continue
-        out.append((stream, record))
+        reasons = []
+        for f in report.findings_for(item):
+            text = _REASONS.get(f.kind, f.kind)
+            reasons.append(f"{text}{f' in {f.sink}' if f.sink else ''}: {f.detail}")
+        if not reasons:
+            proof = proofs.get((stream, record.account, record.key))
+            if proof is None:
+                reasons.append("not proven: no run of `rcetl verify` has read its stored bytes back "
+                               "(run `rcetl verify --rehash`, or `--deep N`)")
+            elif proof.digest != report.digests.get(item):
+                reasons.append("not proven: the archive changed since `rcetl verify` proved it")
+            elif proof.at < proof_cutoff:
+                reasons.append(f"not proven recently: last proven {proof.at:%Y-%m-%d %H:%M} UTC, more than "
+                               f"{options.proof_max_age_days:g} day(s) ago (purge.proof_max_age_days); "
+                               "run `rcetl verify --rehash`")
+        out.append((stream, record, reasons))
     return out
 
 
 def purge(engine: Engine, report: VerifyReport, *, act: bool) -> list[PurgeAction]:
     actions = []
     streams = {name: s for (_, _, name), s in engine.streams.items()}
-    for stream_name, record in purge_candidates(engine, report):
+    for stream_name, record, reasons in purge_decisions(engine, report):
+        if reasons:
+            actions.append(PurgeAction(stream_name, record.account, record.key, "refused: " + "; ".join(reasons)))
+            continue
         if not act:
             actions.append(PurgeAction(stream_name, record.account, record.key, "would delete"))
             continue

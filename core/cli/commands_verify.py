@@ -8,36 +8,49 @@ import typer
 
 from .common import PIPELINE_ARG, load, parse_date
 
+SINCE = typer.Option(None, "--since", help="Start of the date range (YYYY-MM-DD).")
+UNTIL = typer.Option(None, "--until", help="End of the date range (YYYY-MM-DD).")
+REHASH = typer.Option(None, "--rehash/--no-rehash", help="Read every stored binary back, hash it and run the "
+                      "content check (default: only where cheap, e.g. local folders). Only items whose bytes "
+                      "were read back (or re-downloaded with --deep) count as proven for `rcetl purge`.")
+
 
 def register(app: typer.Typer) -> None:
     app.command("verify")(verify)
     app.command("purge")(purge)
 
 
-def _report(pipeline_file: Path, since: str | None, until: str | None, rehash: bool | None):  # noqa: ANN202
+def _engine(pipeline_file: Path, since: str | None, until: str | None):  # noqa: ANN202
     from ..engine.runtime import Engine
     from ..interfaces import RunWindow
-    from ..verify import verify as run_verify
 
     pipeline, pm = load(pipeline_file)
     window = RunWindow(since=parse_date(since, "--since"), until=parse_date(until, "--until"), full_refresh=True)
-    engine = Engine(pipeline, pm, window=window)
-    return engine, run_verify
+    return Engine(pipeline, pm, window=window)
 
 
 def verify(
     pipeline_file: Path = PIPELINE_ARG,
-    since: str | None = typer.Option(None, "--since", help="Start of the date range (YYYY-MM-DD)."),
-    until: str | None = typer.Option(None, "--until", help="End of the date range (YYYY-MM-DD)."),
-    rehash: bool | None = typer.Option(None, "--rehash/--no-rehash", help="Read every stored binary back "
-                                          "and hash it (default: only where cheap, e.g. local folders)."),
+    since: str | None = SINCE,
+    until: str | None = UNTIL,
+    rehash: bool | None = REHASH,
+    deep: int = typer.Option(0, "--deep", min=0, metavar="N", help="Also download N archived binaries again, "
+                             "chosen at random, and compare their SHA-256 with the record and with every sink's "
+                             "stored bytes (N download requests from the shared budget; see --dry-run)."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed of the --deep sample (to repeat a sample)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print what verify would request (the listing, and "
+                                 "the --deep downloads) and exit; nothing is requested or written."),
     json_output: bool = typer.Option(False, "--json", help="The report as JSON, for machines."),
     usage: bool = typer.Option(False, "--usage", help="Also print usage per extension and day."),
 ) -> None:
-    """Reconcile the archive against the source; exits 1 if anything is missing, doubled or corrupt."""
-    engine, run_verify = _report(pipeline_file, since, until, rehash)
-    with engine:
-        report = run_verify(engine, rehash=rehash)
+    """Reconcile the archive against the source; exits 1 if anything is missing, shared, doubled or corrupt."""
+    if dry_run:
+        _dry_run(pipeline_file, since, until, deep)
+        return
+    from ..verify import verify as run_verify
+
+    with _engine(pipeline_file, since, until) as engine:
+        report = run_verify(engine, rehash=rehash, deep=deep, seed=seed)
     if json_output:
         import json
 
@@ -48,6 +61,28 @@ def verify(
         raise typer.Exit(1)
 
 
+def _dry_run(pipeline_file: Path, since: str | None, until: str | None, deep: int) -> None:
+    from ..engine.runtime import Engine
+    from ..interfaces import RunWindow
+    from .output import console as make_console
+
+    pipeline, pm = load(pipeline_file)
+    window = RunWindow(since=parse_date(since, "--since"), until=parse_date(until, "--until"), full_refresh=True)
+    with Engine(pipeline, pm, window=window, dry_run=True) as engine:
+        plans = engine.plan()
+    console = make_console()
+    console.print(f"verify {pipeline.name} (dry run: nothing is requested or written)")
+    for plan in plans:
+        listing = ", ".join(f"{g}: {n}" for g, n in sorted(plan.requests.items())) or "-"
+        console.print(f"  {plan.stream}: lists the source again ({listing} request(s) by API group); "
+                      f"binaries are not downloaded")
+    if deep:
+        console.print(f"  --deep {deep}: downloads up to {deep} archived binaries again, chosen at random among "
+                      "those stored; one download request each, in its stream's download group of the shared "
+                      "budget (a recording is one Heavy request, an attachment one Medium)")
+    console.print("  stored binaries are read back from local folders (from every sink with --rehash)")
+
+
 def _print(report, usage: bool) -> None:  # noqa: ANN001
     from rich.table import Table
 
@@ -55,13 +90,19 @@ def _print(report, usage: bool) -> None:  # noqa: ANN001
 
     console = make_console()
     t = Table(title="archive vs source", title_justify="left")
-    for col in ("stream", "at source", "in sinks", "binaries", "gone at source", "problems"):
+    for col in ("stream", "at source", "in sinks", "binaries", "gone at source", "deleted at source", "problems"):
         t.add_column(col, justify="left" if col == "stream" else "right")
     for name, c in sorted(report.streams.items()):
         problems = sum(1 for f in report.problems if f.stream == name)
         held = ", ".join(f"{s}: {n}" for s, n in sorted(c.sinks.items()))
-        t.add_row(name, str(c.source), held, str(c.binaries), str(c.gone), str(problems))
+        t.add_row(name, str(c.source), held, str(c.binaries), str(c.gone), str(c.deleted_at_source), str(problems))
     console.print(t)
+    if report.deep:
+        console.print("re-downloaded and compared (--deep): "
+                      + ", ".join(f"{s}: {n}" for s, n in sorted(report.deep.items())))
+    notes = [f for f in report.findings if f.kind in ("superseded", "deep-skipped", "unlisted")]
+    for f in notes[:20]:
+        console.print(f"[yellow]{f.kind}[/yellow] {f.sink or f.stream} {f.key}: {f.detail}")
     if report.problems:
         p = Table(title=f"{len(report.problems)} problem(s)", title_justify="left")
         for col in ("kind", "stream", "key", "sink", "detail"):
@@ -70,7 +111,8 @@ def _print(report, usage: bool) -> None:  # noqa: ANN001
             p.add_row(f.kind, f.stream, str(f.key), f.sink, f.detail)
         console.print(p)
     else:
-        console.print("[green]verified: every sink holds everything the source holds, checksums match[/green]")
+        console.print("[green]verified: every sink holds everything the source holds, checksums match[/green]"
+                      f" ({len(report.proven)} item(s) proven by their stored bytes)")
     if usage and report.usage:
         u = Table(title="usage per extension and day", title_justify="left")
         metrics = sorted({m for c in report.usage.values() for m in c})
@@ -84,24 +126,32 @@ def _print(report, usage: bool) -> None:  # noqa: ANN001
 def purge(
     pipeline_file: Path = PIPELINE_ARG,
     yes: bool = typer.Option(False, "--yes", help="Really delete (default: a dry run listing what would go)."),
-    since: str | None = typer.Option(None, "--since", help="Start of the date range (YYYY-MM-DD)."),
-    until: str | None = typer.Option(None, "--until", help="End of the date range (YYYY-MM-DD)."),
+    since: str | None = SINCE,
+    until: str | None = UNTIL,
+    rehash: bool | None = REHASH,
 ) -> None:
-    """Delete at the source what `verify` proves archived in every sink (opt-in: needs `purge:`)."""
+    """Delete at the source what `verify` proves archived in every sink (opt-in: needs `purge:`).
+
+    Refuses, each with its reason: items whose stored content fails the content check, items sharing
+    a stored binary with another, items with any other problem, and items no verify proved recently."""
     from ..errors import RcetlError
     from ..purge import purge as run_purge
     from ..purge import require_enabled
+    from ..verify import verify as run_verify
     from .output import fail
 
     try:
         require_enabled(load(pipeline_file)[0])  # before any sink is opened or request sent
     except RcetlError as exc:
         raise typer.Exit(fail(exc)) from None
-    engine, run_verify = _report(pipeline_file, since, until, None)
-    with engine:
-        report = run_verify(engine)
+    with _engine(pipeline_file, since, until) as engine:
+        report = run_verify(engine, rehash=rehash)
         actions = run_purge(engine, report, act=yes)
     for a in actions:
-        print(f"{a.action}: {a.stream} {a.key!r}")
+        print(f"{a.action}: {a.stream} {a.key!r}" if not a.refused else f"refused: {a.stream} {a.key!r}: "
+              f"{a.action[len('refused: '):]}")
+    acted = [a for a in actions if not a.refused]
+    refused = len(actions) - len(acted)
     verb = "deleted" if yes else "would delete (dry run; add --yes to act)"
-    print(f"{len(actions)} item(s) {verb}; {len(report.problems)} problem(s) kept their items at the source")
+    print(f"{len(acted)} item(s) {verb}; {refused} refused; {len(report.problems)} problem(s) kept their items "
+          "at the source")

@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import struct
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -29,6 +28,7 @@ import pytest
 import rcetl
 from rcetl.sandbox import Sandbox
 
+from ..media_samples import content, jpeg_bytes, pdf_bytes, wav_bytes
 from .stores import cli, run, unique, verify_clean, write_pipeline
 
 pytestmark = pytest.mark.slow
@@ -36,32 +36,13 @@ pytestmark = pytest.mark.slow
 EXTENSION = 101
 
 
-def _pdf(text: str) -> bytes:
-    body = f"BT /F1 18 Tf 72 720 Td ({text}) Tj ET".encode()
-    return (b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n"
-            b"2 0 obj << /Type /Pages /Kids [] /Count 0 >> endobj\n"
-            b"3 0 obj << /Length " + str(len(body)).encode() + b" >> stream\n" + body +
-            b"\nendstream endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n")
-
-
-def _wav(seconds: int, tone: int) -> bytes:
-    data = bytes((128 + (i * tone) % 64) for i in range(8000 * seconds))
-    head = b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVE"
-    head += b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, 8000, 8000, 1, 8)
-    return head + b"data" + struct.pack("<I", len(data)) + data
-
-
-def _jpeg(tag: str) -> bytes:
-    return b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + tag.encode() + b"\xff\xd9"
-
-
 def _party(number: str, name: str | None = None) -> dict[str, Any]:
     return {"phoneNumber": number, **({"name": name} if name else {})}
 
 
 def _att(att_id: int, att_type: str, content_type: str, data: bytes, **more: Any) -> dict[str, Any]:
-    return {"id": att_id, "type": att_type, "contentType": content_type,
-            "content": {"base64": base64.b64encode(data).decode(), "content_type": content_type}, **more}
+    return {"id": att_id, "type": att_type, "contentType": content_type, "content": content(data, content_type),
+            **more}
 
 
 def rc_messages() -> list[dict[str, Any]]:
@@ -78,21 +59,21 @@ def rc_messages() -> list[dict[str, Any]]:
          "from": _party("+16505550102"), "to": [_party("+16505550199")], "subject": "second, an MMS",
          "messageStatus": "Received", **common,
          "attachments": [_att(1, "Text", "text/plain", b"second message, another text"),
-                         _att(2, "MmsAttachment", "image/jpeg", _jpeg("second message picture"),
+                         _att(2, "MmsAttachment", "image/jpeg", jpeg_bytes("second message picture"),
                               fileName="photo.jpg")]},
         {"id": base + 3, "type": "Fax", "direction": "Inbound", "creationTime": "2026-11-20T09:00:00.000Z",
          "from": _party("+16505550103"), "to": [_party("+16505550199")], "messageStatus": "Received",
          "faxPageCount": 1, **common,
-         "attachments": [_att(1, "RenderedDocument", "application/pdf", _pdf("fax three page one"))]},
+         "attachments": [_att(1, "RenderedDocument", "application/pdf", pdf_bytes("fax three page one"))]},
         {"id": base + 4, "type": "Fax", "direction": "Inbound", "creationTime": "2026-11-20T09:00:00.000Z",
          "from": _party("+16505550104"), "to": [_party("+16505550199")], "messageStatus": "Received",
          "faxPageCount": 2, **common,
-         "attachments": [_att(1, "RenderedDocument", "application/pdf", _pdf("fax four, one")),
-                         _att(2, "RenderedDocument", "application/pdf", _pdf("fax four, two"))]},
+         "attachments": [_att(1, "RenderedDocument", "application/pdf", pdf_bytes("fax four, one")),
+                         _att(2, "RenderedDocument", "application/pdf", pdf_bytes("fax four, two"))]},
         {"id": base + 5, "type": "VoiceMail", "direction": "Inbound", "creationTime": "2026-11-20T09:00:00.000Z",
          "from": _party("+16505550105", "Caller Five"), "to": [_party("+16505550199")],
          "messageStatus": "Received", **common,
-         "attachments": [_att(1, "AudioRecording", "audio/x-wav", _wav(1, 3), vmDuration=1),
+         "attachments": [_att(1, "AudioRecording", "audio/x-wav", wav_bytes(1, 3), vmDuration=1),
                          _att(4010936005, "AudioTranscription", "text/plain", b"hello, this is five")]},
     ]
 

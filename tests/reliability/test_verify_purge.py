@@ -176,3 +176,216 @@ def test_purge_deletes_only_what_every_sink_holds(tmp_path: Path) -> None:
     assert deleted["recordings"] == sum(1 for ln in acted if ln.startswith("deleted: recording"))
     assert deleted["messages"] == sum(1 for ln in acted if ln.startswith("purged: message-store"))
     assert deleted["recordings"] > 0 and deleted["messages"] > 0, deleted
+
+
+# --- evidence, not notes: content checks, shared binaries, deep re-downloads, proofs ---------------
+#
+# A small archive of RingCentral-shaped data (three recorded calls, two faxes whose attachments are
+# both id 1) loaded into the sandbox with ``data=``: at most ten binaries, so ``--deep 10`` samples all.
+# Plants are "consistent": the file, its xattr and sidecar checksum, and the database's archive JSON
+# and columns all agree on the planted bytes, as if rcetl had stored them, so that only evidence
+# (the bytes themselves, or the source's bytes) can tell.
+
+PURGE_ALL = "purge: {streams: [recording, message-store], min_age_days: 0}"
+
+
+def _small_data() -> dict:
+    from datetime import datetime, timedelta, timezone
+
+    from ..media_samples import content, mp3_bytes, pdf_bytes, wav_bytes
+
+    def iso(moment: datetime) -> str:
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+    now = datetime.now(timezone.utc)
+    audio = [("audio/mpeg", mp3_bytes("recording one")), ("audio/x-wav", wav_bytes(1, 5)),
+             ("audio/mpeg", mp3_bytes("recording three"))]
+    calls = [{"id": f"C{i}", "startTime": iso(now - timedelta(days=2, hours=i)), "duration": 30,
+              "direction": "Inbound", "type": "Voice", "action": "Phone Call", "result": "Accepted",
+              "from": {"phoneNumber": "+16505550100"}, "to": {"phoneNumber": "+16505550199"},
+              "recording": {"id": f"90000{i}", "type": "Automatic", "content": content(data, ctype)}}
+             for i, (ctype, data) in enumerate(audio, start=1)]
+    faxes = [{"id": 8234962969801171900 + i, "type": "Fax", "direction": "Inbound",
+              "creationTime": iso(now - timedelta(days=2, hours=i)), "faxPageCount": 1,
+              "from": {"phoneNumber": f"+1650555020{i}"}, "to": [{"phoneNumber": "+16505550199"}],
+              "attachments": [{"id": 1, "type": "RenderedDocument", "contentType": "application/pdf",
+                               "content": content(pdf_bytes(f"fax {i}"), "application/pdf")}]}
+             for i in range(2)]
+    return {"accounts": [{"call_log": calls, "messages": faxes}]}
+
+
+@pytest.fixture
+def small(tmp_path: Path):
+    with Sandbox(seed=33, size="tiny", time_scale=400.0, limits=False, data=_small_data()) as sb:
+        pipeline = _setup(tmp_path, sb, PURGE_ALL)
+        env = env_for(sb, tmp_path)
+        done = rcetl_cli(["run", str(pipeline)], env)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        yield tmp_path, pipeline, env, sb
+
+
+def _row_archive(tmp: Path, table: str, key: object) -> list[dict]:
+    con = sqlite3.connect(tmp / "archive.db")
+    (archive,) = con.execute(f"SELECT archive FROM {table} WHERE id = ?", (key,)).fetchone()
+    con.close()
+    return json.loads(archive)
+
+
+def _plant(tmp: Path, table: str, key: object, data: bytes) -> list[Path]:
+    """Put ``data`` where record ``key``'s binary is stored, in both folders, with every checksum
+    record (xattr, sidecar, archive JSON, typed columns) rewritten to match: a consistent lie."""
+    import hashlib
+    import os
+
+    sha = hashlib.sha256(data).hexdigest()
+    archive = _row_archive(tmp, table, key)
+    (blob,) = [b for b in archive if b["status"] == "stored"]
+    paths = [Path(loc) for loc in blob["locations"].values()]
+    for path in paths:
+        path.write_bytes(data)
+        try:
+            os.setxattr(path, "user.rcetl.sha256", sha.encode())
+        except OSError:
+            pass  # no user xattrs here: the sidecar is the record
+        sidecar = Path(str(path) + ".json")
+        doc = json.loads(sidecar.read_text())
+        doc["blob"].update(sha256=sha, size=len(data))
+        sidecar.write_text(json.dumps(doc))
+    blob.update(sha256=sha, size=len(data))
+    con = sqlite3.connect(tmp / "archive.db")
+    con.execute(f"UPDATE {table} SET archive = ? WHERE id = ?", (json.dumps(archive), key))
+    if table == "rc_recordings":
+        con.execute("UPDATE rc_recordings SET sha256 = ?, size = ? WHERE id = ?", (sha, len(data), key))
+    else:
+        con.execute("UPDATE rc_attachments SET sha256 = ?, size = ? WHERE message_id = ?", (sha, len(data), key))
+    con.commit()
+    con.close()
+    return paths
+
+
+def _purge_lines(done) -> dict[str, list[str]]:  # noqa: ANN001
+    out: dict[str, list[str]] = {"refused": [], "would delete": [], "acted": []}
+    for line in done.stdout.splitlines():
+        if line.startswith("refused:"):
+            out["refused"].append(line)
+        elif line.startswith("would delete:"):
+            out["would delete"].append(line)
+        elif line.startswith(("deleted:", "purged:")):
+            out["acted"].append(line)
+    return out
+
+
+def test_verify_deep_10_catches_a_swapped_file_whose_checksum_record_matches(small) -> None:
+    tmp, pipeline, env, _ = small
+    other = Path(next(iter(_row_archive(tmp, "rc_recordings", "900003")[0]["locations"].values()))).read_bytes()
+    _plant(tmp, "rc_recordings", "900001", other)  # recording one now holds recording three's bytes
+
+    code, report = _verify(pipeline, env)
+    # Every note agrees with every file, and the bytes are valid audio: only the source can tell.
+    assert code == 0, _problems(report)
+
+    done = rcetl_cli(["verify", str(pipeline), "--json", "--deep", "10", "--seed", "1"], env)
+    assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    assert sum(report["deep"].values()) == 5, report["deep"]  # every stored binary of this archive
+    swapped = [f for f in report["findings"] if f["kind"] == "deep-mismatch"]
+    assert {(f["key"], f["sink"]) for f in swapped} == {("900001", ""), ("900001", "files"), ("900001", "mirror")}
+    assert all(f["stream"] == "recording" for f in swapped)
+
+
+def test_verify_deep_dry_run_shows_what_it_would_download(small) -> None:
+    tmp, pipeline, env, sb = small
+    before = sb.counters()
+    done = rcetl_cli(["verify", str(pipeline), "--deep", "10", "--dry-run"], env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "--deep 10: downloads up to 10 archived binaries" in done.stdout
+    assert "Heavy" in done.stdout and "Medium" in done.stdout
+    assert sb.counters()["requests"] == before["requests"], "a dry run sent requests"
+
+
+def test_stored_html_and_json_bodies_fail_verify_purge_refuses_them_and_the_next_run_replaces_them(small) -> None:
+    tmp, pipeline, env, sb = small
+    truth_recording = Path(next(iter(_row_archive(tmp, "rc_recordings", "900002")[0]["locations"].values()))
+                           ).read_bytes()
+    fax = 8234962969801171901
+    truth_fax = Path(next(iter(_row_archive(tmp, "rc_messages", fax)[0]["locations"].values()))).read_bytes()
+    html = _plant(tmp, "rc_recordings", "900002", b"<!DOCTYPE html><html><body>Please sign in</body></html>")
+    _plant(tmp, "rc_messages", fax, b'{"errorCode":"CMN-102","message":"Resource for parameter [messageId] is not found"}')
+
+    code, report = _verify(pipeline, env)
+    assert code == 1
+    content = {(f["stream"], f["key"], f["sink"]) for f in report["findings"] if f["kind"] == "content"}
+    assert content == {("recording", "900002", "files"), ("recording", "900002", "mirror"),
+                       ("message-store", fax, "files"), ("message-store", fax, "mirror")}, report["findings"][:6]
+    detail = next(f["detail"] for f in report["findings"] if f["kind"] == "content" and f["key"] == "900002")
+    assert "text/html" in detail and "DOCTYPE" in detail, detail
+
+    dry = rcetl_cli(["purge", str(pipeline)], env)
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    lines = _purge_lines(dry)
+    refused = {ln.split(":", 2)[1].strip() for ln in lines["refused"]}
+    assert refused == {"recording '900002'", f"message-store {fax}"}, lines
+    assert all("content check" in ln for ln in lines["refused"]), lines["refused"]
+    assert len(lines["would delete"]) == 3
+
+    # The next run takes the items verify queued, downloads them again and replaces the bad bytes.
+    again = rcetl_cli(["run", str(pipeline), "--retry-now"], env)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert all(p.read_bytes() == truth_recording for p in html)
+    for loc in _row_archive(tmp, "rc_messages", fax)[0]["locations"].values():
+        assert Path(loc).read_bytes() == truth_fax
+    code, report = _verify(pipeline, env)
+    assert code == 0, _problems(report)
+    done = rcetl_cli(["purge", str(pipeline), "--yes"], env)
+    assert done.returncode == 0 and len(_purge_lines(done)["acted"]) == 5, done.stdout
+    assert sb.counters()["deleted"]["recordings"] == 3
+
+
+def test_purge_refuses_items_that_share_a_stored_binary(small) -> None:
+    tmp, pipeline, env, sb = small
+    first, second = 8234962969801171900, 8234962969801171901
+    # The archive an unscoped attachment id left behind: the second fax points at the first's file.
+    archive = _row_archive(tmp, "rc_messages", first)
+    con = sqlite3.connect(tmp / "archive.db")
+    con.execute("UPDATE rc_messages SET archive = ? WHERE id = ?", (json.dumps(archive), second))
+    con.commit()
+    con.close()
+
+    code, report = _verify(pipeline, env)
+    assert code == 1
+    shared = {(f["key"], f["sink"]) for f in report["findings"] if f["kind"] == "shared"}
+    assert shared == {(first, "files"), (first, "mirror"), (second, "files"), (second, "mirror")}, shared
+    done = rcetl_cli(["purge", str(pipeline), "--yes"], env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = _purge_lines(done)
+    refused = [ln for ln in lines["refused"] if "shares a stored binary" in ln]
+    assert {ln.split(":", 2)[1].strip() for ln in refused} == {f"message-store {first}", f"message-store {second}"}
+    assert sb.counters()["deleted"]["messages"] == 0
+    assert sb.counters()["deleted"]["recordings"] == 3
+
+
+def test_purge_refuses_items_no_verify_proved_recently(small) -> None:
+    tmp, pipeline, env, sb = small
+    # --no-rehash: this purge reads no stored bytes, so only earlier proofs count; there are none.
+    done = rcetl_cli(["purge", str(pipeline), "--no-rehash", "--yes"], env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = _purge_lines(done)
+    assert len(lines["refused"]) == 5 and not lines["acted"], done.stdout
+    assert all("not proven" in ln and "rcetl verify" in ln for ln in lines["refused"])
+
+    code, _ = _verify(pipeline, env)  # reads every stored byte back (local folders): proofs
+    assert code == 0
+    con = sqlite3.connect(tmp / "state.db")
+    con.execute("UPDATE rcetl_proofs SET at = at - 8 * 86400")  # verified 8 days ago; the limit is 7
+    con.commit()
+    con.close()
+    done = rcetl_cli(["purge", str(pipeline), "--no-rehash", "--yes"], env)
+    lines = _purge_lines(done)
+    assert len(lines["refused"]) == 5 and not lines["acted"], done.stdout
+    assert all("not proven recently" in ln and "proof_max_age_days" in ln for ln in lines["refused"])
+    assert sb.counters()["deleted"] == {"recordings": 0, "calls": 0, "messages": 0}
+
+    assert _verify(pipeline, env)[0] == 0  # proven again today
+    done = rcetl_cli(["purge", str(pipeline), "--no-rehash", "--yes"], env)
+    assert len(_purge_lines(done)["acted"]) == 5, done.stdout
+    assert sb.counters()["deleted"]["recordings"] == 3 and sb.counters()["deleted"]["messages"] == 2
