@@ -29,6 +29,8 @@ def run(
     json_summary: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
     retry_now: bool = typer.Option(False, "--retry-now", help="Retry every item of the failed-item queue in "
                                    "this run, without waiting for its backoff."),
+    count: bool = typer.Option(False, "--count", help="With --dry-run: read the listings (their list requests "
+                               "are sent) and count every download; still downloads and writes nothing."),
 ) -> None:
     """Archive everything the pipeline describes; exits 1 if anything failed."""
     from ..interfaces import RunWindow
@@ -42,8 +44,10 @@ def run(
             raise typer.BadParameter(f"no stream {name!r} in this pipeline (streams: {', '.join(sorted(known))})",
                                      param_hint="--stream")
     selected = set(stream) if stream else None
+    if count and not dry_run:
+        raise typer.BadParameter("--count only goes with --dry-run", param_hint="--count")
     if dry_run:
-        _dry_run(pipeline, pm, window, selected)
+        _dry_run(pipeline, pm, window, selected, count=count)
         return
     from ..engine import run_pipeline
     from ..executors import get_executor
@@ -70,57 +74,34 @@ def run(
         raise typer.Exit(1)
 
 
-def _dry_run(pipeline, pm, window, selected) -> None:  # noqa: ANN001
-    from rich.table import Table
-
-    from ..engine.runtime import Engine
+def _dry_run(pipeline, pm, window, selected, *, count: bool = False) -> None:  # noqa: ANN001
+    from ..engine.runtime import Engine, make_budget_provider, state_exists
+    from . import plan as planning
     from .output import console as make_console
+    from .output import print_table
 
     console = make_console()
     with Engine(pipeline, pm, window=window, streams=selected, dry_run=True) as engine:
         plans = engine.plan()
-        limits = {name: getattr(conn, "planned_limits", dict)() for name, conn in engine.connections.items()}
-    table = Table(title=f"plan for {pipeline.name} (dry run: nothing is requested or written)", title_justify="left")
-    for col in ("stream", "what", "requests by API group", "items"):
-        table.add_column(col)
-    warnings = []
-    for plan in plans:
-        req = ", ".join(f"{g}: {n}" for g, n in sorted(plan.requests.items())) or "-"
-        table.add_row(plan.stream, plan.description, req, "" if plan.items is None else str(plan.items))
-        warnings.extend(f"{plan.stream}: {w}" for w in plan.warnings)
-    console.print(table)
+        if count:
+            if state_exists(pipeline.state_url) and engine.budgets is not None:
+                # the listing's requests spend the budget a run right after must see
+                engine.budgets.inner = make_budget_provider(pipeline)
+            found, sent = planning.count(engine)
+            plans = planning.counted_plans(plans, found, sent)
+        lines = planning.duration_lines(plans, engine.connections, counted=count)
+    what = "listings read, nothing downloaded or written" if count else "nothing is requested or written"
+    print_table(f"plan for {pipeline.name} (dry run: {what})", ["stream", "what", "requests by API group", "items"],
+                [[plan.stream, plan.description,
+                  ", ".join(f"{g}: {n}" for g, n in sorted(plan.requests.items())) or "-",
+                  "" if plan.items is None else str(plan.items)] for plan in plans], fold=("stream",))
+    warnings = [f"{plan.stream}: {w}" for plan in plans for w in plan.warnings]
     for sink in pipeline.sinks:
         console.print(f"sink {sink.name} ({sink.spec.name}): streams {', '.join(sorted(sink.streams)) or '-'}")
-    for line in _duration_estimate(plans, limits):
-        console.print(line)
+    for line in lines:
+        console.print(line, highlight=False)
     for w in warnings:
         console.print(f"[yellow]warning:[/yellow] {w}")
-
-
-def _duration_estimate(plans, limits) -> list[str]:  # noqa: ANN001
-    """How long the planned requests take at the budget: groups are spent in parallel, so the
-    slowest group sets the pace."""
-    import math
-    from datetime import timedelta
-
-    totals: dict[str, int] = {}
-    for plan in plans:
-        for group, n in plan.requests.items():
-            totals[group.lower()] = totals.get(group.lower(), 0) + n
-    lines = []
-    for conn, groups in limits.items():
-        by_group = {g.lower(): v for g, v in groups.items()}
-        paced = []
-        for group, n in sorted(totals.items()):
-            if group in by_group and n:
-                limit, window = by_group[group]
-                paced.append((math.ceil(n / max(limit, 1)) * window if n > limit else 0.0, group, n, limit, window))
-        if paced:
-            seconds, group, n, limit, window = max(paced)
-            lines.append(f"estimate ({conn}): {', '.join(f'{g} {n}' for _, g, n, _, _ in paced)} requests; "
-                         f"at {limit} {group} requests per {window:.0f}s this takes about "
-                         f"{timedelta(seconds=round(seconds))} (plus downloads not yet counted)")
-    return lines
 
 
 def validate(pipeline_file: Path = PIPELINE_ARG) -> None:

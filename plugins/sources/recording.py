@@ -122,13 +122,20 @@ class RecordingStream(rcetl.Stream):
             {"withRecording": "true", "recordingType": "All"},
         )
 
+    def _past_retention(self, ref: rcetl.BlobRef) -> bool:
+        started = ref.variables.get("date")
+        started = parse_instant(started) if isinstance(started, str) else started
+        return bool(self.config.skip_past_retention and isinstance(started, datetime)
+                    and started < now_utc() - listing.RECORDING_RETENTION - RETENTION_MARGIN)
+
+    def planned_download(self, ref: rcetl.BlobRef) -> str | None:
+        """The API group ``download(ref)`` spends, or None when it sends nothing (a dry run's count)."""
+        return None if self._past_retention(ref) else HEAVY
+
     def download(self, ref: rcetl.BlobRef, out: BinaryIO) -> None:
         from .ringcentral.download import download  # lazily: it imports requests
 
-        started = ref.variables.get("date")
-        started = parse_instant(started) if isinstance(started, str) else started
-        if self.config.skip_past_retention and isinstance(started, datetime) \
-                and started < now_utc() - listing.RECORDING_RETENTION - RETENTION_MARGIN:
+        if self._past_retention(ref):
             # RingCentral has deleted it: a request would only spend Heavy budget on a 404.
             raise rcetl.ItemGone(f"recording {ref.variables.get('id', ref.blob_id)} is past RingCentral's "
                                  f"{listing.RECORDING_RETENTION.days}-day retention")

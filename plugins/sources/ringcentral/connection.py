@@ -19,7 +19,7 @@ import rcetl
 from .api_errors import ApiError
 from .config import EMBEDDED_SANDBOX, RingCentralConfig, credential_id
 from .http import PRIORITY_LIST, ApiClient
-from .throttling import canonical_group, configured_limits, default_limits
+from .throttling import canonical_group, configured_limits, default_limits, group_for
 from .token_vault import TokenVault
 from .tokens import TokenManager
 
@@ -140,6 +140,10 @@ class RingCentralConnection:
         """Requests per window (in API seconds) per group, as configured: what a dry run plans with
         before any header has told the real plan."""
         return {group: (limit, 60.0) for group, limit in configured_limits(self.config.limits).items()}
+
+    def planned_group(self, method: str, url: str) -> str:
+        """The API group a request is counted in: a dry run counts downloads per group with it."""
+        return group_for(method, url)
 
     def account_path(self, suffix: str = "") -> str:
         return self.url(f"/restapi/v1.0/account/{self.config.account}{suffix}")
