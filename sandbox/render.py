@@ -296,19 +296,19 @@ def conversation_json(conversation_id: int, urls: Urls) -> dict[str, Any]:
     return {"uri": f"{urls.server}{API}/conversation/{conversation_id}", "id": str(conversation_id)}
 
 
+def contact_fields(ext: Extension) -> dict[str, Any]:
+    """An extension's ``firstName``/``lastName``/``email``, those it has."""
+    fields = {"firstName": ext.first_name, "lastName": ext.last_name, "email": ext.email}
+    return {k: v for k, v in fields.items() if v}
+
+
 def extension_json(ext: Extension, urls: Urls, account_id: str) -> dict[str, Any]:
     if ext.raw is not None:
         return _given(ext.raw, {"uri": lambda: f"{urls.account(account_id)}/extension/{ext.id}"})
     out: dict[str, Any] = {"uri": f"{urls.account(account_id)}/extension/{ext.id}", "id": ext.id}
     if ext.number is not None:
         out["extensionNumber"] = ext.number
-    contact: dict[str, Any] = {}
-    if ext.first_name:
-        contact["firstName"] = ext.first_name
-    if ext.last_name:
-        contact["lastName"] = ext.last_name
-    if ext.email:
-        contact["email"] = ext.email
+    contact = contact_fields(ext)
     if contact:
         out["contact"] = contact
     out["name"] = ext.name

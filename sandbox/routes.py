@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import account, admin, calllog, extensions, media, messages, oauth
+from . import account, admin, calllog, directory, extensions, media, messages, oauth
 
 V1 = "/restapi/v1.0/account/<acct>"
 EXT = V1 + "/extension/<ext>"
+DICTIONARY = "/restapi/v1.0/dictionary"
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,20 @@ ROUTES: list[Route] = [
     Route(EXT + "/message-store/<ids>", "DELETE", "message-delete", "Medium", messages.delete_messages),
     Route(EXT + "/message-store/<mid>/content/<aid>", "GET", "attachment-content", "Medium", media.attachment_content),
     Route(EXT + "/message-sync", "GET", "message-sync", "Light", messages.sync),
+    # Read-only directory and settings endpoints generic clients read during connection checks.
+    Route(V1 + "/directory/entries", "GET", "directory-entries", "Medium", directory.directory_entries),
+    Route(V1 + "/business-hours", "GET", "account-business-hours", "Light", directory.account_business_hours),
+    Route(EXT + "/business-hours", "GET", "extension-business-hours", "Light", directory.extension_business_hours),
+    Route(V1 + "/call-queues", "GET", "call-queues", "Medium", directory.call_queues),
+    Route(V1 + "/call-monitoring-groups", "GET", "call-monitoring-groups", "Medium", directory.call_monitoring_groups),
+    Route(V1 + "/call-recording", "GET", "call-recording-settings", "Light", directory.call_recording_settings),
+    Route(V1 + "/answering-rule", "GET", "company-answering-rules", "Medium", directory.company_answering_rules),
+    Route(EXT + "/caller-blocking", "GET", "caller-blocking", "Light", directory.caller_blocking),
+    Route(EXT + "/caller-blocking/phone-numbers", "GET", "caller-blocking-numbers", "Light", directory.blocked_numbers),
+    Route(EXT + "/forwarding-number", "GET", "forwarding-numbers", "Light", directory.forwarding_numbers),
+    Route(EXT + "/active-calls", "GET", "extension-active-calls", "Heavy", directory.active_calls),
+    Route(DICTIONARY + "/greeting", "GET", "dictionary-greetings", "Medium", directory.dictionary_greetings),
+    Route(DICTIONARY + "/fax-cover-page", "GET", "dictionary-fax-cover-pages", "Light", directory.dictionary_fax_cover_pages),
     Route("/sandbox/info", "GET", "admin-info", None, admin.info, "admin"),
     Route("/sandbox/counters", "GET", "admin-counters", None, admin.counters, "admin"),
     Route("/sandbox/ground-truth", "GET", "admin-ground-truth", None, admin.ground_truth, "admin"),
@@ -75,4 +90,17 @@ SPEC_PATHS = {
     "message-delete": "/restapi/v1.0/account/{accountId}/extension/{extensionId}/message-store/{messageId}",
     "attachment-content": "/restapi/v1.0/account/{accountId}/extension/{extensionId}/message-store/{messageId}/content/{attachmentId}",
     "message-sync": "/restapi/v1.0/account/{accountId}/extension/{extensionId}/message-sync",
+    "directory-entries": "/restapi/v1.0/account/{accountId}/directory/entries",
+    "account-business-hours": "/restapi/v1.0/account/{accountId}/business-hours",
+    "extension-business-hours": "/restapi/v1.0/account/{accountId}/extension/{extensionId}/business-hours",
+    "call-queues": "/restapi/v1.0/account/{accountId}/call-queues",
+    "call-monitoring-groups": "/restapi/v1.0/account/{accountId}/call-monitoring-groups",
+    "call-recording-settings": "/restapi/v1.0/account/{accountId}/call-recording",
+    "company-answering-rules": "/restapi/v1.0/account/{accountId}/answering-rule",
+    "caller-blocking": "/restapi/v1.0/account/{accountId}/extension/{extensionId}/caller-blocking",
+    "caller-blocking-numbers": "/restapi/v1.0/account/{accountId}/extension/{extensionId}/caller-blocking/phone-numbers",
+    "forwarding-numbers": "/restapi/v1.0/account/{accountId}/extension/{extensionId}/forwarding-number",
+    "extension-active-calls": "/restapi/v1.0/account/{accountId}/extension/{extensionId}/active-calls",
+    "dictionary-greetings": "/restapi/v1.0/dictionary/greeting",
+    "dictionary-fax-cover-pages": "/restapi/v1.0/dictionary/fax-cover-page",
 }
