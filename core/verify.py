@@ -189,6 +189,12 @@ def verify(engine: Engine, *, rehash: bool | None = None, deep: int = 0, seed: i
                     break
             if digest is not None:
                 report.digests[item] = digest
+            if record.deleted and any(k in e and not e[k].deleted for e in held.values()):
+                counts.deleted_at_source += 1
+                report.findings.append(Finding(
+                    "deleted-at-source", stream_name, record.account, record.key, "",
+                    "deleted at the source since it was archived (the archive holds it as live); the next run "
+                    "marks it deleted"))
             for ref in record.blobs:
                 counts.binaries += 1
                 archived = _archive_entry(held, k, ref.blob_id)

@@ -389,3 +389,25 @@ def test_purge_refuses_items_no_verify_proved_recently(small) -> None:
     done = rcetl_cli(["purge", str(pipeline), "--no-rehash", "--yes"], env)
     assert len(_purge_lines(done)["acted"]) == 5, done.stdout
     assert sb.counters()["deleted"]["recordings"] == 3 and sb.counters()["deleted"]["messages"] == 2
+
+
+def test_verify_reports_records_deleted_at_the_source_since_they_were_archived(small) -> None:
+    from datetime import datetime, timedelta
+
+    from ..e2e.stores import SandboxAdmin
+
+    tmp, pipeline, env, sb = small
+    gt = sb.ground_truth()["accounts"][0]
+    oldest = min(gt["call_log"], key=lambda c: c["startTime"])
+    start = datetime.fromisoformat(oldest["startTime"].replace("Z", "+00:00")) + timedelta(milliseconds=1)
+    admin = SandboxAdmin(sb)
+    owner = (oldest.get("extension") or {}).get("id") or gt["extensions"][0]["id"]  # calls given without one
+    admin.delete_calls_before(owner, start.isoformat(timespec="milliseconds").replace("+00:00", "Z"))
+    fax = gt["messages"][0]
+    admin.delete_message(fax.get("extensionId") or owner, fax["id"])
+
+    code, report = _verify(pipeline, env)
+    gone = {(f["stream"], f["key"]) for f in report["findings"] if f["kind"] == "deleted-at-source"}
+    assert gone == {("call-log", oldest["id"]), ("message-store", fax["id"])}, report["findings"][:6]
+    assert report["streams"]["call-log"]["deleted_at_source"] == 1
+    assert code == 0, _problems(report)  # reported, not a problem of the archive
