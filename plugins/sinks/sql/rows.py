@@ -20,6 +20,8 @@ Row = dict[str, Any]
 
 
 def text(value: Any, length: int | None = None) -> str | None:
+    if type(value) is str and value.isascii() and "\x00" not in value:  # the common case, first
+        return value if length is None or len(value) <= length else value[:length]
     if value is None or isinstance(value, (dict, list)):
         return None
     s = value if isinstance(value, str) else str(value)
@@ -56,9 +58,21 @@ def timestamp(value: Any) -> datetime | None:
     return dt
 
 
+# Parsed numbers by their written form: an archive repeats the same few thousand numbers, and
+# parsing one costs more than the rest of its row.
+_PHONES: dict[str, str | None] = {}
+
+
 def phone(value: Any) -> str | None:
     """A party's phoneNumber in E.164, the searchable form (None for extension numbers, names)."""
-    return rcetl.normalize_phone(value) if isinstance(value, str) else None
+    if type(value) is not str:
+        return None
+    found = _PHONES.get(value, _PHONES)
+    if found is _PHONES:
+        if len(_PHONES) >= 100_000:
+            _PHONES.clear()
+        found = _PHONES[value] = rcetl.normalize_phone(value)
+    return found  # type: ignore[return-value]
 
 
 def _party(prefix: str, party: Any, *, extension: bool = True) -> Row:

@@ -26,9 +26,11 @@ _IN_CHUNK = 500
 _MAX_PARAMS = 30_000
 # Dialects written through the driver's executemany with rows as tuples (others: SQLAlchemy).
 _FAST = {"sqlite", "postgresql", "mysql", "mariadb"}
-# A table is analysed again once this sink has written this many rows to it, then each time that
-# count doubles: fresh statistics for the planner at an amortised cost of O(1) per row.
-_FIRST_ANALYZE = 10_000
+# A table is analysed after this sink's first write to it, then each time the rows it wrote double:
+# fresh statistics for the planner at an amortised O(1) per row. Not before the first write: the
+# statistics of an empty table tell PostgreSQL it stays tiny, so it looks parents up by account
+# alone and filters thousands of rows; a never-analysed table is estimated from its real size.
+_FIRST_ANALYZE = 1
 _PARENT = {"call_legs": "call_log", "attachments": "messages"}
 _NAMED = re.compile(r"%\((\w+)\)s")
 
@@ -40,7 +42,8 @@ class _Compiled:
     sql: str
     columns: tuple[str, ...]
     processors: tuple[tuple[int, Callable[[Any], Any]], ...]  # (position, conversion) where needed
-    values_group: tuple[int, int] | None = None  # where "(%s, ...)" sits, to repeat it (PostgreSQL)
+    values_group: tuple[int, int] | None = None  # where "(%s, ...)" sits, to repeat it (MySQL)
+    columnar: str | None = None  # PostgreSQL: the upsert reading one array per column (unnest)
 
     def params(self, rows: Sequence[Row]) -> list[tuple]:
         get = itemgetter(*self.columns)
@@ -79,16 +82,22 @@ def _compile(table: sa.Table, dialect: sa.engine.Dialect) -> _Compiled:
             convert = column_type.bind_processor(dialect)  # SQLite stores SQLAlchemy's text form
             if convert is not None:
                 processors.append((i, convert))
-    group = None
-    if dialect.name != "sqlite":  # SQLite runs in-process: its executemany is as fast
-        start = sql.index(" VALUES (") + len(" VALUES ")
-        depth, end = 0, start
-        for end, char in enumerate(sql[start:], start):  # noqa: B007 - the closing parenthesis
-            depth += {"(": 1, ")": -1}.get(char, 0)
-            if depth == 0:
-                break
-        group = (start, end + 1)
-    return _Compiled(sql, columns, tuple(processors), group)
+    if dialect.name == "sqlite":  # in-process: its executemany is as fast as anything
+        return _Compiled(sql, columns, tuple(processors))
+    start = sql.index(" VALUES (") + len(" VALUES ")
+    depth, end = 0, start
+    for end, char in enumerate(sql[start:], start):  # noqa: B007 - the closing parenthesis
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0:
+            break
+    columnar = None
+    if dialect.name == "postgresql":
+        # One statement per chunk whose text never changes with the row count: psycopg parses and
+        # PostgreSQL plans it once, where a multi-row VALUES would be parsed again for every chunk.
+        # %b: binary arrays, which psycopg dumps without escaping each element in Python.
+        arrays = ", ".join(f"%b::{table.c[name].type.compile(dialect)}[]" for name in columns)
+        columnar = (sql[: start - len(" VALUES ")] + f" SELECT * FROM unnest({arrays})" + sql[end + 1:])
+    return _Compiled(sql, columns, tuple(processors), (start, end + 1), columnar)
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -167,8 +176,6 @@ class SqlSink(rcetl.RecordSink):
     def open(self) -> None:
         self._run(lambda conn: migrate.ensure_schema(conn, self.tables, create_tables=self.config.create_tables,
                                                      where=self.where), keys=[])
-        # Statistics from the start: without them PostgreSQL may plan a child lookup as a scan.
-        self._analyze(self.tables.data_tables())
 
     def _analyze(self, tables: list[sa.Table]) -> None:
         """Refresh the planner's statistics (PostgreSQL, SQLite; InnoDB keeps its own current)."""
@@ -277,6 +284,11 @@ class SqlSink(rcetl.RecordSink):
         if compiled.values_group is None:  # SQLite
             for chunk in _chunks(params, size):
                 result = conn.exec_driver_sql(compiled.sql, list(chunk))
+                changed += max(result.rowcount or 0, 0)
+            return changed
+        if compiled.columnar is not None:  # PostgreSQL: a column of values per parameter
+            for chunk in _chunks(params, size):
+                result = conn.exec_driver_sql(compiled.columnar, tuple(list(col) for col in zip(*chunk, strict=True)))
                 changed += max(result.rowcount or 0, 0)
             return changed
         # One multi-row INSERT ... ON CONFLICT / ON DUPLICATE KEY per chunk, not a statement per row.
