@@ -80,9 +80,10 @@ class FileCoordinator(Coordinator):
     def get(self, name: str) -> dict[str, Any] | None:
         path = self.folder / f"{_safe_name(name)}.json"
         try:
-            return json.loads(path.read_text())
+            found: dict[str, Any] = json.loads(path.read_text())
         except (FileNotFoundError, ValueError):
             return None
+        return found
 
     def put(self, name: str, value: dict[str, Any]) -> None:
         path = self.folder / f"{_safe_name(name)}.json"

@@ -13,7 +13,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from types import ModuleType
+from typing import Any, BinaryIO
 
 # A natural key: call-log ids are strings, message ids are 64-bit ints. Never a float.
 Key = str | int
@@ -182,7 +183,7 @@ class SpooledBlob:
     content_type: str | None = None
     record: Record | None = None
 
-    def open(self):  # -> BinaryIO
+    def open(self) -> BinaryIO:
         return open(self.path, "rb")
 
 
@@ -193,7 +194,7 @@ class SpooledBlob:
 _BEYOND_64_BITS = re.compile(rb"-\d{19}|\d{20}")
 
 
-def _orjson():
+def _orjson() -> ModuleType:
     import orjson  # here, not at the top: `import rcetl` (and `rcetl --help`) stays cheap
 
     return orjson
@@ -208,9 +209,10 @@ def json_dumps(value: Any) -> str:
     always takes the same path, so the stored text is deterministic.
     """
     try:
-        return _orjson().dumps(value).decode()
+        text: str = _orjson().dumps(value).decode()
     except TypeError:
         return json.dumps(value, separators=(",", ":"))
+    return text
 
 
 def json_loads(text: str | bytes) -> Any:

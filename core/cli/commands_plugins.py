@@ -8,7 +8,10 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from ..interfaces import SinkEntry
+    from ..registry import PluginManager
 
 app = typer.Typer(help="List installed source, sink and connection plugins; scaffold new ones.",
                   no_args_is_help=True)
@@ -25,15 +28,19 @@ def list_plugins(json_output: bool = typer.Option(False, "--json", help="Machine
     from .output import print_table
 
     pm = get_plugin_manager()
+    described: list[tuple[str, str, str]] = [  # (kind, name, description)
+        *(("source", n, spec.description) for n, spec in pm.sources().items()),
+        *(("sink", n, _sink_description(entry)) for n, entry in pm.sinks().items()),
+        *(("connection", n, spec.description) for n, spec in pm.connections().items()),
+        *(("server", n, spec.description) for n, spec in pm.embedded_servers().items()),
+    ]
+    order = ["source", "sink", "connection", "server"]
     rows = []
-    for kind, specs in (("source", pm.sources()), ("sink", pm.sinks()), ("connection", pm.connections()),
-                        ("server", pm.embedded_servers())):
-        for name, spec in sorted(specs.items()):
-            info = pm.plugin_of(kind, name)
-            rows.append({"kind": kind, "name": name, "package": info.package if info else "?",
-                         "version": info.version if info else "?", "origin": info.origin if info else "?",
-                         "module": info.module if info else "?",
-                         "description": _sink_description(spec) if kind == "sink" else spec.description})
+    for kind, name, description in sorted(described, key=lambda d: (order.index(d[0]), d[1])):
+        info = pm.plugin_of(kind, name)
+        rows.append({"kind": kind, "name": name, "package": info.package if info else "?",
+                     "version": info.version if info else "?", "origin": info.origin if info else "?",
+                     "module": info.module if info else "?", "description": description})
     broken = [{"entry_point": i.name, "module": i.module, "package": i.package, "error": i.error}
               for i in pm.infos if i.error]
     if json_output:
@@ -67,32 +74,42 @@ def show(name: str = typer.Argument(..., help="A source, sink or connection plug
     from ..registry import get_plugin_manager
 
     pm = get_plugin_manager()
-    found = [(k, s) for k, specs in (("source", pm.sources()), ("sink", pm.sinks()),
-                                      ("connection", pm.connections())) for n, s in specs.items() if n == name]
-    if not found:
+    kinds = [k for k, names in (("source", pm.sources()), ("sink", pm.sinks()), ("connection", pm.connections()))
+             if name in names]
+    if not kinds:
         every = list(pm.sources()) + list(pm.sinks()) + list(pm.connections())
         hint = did_you_mean(name, every) or f"installed: {', '.join(sorted(every))}"
         typer.echo(f"error: no plugin named {name!r}; {hint}", err=True)
         raise typer.Exit(2)
     console = Console()
-    for kind, spec in found:
-        if kind == "sink":  # imports the sink's module: says what to install if its extra is missing
-            spec = spec.load()
+    for kind in kinds:
+        description, model, more = _about(pm, kind, name)
         info = pm.plugin_of(kind, name)
-        console.print(f"[bold]{kind} {name}[/bold] — {spec.description}")
+        console.print(f"[bold]{kind} {name}[/bold] — {description}")
         if info:
             console.print(f"package {info.package} {info.version} ({info.origin}), module {info.module}")
-        if kind == "source":
-            console.print(f"streams: {', '.join(spec.streams)}; connection: {spec.connection}")
+        if more:
+            console.print(more)
         table = Table(title="options", title_justify="left")
         for col in ("option", "type", "default", "description"):
             table.add_column(col)
-        model = spec.config_model if kind == "sink" else spec.config
         for fname, field in model.model_fields.items():
             default = "(required)" if field.is_required() else repr(field.get_default(call_default_factory=True))
             ann = str(field.annotation).replace("typing.", "").replace("<class '", "").replace("'>", "")
             table.add_row(field.alias or fname, ann, default, field.description or "")
         console.print(table)
+
+
+def _about(pm: PluginManager, kind: str, name: str) -> tuple[str, type[BaseModel], str | None]:
+    """A plugin's description, the model of its options, and what else to say (a source's streams)."""
+    if kind == "sink":  # imports the sink's module; a missing extra is one line with the pip install
+        sink_class = pm.sinks()[name].load()
+        return sink_class.description, sink_class.config_model, None
+    if kind == "source":
+        source = pm.sources()[name]
+        return source.description, source.config, f"streams: {', '.join(source.streams)}; connection: {source.connection}"
+    connection = pm.connections()[name]
+    return connection.description, connection.config, None
 
 
 @app.command("new")

@@ -57,8 +57,8 @@ def pipeline_schema(pm: PluginManager) -> dict[str, Any]:
                       "additionalProperties": {"oneOf": sink_variants}}
 
     conn_variants = []
-    for name, spec in sorted(pm.connections().items()):
-        sub = _inline(spec.config.model_json_schema(), defs)
+    for name, conn_spec in sorted(pm.connections().items()):
+        sub = _inline(conn_spec.config.model_json_schema(), defs)
         props[name] = {"description": f"a {name} connection (or a list of them, each with a name)",
                        "anyOf": [sub, {"type": "array", "items": sub}]}
         with_plugin = dict(sub)

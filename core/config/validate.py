@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import InitErrorDetails
 
 from ..errors import PluginError
 from ..interfaces import PluginConfig
@@ -115,7 +116,9 @@ def build_pipeline(loaded: LoadedYaml, pm: PluginManager, file: Path) -> Pipelin
                 c.add((name,), f"unknown top-level option {name!r}",
                       did_you_mean(name, choices) or f"valid options: {', '.join(choices)}")
             else:
-                c.pydantic(ValidationError.from_exception_data(exc.title, [err]), (), PipelineModel)  # type: ignore[arg-type]
+                one: InitErrorDetails = {"type": err["type"], "loc": err["loc"], "input": err["input"],
+                                         "ctx": err.get("ctx", {})}
+                c.pydantic(ValidationError.from_exception_data(exc.title, [one]), (), PipelineModel)
         raise PipelineFileError(loaded.filename, c.problems) from None
 
     base_dir = file.resolve().parent
@@ -172,7 +175,8 @@ def _plugin_config(spec_config: type[PluginConfig], options: dict[str, Any], pat
 def _connections(model: PipelineModel, shorthand: dict[str, tuple[Path_, dict[str, Any]]], pm: PluginManager,
                  c: _Collector) -> list[ConnectionConf]:
     specs = pm.connections()
-    entries = {name: (("connections", name), dict(opts)) for name, opts in model.connections.items()}
+    entries: dict[str, tuple[Path_, dict[str, Any]]] = {
+        name: (("connections", name), dict(opts)) for name, opts in model.connections.items()}
     for name, value in shorthand.items():
         if name in entries:
             c.add(value[0], f"connection {name!r} is defined twice", "give each connection a distinct `name:`")
