@@ -10,7 +10,7 @@ account's retention setting (7 to 90 days; the shortest is assumed unless the pi
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -29,6 +29,8 @@ URGENT_DAYS = 7
 class Day:
     day: date
     counts: dict[str, int] = field(default_factory=dict)
+    #: records of the day that the last `rcetl verify` proved archived (per stream)
+    proven: dict[str, int] = field(default_factory=dict)
     failed: dict[str, int] = field(default_factory=dict)
     #: (stream, days left) of not-yet-archived items RingCentral deletes by age
     deletes_in: list[tuple[str, int]] = field(default_factory=list)
@@ -39,7 +41,9 @@ class Day:
             return "urgent"
         if self.failed:
             return "failed"
-        return "complete" if self.counts else "empty"
+        if not self.counts:
+            return "empty"
+        return "verified" if self.proven == self.counts else "archived"
 
 
 @dataclass
@@ -47,6 +51,7 @@ class Coverage:
     days: list[Day]
     warnings: list[str]
     today: date
+    last_verified: datetime | None = None
 
 
 def _occurred(record: dict[str, Any]) -> datetime | None:
@@ -68,8 +73,10 @@ def retention_for(stream: str, record: dict[str, Any], message_days: int) -> int
 
 
 def build(index: ArchiveIndex, failed: Iterable[Any], *, days: int = 120, now: datetime | None = None,
-          message_days: int = MESSAGE_RETENTION_DEFAULT) -> Coverage:
-    """The calendar for the last ``days`` days (newest first) from the index and the failed items."""
+          message_days: int = MESSAGE_RETENTION_DEFAULT, proofs: Mapping[tuple[str, str, Any], Any] | None = None
+          ) -> Coverage:
+    """The calendar for the last ``days`` days (newest first) from the index, the failed items and
+    the proofs ``rcetl verify`` left in the state store (keyed by stream, account, record key)."""
     now = now or datetime.now(timezone.utc)
     today = now.date()
     start = datetime.combine(today - timedelta(days=days - 1), datetime.min.time(), timezone.utc)
@@ -77,6 +84,15 @@ def build(index: ArchiveIndex, failed: Iterable[Any], *, days: int = 120, now: d
     for dc in index.days(start, now + timedelta(days=1)):
         d = date.fromisoformat(dc.day)
         by_day.setdefault(d, Day(d)).counts[dc.stream] = dc.records
+    last_verified = None
+    if proofs:
+        proven = {(stream, account, str(key)) for stream, account, key in proofs}
+        last_verified = max(p.at for p in proofs.values())
+        for stream, account, key, day in index.day_keys(start, now + timedelta(days=1)):
+            if (stream, account, key) in proven:
+                d = date.fromisoformat(day)
+                entry = by_day.setdefault(d, Day(d))
+                entry.proven[stream] = entry.proven.get(stream, 0) + 1
     warnings: list[str] = []
     for item in failed:
         occurred = _occurred(item.record)
@@ -100,4 +116,4 @@ def build(index: ArchiveIndex, failed: Iterable[Any], *, days: int = 120, now: d
         entry = by_day.get(d) or Day(d)
         entry.day = d
         out.append(entry)
-    return Coverage(out, warnings, today)
+    return Coverage(out, warnings, today, last_verified)

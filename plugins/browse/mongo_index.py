@@ -7,6 +7,7 @@ every list is sorted by ``occurred_at`` then key, paged by a keyset cursor like 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -122,6 +123,12 @@ class MongoArchiveIndex:
                                     "n": {"$sum": 1}}}]
             out += [DayCount(r["_id"], stream, int(r["n"])) for r in coll.aggregate(pipeline)]
         return out
+
+    def day_keys(self, since: datetime, until: datetime) -> Iterator[tuple[str, str, str, str]]:
+        for stream, coll in (("call-log", self.calls), ("message-store", self.messages), ("recording", self.recordings)):
+            for doc in coll.find({"occurred_at": {"$gte": since, "$lt": until}},
+                                 {"account": 1, "key": 1, "occurred_at": 1, "_id": 0}):
+                yield stream, doc.get("account", ""), str(doc.get("key")), doc["occurred_at"].strftime("%Y-%m-%d")
 
 
 def _party(data: dict[str, Any], side: str) -> tuple[str | None, str | None]:

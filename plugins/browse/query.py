@@ -7,7 +7,7 @@ numbers are compared in E.164 (``rcetl.normalize_phone``), the form the sinks in
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
@@ -171,6 +171,10 @@ class ArchiveIndex(Protocol):
     def thread(self, account: str, conversation_id: str, limit: int = 200) -> list[Hit]: ...
 
     def days(self, since: datetime, until: datetime) -> list[DayCount]: ...
+
+    def day_keys(self, since: datetime, until: datetime) -> Iterator[tuple[str, str, str, str]]:
+        """(stream, account, key as text, YYYY-MM-DD) of every record in the span (coverage vs proofs)."""
+        ...
 
 
 def binaries_from_archive(archive: Any, names: Mapping[str, str] | None = None) -> list[Binary]:

@@ -8,6 +8,7 @@ E.164 columns with time, extension with time, time alone.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -147,22 +148,36 @@ class SqlArchiveIndex:
         with self.engine.connect() as conn:
             return [_message_hit(r) for r in conn.execute(stmt).mappings()]
 
+    def _streams(self) -> list[tuple[str, sa.Table, sa.ColumnElement]]:
+        return [("call-log", self.t.call_log, self.t.call_log.c.start_time),
+                ("message-store", self.t.messages, self.t.messages.c.creation_time),
+                ("recording", self.t.recordings, self.t.recordings.c.start_time)]
+
+    def _day(self, col: sa.ColumnElement) -> sa.ColumnElement:
+        dialect = self.engine.dialect.name
+        if dialect == "sqlite":
+            return sa.func.substr(sa.cast(col, sa.String), 1, 10)
+        return sa.cast(col, sa.Date) if dialect == "mssql" else sa.func.date(col)
+
     def days(self, since: datetime, until: datetime) -> list[DayCount]:
         """Records per day and stream (the coverage calendar), from the time indexes."""
         out: list[DayCount] = []
-        for stream, table, col in (("call-log", self.t.call_log, self.t.call_log.c.start_time),
-                                   ("message-store", self.t.messages, self.t.messages.c.creation_time),
-                                   ("recording", self.t.recordings, self.t.recordings.c.start_time)):
-            day = sa.func.substr(sa.cast(col, sa.String), 1, 10) if self.engine.dialect.name == "sqlite" \
-                else sa.func.date(col)
-            if self.engine.dialect.name == "mssql":
-                day = sa.cast(col, sa.Date)
+        for stream, table, col in self._streams():
+            day = self._day(col)
             stmt = (sa.select(day.label("day"), sa.func.count().label("n")).select_from(table)
                     .where(col >= _naive(since), col < _naive(until)).group_by(day))
             with self.engine.connect() as conn:
                 for d, n in conn.execute(stmt):
                     out.append(DayCount(str(d)[:10], stream, int(n)))
         return out
+
+    def day_keys(self, since: datetime, until: datetime) -> Iterator[tuple[str, str, str, str]]:
+        for stream, table, col in self._streams():
+            stmt = (sa.select(table.c.account, table.c.id, self._day(col)).where(col >= _naive(since),
+                                                                                  col < _naive(until)))
+            with self.engine.connect() as conn:
+                for account, ident, day in conn.execute(stmt.execution_options(yield_per=10_000)):
+                    yield stream, account, str(ident), str(day)[:10]
 
 
 def _naive(moment: datetime) -> datetime:

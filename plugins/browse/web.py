@@ -175,7 +175,9 @@ class BrowseApp:
         except ValueError:
             raise BadQuery("days: a whole number") from None
         failed = self.state.failed(self.name) if self.state is not None else []
-        cov = coverage_view.build(self.index, failed, days=days, message_days=self.message_retention_days)
+        proofs = self.state.proofs(self.name) if self.state is not None else {}
+        cov = coverage_view.build(self.index, failed, days=days, message_days=self.message_retention_days,
+                                  proofs=proofs)
         runs = self.state.runs(self.name, limit=1) if self.state is not None else []
         return self.page("coverage.html", cov=cov, last_run=runs[0] if runs else None)
 

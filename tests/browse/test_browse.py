@@ -159,8 +159,9 @@ def test_the_web_view_is_read_only_and_bad_input_is_a_clear_400(served: Served) 
 class FakeIndex:
     """An index that answers with given hits (the store itself is tested above)."""
 
-    def __init__(self, hits: list[Hit], days: list[DayCount] | None = None) -> None:
-        self.hits, self._days = hits, days or []
+    def __init__(self, hits: list[Hit], days: list[DayCount] | None = None,
+                 keys: list[tuple[str, str, str, str]] | None = None) -> None:
+        self.hits, self._days, self._keys = hits, days or [], keys or []
 
     def search_calls(self, filters):  # noqa: ANN001, ANN201
         return Page(self.hits)
@@ -179,6 +180,9 @@ class FakeIndex:
 
     def days(self, since, until):  # noqa: ANN001, ANN201
         return self._days
+
+    def day_keys(self, since, until):  # noqa: ANN001, ANN201
+        return iter(self._keys)
 
 
 HOSTILE = '<img src=x onerror="alert(1)">Eve & <b>Mallory</b>'
@@ -241,7 +245,12 @@ def test_coverage_flags_failed_days_and_what_ringcentral_deletes_within_a_week(t
     late = now - timedelta(days=10)  # a call-log record: deleted in ~355 days, but failed
     state.add_failed("t", "recording", "1", "rec-1", {"occurred_at": soon.isoformat(), "data": {}}, "HTTP 503")
     state.add_failed("t", "call-log", "1", "call-1", {"occurred_at": late.isoformat(), "data": {}}, "HTTP 500")
-    index = FakeIndex([], days=[DayCount((now - timedelta(days=2)).date().isoformat(), "call-log", 12)])
+    two, three = (now - timedelta(days=2)).date().isoformat(), (now - timedelta(days=3)).date().isoformat()
+    keys = [("call-log", "1", f"c{i}", two) for i in range(12)] + [("call-log", "1", f"d{i}", three) for i in range(3)]
+    index = FakeIndex([], days=[DayCount(two, "call-log", 12), DayCount(three, "call-log", 3)], keys=keys)
+    # verify proved every call of two days ago, one of three days ago
+    state.record_proofs("t", [("call-log", "1", k, "digest", "read-back") for _, _, k, day in keys
+                              if day == two or k == "d0"])
     url, server = serve(make_app(index, state=state))
     try:
         page = requests.get(url + "/coverage", timeout=30).text
@@ -250,7 +259,8 @@ def test_coverage_flags_failed_days_and_what_ringcentral_deletes_within_a_week(t
         state.close()
     assert f'data-day="{soon.date().isoformat()}" data-status="urgent"' in page
     assert f'data-day="{late.date().isoformat()}" data-status="failed"' in page
-    assert f'data-day="{(now - timedelta(days=2)).date().isoformat()}" data-status="complete"' in page
+    assert f'data-day="{two}" data-status="verified"' in page
+    assert f'data-day="{three}" data-status="archived"' in page and 'data-proven="1"' in page
     assert 'data-days-left="4"' in page and "recording &#39;rec-1&#39;" in page
 
 
@@ -262,3 +272,13 @@ def test_coverage_counts_days_from_the_archive(served: Served) -> None:
     expected = sum(1 for (raw,) in db(served).execute("select raw from rc_call_log")
                    if json.loads(raw)["startTime"][:10] >= cutoff)
     assert counted == expected > 0
+
+
+def test_coverage_after_verify_shows_proven_days(served: Served) -> None:
+    env = {**os.environ, "RCETL_HOME": str(served.pipeline.parent / "home")}
+    done = subprocess.run([sys.executable, "-m", "rcetl.cli.main", "verify", str(served.pipeline)],
+                          capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    page = requests.get(served.url + "/coverage", params={"days": 400}, timeout=60).text
+    assert 'data-status="verified"' in page and 'data-status="failed"' not in page
+    assert "Last proof by" in page
