@@ -183,8 +183,21 @@ class RedisBudgetProvider(PerCredentialProvider):
         )
         return RedisBudget(windows, defaults)
 
+    def name_credential(self, credential: str, label: str) -> None:
+        """Say which connection (and account) a credential id is, for `rcetl workers status`:
+        credential ids are hashes that must not reveal the JWT, so the names are kept beside them."""
+        key = f"{self.prefix}:budget-names"
+        pipe = self._client.pipeline(transaction=False)
+        pipe.hset(key, credential, label)
+        pipe.expire(key, LEARNED_TTL_SECONDS)
+        pipe.execute()
+
+    def credential_names(self) -> dict[str, str]:
+        return {_text(k): _text(v) for k, v in self._client.hgetall(f"{self.prefix}:budget-names").items()}
+
     def clear(self) -> int:
         """Forget every window, penalty and learned limit under this prefix (after a plan change,
         or at the end of a test); return how many keys were deleted."""
         keys = list(self._client.scan_iter(match=f"{self.prefix}:budget:*", count=500))
+        keys += list(self._client.scan_iter(match=f"{self.prefix}:budget-names", count=500))
         return int(self._client.delete(*keys)) if keys else 0

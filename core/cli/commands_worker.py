@@ -78,7 +78,7 @@ def collect_status(broker: str, queue: str, redis_url: str, prefix: str, timeout
 
     celery_app = make_app(broker, "disabled://", queue)
     report: dict[str, Any] = {"broker": _safe_url(broker), "queue": queue, "workers": {}, "queue_depth": None,
-                              "budgets": {}, "problems": []}
+                              "budgets": {}, "names": {}, "problems": []}
     try:
         # ping waits the whole timeout for whoever answers; then ask exactly those, which returns
         # as soon as each has replied
@@ -106,6 +106,7 @@ def collect_status(broker: str, queue: str, redis_url: str, prefix: str, timeout
             report["problems"].append(f"queue depth: {type(exc).__name__}: {exc}")
     try:
         report["budgets"] = budget_use(redis_url, prefix)
+        report["names"] = credential_names(redis_url, prefix)
     except Exception as exc:  # noqa: BLE001
         report["problems"].append(f"redis {_safe_url(redis_url)}: {type(exc).__name__}: {exc}")
     celery_app.close()
@@ -149,6 +150,17 @@ def budget_use(redis_url: str, prefix: str) -> dict[str, dict[str, Any]]:
     return out
 
 
+def credential_names(redis_url: str, prefix: str) -> dict[str, str]:
+    """Which connection (pipeline/connection, account) each credential id is, as workers published."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url, socket_timeout=5)
+    try:
+        return {k.decode(): v.decode() for k, v in client.hgetall(f"{prefix}:budget-names").items()}
+    finally:
+        client.close()
+
+
 def _safe_url(url: str) -> str:
     from urllib.parse import urlsplit, urlunsplit
 
@@ -178,9 +190,9 @@ def _print_status(report: dict[str, Any]) -> None:
         for cred, groups in sorted(report["budgets"].items()):
             parts = [f"{g} {s['used']}/{s['limit'] or '?'}" + (f" penalty {s['penalty']:.0f}s" if s["penalty"] else "")
                      for g, s in sorted(groups.items())]
-            rows.append([cred, ", ".join(parts)])
+            rows.append([report.get("names", {}).get(cred, "?"), cred, ", ".join(parts)])
         print_table("budget use per credential (requests in the current window / limit)",
-                    ["credential", "groups"], rows, fold=("credential",))
+                    ["connection", "credential", "groups"], rows, fold=("connection", "credential"))
     from rich.console import Console
 
     console = Console()

@@ -212,6 +212,7 @@ def _ledger(message: dict[str, Any]) -> Any:
 
 
 def _run_on_cached_engine(message: dict[str, Any], task: Any, stats: RunStats) -> Any:
+    from ..budget.tally import counting
     from ..engine.tasks import TaskResult
 
     spec = message["pipeline"]
@@ -220,7 +221,43 @@ def _run_on_cached_engine(message: dict[str, Any], task: Any, stats: RunStats) -
     view = _task_view(engine, message["run_id"], window_from_json(message.get("window") or {}), streams, stats)
     if (task.connection, task.source, task.stream) not in view.streams:
         return TaskResult(task, "failed", error=f"{task.label}: no such stream in the pipeline on this worker")
-    return view.run_task(task)
+    with counting(_CredentialNames(engine, task.connection)):
+        return view.run_task(task)
+
+
+_named: dict[str, str] = {}  # credential -> label this process published
+_named_lock = threading.Lock()
+
+
+class _CredentialNames:
+    """A tally that publishes, on a task's first request with a credential, which connection (and
+    account, once the connection knows it) the credential id is: `rcetl workers status` shows names,
+    not only hashes."""
+
+    def __init__(self, engine: Engine, connection: str) -> None:
+        self._engine = engine
+        self._connection = connection
+
+    def label(self) -> str:
+        conn = self._engine.connections.get(self._connection)
+        describe = getattr(conn, "describe", None)
+        detail = describe() if callable(describe) else ""
+        return f"{self._engine.pipeline.name}/{self._connection}" + (f" ({detail})" if detail else "")
+
+    def note(self, credential: str, group: str, *, sent: int = 0, throttled: int = 0) -> None:
+        provider = getattr(self._engine.budgets, "inner", None)
+        publish = getattr(provider, "name_credential", None)
+        if publish is None:
+            return
+        label = self.label()
+        with _named_lock:
+            if _named.get(credential) == label:
+                return
+            _named[credential] = label
+        try:
+            publish(credential, label)
+        except Exception as exc:  # noqa: BLE001 - names are a convenience; the task goes on
+            log.debug("could not publish the name of credential %s: %s", credential[:10], exc)
 
 
 def run_task_message(message: dict[str, Any]) -> dict[str, Any]:

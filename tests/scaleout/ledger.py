@@ -45,13 +45,17 @@ class LedgerConnection:
     def __init__(self, name: str, config: LedgerConnectionConfig, ctx: rcetl.RunContext) -> None:
         self.name, self.config = name, config
         self.account = config.account
-        self.budget = ctx.budgets.budget(f"ledger:{config.account}",
+        self.credential = f"ledger:{config.account}"
+        self.budget = ctx.budgets.budget(self.credential,
                                          {"heavy": GroupLimit(config.heavy_limit, config.window)})
         self._redis = None
         if config.send_log:
             import redis
 
             self._redis = redis.Redis.from_url(config.send_log)
+
+    def describe(self) -> str:
+        return f"account {self.account}"
 
     def send(self) -> None:
         """One request: a budget slot, logged with the Redis clock the budget itself uses."""

@@ -41,6 +41,11 @@ def test_two_workers_never_exceed_one_accounts_budget(scenario, workers, backgro
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert all(name in proc.stdout for name in names) and "task(s) waiting" in proc.stdout
     assert f"ledger:{scenario.account('solo')}" in proc.stdout
+    # the credential's connection and account, by name (published by the workers as they send)
+    row = next(ln for ln in proc.stdout.splitlines() if f"\tledger:{scenario.account('solo')}\t" in ln)
+    assert row.split("\t")[0] == f"{scenario.pipeline_name}/solo (account {scenario.account('solo')})"
+    assert collect_status(scenario.services.amqp, scenario.queue, scenario.services.redis, "rcetl", 0.5)[
+        "names"][f"ledger:{scenario.account('solo')}"].startswith(f"{scenario.pipeline_name}/solo")
 
     summary = finish_run(run)
     assert summary["status"] == "ok", summary["errors"]

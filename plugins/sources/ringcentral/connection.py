@@ -141,6 +141,10 @@ class RingCentralConnection:
         before any header has told the real plan."""
         return {group: (limit, 60.0) for group, limit in configured_limits(self.config.limits).items()}
 
+    def describe(self) -> str:
+        """The account this connection reads, for `rcetl workers status` (never a secret)."""
+        return f"account {self._account_id or self.config.account}"
+
     def planned_group(self, method: str, url: str) -> str:
         """The API group a request is counted in: a dry run counts downloads per group with it."""
         return group_for(method, url)
