@@ -57,7 +57,8 @@ def apply_known_gaps(figures: list[Figure]) -> None:
 #: (module, extra arguments; None: not run, its last JSON is summarised and marked so). Scale-out starts
 #: Celery workers and needs minutes of its own, more than the 20 minutes of `make bench` leave.
 PEERS: list[tuple[str, list[str] | None]] = [("bench_db_sinks", []), ("bench_blob_sinks", []),
-                                             ("bench_browse", []), ("bench_scaleout", None)]
+                                             ("bench_browse", []), ("bench_couch_lake", []),
+                                             ("bench_scaleout", None)]
 
 
 def run_ours(quick: bool, only: set[str] | None) -> tuple[list[Figure], dict[str, Any], dict[str, float]]:

@@ -4,8 +4,8 @@ Why not a CouchDB library: ``ibmcloudant`` is IBM Cloud's SDK (IAM auth, generat
 dependency tree) and ``couchdb3`` is a thin wrapper that hides the per-document ``_bulk_docs``
 results and cannot stream an attachment from a file. The sink needs exactly five endpoints
 (``_all_docs``, ``_bulk_docs``, document and attachment GET/PUT, ``_index``), the per-document
-conflict results, streamed uploads, and stdlib ``json`` (exact 64-bit integers), all of which plain
-``requests`` (already a core dependency) gives directly.
+conflict results, streamed uploads, and JSON with exact 64-bit integers (``rcetl.json_dumps``), all
+of which plain ``requests`` (already a core dependency) gives directly.
 """
 
 from __future__ import annotations
@@ -63,8 +63,8 @@ class CouchClient:
         url = f"{self.server}/{path}" if server else (f"{self.base}/{path}" if path else self.base)
         hdrs = dict(headers or {})
         if body is not None:
-            # stdlib json: 64-bit ints stay exact (requests may pick simplejson).
-            data = json.dumps(body, separators=(",", ":")).encode()
+            # rcetl.json_dumps: fast (orjson), ints of any size exact (requests may pick simplejson).
+            data = rcetl.json_dumps(body).encode("utf-8", "surrogatepass")
             hdrs["Content-Type"] = "application/json"
         try:
             resp = self.session.request(method, url, params=params, data=data, headers=hdrs,
@@ -94,7 +94,7 @@ class CouchClient:
                                    f"{resp.status_code} {reason}")
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
-        return json.loads(self.request(method, path, **kwargs).content)
+        return rcetl.json_loads(self.request(method, path, **kwargs).content)
 
     def get_doc(self, doc_id: str) -> dict[str, Any] | None:
         try:

@@ -2,8 +2,8 @@
 
 The API's JSON is kept as *text* (``raw``), not as a nested object: CouchDB-protocol servers and
 clients written in JavaScript (PouchDB, Fauxton, most web apps) parse JSON numbers as doubles, and
-message ids exceed 2^53, so an object would come back with rounded ids. The text is ASCII-escaped
-(``ensure_ascii``), so lone surrogates and control characters from the API survive every server.
+message ids exceed 2^53, so an object would come back with rounded ids. ``rcetl.json_dumps`` writes
+it (ASCII escapes where UTF-8 cannot hold a value, so lone surrogates survive every server).
 Typed fields beside it are what Mango indexes and ``_find`` use; ids there are strings.
 """
 
@@ -145,7 +145,7 @@ def record_body(ar: rcetl.ArchivedRecord) -> dict[str, Any]:
         **typed_fields(rec.stream, rec.data),
         # Round-tripped through JSON so a value compares equal to what the server gives back.
         "archive": json.loads(json.dumps(ar.archive_json())),
-        "raw": json.dumps(rec.data, ensure_ascii=True, separators=(",", ":")),
+        "raw": rcetl.json_dumps(rec.data),
     }
 
 

@@ -1,9 +1,10 @@
 """CouchDB record sink (and attachment blob sink): idempotent ``_bulk_docs`` upserts by natural key.
 
-Upserts: a batch reads the current revisions of its documents (``_all_docs`` with ``keys``), leaves
-out every document whose fields are already equal (a re-run adds no revision), sends the rest with
-their ``_rev`` in one ``_bulk_docs``, and retries only the documents that came back ``conflict``
-(someone wrote them meanwhile) after reading them again. Attachments and the ``binaries`` map of a
+Upserts: a batch is first sent as new documents in one ``_bulk_docs`` (a backfill costs one request
+per batch); the documents that exist come back ``conflict``, without a new revision. Those are read
+(``_all_docs`` with ``keys``), every one whose fields are already equal is left out (a re-run adds
+no revision), and the rest are sent again with their ``_rev``; documents that conflict again
+(another writer) are read again, up to eight rounds. Attachments and the ``binaries`` map of a
 document are carried over on update, so a record rewrite never drops its binaries.
 
 Binaries: the engine stores a record's binaries before the record. Up to ``inline_max_bytes`` a
@@ -110,11 +111,14 @@ class CouchDBRecordSink(rcetl.RecordSink):
 
     def _upsert(self, bodies: dict[str, dict[str, Any]]) -> int:
         changed = 0
+        # First round: every document as new, no revision read. New documents (a backfill, most of
+        # an incremental run) are written in one request; an existing one comes back `conflict`
+        # without a new revision, and only those are read and compared in the next rounds.
+        current: dict[str, dict[str, Any]] | None = None
         for _ in range(_CONFLICT_RETRIES):
-            current = self.client.fetch(list(bodies))
             docs = []
             for id_, body in bodies.items():
-                cur = current.get(id_)
+                cur = current.get(id_) if current is not None else None
                 if cur is not None and all(cur.get(f) == body[f] for f in RECORD_FIELDS):
                     continue  # unchanged: no new revision
                 # Keep what the sink does not own (attachments, the binaries map, a user's fields).
@@ -132,6 +136,7 @@ class CouchDBRecordSink(rcetl.RecordSink):
             if not conflicts:
                 return changed
             bodies = {id_: bodies[id_] for id_ in conflicts}
+            current = self.client.fetch(list(bodies))
         raise rcetl.TransientError(f"CouchDB at {self.where}: {_keys_text(list(bodies))} kept changing while "
                                    "being written (another writer?)", hint="the batch is retried")
 
@@ -148,10 +153,8 @@ class CouchDBRecordSink(rcetl.RecordSink):
 
     def stored_json(self, record: rcetl.Record) -> dict[str, Any] | None:
         """The API's JSON as stored for ``record`` (None: not stored)."""
-        import json
-
         doc = self.client.get_doc(doc_id(record.stream, record.account, record.key))
-        return json.loads(doc["raw"]) if doc and doc.get("kind") == "record" else None
+        return rcetl.json_loads(doc["raw"]) if doc and doc.get("kind") == "record" else None
 
 
 class _Reader:

@@ -6,8 +6,9 @@ Arrow lists of structs in the same row (``legs`` of a call, ``attachments`` of a
 child tables: Spark, DuckDB, Athena and Hive read them natively (``explode``/``unnest``), a record
 stays one row that is replaced as a whole, and no join can ever see half an update.
 
-``raw`` is the API's JSON as ASCII-escaped text: exact 64-bit ids (a Parquet double would round
-message ids above 2^53) and lone surrogates survive; typed columns are a convenience index over it.
+``raw`` is the API's JSON as text (``rcetl.json_dumps``: UTF-8, with ASCII escapes for what UTF-8
+cannot hold): exact 64-bit ids (a Parquet double would round message ids above 2^53) and lone
+surrogates survive; typed columns are a convenience index over it.
 The schema is part of the format: add columns at the end, never change a type (docs/sinks/lake.md).
 """
 
@@ -33,7 +34,7 @@ COMMON = [
     pa.field("deleted", pa.bool_(), nullable=False),
 ]
 TAIL = [
-    pa.field("raw", pa.string(), nullable=False),            # the API's JSON, exact
+    pa.field("raw", pa.string(), nullable=False),            # the API's JSON, exact (rcetl.json_dumps)
     pa.field("archive", pa.string(), nullable=False),        # binaries: locations and SHA-256 (JSON)
 ]
 # *_number as the API wrote it; *_e164 normalised (rcetl.normalize_phone, the SQL sink's columns).
@@ -75,6 +76,8 @@ def schema_for(stream: str) -> pa.Schema:
 # --- values -------------------------------------------------------------------------------------
 
 def text(value: Any) -> str | None:
+    if type(value) is str and value.isascii():  # the common case first: most fields are ASCII
+        return value
     if value is None or isinstance(value, (dict, list)):
         return None
     s = value if isinstance(value, str) else str(value)
@@ -106,11 +109,15 @@ def _number(party: Any) -> str | None:
     return text(party.get("phoneNumber") or party.get("extensionNumber")) if isinstance(party, Mapping) else None
 
 
-def _parties(from_: Any, to: Any) -> dict[str, Any]:
-    def e164(party: Any) -> str | None:
-        return rcetl.normalize_phone(party.get("phoneNumber")) if isinstance(party, Mapping) else None
+def _e164(party: Any) -> str | None:
+    if not isinstance(party, Mapping):
+        return None
+    number = party.get("phoneNumber")
+    return rcetl.normalize_phone(number) if type(number) is str else None
 
-    return {"from_number": _number(from_), "from_e164": e164(from_), "to_number": _number(to), "to_e164": e164(to)}
+
+def _parties(from_: Any, to: Any) -> dict[str, Any]:
+    return {"from_number": _number(from_), "from_e164": _e164(from_), "to_number": _number(to), "to_e164": _e164(to)}
 
 
 def _call(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -181,13 +188,18 @@ def row_of(ar: rcetl.ArchivedRecord) -> dict[str, Any]:
     return {
         "account": text(rec.account) or "",
         "key": text(str(rec.key)) or "",
-        "key_json": json.dumps(rec.key),  # ASCII: lone surrogates escaped, ints exact
-        "occurred_at": instant(rec.occurred_at),
+        "key_json": json.dumps(rec.key),  # ASCII: lone surrogates escaped, ints exact, one form per key
+        "occurred_at": _ms(instant(rec.occurred_at)),
         "deleted": is_deleted(rec),
         **(typed(rec.data, archive) if typed else {}),
-        "raw": json.dumps(rec.data, ensure_ascii=True, separators=(",", ":")),
-        "archive": json.dumps(archive, ensure_ascii=True, separators=(",", ":"), sort_keys=True),
+        "raw": rcetl.json_dumps(rec.data),
+        "archive": rcetl.json_dumps(archive),
     }
+
+
+def _ms(when: datetime | None) -> datetime | None:
+    """Cut to the column's milliseconds, so a stored row compares equal to the same record again."""
+    return when.replace(microsecond=when.microsecond // 1000 * 1000) if when else None
 
 
 def partition_date(rec: rcetl.Record) -> str:

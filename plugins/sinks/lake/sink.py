@@ -36,6 +36,8 @@ from . import LakeConfig
 from .schema import partition_date, row_of, schema_for
 
 PART = "part-0.parquet"
+#: The columns that decide whether a stored row is the same record version (typed columns derive from raw).
+_IDENTITY = ("raw", "archive", "deleted", "occurred_at")
 _local_locks: dict[str, threading.Lock] = {}
 _local_guard = threading.Lock()
 
@@ -127,20 +129,32 @@ class LakeSink(rcetl.RecordSink):
         schema = schema_for(stream)
         with self._locked(folder):
             current = self._guard("reading", lambda: self._read_partition(folder, schema))
-            changed = {k: r for k, r in rows.items() if current.get(k) != r}
-            if not changed:
-                return 0
-            merged = {**current, **changed}
-            table = pa.Table.from_pylist([merged[k] for k in sorted(merged)], schema=schema)
+            if current is None:
+                changed, kept = rows, None
+            else:
+                # Compare what determines a row (the typed columns derive from raw) without
+                # converting the nested columns to Python: a re-run of unchanged data stays cheap.
+                index = {k: i for i, k in enumerate(zip(current["account"].to_pylist(),
+                                                        current["key_json"].to_pylist(), strict=True))}
+                cols = {c: current[c].to_pylist() for c in _IDENTITY}
+                changed = {k: r for k, r in rows.items()
+                           if k not in index or any(cols[c][index[k]] != r[c] for c in _IDENTITY)}
+                if not changed:
+                    return 0
+                kept = current.filter(pa.array([k not in changed for k in index]))
+            table = pa.Table.from_pylist(list(changed.values()), schema=schema)
+            if kept is not None and kept.num_rows:
+                table = pa.concat_tables([kept, table])
+            table = table.sort_by([("account", "ascending"), ("key_json", "ascending")])
             self._guard("writing", lambda: self._replace(folder, table))
             return len(changed)
 
-    def _read_partition(self, folder: str, schema: pa.Schema) -> dict[tuple[str, str], dict[str, Any]]:
+    def _read_partition(self, folder: str, schema: pa.Schema) -> pa.Table | None:
         path = posixpath.join(folder, PART)
         if self.fs.get_file_info(path).type == pafs.FileType.NotFound:
-            return {}
-        table = pq.read_table(path, filesystem=self.fs, schema=schema)
-        return {(r["account"], r["key_json"]): r for r in table.to_pylist()}
+            return None
+        # ``schema``: a file written before a column was added reads with that column null.
+        return pq.read_table(path, filesystem=self.fs, schema=schema)
 
     def _replace(self, folder: str, table: pa.Table) -> None:
         self.fs.create_dir(folder, recursive=True)
@@ -180,7 +194,7 @@ class LakeSink(rcetl.RecordSink):
             for row in table.to_pylist():
                 if account is None or row["account"] == account:
                     yield rcetl.ArchivedEntry(stream=stream, key=json.loads(row["key_json"]), account=row["account"],
-                                              archive=json.loads(row["archive"]), deleted=bool(row["deleted"]))
+                                              archive=rcetl.json_loads(row["archive"]), deleted=bool(row["deleted"]))
 
     def count(self, stream: str, account: str | None = None) -> int:
         if account is not None:
@@ -189,7 +203,12 @@ class LakeSink(rcetl.RecordSink):
 
     def stored_json(self, record: rcetl.Record) -> dict[str, Any] | None:
         """The API's JSON as stored for ``record`` (None: not stored)."""
-        folder = self.partition_dir(record.stream, partition_date(record))
-        rows = self._read_partition(folder, schema_for(record.stream))
-        row = rows.get((row_of(rcetl.ArchivedRecord(record))["account"], json.dumps(record.key)))
-        return json.loads(row["raw"]) if row else None
+        table = self._read_partition(self.partition_dir(record.stream, partition_date(record)),
+                                     schema_for(record.stream))
+        if table is None:
+            return None
+        account, key_json = row_of(rcetl.ArchivedRecord(record))["account"], json.dumps(record.key)
+        for acc, key, raw in zip(*(table[c].to_pylist() for c in ("account", "key_json", "raw")), strict=True):
+            if (acc, key) == (account, key_json):
+                return rcetl.json_loads(raw)
+        return None
