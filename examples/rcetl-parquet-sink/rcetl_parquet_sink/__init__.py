@@ -1,4 +1,4 @@
-"""rcetl-parquet-sink: RingCentral records as a Parquet data lake, on rcetl's public API only.
+"""rcetl-parquet-sink: an example third-party sink (records as Parquet files), on rcetl's public API only.
 
 Registered through the ``rcetl`` entry point like every built-in. This module must import fast:
 pyarrow loads only when a pipeline uses the sink or the ``rcetl parquet`` commands run.
@@ -22,7 +22,7 @@ def rcetl_sinks() -> list[rcetl.SinkEntry]:
 
 @rcetl.hookimpl
 def rcetl_cli(app: Any) -> None:
-    """``rcetl parquet view|compact``: a plugin-contributed command group (see docs/plugin-authors.md)."""
+    """``rcetl parquet view|files``: a plugin-contributed command group (see docs/plugin-authors.md)."""
     from .cli import app as parquet_app
 
     app.add_typer(parquet_app, name="parquet")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator
 
@@ -10,13 +10,10 @@ import rcetl
 
 
 class ParquetConfig(rcetl.PluginConfig):
-    """Archive records as Parquet files: ``<path>/stream=<stream>/date=<YYYY-MM-DD>/part-<hash>.parquet``."""
+    """Archive records as ``<path>/stream=<stream>/date=<YYYY-MM-DD>/part-<hash>.parquet``."""
 
-    path: str = Field(description="a folder (relative to the pipeline file) or a URL: s3://bucket/lake, "
-                                  "gs://bucket/lake, hdfs://namenode/lake, or any fsspec URL")
-    compression: Literal["zstd", "snappy", "gzip", "none"] = Field("zstd", description="Parquet codec")
-    filesystem_options: dict[str, Any] = Field(default_factory=dict,
-                                               description="passed to the pyarrow/fsspec file system (region, endpoint...)")
+    path: str = Field(description="a folder (relative to the pipeline file) or a URL pyarrow knows (s3://...)")
+    compression: Literal["zstd", "snappy", "gzip"] = Field("zstd", description="Parquet codec")
 
     @field_validator("path")
     @classmethod

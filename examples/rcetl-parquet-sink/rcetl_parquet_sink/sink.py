@@ -1,21 +1,15 @@
-"""The ``parquet`` record sink: an append-only data lake made idempotent.
+"""The ``parquet`` record sink: small on purpose, to show how a third-party sink is written.
 
-Parquet files cannot be updated in place, so the sink never updates: every batch becomes new files,
-and "the archive" is a *view* that keeps the latest write of each natural key.
+What it teaches (see the README): a sink is one class with its options (``config_model``) and a
+description declared on it; ``write`` must be idempotent because rcetl delivers at least once, and
+durable on return; ``archived`` lets ``rcetl verify`` and the contract suite read the sink back.
 
-- **Content-addressed files.** A batch's rows for one (stream, date) partition go to
-  ``part-<sha256 of the rows>.parquet``. Re-delivering the same batch (at-least-once delivery
-  after a crash) produces the same name, which already exists: nothing is written twice.
-- **Latest write wins, in the query.** Each row carries ``written_at`` (ns); readers keep, per
-  (stream, account, key), the row with the greatest ``written_at`` (:data:`DEDUPE_SQL`). A
-  changed record (deleted, new archive locations) is a new row that wins.
-- **Compaction** (``rcetl parquet compact``) rewrites a partition as one file holding only the
-  latest rows, then deletes the files it replaced, for lakes that grow from many small runs.
-- **Durable on return.** A file is written under a temporary name and moved into place (an atomic
-  rename locally; a single PUT on object stores), so readers never see half a file.
-
-Ids stay exact: ``key`` is a string with ``key_type`` (``int``/``str``) beside it, and the record's
-JSON is kept verbatim in ``data`` (JSON keeps 64-bit integers exact; Parquet doubles would not).
+How this one gets there on an append-only format: a batch's rows of one (stream, date) partition go
+to ``part-<sha256 of the rows>.parquet``, so a re-delivered batch has the same name, which exists:
+nothing is written twice. A changed record is a new row with a later ``written_at``; readers keep
+the latest row per key (:data:`DEDUPE_SQL`). A file is written under a hidden name and moved into
+place, so readers never see half of one. For a production lake (typed schema, one row per key,
+S3/GCS/HDFS), use rcetl's built-in ``lake`` sink.
 """
 
 from __future__ import annotations
@@ -39,7 +33,7 @@ from .config import ParquetConfig
 SCHEMA = pa.schema([
     pa.field("account", pa.string()),
     pa.field("key", pa.string()),
-    pa.field("key_type", pa.string()),
+    pa.field("key_type", pa.string()),    # "int" or "str": 64-bit ids come back exact
     pa.field("occurred_at", pa.timestamp("us", tz="UTC")),
     pa.field("deleted", pa.bool_()),
     pa.field("data", pa.string()),        # the API's JSON, verbatim
@@ -47,7 +41,7 @@ SCHEMA = pa.schema([
     pa.field("written_at", pa.int64()),   # ns since the epoch: the latest write of a key wins
 ])
 
-#: The dedupe view over a lake (DuckDB syntax; Spark and Athena have the same window function).
+#: The dedupe view over the files (DuckDB syntax; Spark and Athena have the same window function).
 DEDUPE_SQL = """\
 SELECT * EXCLUDE (rn) FROM (
   SELECT *, row_number() OVER (PARTITION BY stream, account, key ORDER BY written_at DESC) AS rn
@@ -55,45 +49,17 @@ SELECT * EXCLUDE (rn) FROM (
 ) WHERE rn = 1"""
 
 
-def open_filesystem(path: str, options: dict[str, Any], resolve: Any = None) -> tuple[pafs.FileSystem, str]:
-    """A pyarrow file system and the root inside it, for a folder or any URL pyarrow or fsspec knows."""
-    if "://" not in path:
-        local = resolve(path) if resolve else path
-        return pafs.LocalFileSystem(), str(local)
-    try:
-        if options:
-            raise pa.ArrowInvalid("options given: build the file system explicitly")
-        return pafs.FileSystem.from_uri(path)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
-        scheme = path.split("://", 1)[0]
-        if scheme == "s3" and not _needs_fsspec(options):
-            bucket_path = path.split("://", 1)[1]
-            return pafs.S3FileSystem(**options), bucket_path
-        import fsspec  # any other scheme (or options pyarrow does not take): through fsspec
-
-        fs, root = fsspec.core.url_to_fs(path, **options)
-        return pafs.PyFileSystem(pafs.FSSpecHandler(fs)), root
-
-
-def _needs_fsspec(options: dict[str, Any]) -> bool:
-    import inspect
-
-    accepted = set(inspect.signature(pafs.S3FileSystem).parameters)
-    return not set(options) <= accepted
-
-
-def _partition_date(record: rcetl.Record) -> str:
-    return record.occurred_at.strftime("%Y-%m-%d") if record.occurred_at else "unknown"
-
-
 class ParquetSink(rcetl.RecordSink):
     config_model = ParquetConfig
-    description = "Records as Parquet files partitioned by stream and date (local, S3, GCS, HDFS)"
+    description = "Example third-party sink: records as append-only Parquet files (use the built-in lake in production)"
     config: ParquetConfig
 
     def __init__(self, name: str, config: ParquetConfig, ctx: rcetl.RunContext) -> None:
         super().__init__(name, config, ctx)
-        self.fs, self.root = open_filesystem(config.path, config.filesystem_options, ctx.resolve)
+        if "://" in config.path:
+            self.fs, self.root = pafs.FileSystem.from_uri(config.path)
+        else:
+            self.fs, self.root = pafs.LocalFileSystem(), str(ctx.resolve(config.path))
 
     def open(self) -> None:
         try:
@@ -101,19 +67,6 @@ class ParquetSink(rcetl.RecordSink):
         except OSError as exc:
             raise rcetl.ConfigError(f"{self.name}: cannot create {self.config.path}: {exc}",
                                     hint="check the path and the credentials of its file system") from exc
-
-    def check(self) -> None:
-        self.open()
-        probe = posixpath.join(self.root, f"_rcetl-check-{uuid.uuid4().hex}")
-        try:
-            with self.fs.open_output_stream(probe) as out:
-                out.write(b"ok")
-            self.fs.delete_file(probe)
-        except OSError as exc:
-            raise rcetl.ConfigError(f"{self.name}: cannot write to {self.config.path}: {exc}",
-                                    hint="check permissions on the folder or bucket") from exc
-
-    # --- writing ------------------------------------------------------------------------------
 
     def partition_dir(self, stream: str, date: str) -> str:
         return posixpath.join(self.root, f"stream={rcetl.sanitize_component(stream)}", f"date={date}")
@@ -123,16 +76,14 @@ class ParquetSink(rcetl.RecordSink):
         partitions: dict[tuple[str, str], dict[tuple[str, str], dict[str, Any]]] = {}
         for item in records:
             rec = item.record
-            rows = partitions.setdefault((rec.stream, _partition_date(rec)), {})
-            rows[(rec.account, json.dumps(rec.key))] = {  # the last version of a key in a batch wins
-                "account": rec.account,
-                "key": str(rec.key),
+            date = rec.occurred_at.strftime("%Y-%m-%d") if rec.occurred_at else "unknown"
+            partitions.setdefault((rec.stream, date), {})[(rec.account, json.dumps(rec.key))] = {
+                "account": rec.account, "key": str(rec.key),
                 "key_type": "int" if isinstance(rec.key, int) else "str",
-                "occurred_at": rec.occurred_at,
-                "deleted": rec.deleted,
-                "data": json.dumps(rec.data, ensure_ascii=False, sort_keys=True, separators=(",", ":")),
+                "occurred_at": rec.occurred_at, "deleted": rec.deleted,
+                "data": json.dumps(rec.data, sort_keys=True, separators=(",", ":")),
                 "archive": json.dumps(item.archive_json(), sort_keys=True, separators=(",", ":")),
-            }
+            }  # the last version of a key in a batch wins
         written_at = time.time_ns()
         for (stream, date), rows in partitions.items():
             self._write_file(stream, date, list(rows.values()), written_at)
@@ -142,58 +93,25 @@ class ParquetSink(rcetl.RecordSink):
         folder = self.partition_dir(stream, date)
         final = posixpath.join(folder, f"part-{digest}.parquet")
         if self.fs.get_file_info(final).type != pafs.FileType.NotFound:
-            return  # the same rows are already in the lake: re-delivery writes nothing
+            return  # the same rows are already there: a re-delivered batch writes nothing
         table = pa.Table.from_pylist([{**r, "written_at": written_at} for r in rows], schema=SCHEMA)
         self.fs.create_dir(folder, recursive=True)
         tmp = posixpath.join(folder, f".part-{digest}-{uuid.uuid4().hex[:8]}.tmp")
-        pq.write_table(table, tmp, filesystem=self.fs,
-                       compression=None if self.config.compression == "none" else self.config.compression)
+        pq.write_table(table, tmp, filesystem=self.fs, compression=self.config.compression)
         self.fs.move(tmp, final)
 
-    # --- reading back -------------------------------------------------------------------------
-
-    def files(self, stream: str) -> list[str]:
-        base = posixpath.join(self.root, f"stream={rcetl.sanitize_component(stream)}")
-        if self.fs.get_file_info(base).type == pafs.FileType.NotFound:
-            return []
-        infos = self.fs.get_file_info(pafs.FileSelector(base, recursive=True))
-        return sorted(i.path for i in infos if i.type == pafs.FileType.File and i.base_name.startswith("part-")
-                      and i.base_name.endswith(".parquet"))
-
-    def latest(self, stream: str) -> dict[tuple[str, str], dict[str, Any]]:
-        """The dedupe view of one stream: the latest row per (account, key)."""
-        out: dict[tuple[str, str], dict[str, Any]] = {}
-        for path in self.files(stream):
-            for row in pq.read_table(path, filesystem=self.fs, schema=SCHEMA).to_pylist():
-                k = (row["account"], row["key_type"] + ":" + row["key"])
-                if k not in out or row["written_at"] >= out[k]["written_at"]:
-                    out[k] = row
-        return out
-
     def archived(self, stream: str, account: str | None = None) -> Iterator[rcetl.ArchivedEntry]:
-        for row in self.latest(stream).values():
-            if account is not None and row["account"] != account:
-                continue
-            key: rcetl.Key = int(row["key"]) if row["key_type"] == "int" else row["key"]
-            yield rcetl.ArchivedEntry(stream=stream, key=key, account=row["account"],
-                                      archive=json.loads(row["archive"]), deleted=bool(row["deleted"]))
-
-    def compact(self, stream: str) -> tuple[int, int]:
-        """Rewrite each date partition of ``stream`` as one file of its latest rows; returns
-        (files before, files after). Safe to interrupt: old files go only after the new one exists."""
-        before = self.files(stream)
-        by_date: dict[str, list[dict[str, Any]]] = {}
-        for row in self.latest(stream).values():
-            by_date.setdefault(row["occurred_at"].strftime("%Y-%m-%d") if row["occurred_at"] else "unknown",
-                               []).append(row)
-        kept = set()
-        for date, rows in by_date.items():
-            newest = max(r["written_at"] for r in rows)
-            stripped = [{k: v for k, v in r.items() if k != "written_at"} for r in rows]
-            self._write_file(stream, date, stripped, newest)
-            digest = hashlib.sha256(json.dumps(stripped, default=str, sort_keys=True).encode()).hexdigest()[:32]
-            kept.add(posixpath.join(self.partition_dir(stream, date), f"part-{digest}.parquet"))
-        for path in before:
-            if path not in kept:
-                self.fs.delete_file(path)
-        return len(before), len(self.files(stream))
+        base = posixpath.join(self.root, f"stream={rcetl.sanitize_component(stream)}")
+        infos = self.fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
+        latest: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for info in infos:
+            if info.base_name.startswith("part-") and info.base_name.endswith(".parquet"):
+                for row in pq.read_table(info.path, filesystem=self.fs, schema=SCHEMA).to_pylist():
+                    k = (row["account"], row["key_type"], row["key"])
+                    if k not in latest or row["written_at"] >= latest[k]["written_at"]:
+                        latest[k] = row
+        for row in latest.values():
+            if account is None or row["account"] == account:
+                key: rcetl.Key = int(row["key"]) if row["key_type"] == "int" else row["key"]
+                yield rcetl.ArchivedEntry(stream=stream, key=key, account=row["account"],
+                                          archive=json.loads(row["archive"]), deleted=bool(row["deleted"]))
