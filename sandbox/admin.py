@@ -11,15 +11,15 @@ from .web import json_response
 
 
 def info(ctx: Ctx) -> Response:
-    return json_response(ctx.app.owner.info())
+    return json_response(ctx.services.control.info())
 
 
 def counters(ctx: Ctx) -> Response:
-    return json_response(ctx.app.counters.snapshot())
+    return json_response(ctx.services.counters.snapshot())
 
 
 def ground_truth(ctx: Ctx) -> Response:
-    return json_response(ctx.app.owner.ground_truth())
+    return json_response(ctx.services.control.ground_truth())
 
 
 def _count(ctx: Ctx) -> int:
@@ -32,15 +32,15 @@ def _count(ctx: Ctx) -> int:
 
 
 def add_calls(ctx: Ctx, index: int) -> Response:
-    added = ctx.app.owner.add_calls(_count(ctx), account=index)
+    added = ctx.services.control.add_calls(_count(ctx), account=index)
     return json_response({"added": [c["id"] for c in added]})
 
 
 def add_messages(ctx: Ctx, index: int) -> Response:
-    added = ctx.app.owner.add_messages(_count(ctx), account=index)
+    added = ctx.services.control.add_messages(_count(ctx), account=index)
     return json_response({"added": [m["id"] for m in added]})
 
 
 def revoke_tokens(ctx: Ctx) -> Response:
-    ctx.app.tokens.revoke_all()
+    ctx.services.tokens.revoke_all()
     return json_response({"revoked": True})

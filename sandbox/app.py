@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
@@ -25,16 +25,14 @@ from .model import AccountData
 from .ratelimit import RateLimiter
 from .render import Urls
 from .routes import ROUTES, Route
+from .services import Control
 from .web import error_response, json_response
-
-if TYPE_CHECKING:
-    from .server import Sandbox
 
 
 class SandboxApp:
-    def __init__(self, owner: Sandbox, accounts: list[AccountData], credentials: Credentials, clock: ScaledClock,
+    def __init__(self, control: Control, accounts: list[AccountData], credentials: Credentials, clock: ScaledClock,
                  limiter: RateLimiter, faults: FaultPlan, urls: Urls) -> None:
-        self.owner, self.accounts, self.credentials = owner, accounts, credentials
+        self.control, self.accounts, self.credentials = control, accounts, credentials
         self.clock, self.limiter, self.faults, self.urls = clock, limiter, faults, urls
         self.tokens = TokenStore(clock)
         self.counters = Counters()

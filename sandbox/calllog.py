@@ -254,5 +254,5 @@ def delete_calls(ctx: Ctx, ext: str) -> Response:
                 c.seq = data.next_seq()
                 gone += 1
         data.changed()
-    ctx.app.counters.removed("calls", gone)
+    ctx.services.counters.removed("calls", gone)
     return Response(b"", status=204)

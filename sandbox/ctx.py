@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from werkzeug.wrappers import Request
 
@@ -13,14 +12,12 @@ from .errors import ApiError, invalid_parameter, not_found, rate_exceeded
 from .model import AccountData
 from .ratelimit import Verdict
 from .render import Urls, parse_iso
-
-if TYPE_CHECKING:
-    from .app import SandboxApp
+from .services import Services
 
 
 @dataclass
 class Ctx:
-    app: SandboxApp
+    services: Services
     request: Request
     group: str | None
     media: bool
@@ -35,7 +32,7 @@ class Ctx:
 
     @property
     def urls(self) -> Urls:
-        return self.app.urls
+        return self.services.urls
 
     @property
     def account_id(self) -> str:
@@ -46,7 +43,7 @@ class Ctx:
         """Count this request against the caller's budget for its group; 429 when spent."""
         if self.group is None:
             return
-        self.verdict = self.app.limiter.hit((account, owner_id, self.app.credentials.client_id), self.group)
+        self.verdict = self.services.limiter.hit((account, owner_id, self.services.credentials.client_id), self.group)
         if not self.verdict.allowed:
             raise rate_exceeded(self.verdict.headers())
 
@@ -78,7 +75,7 @@ class Ctx:
 
     def base(self) -> str:
         """This request's URL without query, on the entry point it arrived at."""
-        root = self.app.urls.media if self.media else self.app.urls.server
+        root = self.services.urls.media if self.media else self.services.urls.server
         return root + self.request.path
 
     def full_url(self) -> str:

@@ -253,7 +253,8 @@ class _Loader:
 def _made(key: tuple, mid: int, aid: int, ctype: str, msg: dict) -> Callable[[], Blob]:
     """An attachment's bytes in its content type's real format, seeded from (message, attachment)."""
     ident = f"{mid}/{aid}"
-    pages = msg.get("faxPageCount") if isinstance(msg.get("faxPageCount"), int) else 1
+    given_pages = msg.get("faxPageCount")
+    pages = given_pages if isinstance(given_pages, int) else 1
     makers: dict[str, Callable[[], Blob]] = {
         "audio/x-wav": partial(binaries.wav, key, ident, 3, "audio/x-wav"),
         "audio/wav": partial(binaries.wav, key, ident, 3, "audio/wav"),
@@ -267,7 +268,8 @@ def _made(key: tuple, mid: int, aid: int, ctype: str, msg: dict) -> Callable[[],
     if ctype in makers:
         return makers[ctype]
     if ctype.startswith("text/"):
-        text = msg.get("subject") if isinstance(msg.get("subject"), str) else f"message {mid} attachment {aid}"
+        subject = msg.get("subject")
+        text = subject if isinstance(subject, str) else f"message {mid} attachment {aid}"
         return partial(binaries.raw, text.encode("utf-8"), ctype)
     return partial(binaries.filler, key, ("attachment", mid, aid), 1024, ctype)
 

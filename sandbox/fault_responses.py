@@ -47,7 +47,7 @@ def replace_body(kind: str, resp: Response, sock: socket.socket | None) -> Respo
         return empty
     if kind == "truncate":
         size = _length(resp)
-        resp.response = cut_short(resp.response, size * 9 // 10, sock, abort=False)
+        resp.response = cut_short(_chunks(resp), size * 9 // 10, sock, abort=False)
         resp.headers["Content-Length"] = str(size)
         return resp
     raise ValueError(f"not a body fault: {kind}")
@@ -56,9 +56,14 @@ def replace_body(kind: str, resp: Response, sock: socket.socket | None) -> Respo
 def _length(resp: Response) -> int:
     if resp.headers.get("Content-Length"):
         return int(resp.headers["Content-Length"])
-    body = b"".join(resp.response)  # JSON answers are already in memory
+    body = b"".join(_chunks(resp))  # JSON answers are already in memory
     resp.response = [body]
     return len(body)
+
+
+def _chunks(resp: Response) -> Iterator[bytes]:
+    for chunk in resp.response:
+        yield chunk if isinstance(chunk, bytes) else chunk.encode("utf-8")
 
 
 def cut_short(body: Iterable[bytes], send: int, sock: socket.socket | None, abort: bool = True) -> Iterator[bytes]:

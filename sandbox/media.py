@@ -75,5 +75,5 @@ def delete_recordings(ctx: Ctx) -> Response:
             rec = ctx.data.recordings[rid]
             rec.available, rec.deleted = False, True
             gone += 1
-    ctx.app.counters.removed("recordings", gone)
+    ctx.services.counters.removed("recordings", gone)
     return Response(b"", status=204)

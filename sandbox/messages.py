@@ -143,7 +143,7 @@ def _retire(ctx: Ctx, messages: list[Message], purge: bool) -> None:
             m.last_modified_ms = now
             m.seq = ctx.data.next_seq()
             changed += 1
-    ctx.app.counters.removed("messages", changed)
+    ctx.services.counters.removed("messages", changed)
 
 
 def _body_ids(ctx: Ctx, limit: int) -> list[str] | None:

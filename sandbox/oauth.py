@@ -25,7 +25,7 @@ def _client(ctx: Ctx) -> None:
         client_id, secret = ctx.request.form.get("client_id"), ctx.request.form.get("client_secret")
     if client_id is None:
         raise OAuthError("invalid_client", "OAU-123", "Client authentication is required")
-    if not ctx.app.credentials.client_ok(client_id, secret):
+    if not ctx.services.credentials.client_ok(client_id, secret):
         raise OAuthError("invalid_client", "OAU-123", "Invalid client", status=401)
 
 
@@ -48,12 +48,12 @@ def token(ctx: Ctx) -> Response:
     grant = form.get("grant_type")
     access_ttl = _ttl(ctx, "access_token_ttl", ACCESS_TTL, ACCESS_TTL_MIN, ACCESS_TTL)
     refresh_ttl = _ttl(ctx, "refresh_token_ttl", REFRESH_TTL, 1, REFRESH_TTL_MAX)
-    store = ctx.app.tokens
+    store = ctx.services.tokens
     if grant == JWT_GRANT:
-        account = ctx.app.credentials.account_of_jwt(form.get("assertion") or "")
+        account = ctx.services.credentials.account_of_jwt(form.get("assertion") or "")
         if account is None:
             raise OAuthError("invalid_grant", "OAU-213", "Invalid assertion signature")
-        owner = ctx.app.accounts[account].owner_extension_id
+        owner = ctx.services.accounts[account].owner_extension_id
         ctx.meter(account, owner)
         session = store.issue(account, owner, access_ttl, refresh_ttl)
     elif grant == "refresh_token":
@@ -65,7 +65,7 @@ def token(ctx: Ctx) -> Response:
         raise OAuthError("invalid_request", "OAU-101", "Parameter [grant_type] is missing")
     else:
         raise OAuthError("unsupported_grant_type", "OAU-121", f"Unsupported grant type [{grant}]")
-    now = ctx.app.clock.now()
+    now = ctx.services.clock.now()
     return json_response({
         "access_token": session.access_token,
         "token_type": "bearer",
@@ -84,8 +84,8 @@ def revoke(ctx: Ctx) -> Response:
     value = ctx.request.form.get("token") or ctx.args.get("token")
     if not value:
         raise OAuthError("invalid_request", "OAU-101", "Parameter [token] is missing")
-    session = ctx.app.tokens.session_of(value)
+    session = ctx.services.tokens.session_of(value)
     if session is not None:
         ctx.meter(session.account, session.owner_id)
-    ctx.app.tokens.revoke(value)
+    ctx.services.tokens.revoke(value)
     return Response(b"", status=200)
