@@ -25,7 +25,9 @@ from .errors import (
 from .hookspecs import hookimpl
 from .interfaces import (
     ArchivedEntry,
+    BlobOutput,
     BlobSink,
+    Connection,
     ConnectionSpec,
     EmbeddedServerSpec,
     ObserverSpec,
@@ -64,6 +66,7 @@ __all__ = [
     "ArchivedEntry",
     "ArchivedRecord",
     "BlobRef",
+    "BlobOutput",
     "BlobResult",
     "BlobSink",
     "Budget",
@@ -73,6 +76,7 @@ __all__ = [
     "ContentMismatch",
     "ContentVerdict",
     "ConflictError",
+    "Connection",
     "ConnectionSpec",
     "Coordinator",
     "EmbeddedServerSpec",

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -53,6 +53,39 @@ class StreamPlan:
     warnings: list[str] = field(default_factory=list)
 
 
+@runtime_checkable
+class BlobOutput(Protocol):
+    """What :meth:`Stream.download` writes a binary into: the engine's spool file, which hashes the
+    bytes as they pass and keeps what the server said about them for the content check."""
+
+    #: The media type the server sent (``Content-Type``), when the listing did not say.
+    content_type: str | None
+    #: The body length the server announced (``Content-Length``); the bytes are held to it.
+    content_length: int | None
+
+    def write(self, data: bytes | bytearray | memoryview, /) -> int:
+        """Append bytes; returns how many were taken (all of them)."""
+        ...
+
+    def tell(self) -> int:
+        """How many bytes were written so far (a resumed download continues from there)."""
+        ...
+
+
+@runtime_checkable
+class Connection(Protocol):
+    """What a connection plugin's factory returns: one credential's client, token and rate budget,
+    shared by the sources that name it. The core closes it once, after the run."""
+
+    def close(self) -> None:
+        """Release the client (the core calls it once, also after a failure)."""
+        ...
+
+
+#: The connection type a source works with (``rcetl.Source[MyConnection]``).
+ConnectionT = TypeVar("ConnectionT", bound=Connection)
+
+
 class Stream(abc.ABC):
     """One kind of record a source produces (call log, recordings, messages)."""
 
@@ -75,8 +108,9 @@ class Stream(abc.ABC):
         return ()
 
     @abc.abstractmethod
-    def download(self, ref: BlobRef, out: BinaryIO) -> None:
-        """Write the binary's bytes to ``out`` (append-only; resume by continuing to write).
+    def download(self, ref: BlobRef, out: BlobOutput) -> None:
+        """Write the binary's bytes to ``out`` (append-only; resume by continuing to write); set
+        ``out.content_type`` / ``out.content_length`` from the response when the server says them.
 
         Raise :class:`rcetl.ItemGone` when the source no longer has it, :class:`rcetl.TransientError`
         for faults worth retrying on a later run, :class:`rcetl.PermanentError` otherwise.
@@ -106,10 +140,10 @@ class UsageRow:
     counts: Mapping[str, float]
 
 
-class Source(abc.ABC):
+class Source(abc.ABC, Generic[ConnectionT]):
     """A configured source plugin: a set of streams on one connection."""
 
-    def __init__(self, config: PluginConfig, ctx: RunContext, connection: Any) -> None:
+    def __init__(self, config: PluginConfig, ctx: RunContext, connection: ConnectionT) -> None:
         self.config = config
         self.ctx = ctx
         self.connection = connection
@@ -235,7 +269,7 @@ class BlobSink(Sink):
 class SourceSpec:
     name: str
     config: type[PluginConfig]
-    factory: Callable[[PluginConfig, RunContext, Any], Source]
+    factory: Callable[[PluginConfig, RunContext, Any], Source[Any]]
     connection: str  # the connection plugin whose instance the source receives
     streams: tuple[str, ...]
     description: str = ""
@@ -295,7 +329,7 @@ def _importable(module: str) -> bool:
 class ConnectionSpec:
     name: str
     config: type[PluginConfig]
-    factory: Callable[[str, PluginConfig, RunContext], Any]  # returns an object with close()
+    factory: Callable[[str, PluginConfig, RunContext], Connection]
     description: str = ""
 
 

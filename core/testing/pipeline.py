@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 from ..config import Pipeline, load_pipeline
 from ..interfaces import BlobSink, RecordSink, RunWindow, Sink
@@ -140,6 +140,21 @@ class PipelineBuilder:
         self.opened: list[Sink] = []
         self._truth: dict[Path, Any] = {}
         self._count = 0
+
+    # Typed per `run`: a run by default, the written file's path with run=False.
+    @overload
+    def __call__(self, sinks: dict[str, dict[str, Any]], *, sources: dict[str, Any] | None = ...,
+                 connections: dict[str, Any] | None = ..., observers: dict[str, Any] | None = ...,
+                 executor: dict[str, Any] | None = ..., name: str = ..., plugins: Sequence[Any] = ...,
+                 record_sink: bool = ..., folder: Path | None = ..., run: Literal[True] = ...,
+                 **run_options: Any) -> PipelineRun: ...
+
+    @overload
+    def __call__(self, sinks: dict[str, dict[str, Any]], *, sources: dict[str, Any] | None = ...,
+                 connections: dict[str, Any] | None = ..., observers: dict[str, Any] | None = ...,
+                 executor: dict[str, Any] | None = ..., name: str = ..., plugins: Sequence[Any] = ...,
+                 record_sink: bool = ..., folder: Path | None = ..., run: Literal[False],
+                 **run_options: Any) -> Path: ...
 
     def __call__(self, sinks: dict[str, dict[str, Any]], *, sources: dict[str, Any] | None = None,
                  connections: dict[str, Any] | None = None, observers: dict[str, Any] | None = None,
