@@ -11,7 +11,7 @@ from .blobs import ObjectInfo, ObjectStoreConfig, ObjectStoreSink, render_key, s
 from .budget import Budget, BudgetProvider, GroupLimit, GroupState
 from .content import ContentMismatch, ContentVerdict, Evidence, check_content, check_stored
 from .context import RunContext
-from .coordination import Coordinator
+from .coordination import Coordinator, process_alive
 from .errors import (
     ConfigError,
     ConflictError,
@@ -121,5 +121,6 @@ __all__ = [
     "stop_signal",
     "check_content",
     "check_stored",
+    "process_alive",
     "__version__",
 ]

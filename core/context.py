@@ -26,6 +26,20 @@ class RunContext:
     embedded_servers: Mapping[str, Any] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def standalone(cls, folder: str | Path, pipeline: str = "standalone") -> RunContext:
+        """A context for plugins used outside a run (tests, benchmarks, a plugin's own commands):
+        memory budgets, file locks in ``folder/.locks``, a spool in ``folder/.spool``, and relative
+        paths resolving in ``folder``. The engine builds the context of a run itself."""
+        from .budget.memory import MemoryBudgetProvider  # here: the engine never needs them
+        from .coordination import FileCoordinator
+
+        base = Path(folder)
+        spool = base / ".spool"
+        spool.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return cls(pipeline=pipeline, budgets=MemoryBudgetProvider(), coordinator=FileCoordinator(base / ".locks"),
+                   spool_dir=spool, base_dir=base, logger=logging.getLogger(f"rcetl.{pipeline}"))
+
     def resolve(self, path: str | Path) -> Path:
         p = Path(path).expanduser()
         return p if p.is_absolute() else (self.base_dir / p)

@@ -94,3 +94,15 @@ class FileCoordinator(Coordinator):
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (a folder or lock named after a pid may be
+    a killed run's leftovers). A process of another user counts as alive: it may not be touched."""
+    try:
+        os.kill(pid, 0)  # signal 0: existence and permission check only, nothing is sent
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

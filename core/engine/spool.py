@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..content import Evidence, EvidenceRecorder
+from ..coordination import process_alive
 from ..records import BlobRef, Record, SpooledBlob
 
 CHUNK = 1024 * 1024
@@ -87,16 +88,7 @@ def prepare_spool_dir(folder: Path) -> Path:
     os.chmod(folder, 0o700)
     for entry in folder.iterdir():
         pid = entry.name.split("-", 1)[0]
-        if entry.is_dir() and pid.isdigit() and not _process_alive(int(pid)):
+        if entry.is_dir() and pid.isdigit() and not process_alive(int(pid)):
             shutil.rmtree(entry, ignore_errors=True)
     return folder
 
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

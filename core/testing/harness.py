@@ -39,14 +39,7 @@ def plugin_manager(extra: Sequence[Any] = ()) -> PluginManager:
 
 def make_context(folder: Path, pipeline: str = "contract") -> RunContext:
     """A run context like the engine's: memory budgets, file locks, a spool, relative paths in ``folder``."""
-    from ..budget.memory import MemoryBudgetProvider
-    from ..coordination import FileCoordinator
-
-    spool = folder / ".spool"
-    spool.mkdir(parents=True, exist_ok=True)
-    return RunContext(pipeline=pipeline, budgets=MemoryBudgetProvider(),
-                      coordinator=FileCoordinator(folder / ".locks"), spool_dir=spool, base_dir=folder,
-                      logger=logging.getLogger(f"rcetl.testing.{pipeline}"))
+    return RunContext.standalone(folder, pipeline)
 
 
 @dataclass

@@ -71,7 +71,7 @@ class FilesystemSink(rcetl.ObjectStoreSink):
         for entry in os.scandir(self.root / TEMP_DIR):
             pid = entry.name.split("-", 1)[0]
             try:
-                stale = not _process_alive(int(pid)) or now - entry.stat().st_mtime > STALE_TEMP_SECONDS
+                stale = not rcetl.process_alive(int(pid)) or now - entry.stat().st_mtime > STALE_TEMP_SECONDS
             except (ValueError, OSError):
                 stale = True
             if stale:
@@ -214,16 +214,6 @@ class FilesystemSink(rcetl.ObjectStoreSink):
             os.fsync(fd)
         finally:
             os.close(fd)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _copy_fd(src: int, dst: int) -> None:
