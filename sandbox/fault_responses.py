@@ -62,8 +62,9 @@ def _length(resp: Response) -> int:
 
 
 def _chunks(resp: Response) -> Iterator[bytes]:
-    for chunk in resp.response:
-        yield chunk if isinstance(chunk, bytes) else chunk.encode("utf-8")
+    """The body as it is now, in bytes (taken before ``resp.response`` is replaced)."""
+    body = resp.response
+    return (chunk if isinstance(chunk, bytes) else chunk.encode("utf-8") for chunk in body)
 
 
 def cut_short(body: Iterable[bytes], send: int, sock: socket.socket | None, abort: bool = True) -> Iterator[bytes]:
