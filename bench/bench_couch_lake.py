@@ -22,6 +22,7 @@ Prints the figures (met or missed) and writes bench/results/couch_lake.json. The
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -75,36 +76,36 @@ def context(tmp: Path) -> rcetl.RunContext:
 # --- couchdb -------------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
 def couch_sink(url: str, tmp: Path, **options):  # noqa: ANN201
+    """A sink on a new database, dropped afterwards (a plain loop uses only its session and database)."""
     from rcetl.plugins.sinks.couchdb import CouchDBConfig
     from rcetl.plugins.sinks.couchdb.sink import CouchDBArchiveSink
 
     sink = CouchDBArchiveSink("bench", CouchDBConfig(url=url, database=f"bench-{uuid.uuid4().hex[:10]}",
                                                      **options), context(tmp))
     sink.open()
-    return sink
+    try:
+        yield sink
+    finally:
+        sink.client.request("DELETE", "")
+        sink.close()
 
 
 def couch_records(url: str, batches: list[list[rcetl.ArchivedRecord]], tmp: Path) -> tuple[float, float]:
     """(sink seconds, plain _bulk_docs seconds)."""
-    sink = couch_sink(url, tmp, batch_size=BATCH)
-    try:
+    with couch_sink(url, tmp, batch_size=BATCH) as sink:
         start = time.perf_counter()
         for batch in batches:
             sink.write(batch)
         sink_s = time.perf_counter() - start
-    finally:
-        sink.client.request("DELETE", "")
-    plain = couch_sink(url, tmp)  # only its HTTP session and database are used
-    try:
+    with couch_sink(url, tmp) as plain:
         start = time.perf_counter()
         for batch in batches:
             docs = [{"_id": f"{ar.stream}:{ar.record.account}:{ar.key}", "data": ar.record.data} for ar in batch]
             plain.client.session.post(f"{plain.client.base}/_bulk_docs", data=json.dumps({"docs": docs}),
                                       headers={"Content-Type": "application/json"}).raise_for_status()
         plain_s = time.perf_counter() - start
-    finally:
-        plain.client.request("DELETE", "")
     return sink_s, plain_s
 
 
@@ -121,24 +122,18 @@ def couch_binaries(url: str, count: int, size: int, tmp: Path) -> tuple[float, f
         rec = rcetl.Record("recording", str(i), {"id": str(i)}, account="1")
         blobs.append(rcetl.SpooledBlob(ref=ref, path=str(path), size=len(data),
                                        sha256=hashlib.sha256(data).hexdigest(), content_type="audio/mpeg", record=rec))
-    sink = couch_sink(url, tmp)
-    try:
+    with couch_sink(url, tmp) as sink:
         start = time.perf_counter()
         for blob in blobs:
             sink.store(blob)
         sink_s = time.perf_counter() - start
-    finally:
-        sink.client.request("DELETE", "")
-    plain = couch_sink(url, tmp)
-    try:
+    with couch_sink(url, tmp) as plain:
         start = time.perf_counter()
         for blob in blobs:
             with open(blob.path, "rb") as fh:
                 plain.client.session.put(f"{plain.client.base}/doc{blob.record.key}/{blob.ref.blob_id}", data=fh,
                                          headers={"Content-Type": "audio/mpeg"}).raise_for_status()
         plain_s = time.perf_counter() - start
-    finally:
-        plain.client.request("DELETE", "")
     return sink_s, plain_s
 
 

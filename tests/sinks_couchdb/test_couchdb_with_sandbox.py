@@ -15,7 +15,7 @@ import pytest
 from rcetl.testing import make_context, plugin_manager
 from tests.e2e.stores import default_sandbox, files_uploaded, run, verify_clean, write_pipeline
 from tests.reliability.archive_check import check_archive
-from tests.reliability.test_crash import _final_run, _kill_loop
+from tests.sinks_lake.cases import final_run, kill_runs
 
 from .conftest import unique_db
 
@@ -100,9 +100,9 @@ def test_sigkill_mid_run_then_rerun_loses_and_duplicates_nothing(couchdb_url: st
             gt = sb.ground_truth()
             path = write_pipeline(tmp_path, sb, {"db": couch(couchdb_url, unique_db("crash"))})
             env = {**os.environ, "RCETL_HOME": str(home), "PYTHONUNBUFFERED": "1"}
-            made = _kill_loop(path, env, kills=int(os.environ.get("RCETL_CRASH_KILLS", "6")), seed=20)
+            made = kill_runs(path, env, kills=int(os.environ.get("RCETL_CRASH_KILLS", "6")), seed=20)
             assert made >= 3, f"only {made} kills landed"
-            _final_run(path, env)
+            final_run(path, env)
             assert_holds_the_ground_truth(gt, opened.open(path, "db"))
         finally:
             opened.close()

@@ -3,6 +3,8 @@ a local folder, and S3 on a moto server."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from rcetl.testing import SinkCase
@@ -37,3 +39,36 @@ def lake_s3(request: pytest.FixtureRequest) -> SinkCase:
     bucket = create_bucket(url, "rcetl-lake")
     return SinkCase("lake", {"path": f"s3://{bucket}/lake", "filesystem_options": s3_options(url)},
                     label="lake-s3")
+
+
+def kill_runs(pipeline: Path, env: dict[str, str], kills: int, seed: int) -> int:
+    """Start real ``rcetl run`` processes and SIGKILL each at a random moment (start-up to well into
+    the archive) until ``kills`` kills landed; returns how many did (a run may finish first)."""
+    import os
+    import random
+    import signal
+    import subprocess
+    import sys
+
+    rng, made = random.Random(seed), 0
+    for _ in range(kills * 3):
+        if made >= kills:
+            break
+        proc = subprocess.Popen([sys.executable, "-m", "rcetl.cli.main", "-q", "run", str(pipeline)], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            proc.wait(timeout=rng.uniform(0.5, 4.0))
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            made += 1
+    return made
+
+
+def final_run(pipeline: Path, env: dict[str, str]) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "rcetl.cli.main", "run", str(pipeline)], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

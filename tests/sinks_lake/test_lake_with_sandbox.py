@@ -19,7 +19,7 @@ import pytest
 from tests.e2e.stores import default_sandbox, run, write_pipeline
 from tests.services import require_module
 
-from .cases import create_bucket, s3_options
+from .cases import create_bucket, final_run, kill_runs, s3_options
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -64,6 +64,13 @@ def check_against_truth(con: Any, source: str, gt: dict[str, Any]) -> None:
         assert n_atts == len(messages[mid].get("attachments") or [])
 
 
+def lake_pipeline(tmp_path: Path, sb: Any, lake: dict[str, Any]) -> Path:
+    """A pipeline reading the sandbox into the lake sink ``lake`` and the binaries into a folder."""
+    return write_pipeline(tmp_path, sb, {"lake": {"plugin": "lake", **lake},
+                                         "files": {"plugin": "filesystem", "path": str(tmp_path / "files"),
+                                                   "fsync": False}})
+
+
 def test_duckdb_reads_the_lake_as_the_ground_truth_and_a_rerun_changes_nothing(tmp_path: Path,
                                                                                monkeypatch) -> None:
     duckdb = require_module("duckdb")
@@ -71,9 +78,7 @@ def test_duckdb_reads_the_lake_as_the_ground_truth_and_a_rerun_changes_nothing(t
     with default_sandbox() as sb:
         gt = sb.ground_truth()
         lake = tmp_path / "lake"
-        path = write_pipeline(tmp_path, sb, {"lake": {"plugin": "lake", "path": str(lake)},
-                                             "files": {"plugin": "filesystem", "path": str(tmp_path / "files"),
-                                                       "fsync": False}})
+        path = lake_pipeline(tmp_path, sb, {"path": str(lake)})
         first = run(path)
         assert first.status == "ok", first.errors
         source = f"read_parquet('{lake}/*/*/*.parquet', hive_partitioning = true, union_by_name = true)"
@@ -96,10 +101,7 @@ def test_the_same_dataset_on_s3_reads_back_in_duckdb(tmp_path: Path, s3_url: str
     bucket, options = create_bucket(s3_url, "rcetl-lake-e2e"), s3_options(s3_url)
     with default_sandbox() as sb:
         gt = sb.ground_truth()
-        path = write_pipeline(tmp_path, sb, {"lake": {"plugin": "lake", "path": f"s3://{bucket}/lake",
-                                                      "filesystem_options": options},
-                                             "files": {"plugin": "filesystem", "path": str(tmp_path / "files"),
-                                                       "fsync": False}})
+        path = lake_pipeline(tmp_path, sb, {"path": f"s3://{bucket}/lake", "filesystem_options": options})
         first = run(path)
         assert first.status == "ok", first.errors
         # One schema per stream (docs/sinks/lake.md): the dataset reads them unified, as union_by_name does.
@@ -120,19 +122,15 @@ def test_the_same_dataset_on_s3_reads_back_in_duckdb(tmp_path: Path, s3_url: str
 def test_sigkill_mid_run_then_rerun_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     import os
 
-    from tests.reliability.test_crash import _final_run, _kill_loop
-
     duckdb = require_module("duckdb")
     lake = tmp_path / "lake"
     with default_sandbox() as sb:
         gt = sb.ground_truth()
-        path = write_pipeline(tmp_path, sb, {"lake": {"plugin": "lake", "path": str(lake)},
-                                             "files": {"plugin": "filesystem", "path": str(tmp_path / "files"),
-                                                       "fsync": False}})
+        path = lake_pipeline(tmp_path, sb, {"path": str(lake)})
         env = {**os.environ, "RCETL_HOME": str(tmp_path / "home"), "PYTHONUNBUFFERED": "1"}
-        made = _kill_loop(path, env, kills=int(os.environ.get("RCETL_CRASH_KILLS", "6")), seed=21)
+        made = kill_runs(path, env, kills=int(os.environ.get("RCETL_CRASH_KILLS", "6")), seed=21)
         assert made >= 3, f"only {made} kills landed"
-        _final_run(path, env)
+        final_run(path, env)
     source = f"read_parquet('{lake}/*/*/*.parquet', hive_partitioning = true, union_by_name = true)"
     con = duckdb.connect()
     check_against_truth(con, source, gt)

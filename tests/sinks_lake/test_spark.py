@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.stores import default_sandbox, run, write_pipeline
+from tests.e2e.stores import default_sandbox, run
 from tests.services import unavailable
 
-from .test_lake_with_sandbox import truth_by_stream_and_day
+from .test_lake_with_sandbox import lake_pipeline, truth_by_stream_and_day
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -61,10 +61,7 @@ def test_spark_reads_the_lake_with_the_ground_truth_counts(tmp_path: Path, monke
     with default_sandbox() as sb:
         gt = sb.ground_truth()
         lake = tmp_path / "lake"
-        path = write_pipeline(tmp_path, sb, {"lake": {"plugin": "lake", "path": str(lake)},
-                                             "files": {"plugin": "filesystem", "path": str(tmp_path / "files"),
-                                                       "fsync": False}})
-        summary = run(path)
+        summary = run(lake_pipeline(tmp_path, sb, {"path": str(lake)}))
         assert summary.status == "ok", summary.errors
     done = subprocess.run([python, "-c", SPARK_COUNTS, str(lake)], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]
