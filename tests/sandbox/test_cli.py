@@ -66,3 +66,19 @@ def test_serve_refuses_a_bad_limits_option_with_exit_2():
 
     result = CliRunner().invoke(app, ["serve", "--port", "0", "--size", "tiny", "--limits", "heavy=five"])
     assert result.exit_code == 2 and "bad limit for Heavy" in result.output
+
+
+def test_embedded_server_takes_plan_and_header_options():
+    """A pipeline's ``sandbox:`` block carries the same plan and header options as the CLI."""
+    import requests
+
+    (spec,) = plugin.rcetl_embedded_servers()
+    with spec.start({"size": "tiny", "port": 0, "media_port": 0, "plan": {"heavy": 5}, "rate_headers": True}) as info:
+        assert info["plan"]["Heavy"] == 5 and info["rate_headers"] is True
+        token = requests.post(f"{info['server']}/restapi/oauth/token", auth=(info["client_id"], info["client_secret"]),
+                              data={"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                                    "assertion": info["jwt"]}).json()["access_token"]
+        r = requests.get(f"{info['server']}/restapi/v1.0/account/~/call-log", headers={"Authorization": f"Bearer {token}"})
+        assert r.headers["X-Rate-Limit-Limit"] == "5" and r.headers["X-Rate-Limit-Group"] == "heavy"
+    with spec.start({"size": "tiny", "port": 0, "media_port": 0, "rate_headers": False}) as info:
+        assert info["rate_headers"] is False
