@@ -109,7 +109,7 @@ class Opened:
         conf = next(s for s in pipeline.sinks if s.name == name)
         ctx = rcetl.RunContext(pipeline=pipeline.name, budgets=None, coordinator=None,  # type: ignore[arg-type]
                                spool_dir=path.parent / "spool", base_dir=path.parent)
-        sink = conf.spec.factory(conf.name, conf.config, ctx)
+        sink = conf.build(ctx)
         sink.open()
         self.sinks.append(sink)
         return sink

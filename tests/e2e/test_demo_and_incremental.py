@@ -29,11 +29,15 @@ def _sinks(tmp: Path):  # noqa: ANN202 - open the archive through the sinks' own
     from rcetl.registry import get_plugin_manager
 
     ctx = api.RunContext(pipeline="t", budgets=None, coordinator=None, spool_dir=tmp, base_dir=tmp)
-    sinks = get_plugin_manager().sinks()
-    db = sinks["sqlite"].factory("archive", sinks["sqlite"].config.model_validate(
-        {"url": f"sqlite:///{tmp / 'demo-archive' / 'archive.db'}"}), ctx)
-    files = sinks["filesystem"].factory("files", sinks["filesystem"].config.model_validate(
-        {"path": str(tmp / "demo-archive" / "files")}), ctx)
+    entries = get_plugin_manager().sinks()
+
+    def build(plugin: str, name: str, options: dict):  # noqa: ANN202 - as a pipeline builds a sink
+        cls = entries[plugin].load()
+        config = cls.config_model.model_validate(options)
+        return cls.configured(config)(name, config, ctx)
+
+    db = build("sqlite", "archive", {"url": f"sqlite:///{tmp / 'demo-archive' / 'archive.db'}"})
+    files = build("filesystem", "files", {"path": str(tmp / "demo-archive" / "files")})
     db.open()
     files.open()
     return db, files

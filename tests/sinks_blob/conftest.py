@@ -23,7 +23,7 @@ class Backend:
     """How the contract suite builds and inspects one kind of sink."""
 
     name: str
-    spec: rcetl.SinkSpec
+    sink_class: type[rcetl.Sink]
     options: dict[str, Any]
     # Options that make this sink upload in several parts/chunks with small test files.
     large_options: dict[str, Any] = field(default_factory=dict)
@@ -38,9 +38,14 @@ def run_context(tmp_path: Path) -> rcetl.RunContext:
     )
 
 
+def build_sink(sink_class: type[rcetl.Sink], name: str, options: dict[str, Any], ctx: rcetl.RunContext) -> Any:
+    """A sink as a pipeline builds it: options validated by the class's model (not opened)."""
+    config = sink_class.config_model.model_validate(options)
+    return sink_class.configured(config)(name, config, ctx)
+
+
 def make_sink(backend: Backend, ctx: rcetl.RunContext, **overrides: Any) -> rcetl.ObjectStoreSink:
-    config = backend.spec.config.model_validate({**backend.options, **overrides})
-    sink = backend.spec.factory(backend.name, config, ctx)
+    sink = build_sink(backend.sink_class, backend.name, {**backend.options, **overrides}, ctx)
     sink.open()
     return sink
 
@@ -110,8 +115,7 @@ def blobs(tmp_path: Path) -> BlobMaker:
 def _filesystem(tmp_path: Path) -> Iterator[Backend]:
     from rcetl.plugins.sinks import filesystem
 
-    (spec,) = filesystem.rcetl_sinks()
-    yield Backend("filesystem", spec, {"path": "archive"}, large_size=24 << 20)
+    yield Backend("filesystem", filesystem.FilesystemSink, {"path": "archive"}, large_size=24 << 20)
 
 
 def _count_s3_parts(sink: Any, monkeypatch: pytest.MonkeyPatch) -> Callable[[], int]:
@@ -126,7 +130,6 @@ def _s3(request: pytest.FixtureRequest) -> Iterator[Backend]:
     url = request.getfixturevalue("s3_url")
     for var, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
         request.getfixturevalue("monkeypatch").setenv(var, value)
-    (spec,) = s3.rcetl_sinks()
     options = {
         "bucket": unique("rcetl-test").lower(),
         "endpoint_url": url,
@@ -136,7 +139,7 @@ def _s3(request: pytest.FixtureRequest) -> Iterator[Backend]:
     }
     yield Backend(
         "s3",
-        spec,
+        s3.S3Sink,
         options,
         large_options={"multipart_threshold": 5 << 20, "multipart_chunksize": 5 << 20},
         large_size=11 << 20,
@@ -162,11 +165,10 @@ def _gcs(request: pytest.FixtureRequest) -> Iterator[Backend]:
     from rcetl.plugins.sinks import gcs
 
     url = request.getfixturevalue("gcs_url")
-    (spec,) = gcs.rcetl_sinks()
     options = {"bucket": unique("rcetl-test").lower(), "emulator_host": url, "create_bucket": True}
     yield Backend(
         "gcs",
-        spec,
+        gcs.GCSSink,
         options,
         large_options={"chunk_size": 256 * 1024, "resumable_threshold": 512 * 1024},
         large_size=(1 << 20) + 4096,
@@ -178,7 +180,6 @@ def _dropbox(request: pytest.FixtureRequest) -> Iterator[Backend]:
     from rcetl.plugins.sinks import dropbox
 
     fake, host, ca = request.getfixturevalue("dropbox_fake")
-    (spec,) = dropbox.rcetl_sinks()
     options = {
         "root": "/" + unique("rcetl-test"),
         "access_token": "test-token",
@@ -193,7 +194,7 @@ def _dropbox(request: pytest.FixtureRequest) -> Iterator[Backend]:
 
     yield Backend(
         "dropbox",
-        spec,
+        dropbox.DropboxSink,
         options,
         large_options={"session_threshold": 1 << 20, "chunk_size": 1 << 20},
         large_size=(3 << 20) + 100,

@@ -204,3 +204,19 @@ def test_hostile_names_stay_inside_and_round_trip(backend: Backend, ctx, blobs: 
         assert segments[2] == "att-9-Zürich – 北京 résumé ☎.pdf"
     if label.startswith("long"):
         assert segments[2].endswith(".pdf")
+
+
+def test_stored_bytes_that_fail_the_content_check_are_replaced_by_a_valid_download(
+    backend: Backend, ctx, blobs: BlobMaker
+) -> None:
+    """An older rcetl stored a login page as this recording: the next valid download replaces it
+    (the only overwrite); a valid file stays protected (test_conflict_error_keeps_the_original)."""
+    sink = make_sink(backend, ctx)
+    page = b"<!DOCTYPE html><html><head><title>Sign in</title></head><body>maintenance</body></html>"
+    bad = sink.store(blobs(page))
+    good = sink.store(blobs(AUDIO))
+    assert good.location == bad.location and not good.skipped
+    assert _read(sink, good.location) == AUDIO
+    assert sink.stat_location(good.location).sha256 == good.sha256
+    with pytest.raises(rcetl.ConflictError):  # and a valid file is never replaced by another
+        sink.store(blobs(AUDIO + b"-edited"))

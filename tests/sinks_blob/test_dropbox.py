@@ -9,7 +9,7 @@ import pytest
 import rcetl
 from rcetl.plugins.sinks.dropbox import ContentHasher, content_hash
 
-from .conftest import BlobMaker, make_sink
+from .conftest import BlobMaker, build_sink, make_sink
 from .fakes.dropbox_server import content_hash as reference_hash
 
 pytestmark = pytest.mark.integration
@@ -34,7 +34,7 @@ def test_content_hash_matches_the_reference_across_block_boundaries(size) -> Non
 def test_refresh_token_auth(dropbox_backend, ctx, blobs: BlobMaker) -> None:
     options = {k: v for k, v in dropbox_backend.options.items() if k != "access_token"}
     options.update(refresh_token="test-refresh", app_key="app-key", app_secret="app-secret")
-    sink = dropbox_backend.spec.factory("dropbox", dropbox_backend.spec.config.model_validate(options), ctx)
+    sink = build_sink(dropbox_backend.sink_class, "dropbox", options, ctx)
     sink.open()
     assert not sink.store(blobs(b"voicemail")).skipped
 

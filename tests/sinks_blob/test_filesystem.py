@@ -13,13 +13,11 @@ import rcetl
 from rcetl.plugins.sinks import filesystem
 from tests.services import unavailable
 
-from .conftest import BlobMaker, run_context
-
-(SPEC,) = filesystem.rcetl_sinks()
+from .conftest import BlobMaker, build_sink, run_context
 
 
 def _sink(ctx, **options) -> filesystem.FilesystemSink:
-    sink = SPEC.factory("archive", SPEC.config.model_validate({"path": "archive", **options}), ctx)
+    sink = build_sink(filesystem.FilesystemSink, "archive", {"path": "archive", **options}, ctx)
     sink.open()
     return sink
 
@@ -118,5 +116,6 @@ def test_check_reports_an_unwritable_folder(tmp_path, request: pytest.FixtureReq
 def test_registered_through_the_entry_point() -> None:
     from importlib.metadata import entry_points
 
-    (ep,) = [e for e in entry_points(group="rcetl") if e.name == "filesystem"]
-    assert ep.load().rcetl_sinks()[0].name == "filesystem"
+    (ep,) = [e for e in entry_points(group="rcetl") if e.name == "sinks"]
+    entries = {entry.name: entry for entry in ep.load().rcetl_sinks()}
+    assert entries["filesystem"].load() is filesystem.FilesystemSink

@@ -6,7 +6,7 @@ import pytest
 
 import rcetl
 
-from .conftest import BlobMaker, make_sink
+from .conftest import BlobMaker, build_sink, make_sink
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +43,7 @@ def test_unreachable_emulator_is_transient(gcs_backend, ctx, blobs: BlobMaker) -
         "timeout": 2,
         "retry_deadline": 0.5,
     }
-    sink = gcs_backend.spec.factory("gcs", gcs_backend.spec.config.model_validate(options), ctx)
+    sink = build_sink(gcs_backend.sink_class, "gcs", options, ctx)
     with pytest.raises(rcetl.TransientError):
         sink.store(blobs(b"x"))
 

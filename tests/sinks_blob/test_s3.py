@@ -8,7 +8,7 @@ import pytest
 
 import rcetl
 
-from .conftest import BlobMaker, make_sink
+from .conftest import BlobMaker, build_sink, make_sink
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +49,7 @@ def test_unreachable_endpoint_is_transient(s3_backend, ctx, blobs: BlobMaker) ->
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again: nothing listens there
     options = {**s3_backend.options, "endpoint_url": f"http://127.0.0.1:{port}", "max_attempts": 1}
-    sink = s3_backend.spec.factory("s3", s3_backend.spec.config.model_validate(options), ctx)
+    sink = build_sink(s3_backend.sink_class, "s3", options, ctx)
     with pytest.raises(rcetl.TransientError, match="unreachable"):
         sink.store(blobs(b"x"))
 
