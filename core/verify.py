@@ -29,7 +29,6 @@ import random
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from .blobs import ObjectStoreSink
@@ -328,7 +327,7 @@ def _check_blob(sink: BlobSink, name: str, ref: BlobRef, record: Record, archive
         return _BlobCheck(("mismatch", f"{what}: {stored.size} bytes stored, {expected_size} archived"))
     if expected_sha and stored.sha256 and stored.sha256 != expected_sha:
         return _BlobCheck(("mismatch", f"{what}: SHA-256 differs from the archived one"))
-    if not (rehash or (rehash is None and getattr(sink, "rehash_is_cheap", False))):
+    if not (rehash or (rehash is None and sink.rehash_is_cheap)):
         return _BlobCheck()
     try:
         size, digest, evidence = _read_back(sink, stored.location)
@@ -495,8 +494,7 @@ def _archived_locations(held_by_stream: dict, sink_name: str) -> dict[str, tuple
 def _listed_objects(sink: BlobSink) -> Iterator[tuple[str, str | None]]:
     """Every (location, blob_id or None) the sink holds, sidecars left out. Blob ids come from the
     sink's ``iter_stored`` (its sidecars); every key comes from an object store's ``_list``, so a bare
-    copy without a sidecar is listed too; failing both, a sink whose objects are files under a local
-    ``root`` folder is walked. Raises NotImplementedError when the sink cannot be listed at all."""
+    copy without a sidecar is listed too. Raises NotImplementedError when the sink cannot be listed at all."""
     ids: dict[str, str] = {}
     try:
         ids = dict(sink.iter_stored())
@@ -509,10 +507,7 @@ def _listed_objects(sink: BlobSink) -> Iterator[tuple[str, str | None]]:
         except NotImplementedError:
             keys = None
     if keys is None:
-        root = getattr(sink, "root", None)
-        if isinstance(root, Path) and root.is_dir():
-            keys = [str(p) for p in root.rglob("*") if p.is_file()]
-        elif ids:
+        if ids:
             yield from ids.items()
             return
         else:
