@@ -144,6 +144,21 @@ def bench_backend(name: str, url: str, sizes: list[int], template, tmp: Path) ->
     return out
 
 
+def figures(results: list[dict]) -> list[dict]:
+    out = []
+    for r in results:
+        out.append({"name": f"{r['database']}: call-log records/s, sink / hand-written script", "value": r["ratio"],
+                    "target": TARGET_RATIO, "op": ">=", "unit": "x",
+                    "note": f"sink {r['sink_records_per_s']:,} rec/s, script {r['script_records_per_s']:,} rec/s, "
+                            f"{r['calls']:,} calls"})
+        for key, value in r.items():
+            if key.startswith("cost_"):
+                sizes = key[5:].replace("_over_", "/")
+                out.append({"name": f"{r['database']}: cost per record {sizes} calls", "value": value,
+                            "target": TARGET_FLAT, "op": "<=", "unit": "x", "note": "sink seconds per record"})
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     mode = parser.add_mutually_exclusive_group()
@@ -182,7 +197,9 @@ def main() -> None:
         print(f"| {name} | skipped: {why} | | | | |")
     out = ROOT / "bench" / "results" / "db_sinks.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"full": args.full, "batch": BATCH, "results": results, "skipped": skipped},
+    # "figures" in bench.common.Figure's form, which bench/run.py summarises; rows keyed by database.
+    out.write_text(json.dumps({"full": args.full, "batch": BATCH, "figures": figures(results),
+                               "by_database": {r["database"]: r for r in results}, "skipped": skipped},
                               indent=2) + "\n")
     print(f"\nwritten {out.relative_to(ROOT)}")
 

@@ -56,7 +56,7 @@ def apply_known_gaps(figures: list[Figure]) -> None:
 #: Benchmarks written by others, run as they are (subprocesses) in --full; their JSON is summarised.
 #: (module, extra arguments; None: not run, its last JSON is summarised and marked so). Scale-out starts
 #: Celery workers and needs minutes of its own, more than the 20 minutes of `make bench` leave.
-PEERS: list[tuple[str, list[str] | None]] = [("bench_db_sinks", []), ("bench_blob_sinks", []),
+PEERS: list[tuple[str, list[str] | None]] = [("bench_db_sinks", ["--full"]), ("bench_blob_sinks", []),
                                              ("bench_browse", []), ("bench_couch_lake", []),
                                              ("bench_scaleout", None)]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
@@ -32,6 +33,8 @@ _FAST = {"sqlite", "postgresql", "mysql", "mariadb"}
 # alone and filters thousands of rows; a never-analysed table is estimated from its real size.
 _FIRST_ANALYZE = 1
 _PARENT = {"call_legs": "call_log", "attachments": "messages"}
+# Records per part of a pipelined write (see _write_pipelined).
+_PART = 250
 _NAMED = re.compile(r"%\((\w+)\)s")
 
 
@@ -119,6 +122,7 @@ class SqlSink(rcetl.RecordSink):
         self._compiled: dict[str, _Compiled] = {}
         self._written: dict[str, int] = {}  # rows written per table since the last ANALYZE
         self._analyze_at: dict[str, int] = {}
+        self._writer: ThreadPoolExecutor | None = None
 
     # --- connection ----------------------------------------------------------------------------
 
@@ -189,10 +193,10 @@ class SqlSink(rcetl.RecordSink):
             for table in tables:
                 conn.exec_driver_sql(f"ANALYZE {prep.format_table(table)}")
 
-    def _count_written(self, batch: TableRows) -> None:
+    def _count_written(self, counts: dict[str, int]) -> None:
         due = []
-        for name, rows in batch.rows.items():
-            written = self._written.get(name, 0) + len(rows)
+        for name, n in counts.items():
+            written = self._written.get(name, 0) + n
             if written >= self._analyze_at.get(name, _FIRST_ANALYZE):
                 due.append(self._table(name))
                 self._analyze_at[name] = max(_FIRST_ANALYZE, written * 2)
@@ -201,6 +205,9 @@ class SqlSink(rcetl.RecordSink):
             self._analyze(due)
 
     def close(self) -> None:
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+            self._writer = None
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
@@ -243,13 +250,50 @@ class SqlSink(rcetl.RecordSink):
         reports it exactly (SQLite, PostgreSQL), else None."""
         if not records:
             return 0
-        batch = to_rows(records)
-        changed = self._run(lambda conn: self._write_rows(conn, batch),
-                            keys=[(ar.record.stream, ar.record.key) for ar in records])
-        self._count_written(batch)
+        keys = [(ar.record.stream, ar.record.key) for ar in records]
+        counts: dict[str, int] = {}
+        if len(records) < 2 * _PART or self.engine.dialect.name not in _FAST:
+            batch = to_rows(records)
+            changed = self._run(lambda conn: self._write_rows(conn, batch), keys=keys)
+            counts = {name: len(rows) for name, rows in batch.rows.items()}
+        else:
+            changed = self._run(lambda conn: self._write_pipelined(conn, records, counts), keys=keys)
+        self._count_written(counts)  # after the commit: ANALYZE sees the rows
         return changed
 
-    def _write_rows(self, conn: Connection, batch: TableRows) -> int | None:
+    def _write_pipelined(self, conn: Connection, records: Sequence[rcetl.ArchivedRecord],
+                         counts: dict[str, int]) -> int | None:
+        """The batch in parts, in one transaction: while the database writes one part (the driver
+        releases the GIL), this thread maps the next to rows and encodes its JSON. One writer thread
+        per sink, so the parts reach the connection in order, never two at once."""
+        # The last version of a record wins, across the whole batch (to_rows does it per part).
+        latest = list({(ar.record.stream, ar.record.account, ar.record.key): ar for ar in records}.values())
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix=f"rcetl-sql-{self.name}")
+        pending: list[Future] = []
+        try:
+            for part in _chunks(latest, _PART):
+                batch = to_rows(part)
+                for name, rows in batch.rows.items():
+                    counts[name] = counts.get(name, 0) + len(rows)
+                pending.append(self._writer.submit(self._write_rows, conn, batch, self._prepare(conn.dialect, batch)))
+        finally:
+            wait(pending)  # every part has ended before the transaction does, whatever happened
+        changed = [f.result() for f in pending]  # the first failure, if any, is raised here
+        return sum(c or 0 for c in changed) if conn.dialect.name in ("sqlite", "postgresql") else None
+
+    def _prepare(self, dialect: sa.engine.Dialect, batch: TableRows) -> dict[str, list[tuple]]:
+        """The driver's parameter tuples of every table of ``batch`` (its JSON encoded here)."""
+        out = {}
+        for name, rows in batch.rows.items():
+            compiled = self._compiled.get(name)
+            if compiled is None:
+                compiled = self._compiled[name] = _compile(self._table(name), dialect)
+            out[name] = compiled.params(rows)
+        return out
+
+    def _write_rows(self, conn: Connection, batch: TableRows,
+                    prepared: dict[str, list[tuple]] | None = None) -> int | None:
         # With DO UPDATE ... WHERE IS DISTINCT FROM, these count only rows inserted or changed;
         # MySQL's driver counts found rows, so there the answer is unknown.
         exact = conn.dialect.name in ("sqlite", "postgresql")
@@ -260,15 +304,15 @@ class SqlSink(rcetl.RecordSink):
         changed = 0
         for name, rows in batch.rows.items():
             if name not in CHILDREN:
-                changed += self._upsert_rows(conn, name, rows)
+                changed += self._upsert_rows(conn, name, rows, (prepared or {}).get(name))
         for name in batch.replaced_parents:
             rows = batch.rows.get(name, [])
             if existed[name]:
                 self._delete_stale_children(conn, name, existed[name], rows)
-            self._upsert_rows(conn, name, rows)
+            self._upsert_rows(conn, name, rows, (prepared or {}).get(name))
         return changed if exact else None
 
-    def _upsert_rows(self, conn: Connection, name: str, rows: list[Row]) -> int:
+    def _upsert_rows(self, conn: Connection, name: str, rows: list[Row], params: list[tuple] | None = None) -> int:
         """Upsert ``rows`` into table ``name``; how many rows the database reports as written."""
         size = self.config.batch_size
         changed = 0
@@ -280,7 +324,8 @@ class SqlSink(rcetl.RecordSink):
         compiled = self._compiled.get(name)
         if compiled is None:
             compiled = self._compiled[name] = _compile(self._table(name), conn.dialect)
-        params = compiled.params(rows)
+        if params is None:
+            params = compiled.params(rows)
         if compiled.values_group is None:  # SQLite
             for chunk in _chunks(params, size):
                 result = conn.exec_driver_sql(compiled.sql, list(chunk))
