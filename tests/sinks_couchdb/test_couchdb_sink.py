@@ -162,3 +162,76 @@ def test_url_credentials_never_reach_locations_or_messages(couchdb_url: str, tmp
     assert sink.client.session.auth is not None
     assert "s3cret-pw" not in rcetl.redact(f"failed at {url}")
     assert doc_id("call-log", "1", "a:b") != doc_id("call-log", "1:a", "b")
+
+
+class _GuardedCouch:
+    """A TLS endpoint (trustme CA) in front of the test server that demands Basic auth, as a real
+    CouchDB with users does (PouchDB Server in memory has no users: the proxy plays that part)."""
+
+    def __init__(self, upstream: str, folder: Path, user: str, password: str) -> None:
+        import base64
+        import ssl
+
+        import trustme
+
+        from tests.servers import ForwardingProxy
+
+        ca = trustme.CA()
+        self.ca_file = folder / "ca.pem"
+        ca.cert_pem.write_to_path(str(self.ca_file))
+        expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        self.requests = 0
+
+        class Proxy(ForwardingProxy):
+            def intercept(inner, request, body, headers):  # noqa: ANN001, ANN202, N805
+                self.requests += 1
+                if request.headers.get("Authorization") != expected:
+                    request.send_response(401)
+                    payload = b'{"error":"unauthorized","reason":"Name or password is incorrect (proxy)."}'
+                    request.send_header("Content-Length", str(len(payload)))
+                    request.end_headers()
+                    request.wfile.write(payload)
+                    return None
+                # The check is done here; the server behind has no users and must not see one.
+                return body, {k: v for k, v in headers.items() if k.lower() != "authorization"}
+
+        self.proxy = Proxy(upstream)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ca.issue_cert("127.0.0.1").configure_cert(context)
+        self.proxy.server.socket = context.wrap_socket(self.proxy.server.socket, server_side=True)
+        self.url = self.proxy.url.replace("http://", "https://")
+
+    def close(self) -> None:
+        self.proxy.close()
+
+
+def test_tls_with_a_private_ca_and_credentials_from_the_url(couchdb_url: str, tmp_path: Path) -> None:
+    guarded = _GuardedCouch(couchdb_url, tmp_path, "archiver", "s3cret-pw")
+    try:
+        url = guarded.url.replace("://", "://archiver:s3cret-pw@", 1)
+        ok = CouchDBArchiveSink("couch", CouchDBConfig(url=url, database=unique_db(), ca_certs=str(guarded.ca_file)),
+                                make_context(tmp_path))
+        ok.open()
+        ok.check()
+        record = load_dataset().records[0]
+        ok.write([rcetl.ArchivedRecord(record)])
+        assert ok.stored_json(record) == record.data
+        assert guarded.requests > 0, "the requests did not go through the TLS endpoint"
+        ok.client.request("DELETE", "")
+
+        # Without the private CA the certificate is refused, with a hint naming ca_certs.
+        untrusted = CouchDBArchiveSink("couch", CouchDBConfig(url=url, database=unique_db()), make_context(tmp_path))
+        with pytest.raises(rcetl.ConfigError) as info:
+            untrusted.check()
+        assert "ca_certs" in (info.value.hint or "")
+
+        # A wrong password is a configuration error with a hint, and the password appears nowhere.
+        wrong = guarded.url.replace("://", "://archiver:wrong-password-9@", 1)
+        refused = CouchDBArchiveSink("couch", CouchDBConfig(url=wrong, database=unique_db(),
+                                                            ca_certs=str(guarded.ca_file)), make_context(tmp_path))
+        with pytest.raises(rcetl.ConfigError) as info:
+            refused.open()
+        text = f"{info.value.message} {info.value.hint}"
+        assert "password" in text and "wrong-password-9" not in text
+    finally:
+        guarded.close()

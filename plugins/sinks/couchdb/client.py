@@ -49,7 +49,9 @@ class CouchClient:
         self.session = requests.Session()
         if user is not None:
             self.session.auth = (user, secret or "")
-        self.session.verify = ca_certs if ca_certs else verify_tls
+        # Passed with every request: a Session-level ``verify`` loses to REQUESTS_CA_BUNDLE /
+        # CURL_CA_BUNDLE from the environment (requests merges those over it), so ca_certs would be ignored.
+        self.verify: str | bool = ca_certs if ca_certs else verify_tls
         self.session.headers["Accept"] = "application/json"
 
     def close(self) -> None:
@@ -68,7 +70,7 @@ class CouchClient:
             hdrs["Content-Type"] = "application/json"
         try:
             resp = self.session.request(method, url, params=params, data=data, headers=hdrs,
-                                        timeout=self.timeout, stream=stream)
+                                        timeout=self.timeout, stream=stream, verify=self.verify)
         except requests.exceptions.SSLError as exc:
             raise rcetl.ConfigError(f"TLS to CouchDB at {self.server} failed: {rcetl.redact(str(exc))[:300]}",
                                     hint="set ca_certs to the server's CA bundle (PEM)") from None
