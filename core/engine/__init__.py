@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from ..config.model import Pipeline
 from ..executors import Executor, get_executor
@@ -45,7 +48,8 @@ def run_pipeline(
     if hasattr(executor, "check"):  # e.g. Celery refuses state its workers cannot share, before anything opens
         executor.check(pipeline)
     status, results = "ok", []
-    with Engine(pipeline, pm, window=window, streams=streams, run=run, stats=stats, retry_now=retry_now) as engine:
+    with _sigterm_as_interrupt(), \
+            Engine(pipeline, pm, window=window, streams=streams, run=run, stats=stats, retry_now=retry_now) as engine:
         if on_engine:
             on_engine(engine)
         run_id = engine.state.start_run(pipeline.name, {"run_id": run.run_id, "executor": executor.name})
@@ -58,6 +62,7 @@ def run_pipeline(
             elif any(r.status == "stopped" for r in results):
                 status = "interrupted"
         except KeyboardInterrupt:
+            engine.stop_event.set("the run was interrupted")  # every wait ends now (rcetl.stopping)
             status = "interrupted"
             stats.error("interrupted by the user: the next run resumes from the last checkpoint")
         except Exception as exc:
@@ -75,6 +80,24 @@ def run_pipeline(
         engine.state.finish_run(run_id, status, summary.to_json())
         pm.run_finished(run, summary)
     return summary
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a service manager, ``kill``, a container stop) stops a run the way Ctrl-C does:
+    waits end, what was stored stays, the checkpoint stays before anything unfinished."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals reach the main thread only; an embedding application handles its own
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _executor_options(pipeline: Pipeline) -> dict[str, object]:

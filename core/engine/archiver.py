@@ -23,6 +23,7 @@ from ..interfaces import BlobSink, RecordSink, Stream
 from ..records import ArchivedRecord, BlobResult, Record
 from ..run import RunStats
 from ..secrets import redact
+from ..stopping import RunStopped
 from .spool import HashingSpool
 
 log = logging.getLogger("rcetl.engine")
@@ -48,6 +49,9 @@ class Routed:
 class BatchResult:
     archived: list[ArchivedRecord] = field(default_factory=list)
     failed: list[tuple[Routed, str]] = field(default_factory=list)
+    # Items whose binaries were cut short by a stopping run: neither written nor queued as failed;
+    # the checkpoint must not pass them, so the next run reads them again.
+    stopped: list[Routed] = field(default_factory=list)
 
 
 class SinkUnavailable(TransientError):
@@ -106,6 +110,9 @@ class BatchArchiver:
         for item in batch:
             outcomes = [blob_results.get(id(item), {}).get(ref.blob_id) for ref in item.record.blobs] \
                 if item.blob_sinks else []
+            if any(o is not None and o.status == "stopped" for o in outcomes):
+                result.stopped.append(item)
+                continue
             errors = [o.error for o in outcomes if o is not None and o.error]
             if errors:
                 result.failed.append((item, errors[0]))
@@ -155,6 +162,8 @@ class BatchArchiver:
                 item.stream.download(ref, spool)
             except ItemGone:
                 return BlobResult(ref=ref, status="gone")
+            except RunStopped:
+                return BlobResult(ref=ref, status="stopped")
             except RcetlError as exc:
                 return BlobResult(ref=ref, status="failed", error=f"download of {ref.kind} {ref.blob_id}: {redact(exc.message)}")
             except Exception as exc:  # noqa: BLE001 - one bad item never stops the batch

@@ -63,7 +63,7 @@ class Archive:
 
 
 def archive_of(sb: Any, folder: Path, *, name: str = "content", sources: str | None = None,
-               connection: str = "", executor: str = "") -> Archive:
+               connection: str = "", downloads: int = 4) -> Archive:
     """A pipeline reading ``sb`` into ``folder`` (SQLite ``archive.db`` and ``files/``)."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.yaml"
@@ -87,7 +87,6 @@ sinks:
   files: {{plugin: filesystem, path: {folder / 'files'}}}
 executor:
   workers: 2
-  downloads: 4
-{executor}
+  downloads: {downloads}
 """)
     return Archive(path, folder)

@@ -99,6 +99,7 @@ class RingCentralConnection:
                 backoff_cap=cfg.backoff_cap,
                 trusted_hosts=frozenset(h.lower() for h in trusted if h),
                 max_download_bytes=cfg.max_download_bytes,
+                stop=rcetl.stop_signal(self.ctx),
             )
             client.token_url = f"{self.server}/restapi/oauth/token"
             self._client = client

@@ -71,6 +71,7 @@ def download(client: ApiClient, url: str, out: BinaryIO, *, what: str, priority:
                 )
             try:
                 for chunk in response.iter_content(CHUNK):
+                    client.stop.check()  # a stopping run does not wait for the end of a large file
                     if written + len(chunk) > cap:
                         # A body that never ends (or is far larger than any real file) is cut here.
                         raise rcetl.PermanentError(

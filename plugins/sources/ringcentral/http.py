@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -61,6 +60,15 @@ def parse_json(content: bytes, what: str) -> Any:
         raise rcetl.TransientError(f"RingCentral sent {kind}, not JSON, for {what}") from exc
 
 
+def _seconds(value: float) -> str:
+    """A wait as a person reads it: ``999,999,999 s (about 31.7 years)``."""
+    text = f"{value:,.0f} s"
+    for unit, size in (("years", 365.25 * 86400), ("days", 86400.0), ("hours", 3600.0)):
+        if value >= 2 * size:
+            return f"{text} (about {value / size:,.1f} {unit})"
+    return text
+
+
 class ApiClient:
     """One pooled session and one budget for one credential; safe to share between threads."""
 
@@ -78,7 +86,8 @@ class ApiClient:
         backoff_cap: float,
         trusted_hosts: frozenset[str],
         max_download_bytes: int = 8 << 30,
-        sleep=time.sleep,
+        sleep=None,
+        stop: rcetl.StopSignal | None = None,
     ) -> None:
         self.budget = budget
         self.time_scale = time_scale
@@ -88,7 +97,9 @@ class ApiClient:
         self.trusted_hosts = trusted_hosts
         self.max_download_bytes = max_download_bytes
         self._basic = basic_auth
-        self._sleep = sleep
+        #: The run's stop signal: backoff sleeps and long transfers end as soon as the run stops.
+        self.stop = stop or rcetl.stop_signal(None)
+        self._sleep = sleep or self.stop.sleep
         self.session = requests.Session()
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
         self.session.mount("https://", adapter)
@@ -169,9 +180,14 @@ class ApiClient:
             limit, remaining, window = self._rate_headers(response, group)
             if status == 429:
                 retry_after = _header_number(response.headers, "Retry-After")
-                penalty = (DEFAULT_RETRY_AFTER if retry_after is None else retry_after) / self.time_scale
+                asked = DEFAULT_RETRY_AFTER if retry_after is None else retry_after
+                # Never more than backoff_cap: the budget holds the group for the capped wait (a
+                # request sent during a real penalty would restart it), and a longer ask fails now.
+                penalty = min(asked, self.backoff_cap) / self.time_scale
                 self.budget.release(slot, limit=limit, remaining=remaining, window=window, retry_after=penalty)
                 response.close()
+                if asked > self.backoff_cap:
+                    raise self._wait_too_long(group, asked, response.headers.get("Retry-After"), method, url, status)
                 throttled += 1
                 if throttled > MAX_THROTTLED:
                     raise rcetl.TransientError(f"{method} {url.split('?')[0]}: still rate-limited after {throttled} tries")
@@ -181,6 +197,9 @@ class ApiClient:
             if status in RETRYABLE_STATUS:
                 retry_after = _header_number(response.headers, "Retry-After")
                 response.close()
+                if retry_after is not None and retry_after > self.backoff_cap:
+                    raise self._wait_too_long(group, retry_after, response.headers.get("Retry-After"), method, url,
+                                              status)
                 failures += 1
                 self._backoff_or_raise(failures, retry_after, f"{method} {url.split('?')[0]} -> {status}")
                 continue
@@ -240,6 +259,17 @@ class ApiClient:
     def backoff_delay(self, failures: int) -> float:
         """2 s, 4 s, 8 s ... (API seconds, capped) in real seconds."""
         return min(2.0 ** failures, self.backoff_cap) / self.time_scale
+
+    def _wait_too_long(self, group: str, asked: float, header: str | None, method: str, url: str,
+                       status: int) -> rcetl.TransientError:
+        """RingCentral (or a proxy in front of it) asked for a wait longer than ``backoff_cap``: the
+        request fails now, with what was asked, instead of stalling the run for that long."""
+        return rcetl.TransientError(
+            f"RingCentral answered {method} {urlsplit(url).path} with {status} and Retry-After: {header} "
+            f"({_seconds(asked)}) for the {group} group; that is longer than backoff_cap ({_seconds(self.backoff_cap)}), "
+            "so rcetl does not wait: this fails now and is retried on the next run",
+            hint="if RingCentral really asks for such waits, raise the connection's backoff_cap (API seconds)",
+        )
 
     def _backoff_or_raise(self, failures: int, retry_after: float | None, what: str) -> None:
         if failures > self.max_retries:
