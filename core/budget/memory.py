@@ -106,6 +106,10 @@ class WindowStore(abc.ABC):
     def state(self, group: str, base: GroupLimit, cap: int | None) -> tuple[int, GroupLimit, float]:
         """``(used, effective limit, penalty seconds remaining)`` for snapshots."""
 
+    def taken(self) -> None:
+        """Called outside the budget's lock by the thread whose ``try_take`` just got a slot, before
+        its request leaves: a store that journals slots makes this one durable here."""
+
 
 class MemoryWindows(WindowStore):
     """Sliding windows in this process. Not locked: the owning budget calls it under its lock."""
@@ -266,6 +270,7 @@ class QueuedBudget(Budget):
                     heapq.heapify(line.waiting)
                     line.cond.notify_all()
                 raise
+        self._store.taken()
         tally.note(self.credential, line.name, sent=1)  # outside the lock: a tally may be in Redis
         return slot
 

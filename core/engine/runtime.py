@@ -28,7 +28,7 @@ from ..config.model import Pipeline
 from ..context import RunContext
 from ..coordination import Coordinator, FileCoordinator
 from ..errors import RcetlError
-from ..executors.pools import PoolPerCredential
+from ..executors.pools import PoolPerCredential, threads_from_budget
 from ..interfaces import BlobSink, RecordSink, RunWindow, Sink, Source, Stream, StreamPlan
 from ..records import ArchivedRecord, Checkpoint, Record
 from ..registry import PluginManager
@@ -195,7 +195,10 @@ class Engine:
             self._stack.callback(_close_quietly, sink, f"sink {sink_conf.name!r}")
         # A pool per connection (credential): one account waiting for its budget never holds a
         # download thread another account could use (docs/scale-out.md, "Sizing").
-        self.pool = PoolPerCredential(p.executor.downloads, thread_name_prefix="rcetl-blob")
+        # Sized from the credential's budget unless the pipeline sets `downloads` (docs/scale-out.md).
+        auto = "downloads" not in p.executor.model_fields_set
+        self.pool = PoolPerCredential(p.executor.downloads, thread_name_prefix="rcetl-blob",
+                                      sizer=(lambda conn: threads_from_budget(self, conn)) if auto else None)
         self._stack.callback(self.pool.shutdown, True, cancel_futures=True)
         self.archiver = BatchArchiver(self.spool_dir, self.pool, self.stats, self._archived)
 
