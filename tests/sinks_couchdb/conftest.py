@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -97,13 +98,25 @@ def couchdb_server() -> tuple[str, str]:
 
 
 @pytest.fixture(scope="session")
-def couchdb_url(request: pytest.FixtureRequest) -> str:
-    url, description = couchdb_server()
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None and not getattr(reporter, "_rcetl_couchdb_said", False):
-        reporter.write_line(f"couchdb tests run against: {description}")
-        reporter._rcetl_couchdb_said = True  # type: ignore[attr-defined]
+def couchdb_server_info() -> tuple[str, str]:
+    return couchdb_server()
+
+
+@pytest.fixture
+def couchdb_url(couchdb_server_info: tuple[str, str], request: pytest.FixtureRequest) -> str:
+    """The server's URL; each test that uses it records which server that was (see the summary)."""
+    url, description = couchdb_server_info
+    request.node.user_properties.append(("couchdb_server", description))
     return url
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """One line naming the CouchDB-protocol server(s) the tests ran against (xdist workers included:
+    user properties travel with the reports)."""
+    servers = {value for reports in terminalreporter.stats.values() for r in reports
+               for name, value in getattr(r, "user_properties", ()) if name == "couchdb_server"}
+    for server in sorted(servers):
+        terminalreporter.write_line(f"couchdb tests ran against: {server}")
 
 
 def unique_db(prefix: str = "rcetl-test") -> str:
