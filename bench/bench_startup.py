@@ -16,7 +16,10 @@ import time
 
 from .common import RCETL, ROOT, Figure, cli
 
-TARGET_SECONDS = 0.5
+TARGET_SECONDS = 0.5  # `rcetl --help`
+# `rcetl validate`: issue #18. Validation imports only the sink classes a file names (registered by
+# dotted path), so the figure is the core, pydantic, the YAML loader and the named plugins' modules.
+VALIDATE_TARGET_SECONDS = 0.3
 
 
 def wall(cmd: list[str], repeats: int) -> tuple[float, list[float]]:
@@ -36,7 +39,7 @@ def heavy_modules() -> list[str]:
     probe = ("import sys, runpy; sys.argv=['rcetl','validate','pipelines/demo.yaml']\n"
              "try:\n    runpy.run_module('rcetl.cli.main', run_name='__main__')\nexcept SystemExit:\n    pass\n"
              "heavy=('boto3','botocore','google.cloud','pymongo','celery','dlt','dropbox','psycopg','pymysql',"
-             "'pandas','numpy','redis','kombu')\n"
+             "'pandas','numpy','redis','kombu','pyarrow','alembic')\n"
              "print(','.join(sorted({m.split('.')[0] for m in sys.modules if m.startswith(heavy)})))")
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=False)
     last = (out.stdout.strip().splitlines() or [""])[-1]
@@ -54,8 +57,10 @@ def run(quick: bool) -> tuple[list[Figure], dict]:
                margin=0.25, gate=False,
                note=f"{help_s / bare:.1f}x a bare `python -c pass` ({bare * 1000:.0f} ms) on this machine"),
         Figure("startup", "`rcetl validate pipelines/demo.yaml` wall time (median)", round(validate_s, 3),
-               TARGET_SECONDS, "<=", "s", margin=0.25, gate=False,
-               note=f"{validate_s / bare:.1f}x a bare `python -c pass`"),
+               VALIDATE_TARGET_SECONDS, "<=", "s", margin=0.25, gate=False,
+               note=f"{validate_s / bare:.1f}x a bare `python -c pass`; "
+                    f"{'met' if validate_s <= VALIDATE_TARGET_SECONDS else 'MISSED'} "
+                    f"(target {VALIDATE_TARGET_SECONDS} s)"),
         # CI gates on ratios: the CLI may cost at most ~20 bare interpreter start-ups (0.5 s / 25 ms).
         Figure("startup", "`rcetl --help` / `python -c pass`", round(help_s / bare, 1), 20, "<=", "x", margin=5),
         Figure("startup", "`rcetl validate` / `python -c pass`", round(validate_s / bare, 1), 20, "<=", "x",
