@@ -69,7 +69,7 @@ def _mongodb(request: pytest.FixtureRequest, **extra: Any) -> SinkCase:
 
 RECORD_SINKS = {"sqlite": _sqlite, "mysql": _server_sql("mysql", "MYSQL"),
                 "postgres": _server_sql("postgres", "POSTGRES"), "mongodb": _mongodb,
-                "lake": lake_cases.lake_local, "lake-s3": lake_cases.lake_s3,
+                "lake": lake_cases.lake_local, "lake-s3": lake_cases.lake_s3, "lake-gcs": lake_cases.lake_gcs,
                 "couchdb-records": lambda request: couchdb_cases.couchdb_case(request, "records")}
 
 
@@ -85,7 +85,8 @@ class TestBuiltinRecordSinks(RecordSinkContract):
             "mysql": [{"url": "postgresql://u@h/db"}],
             "postgres": [{"url": "mysql://u@h/db"}],
             "mongodb": [{}],
-            "lake": lake_cases.BAD, "lake-s3": lake_cases.BAD, "couchdb-records": couchdb_cases.BAD,
+            "lake": lake_cases.BAD, "lake-s3": lake_cases.BAD, "lake-gcs": lake_cases.BAD,
+            "couchdb-records": couchdb_cases.BAD,
         }.get(request.param, [])
         return case
 

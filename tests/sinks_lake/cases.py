@@ -1,5 +1,5 @@
 """The lake sink's cases for the contract suite (tests/kit/test_builtin_sinks_contract.py runs them):
-a local folder, and S3 on a moto server."""
+a local folder, S3 on a moto server, GCS on fake-gcs-server; and runs of ``rcetl`` killed mid-way."""
 
 from __future__ import annotations
 
@@ -72,3 +72,15 @@ def final_run(pipeline: Path, env: dict[str, str]) -> None:
     done = subprocess.run([sys.executable, "-m", "rcetl.cli.main", "run", str(pipeline)], env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+def lake_gcs(request: pytest.FixtureRequest) -> SinkCase:
+    """GCS on fake-gcs-server, through pyarrow's own GcsFileSystem."""
+    import requests
+
+    url = request.getfixturevalue("gcs_url")
+    bucket = unique("rcetl-lake").lower()
+    requests.post(f"{url}/storage/v1/b", params={"project": "rcetl"}, json={"name": bucket},
+                  timeout=30).raise_for_status()
+    return SinkCase("lake", {"path": f"gs://{bucket}/lake", "filesystem_options": {
+        "anonymous": True, "endpoint_override": url.split("://", 1)[1], "scheme": "http"}}, label="lake-gcs")
