@@ -1,146 +1,184 @@
-"""Crash safety: SIGKILL a real `rcetl run` at many random moments, re-run, and prove the archive
+"""Crash safety: SIGKILL a real `rcetl run` inside every step of its work, re-run, and prove the archive
 complete and byte-exact: no gap, no duplicate, no half file, every checksum equal to the truth.
 
-The sandbox runs in this test process; each run is a real `rcetl run` process killed with SIGKILL
-(nothing is mocked). Kill times are drawn from a seeded generator so a failure reproduces.
+Every kill lands on remaining work, by construction and by measurement:
+
+- before each run the sandbox gets new calls (some recorded) and messages, so there is always
+  something to list, download, store, write and checkpoint;
+- the run is started under tests/reliability/probe.py, which pauses it inside one chosen step
+  (listing, download, each blob sink's ``store``, each record sink's ``write``, the checkpoint), and
+  the test SIGKILLs it there — at a seeded random occurrence, before or after the call returned;
+- after each kill the archive is compared with the sandbox's ground truth: a kill "interrupted real
+  work" when some record sink was missing records the source had. At least 90% must, and the test
+  prints how many did.
+
+The sandbox runs in this test process and each run is a real `rcetl run` process (nothing is mocked).
 """
 
 from __future__ import annotations
 
 import os
 import random
+import select
 import signal
 import subprocess
 import sys
 import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from rcetl.sandbox import Sandbox
+from tests.servers import drop_tables, unique
+from tests.services import service_url
 
-from ..services import service_url
-from .archive_check import assert_no_partial_files, check_archive
+from .archive_check import assert_no_partial_files, check_archive, expected
+from .harness import env_for, open_sink, rcetl_cli, write_pipeline
 
-KILLS = int(os.environ.get("RCETL_CRASH_KILLS", "50"))
-RCETL = [sys.executable, "-m", "rcetl.cli.main"]
-
-
-def _pipeline(tmp: Path, sb: Sandbox, sinks: str) -> Path:
-    path = tmp / "crash.yaml"
-    path.write_text(f"""
-pipeline: crash
-ringcentral:
-  server: {sb.server}
-  client_id: ${{RC_CLIENT_ID}}
-  client_secret: ${{RC_CLIENT_SECRET}}
-  jwt: ${{RC_JWT}}
-  time_scale: {sb.time_scale}
-state: {tmp / 'state.db'}
-sources:
-  call-log: {{view: Detailed, window: 10d}}
-  recording: {{}}
-  message-store: {{}}
-executor: {{batch_size: 7, downloads: 4}}
-sinks:
-{sinks}
-""")
-    return path
+ROOT = Path(__file__).resolve().parents[2]
+PROBE = [sys.executable, "-m", "tests.reliability.probe"]
+# Kills per step (each step of the pipeline is killed this many times). CI: the default.
+KILLS_PER_STEP = int(os.environ.get("RCETL_CRASH_KILLS_PER_STEP", "2"))
+STREAMS = ("call-log", "recording", "message-store")
 
 
-def _env(sb: Sandbox) -> dict[str, str]:
-    return {**os.environ, "RC_CLIENT_ID": sb.client_id, "RC_CLIENT_SECRET": sb.client_secret, "RC_JWT": sb.jwt,
-            "PYTHONUNBUFFERED": "1"}
+@dataclass
+class Archive:
+    """The sinks of one pipeline: YAML, and how to open each sink to read the archive back."""
+
+    yaml: str = ""
+    records: dict[str, Callable[[], Any]] = field(default_factory=dict)
+    blobs: dict[str, Callable[[], Any]] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    checks: list[Callable[[], None]] = field(default_factory=list)
+    cleanup: list[Callable[[], None]] = field(default_factory=list)
+
+    def add(self, kind: str, name: str, options: dict[str, Any], tmp: Path) -> None:
+        self.yaml += f"  {name}: {{plugin: {name}, {', '.join(f'{k}: {_yaml(v)}' for k, v in options.items())}}}\n"
+        (self.records if kind == "record" else self.blobs)[name] = lambda: open_sink(name, name, options, tmp)
+
+    @property
+    def steps(self) -> list[str]:
+        return (["listing", "download", "checkpoint"] + [f"record:{n}" for n in self.records]
+                + [f"blob:{n}" for n in self.blobs])
 
 
-def _kill_loop(pipeline: Path, env: dict[str, str], kills: int, seed: int) -> int:
-    """Start runs and SIGKILL them at random moments until ``kills`` kills landed; return kills made."""
-    rng = random.Random(seed)
-    made = 0
-    attempts = 0
-    while made < kills and attempts < kills * 3:
-        attempts += 1
-        proc = subprocess.Popen([*RCETL, "-q", "run", str(pipeline)], env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
-        # Start-up takes ~0.5 s; kill anywhere from during start-up to well into the archive.
-        delay = rng.uniform(0.2, 2.0)
-        try:
-            proc.wait(timeout=delay)
-            continue  # it finished before the kill: archive complete already, nothing to kill
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            made += 1
-    return made
+def _yaml(value: Any) -> str:
+    return "true" if value is True else f'"{value}"' if isinstance(value, str) else str(value)
 
 
-def _final_run(pipeline: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([*RCETL, "run", str(pipeline)], env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done
+def _local(archive: Archive, tmp: Path, request: pytest.FixtureRequest) -> None:
+    archive.add("record", "sqlite", {"url": f"sqlite:///{tmp / 'archive.db'}"}, tmp)
+    archive.add("blob", "filesystem", {"path": str(tmp / "files")}, tmp)
+    archive.checks.append(lambda: assert_no_partial_files(tmp / "files"))
 
 
-def _open_sink(plugin: str, name: str, options: dict, tmp: Path):  # noqa: ANN202
-    from rcetl.registry import get_plugin_manager
-
-    spec = get_plugin_manager().sinks()[plugin]
-    ctx = __import__("rcetl").RunContext(pipeline="crash", budgets=None, coordinator=None, spool_dir=tmp,
-                                         base_dir=tmp)
-    sink = spec.factory(name, spec.config.model_validate(options), ctx)
-    sink.open()
-    return sink
-
-
-@pytest.mark.slow
-def test_sigkill_sqlite_and_folder(tmp_path: Path) -> None:
-    with Sandbox(seed=7, size="tiny", time_scale=200.0) as sb:
-        pipeline = _pipeline(tmp_path, sb, f"""
-  db: {{plugin: sqlite, url: "sqlite:///{tmp_path / 'archive.db'}"}}
-  files: {{plugin: filesystem, path: {tmp_path / 'files'}}}
-""")
-        env = _env(sb)
-        made = _kill_loop(pipeline, env, KILLS, seed=1)
-        assert made >= min(KILLS, 50) * 0.9, f"only {made} kills landed"
-        _final_run(pipeline, env)
-        gt = sb.ground_truth()
-    db = _open_sink("sqlite", "db", {"url": f"sqlite:///{tmp_path / 'archive.db'}"}, tmp_path)
-    files = _open_sink("filesystem", "files", {"path": str(tmp_path / "files")}, tmp_path)
-    check_archive(gt, db, files)
-    assert_no_partial_files(tmp_path / "files")
+def _every_sink(archive: Archive, tmp: Path, request: pytest.FixtureRequest) -> None:
+    """Every built-in sink this machine can run (SQL Server cannot: see tests/services.py)."""
+    _local(archive, tmp, request)
+    prefix = f"c{uuid.uuid4().hex[:8]}_"
+    for plugin in ("mysql", "postgres"):
+        archive.add("record", plugin, {"url": service_url(plugin.upper()), "table_prefix": prefix}, tmp)
+        archive.cleanup.append(lambda p=plugin: drop_tables(archive.records[p]()))
+    archive.add("record", "mongodb", {"url": request.getfixturevalue("mongodb_url"),
+                                      "database": f"crash_{uuid.uuid4().hex[:10]}"}, tmp)
+    archive.env.update(AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x")
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "x")  # for this process's own S3 client (the check)
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "x")
+    archive.add("blob", "s3", {"bucket": unique("crash").lower(), "endpoint_url": request.getfixturevalue("s3_url"),
+                               "region": "us-east-1", "addressing_style": "path", "create_bucket": True}, tmp)
+    archive.add("blob", "gcs", {"bucket": unique("crash").lower(), "emulator_host": request.getfixturevalue("gcs_url"),
+                                "create_bucket": True}, tmp)
+    _fake, host, ca = request.getfixturevalue("dropbox_fake")
+    archive.add("blob", "dropbox", {"root": "/" + unique("crash"), "access_token": "test-token", "ca_certs": ca,
+                                    "api_host": host, "content_host": host}, tmp)
 
 
-@pytest.mark.slow
-@pytest.mark.integration
-def test_sigkill_mariadb_and_s3(tmp_path: Path) -> None:
-    mysql = service_url("MYSQL")
-    from moto.server import ThreadedMotoServer
-
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    moto.start()
+def _kill_at(pipeline: Path, env: dict[str, str], target: str) -> str | None:
+    """Run ``rcetl run`` paused at ``target`` (see probe.py) and SIGKILL it there. Returns the step
+    it was killed in, or None when the run ended before reaching it."""
+    read_fd, write_fd = os.pipe()
+    proc = subprocess.Popen([*PROBE, "-q", "run", str(pipeline)], cwd=ROOT, pass_fds=(write_fd,),
+                            env={**env, "RCETL_PROBE": target, "RCETL_PROBE_FD": str(write_fd)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    os.close(write_fd)
     try:
-        host, port = moto.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        import boto3
-
-        bucket = f"crash-{uuid.uuid4().hex[:8]}"
-        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="x",
-                     aws_secret_access_key="x").create_bucket(Bucket=bucket)
-        prefix = f"c{uuid.uuid4().hex[:8]}_"
-        s3_options = {"bucket": bucket, "endpoint_url": endpoint, "region": "us-east-1"}
-        with Sandbox(seed=8, size="tiny", time_scale=200.0) as sb:
-            pipeline = _pipeline(tmp_path, sb, f"""
-  db: {{plugin: mysql, url: "{mysql}", table_prefix: {prefix}}}
-  files: {{plugin: s3, bucket: {bucket}, endpoint_url: "{endpoint}", region: us-east-1}}
-""")
-            env = {**_env(sb), "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}
-            made = _kill_loop(pipeline, env, KILLS, seed=2)
-            assert made >= min(KILLS, 50) * 0.9, f"only {made} kills landed"
-            _final_run(pipeline, env)
-            gt = sb.ground_truth()
-        os.environ.setdefault("AWS_ACCESS_KEY_ID", "x")
-        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "x")
-        db = _open_sink("mysql", "db", {"url": mysql, "table_prefix": prefix}, tmp_path)
-        files = _open_sink("s3", "files", s3_options, tmp_path)
-        check_archive(gt, db, files)
+        ready, _, _ = select.select([read_fd], [], [], 120)
+        line = os.read(read_fd, 4096).decode().strip() if ready else ""
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return line.splitlines()[0] if line else None
     finally:
-        moto.stop()
+        os.close(read_fd)
+
+
+def _work_left(sb: Sandbox, archive: Archive) -> bool:
+    """Whether some record sink lacks records the source has (the kill interrupted real work)."""
+    want = expected(sb.ground_truth())
+    for opener in archive.records.values():
+        sink = opener()
+        try:
+            if any(sink.count(stream) < len(want[stream]) for stream in STREAMS):
+                return True
+        finally:
+            sink.close()
+    return False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sinks", [pytest.param(_local, id="sqlite+folder"),
+                                   pytest.param(_every_sink, id="every-sink", marks=pytest.mark.integration)])
+def test_sigkill_inside_every_step(tmp_path: Path, request: pytest.FixtureRequest,
+                                   sinks: Callable[[Archive, Path, pytest.FixtureRequest], None]) -> None:
+    archive = Archive()
+    try:
+        sinks(archive, tmp_path, request)
+        _kill_every_step_then_check(archive, tmp_path, request)
+    finally:
+        for cleanup in archive.cleanup:
+            cleanup()
+
+
+def _kill_every_step_then_check(archive: Archive, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    rng = random.Random(19)
+    landed: Counter[str] = Counter()
+    interrupted = kills = 0
+    missed: list[str] = []
+    with Sandbox(seed=7, size="tiny", time_scale=200.0) as sb:
+        pipeline = write_pipeline(tmp_path, sb, archive.yaml, name="crash", executor="{batch_size: 3, downloads: 2}")
+        env = env_for(sb, tmp_path, **archive.env)
+        steps = archive.steps * KILLS_PER_STEP
+        rng.shuffle(steps)
+        for step in steps:
+            # New work at the source for this run: calls (some recorded) and messages.
+            sb.add_calls(2, recordings=1)
+            sb.add_messages(2)
+            target = f"{step}|{rng.randint(1, 2)}|{rng.choice(['before', 'after'])}"
+            killed_in = _kill_at(pipeline, env, target)
+            kills += 1
+            if killed_in is None:
+                missed.append(target)
+                continue
+            landed[killed_in] += 1
+            interrupted += _work_left(sb, archive)
+        final = rcetl_cli(["run", str(pipeline), "--retry-now"], env)
+        assert final.returncode == 0, final.stdout[-3000:] + final.stderr[-3000:]
+        gt = sb.ground_truth()
+    report = (f"SIGKILL: {interrupted} of {kills} kills interrupted unfinished work "
+              f"({interrupted / kills:.0%}); killed in {dict(sorted(landed.items()))}; "
+              f"runs that ended before their kill point: {missed}")
+    request.node.user_properties.append(("report", report))  # printed in the terminal summary
+    assert set(landed) == set(archive.steps), f"steps never killed: {set(archive.steps) - set(landed)}; {report}"
+    assert interrupted >= 0.9 * kills, report
+    for name, record_sink in archive.records.items():
+        check_archive(gt, record_sink(), archive.blobs["filesystem"]())
+        if name == "sqlite":
+            for blob_sink in archive.blobs.values():
+                check_archive(gt, record_sink(), blob_sink())
+    for check in archive.checks:
+        check()
