@@ -49,6 +49,13 @@ def timestamp(value: Any) -> datetime | None:
     """API times (``2016-06-06T18:26:52.000Z``) as naive UTC datetimes, the portable SQL form."""
     if not isinstance(value, str):
         return None
+    if value.endswith("Z") and len(value) >= 20:  # the API's form: already UTC
+        try:
+            dt = datetime.fromisoformat(value[:-1])
+        except ValueError:
+            return None
+        if dt.tzinfo is None:
+            return dt
     try:
         dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
@@ -75,33 +82,43 @@ def phone(value: Any) -> str | None:
     return found  # type: ignore[return-value]
 
 
-def _party(prefix: str, party: Any, *, extension: bool = True) -> Row:
-    party = party if isinstance(party, Mapping) else {}
-    number = party.get("phoneNumber")
-    row = {
-        f"{prefix}_number": text(number or party.get("extensionNumber"), 64),
-        f"{prefix}_e164": phone(number),
-        f"{prefix}_name": text(party.get("name"), 255),
-    }
+_PARTY_COLUMNS = {p: (f"{p}_number", f"{p}_e164", f"{p}_name", f"{p}_extension_id") for p in ("from", "to")}
+
+
+def _party_into(row: Row, prefix: str, party: Any, extension: bool = True) -> None:
+    """A party's columns, written into ``row`` (the hot path of every call and leg)."""
+    number_col, e164_col, name_col, extension_col = _PARTY_COLUMNS[prefix]
+    get = party.get if isinstance(party, Mapping) else {}.get
+    number = get("phoneNumber")
+    row[number_col] = text(number or get("extensionNumber"), 64)
+    row[e164_col] = phone(number)
+    row[name_col] = text(get("name"), 255)
     if extension:
-        row[f"{prefix}_extension_id"] = integer(party.get("extensionId"))
+        row[extension_col] = integer(get("extensionId"))
+
+
+def _party(prefix: str, party: Any, *, extension: bool = True) -> Row:
+    row: Row = {}
+    _party_into(row, prefix, party, extension)
     return row
 
 
-def _call_fields(data: Mapping[str, Any]) -> Row:
-    """The columns a call-log record and each of its legs share."""
-    return {
-        "start_time": timestamp(data.get("startTime")),
-        "duration": integer(data.get("duration")),
-        "type": text(data.get("type"), 32),
-        "direction": text(data.get("direction"), 16),
-        "action": text(data.get("action"), 64),
-        "result": text(data.get("result"), 64),
-        "reason": text(data.get("reason"), 128),
-        **_party("from", data.get("from")),
-        **_party("to", data.get("to")),
-        "extension_id": integer((data.get("extension") or {}).get("id")),
-    }
+def _call_fields(data: Mapping[str, Any], row: Row | None = None) -> Row:
+    """The columns a call-log record and each of its legs share (into ``row`` when given)."""
+    get = data.get
+    out: Row = {} if row is None else row
+    out["start_time"] = timestamp(get("startTime"))
+    out["duration"] = integer(get("duration"))
+    out["type"] = text(get("type"), 32)
+    out["direction"] = text(get("direction"), 16)
+    out["action"] = text(get("action"), 64)
+    out["result"] = text(get("result"), 64)
+    out["reason"] = text(get("reason"), 128)
+    _party_into(out, "from", get("from"))
+    _party_into(out, "to", get("to"))
+    extension = get("extension")
+    out["extension_id"] = integer(extension.get("id")) if isinstance(extension, Mapping) else None
+    return out
 
 
 def call_log_columns(data: Mapping[str, Any]) -> Row:
@@ -115,7 +132,7 @@ def call_log_columns(data: Mapping[str, Any]) -> Row:
 
 
 def leg_columns(leg: Mapping[str, Any]) -> Row:
-    return {"leg_type": text(leg.get("legType"), 64), **_call_fields(leg)}
+    return _call_fields(leg, {"leg_type": text(leg.get("legType"), 64)})
 
 
 def recording_columns(data: Mapping[str, Any]) -> Row:
