@@ -84,43 +84,32 @@ def _dry_run(pipeline_file: Path, since: str | None, until: str | None, deep: in
 
 
 def _print(report, usage: bool) -> None:  # noqa: ANN001
-    from rich.table import Table
+    from .output import print_table
 
-    from .output import console as make_console
-
-    console = make_console()
-    t = Table(title="archive vs source", title_justify="left")
-    for col in ("stream", "at source", "in sinks", "binaries", "gone at source", "deleted at source", "problems"):
-        t.add_column(col, justify="left" if col == "stream" else "right")
+    rows = []
     for name, c in sorted(report.streams.items()):
         problems = sum(1 for f in report.problems if f.stream == name)
         held = ", ".join(f"{s}: {n}" for s, n in sorted(c.sinks.items()))
-        t.add_row(name, str(c.source), held, str(c.binaries), str(c.gone), str(c.deleted_at_source), str(problems))
-    console.print(t)
+        rows.append([name, str(c.source), held, str(c.binaries), str(c.gone), str(c.deleted_at_source), str(problems)])
+    print_table("archive vs source", ["stream", "at source", "in sinks", "binaries", "gone at source",
+                                      "deleted at source", "problems"], rows, fold=("stream", "in sinks"))
     if report.deep:
-        console.print("re-downloaded and compared (--deep): "
-                      + ", ".join(f"{s}: {n}" for s, n in sorted(report.deep.items())))
-    notes = [f for f in report.findings if f.kind in ("superseded", "deep-skipped", "unlisted")]
-    for f in notes[:20]:
-        console.print(f"[yellow]{f.kind}[/yellow] {f.sink or f.stream} {f.key}: {f.detail}")
+        print("re-downloaded and compared (--deep): " + ", ".join(f"{s}: {n}" for s, n in sorted(report.deep.items())))
+    notes = [f for f in report.findings if f.kind in ("superseded", "deleted-at-source", "deep-skipped", "unlisted")]
+    if notes:
+        print_table(f"{len(notes)} note(s), not problems", ["kind", "stream", "key", "sink", "detail"],
+                    [[f.kind, f.stream, str(f.key), f.sink, f.detail] for f in notes[:200]], fold=("key", "detail"))
     if report.problems:
-        p = Table(title=f"{len(report.problems)} problem(s)", title_justify="left")
-        for col in ("kind", "stream", "key", "sink", "detail"):
-            p.add_column(col)
-        for f in report.problems[:200]:
-            p.add_row(f.kind, f.stream, str(f.key), f.sink, f.detail)
-        console.print(p)
+        print_table(f"{len(report.problems)} problem(s)", ["kind", "stream", "key", "sink", "detail"],
+                    [[f.kind, f.stream, str(f.key), f.sink, f.detail] for f in report.problems[:200]],
+                    fold=("key", "detail"))
     else:
-        console.print("[green]verified: every sink holds everything the source holds, checksums match[/green]"
-                      f" ({len(report.proven)} item(s) proven by their stored bytes)")
+        print("verified: every sink holds everything the source holds, checksums match "
+              f"({len(report.proven)} item(s) proven by their stored bytes)")
     if usage and report.usage:
-        u = Table(title="usage per extension and day", title_justify="left")
         metrics = sorted({m for c in report.usage.values() for m in c})
-        for col in ("day", "extension", *metrics):
-            u.add_column(col)
-        for (day, ext), c in sorted(report.usage.items()):
-            u.add_row(day, ext, *(f"{c.get(m, 0):g}" for m in metrics))
-        console.print(u)
+        print_table("usage per extension and day", ["day", "extension", *metrics],
+                    [[day, ext, *(f"{c.get(m, 0):g}" for m in metrics)] for (day, ext), c in sorted(report.usage.items())])
 
 
 def purge(
