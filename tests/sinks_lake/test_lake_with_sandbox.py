@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.stores import default_sandbox, run, write_pipeline
+from tests.e2e.stores import default_sandbox, run, verify_clean, write_pipeline
 from tests.services import require_module
 
 from .cases import create_bucket, final_run, kill_runs, s3_options
@@ -90,6 +90,7 @@ def test_duckdb_reads_the_lake_as_the_ground_truth_and_a_rerun_changes_nothing(t
         assert again.status == "ok", again.errors
         assert listing(lake) == before, "a re-run rewrote or added files"
         check_against_truth(duckdb.connect(), source, gt)
+        verify_clean(path, tmp_path / "home")  # rcetl verify reads the lake back through archived()
 
 
 def test_the_same_dataset_on_s3_reads_back_in_duckdb(tmp_path: Path, s3_url: str, monkeypatch) -> None:
