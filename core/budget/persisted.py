@@ -71,6 +71,9 @@ class WindowJournal:
         self._later: queue.Queue[tuple[str, str, str, float, str] | None] = queue.Queue()
         self._writer: threading.Thread | None = None
         self._writer_lock = threading.Lock()
+        self._raw: Any = None  # SQLite: the connection new slots are written on
+        self._raw_pid = 0
+        self._raw_lock = threading.Lock()
 
     # -- plumbing ---------------------------------------------------------------------------------
 
@@ -116,8 +119,32 @@ class WindowJournal:
     def insert_now(self, credential: str, group: str, slot: str, score: float) -> None:
         """Journal a new slot before its request leaves."""
         self._ensure_table()
-        with self._reported("keeping the request budget"), self._begin() as conn:
-            conn.execute(sa.insert(self.table).values(credential=credential, grp=group, slot=slot, score=score))
+        with self._reported("keeping the request budget"):
+            if self._engine.dialect.name == "sqlite" and self._insert_sqlite(credential, group, slot, score):
+                return
+            with self._begin() as conn:
+                conn.execute(sa.insert(self.table).values(credential=credential, grp=group, slot=slot, score=score))
+
+    def _insert_sqlite(self, credential: str, group: str, slot: str, score: float) -> bool:
+        """SQLite: one prepared INSERT on a connection kept for it (this write is on every request's
+        path; through a pooled connection and a compiled statement it cost 5x the CPU)."""
+        with self._raw_lock:
+            if self._raw is None or self._raw_pid != os.getpid():
+                self._raw = self._engine.raw_connection()  # WAL, busy timeout, autocommit: see state.database
+                self._raw_pid = os.getpid()
+            cursor = self._raw.cursor()
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+                try:
+                    cursor.execute(f'INSERT INTO "{self.table.name}" (credential, grp, slot, score) VALUES (?, ?, ?, ?)',
+                                   (credential, group, slot, score))
+                except BaseException:
+                    cursor.execute("ROLLBACK")
+                    raise
+                cursor.execute("COMMIT")
+            finally:
+                cursor.close()
+        return True
 
     def put_later(self, credential: str, group: str, slot: str, score: float, *, keep: str = "set") -> None:
         """Journal ``score`` for a row soon (``keep="max"``: never lower a stored block's end)."""
@@ -136,6 +163,10 @@ class WindowJournal:
         if writer is not None and writer.is_alive():
             self._later.put(None)
             writer.join(timeout=10)
+        with self._raw_lock:
+            if self._raw is not None and self._raw_pid == os.getpid():
+                self._raw.close()
+            self._raw = None
         self._engine.dispose()
 
     def _start_writer(self) -> None:
