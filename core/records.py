@@ -138,6 +138,7 @@ class BlobResult:
     sha256: str | None = None
     stored: list[StoredBlob] = field(default_factory=list)
     error: str | None = None
+    reused: bool = False  # not downloaded: every sink already held it with the recorded checksum
 
 
 @dataclass

@@ -31,6 +31,7 @@ class StreamStats:
     gone: int = 0  # binaries the source no longer has (retention)
     failed: int = 0
     retried: int = 0  # failed items from earlier runs archived now
+    reused: int = 0  # binaries not downloaded again: every sink holds them with the recorded checksum
 
 
 @dataclass

@@ -31,6 +31,9 @@ def run(
                                    "this run, without waiting for its backoff."),
     count: bool = typer.Option(False, "--count", help="With --dry-run: read the listings (their list requests "
                                "are sent) and count every download; still downloads and writes nothing."),
+    redownload: bool = typer.Option(False, "--redownload", help="Download every binary again, even those every "
+                                    "sink already holds with their recorded checksum (by default they are "
+                                    "reused: a re-read record costs no download)."),
 ) -> None:
     """Archive everything the pipeline describes; exits 1 if anything failed."""
     from ..interfaces import RunWindow
@@ -66,12 +69,25 @@ def run(
     progress = RunProgress(stats)
     with progress:
         summary = run_pipeline(pipeline, pm, window=window, streams=selected, executor=chosen, stats=stats,
-                               on_engine=progress.attach, retry_now=retry_now)
+                               on_engine=progress.attach, retry_now=retry_now, redownload=redownload)
     print_summary(summary, as_json=json_summary)
+    if not json_summary:
+        _print_reused(summary)
     if summary.status == "interrupted":
         raise typer.Exit(130)  # the shell's code for Ctrl-C: scripts can tell it from a failure
     if not summary.ok:
         raise typer.Exit(1)
+
+
+def _print_reused(summary) -> None:  # noqa: ANN001 - RunSummary
+    """Say what re-reading cost nothing: binaries every sink held with their recorded checksum."""
+    reused = {name: s.reused for name, s in sorted(summary.streams.items()) if s.reused}
+    if reused:
+        from .output import console as make_console
+
+        per_stream = ", ".join(f"{name} {n}" for name, n in reused.items())
+        make_console().print(f"{sum(reused.values())} download request(s) saved: binaries already archived with "
+                             f"their checksum were not downloaded again ({per_stream}; --redownload forces it)")
 
 
 def _dry_run(pipeline, pm, window, selected, *, count: bool = False) -> None:  # noqa: ANN001

@@ -35,10 +35,12 @@ def run_pipeline(
     on_task_done: Callable[[TaskResult], None] | None = None,
     on_engine: Callable[[Engine], None] | None = None,
     retry_now: bool = False,
+    redownload: bool = False,
 ) -> RunSummary:
     """Archive everything the pipeline describes; never raises for a failed item (see the summary).
 
-    ``retry_now`` retries every item of the failed-item queue in this run, ignoring its backoff.
+    ``retry_now`` retries every item of the failed-item queue in this run, ignoring its backoff;
+    ``redownload`` downloads every binary again, even one every sink holds with its recorded checksum.
     """
     stats = stats or RunStats()
     run = RunInfo(uuid.uuid4().hex, pipeline.name, str(pipeline.file), time.time(),
@@ -49,7 +51,8 @@ def run_pipeline(
         executor.check(pipeline)
     status, results = "ok", []
     with _sigterm_as_interrupt(), \
-            Engine(pipeline, pm, window=window, streams=streams, run=run, stats=stats, retry_now=retry_now) as engine:
+            Engine(pipeline, pm, window=window, streams=streams, run=run, stats=stats, retry_now=retry_now,
+                   redownload=redownload) as engine:
         if on_engine:
             on_engine(engine)
         run_id = engine.state.start_run(pipeline.name, {"run_id": run.run_id, "executor": executor.name})

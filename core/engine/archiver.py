@@ -24,6 +24,7 @@ from ..records import ArchivedRecord, BlobResult, Record
 from ..run import RunStats
 from ..secrets import redact
 from ..stopping import RunStopped
+from .ledger import BlobLedger, reuse
 from .spool import HashingSpool
 
 log = logging.getLogger("rcetl.engine")
@@ -75,11 +76,16 @@ def _retrying(what: str, fn: Callable[[], Any], sleep: Callable[[float], None] |
 
 class BatchArchiver:
     def __init__(self, spool_dir: Path, pool: Executor, stats: RunStats,
-                 on_archived: Callable[[ArchivedRecord], None] | None = None) -> None:
+                 on_archived: Callable[[ArchivedRecord], None] | None = None,
+                 ledger: BlobLedger | None = None, redownload: bool = False) -> None:
         self.spool_dir = spool_dir
         self.pool = pool
         self.stats = stats
         self.on_archived = on_archived
+        # What was archived of each binary: a binary every sink still holds is not downloaded again
+        # (the overlap window and --full-refresh re-read records, not files); --redownload ignores it.
+        self.ledger = ledger
+        self.redownload = redownload
         self._inflight: dict[tuple[str, str], Future[BlobResult]] = {}
         self._inflight_lock = threading.Lock()
 
@@ -106,6 +112,7 @@ class BatchArchiver:
         if not batch:
             return result
         blob_results = self._store_blobs(batch)
+        self._remember(batch, blob_results)
         ready: list[tuple[Routed, ArchivedRecord]] = []
         for item in batch:
             outcomes = [blob_results.get(id(item), {}).get(ref.blob_id) for ref in item.record.blobs] \
@@ -155,7 +162,32 @@ class BatchArchiver:
                         self._inflight.pop(key, None)
         return out
 
+    def _remember(self, batch: Sequence[Routed], results: dict[int, dict[str, BlobResult]]) -> None:
+        """Note in the ledger every binary of the batch the sinks now hold (one transaction)."""
+        if self.ledger is None:
+            return
+        by_account: dict[str, dict[str, BlobResult]] = {}
+        for item in batch:
+            for blob_id, outcome in results.get(id(item), {}).items():
+                if not outcome.reused:
+                    by_account.setdefault(item.record.account, {})[blob_id] = outcome
+        for account, outcomes in by_account.items():
+            self.ledger.record(account, outcomes.values())
+
+    def _reuse(self, item: Routed, ref) -> BlobResult | None:  # noqa: ANN001 - BlobRef
+        if self.ledger is None or self.redownload:
+            return None
+        entry = self.ledger.lookup(item.record.account, [ref.blob_id]).get(ref.blob_id)
+        result = reuse(ref, entry, item.blob_sinks)
+        if result is not None:
+            result.reused = True
+            self.stats.add(item.record.stream, reused=1)
+        return result
+
     def _store_one(self, item: Routed, ref) -> BlobResult:  # noqa: ANN001 - BlobRef
+        reused = self._reuse(item, ref)
+        if reused is not None:
+            return reused
         spool = HashingSpool(self.spool_dir)
         try:
             try:

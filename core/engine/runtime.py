@@ -36,6 +36,7 @@ from ..run import RunInfo, RunStats
 from ..secrets import redact
 from ..stopping import RunStopped, StopSignal, attach
 from .archiver import BatchArchiver, Routed
+from .ledger import BlobLedger
 from .spool import prepare_spool_dir
 from .tasks import StreamTask, TaskResult
 
@@ -109,6 +110,7 @@ class Engine:
         stats: RunStats | None = None,
         dry_run: bool = False,
         retry_now: bool = False,
+        redownload: bool = False,
     ) -> None:
         self.pipeline = pipeline
         self.pm = pm
@@ -117,6 +119,8 @@ class Engine:
         self.dry_run = dry_run
         # retry every queued failed item in this run, whatever its backoff says
         self.retry_now = retry_now
+        # download every binary again, even those every sink holds with the recorded checksum
+        self.redownload = redownload
         self.run = run or RunInfo(uuid.uuid4().hex, pipeline.name, str(pipeline.file), time.time(),
                                   observers=pipeline.observers)
         self.stats = stats or RunStats()
@@ -200,7 +204,10 @@ class Engine:
         self.pool = PoolPerCredential(p.executor.downloads, thread_name_prefix="rcetl-blob",
                                       sizer=(lambda conn: threads_from_budget(self, conn)) if auto else None)
         self._stack.callback(self.pool.shutdown, True, cancel_futures=True)
-        self.archiver = BatchArchiver(self.spool_dir, self.pool, self.stats, self._archived)
+        ledger = BlobLedger(p.state_url, p.name)
+        self._stack.callback(ledger.close)
+        self.archiver = BatchArchiver(self.spool_dir, self.pool, self.stats, self._archived,
+                                      ledger=ledger, redownload=self.redownload)
 
     # --- planning ----------------------------------------------------------------------------
 

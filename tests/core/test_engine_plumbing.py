@@ -92,9 +92,16 @@ def test_full_refresh_rewrites_without_duplicates(pm, cli, write_pipeline, tmp_p
     path = write_pipeline(pipeline_text(6, name="plumbing"))
     assert cli("run", path).exit_code == 0
     fakesource.CALLS.clear()
-    assert cli("run", path, "--full-refresh").exit_code == 0
-    assert len(fakesource.CALLS) == 6  # everything read again...
+    again = cli("run", path, "--full-refresh")
+    assert again.exit_code == 0, again.output
+    # Every record read again, but no binary downloaded again: each sink holds it with its checksum.
+    assert fakesource.CALLS == []
+    assert "6 download request(s) saved" in again.stdout
     assert_archive_exact(tmp_path, 6)  # ...and stored once
+    forced = cli("run", path, "--full-refresh", "--redownload")
+    assert forced.exit_code == 0, forced.output
+    assert len(fakesource.CALLS) == 6  # unless asked
+    assert_archive_exact(tmp_path, 6)
 
 
 def test_dry_run_prints_a_plan_and_writes_nothing(cli, write_pipeline, tmp_path: Path) -> None:

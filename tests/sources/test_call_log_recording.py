@@ -17,7 +17,12 @@ def truth_of(sb) -> dict:
 
 
 def expected_blobs(truth: dict, kind: str, items: str) -> dict:
-    return {f"{kind}-{r['id']}": (r["size"], r["sha256"]) if r["available"] else "gone" for r in truth[items]}
+    """blob id -> (size, sha256) or "gone". RingCentral numbers attachments per message, so an
+    attachment is named by its message id and its own id; a recording id is unique by itself."""
+    def blob_id(r: dict) -> str:
+        return f"{kind}-{r['message_id']}-{r['id']}" if kind == "attachment" else f"{kind}-{r['id']}"
+
+    return {blob_id(r): (r["size"], r["sha256"]) if r["available"] else "gone" for r in truth[items]}
 
 
 def test_every_call_and_recording_exactly_once(sandbox_factory, tmp_path) -> None:

@@ -87,7 +87,9 @@ def test_hostile_content_comes_through_exactly(sandbox_factory, tmp_path) -> Non
         refs = [b for r in records for b in r.blobs]
         names = {b.variables.get("name") for b in refs}
         assert "../../etc/passwd" in names  # passed on verbatim: the blob sinks sanitise names
-        assert all(type(b.variables["id"]) is int for b in refs)
+        # Ids stay exact ints (never a float); the key variable "id" joins message and attachment id.
+        assert all(type(b.variables["attachment_id"]) is int and type(b.variables["message_id"]) is int for b in refs)
+        assert all(b.variables["id"] == f"{b.variables['message_id']}-{b.variables['attachment_id']}" for b in refs)
         assert any(ord(c) < 32 for r in records for c in str(r.data.get("from", {}).get("name", "")))
         conversation = [r for r in records if "conversationId" in r.data]
         assert all(type(r.data["conversationId"]) is int for r in conversation)

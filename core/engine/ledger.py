@@ -1,0 +1,180 @@
+"""The blob ledger: what this pipeline archived of each binary, so it is never downloaded twice.
+
+The overlap window of an incremental run and ``--full-refresh`` re-read records on purpose (late
+changes, deletions); their binaries do not change. Each recording download is a Heavy request,
+the scarcest thing a run has, so before a binary is downloaded the engine looks here: when every
+blob sink of the record still holds it at the recorded location with the recorded size and
+SHA-256 (asked of the sink itself, not taken on trust), the download is skipped and the archive
+entry reused. ``rcetl run --redownload`` downloads anyway.
+
+A table of the state database, one row per (pipeline, account, blob id); binaries archived before
+the ledger existed have no row and are downloaded once more, after which they do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..errors import RcetlError
+from ..interfaces import BlobSink
+from ..records import BlobRef, BlobResult, StoredBlob
+
+_RACE_ATTEMPTS = 5
+
+
+def ledger_table(metadata: sa.MetaData, prefix: str = "rcetl_") -> sa.Table:
+    return sa.Table(
+        f"{prefix}blob_ledger",
+        metadata,
+        sa.Column("pipeline", sa.String(200), primary_key=True),
+        sa.Column("account", sa.String(64), primary_key=True),
+        sa.Column("blob_id", sa.String(200), primary_key=True),
+        sa.Column("status", sa.String(16), nullable=False),  # "stored" | "gone"
+        sa.Column("size", sa.BigInteger, nullable=True),
+        sa.Column("sha256", sa.String(64), nullable=True),
+        sa.Column("content_type", sa.String(200), nullable=True),
+        sa.Column("locations", sa.Text, nullable=False),  # JSON: sink name -> location
+        sa.Column("updated_at", sa.Float, nullable=False),
+    )
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    status: str
+    size: int | None
+    sha256: str | None
+    content_type: str | None
+    locations: dict[str, str]
+
+
+class BlobLedger:
+    """Thread-safe; one per engine."""
+
+    def __init__(self, state_url: str, pipeline: str, *, prefix: str = "rcetl_") -> None:
+        from ..state.database import create_state_engine
+
+        self._url = state_url
+        self.pipeline = pipeline
+        self._engine = create_state_engine(state_url)
+        self._pid = os.getpid()
+        self.table = ledger_table(sa.MetaData(), prefix)
+        self._ready = False
+        self._lock = threading.Lock()
+        # An in-memory SQLite database is one shared connection: transactions must take turns.
+        self._serial = threading.RLock() if self._engine.pool.__class__.__name__ == "StaticPool" else None
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def _begin(self) -> Any:
+        if os.getpid() != self._pid:  # a forked child must not reuse its parent's connections
+            self._engine.dispose(close=False)
+            self._pid = os.getpid()
+        return self._engine.begin()
+
+    def _ensure_table(self) -> None:
+        if self._ready:
+            return
+        with self._lock:
+            if self._ready:
+                return
+            for attempt in range(_RACE_ATTEMPTS):
+                try:
+                    self.table.create(self._engine, checkfirst=True)
+                    break
+                except sa.exc.DBAPIError:  # another process created it between check and CREATE
+                    if attempt == _RACE_ATTEMPTS - 1:
+                        raise
+                    time.sleep(0.05 * (attempt + 1))
+            self._ready = True
+
+    def _run(self, work: Any) -> Any:
+        from ..state.database import reported
+
+        self._ensure_table()
+        with reported(self._url, "using the blob ledger"):
+            if self._serial is None:
+                with self._begin() as conn:
+                    return work(conn)
+            with self._serial, self._begin() as conn:
+                return work(conn)
+
+    def lookup(self, account: str, blob_ids: Sequence[str]) -> dict[str, LedgerEntry]:
+        """What was archived of these binaries of ``account`` (missing ids: nothing known)."""
+        if not blob_ids:
+            return {}
+        t = self.table
+
+        def work(conn: sa.Connection) -> dict[str, LedgerEntry]:
+            rows = conn.execute(sa.select(t.c.blob_id, t.c.status, t.c.size, t.c.sha256, t.c.content_type,
+                                          t.c.locations)
+                                .where(t.c.pipeline == self.pipeline, t.c.account == account,
+                                       t.c.blob_id.in_(list(blob_ids))))
+            return {r.blob_id: LedgerEntry(r.status, r.size, r.sha256, r.content_type, json.loads(r.locations))
+                    for r in rows}
+
+        return self._run(work)
+
+    def record(self, account: str, results: Iterable[BlobResult]) -> None:
+        """Remember binaries every sink now holds (or the source no longer has)."""
+        rows = [
+            {"pipeline": self.pipeline, "account": account, "blob_id": r.ref.blob_id, "status": r.status,
+             "size": r.size, "sha256": r.sha256, "content_type": r.ref.content_type,
+             "locations": json.dumps({s.sink: s.location for s in r.stored}, sort_keys=True),
+             "updated_at": time.time()}
+            for r in results if r.status in ("stored", "gone") and not r.error
+        ]
+        if not rows:
+            return
+        t = self.table
+        keys = [(r["account"], r["blob_id"]) for r in rows]
+
+        def work(conn: sa.Connection) -> None:
+            # Delete then insert: the same statement on every database the state store supports.
+            for account_, blob_id in keys:
+                conn.execute(t.delete().where(t.c.pipeline == self.pipeline, t.c.account == account_,
+                                              t.c.blob_id == blob_id))
+            conn.execute(t.insert(), rows)
+
+        self._run(work)
+
+
+def reuse(ref: BlobRef, entry: LedgerEntry | None, sinks: Sequence[tuple[str, BlobSink]]) -> BlobResult | None:
+    """The archived outcome of ``ref`` when downloading it again would add nothing, else None.
+
+    Gone stays gone (RingCentral does not bring a deleted binary back). A stored binary is reused
+    only when *every* blob sink of the record holds it at the recorded location with the recorded
+    size and SHA-256, as the sink reports it now (a file deleted or replaced since is downloaded).
+    """
+    if entry is None:
+        return None
+    if entry.status == "gone":
+        return BlobResult(ref=ref, status="gone")
+    if entry.status != "stored" or not entry.sha256:
+        return None
+    stored: list[StoredBlob] = []
+    for name, sink in sinks:
+        location = entry.locations.get(name)
+        if not location:
+            return None
+        try:
+            held = sink.stat_location(location)
+        except (NotImplementedError, RcetlError):  # cannot tell: download, as without a ledger
+            return None
+        if held is None or held.sha256 != entry.sha256 or held.size != entry.size:
+            return None
+        stored.append(StoredBlob(sink=name, location=location, size=held.size, sha256=held.sha256,
+                                 content_type=held.content_type or entry.content_type, skipped=True))
+    if entry.content_type and entry.content_type != ref.content_type:
+        # As the spool does when the server names the type: the archive says what the bytes are.
+        ref = replace(ref, content_type=entry.content_type,
+                      variables={k: v for k, v in ref.variables.items() if k != "ext"})
+    return BlobResult(ref=ref, status="stored", size=entry.size, sha256=entry.sha256, stored=stored)
