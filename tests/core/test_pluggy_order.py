@@ -189,7 +189,7 @@ def test_a_raising_registry_hook_is_named_and_the_others_are_asked_again_without
 
 
 def test_an_exception_that_is_no_plugins_fault_is_not_swallowed(third_party: PluginManager) -> None:
-    with pytest.raises(Exception, match="must provide argument"):
+    with pytest.raises(Exception, match="must provide argument"), pytest.warns(UserWarning, match="'run'"):
         third_party._pm.hook.rcetl_run_started()  # a caller bug (no `run`): pluggy's own error
 
 
