@@ -235,3 +235,31 @@ def test_tls_with_a_private_ca_and_credentials_from_the_url(couchdb_url: str, tm
         assert "password" in text and "wrong-password-9" not in text
     finally:
         guarded.close()
+
+
+def test_bytes_the_server_got_wrong_are_refused_and_not_kept(sink: CouchDBArchiveSink, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server's MD5 of what it stored must equal ours. Faked here (the one mock: a server that
+    corrupts an attachment in memory cannot be made to), by one flipped bit in the digest it reports."""
+    data = load_dataset()
+    rec = next(r for r in data.records if r.blobs)
+    ref = rec.blobs[0]
+    body = data.blobs[ref.blob_id]
+    path = tmp_path / "blob"
+    path.write_bytes(body)
+    blob = rcetl.SpooledBlob(ref=ref, path=str(path), size=len(body), sha256=hashlib.sha256(body).hexdigest(),
+                             record=rec)
+    real_get = sink.client.get_doc
+
+    def corrupted(id_: str) -> dict | None:
+        doc = real_get(id_)
+        for stub in ((doc or {}).get("_attachments") or {}).values():
+            stub["digest"] = stub["digest"][:-3] + ("A==" if not stub["digest"].endswith("A==") else "B==")
+        return doc
+
+    monkeypatch.setattr(sink.client, "get_doc", corrupted)
+    with pytest.raises(rcetl.IntegrityError):
+        sink._store_inline(blob)
+    monkeypatch.setattr(sink.client, "get_doc", real_get)
+    assert sink.stat(ref, rec) is None, "an attachment the server got wrong was left marked as stored"
+    assert not sink.store(blob).skipped  # the next run stores it again

@@ -253,19 +253,38 @@ class CouchDBArchiveSink(CouchDBRecordSink, rcetl.BlobSink):
                 self.client.request("PUT", path_of(id_), body=doc)
             except Conflict:
                 continue  # a concurrent writer (this binary, or another of the record): read again
-            stored = self._stored(self.client.get_doc(id_) or {}, blob.ref.blob_id, skipped=False)
-            self._check_digest(id_, attachment, hashlib.md5(data), blob)
+            try:
+                doc = self._check_digest(id_, attachment, hashlib.md5(data), blob)
+            except rcetl.IntegrityError:
+                self._drop_binary(id_, blob.ref.blob_id, attachment)  # never leave wrong bytes marked good
+                raise
+            stored = self._stored(doc, blob.ref.blob_id, skipped=False)
             assert stored is not None
             return stored
         raise rcetl.TransientError(f"{blob.ref.blob_id}: document {id_} kept changing while being written")
 
-    def _check_digest(self, id_: str, attachment: str, md5: Any, blob: rcetl.SpooledBlob) -> None:
-        """The server's MD5 and length of what it stored equal ours (CouchDB computes them on receipt)."""
+    def _drop_binary(self, id_: str, blob_id: str, attachment: str) -> None:
+        for _ in range(_CONFLICT_RETRIES):
+            doc = self.client.get_doc(id_)
+            if doc is None:
+                return
+            doc.get("_attachments", {}).pop(attachment, None)
+            doc.get("binaries", {}).pop(blob_id, None)
+            try:
+                self.client.request("PUT", path_of(id_), body=doc)
+                return
+            except Conflict:
+                continue
+
+    def _check_digest(self, id_: str, attachment: str, md5: Any, blob: rcetl.SpooledBlob) -> dict[str, Any]:
+        """The server's MD5 and length of what it stored equal ours (CouchDB computes them on
+        receipt); returns the document as it is now."""
         doc = self.client.get_doc(id_) or {}
         stub = (doc.get("_attachments") or {}).get(attachment) or {}
         if stub.get("digest") != _md5_digest(md5) or stub.get("length") != blob.size:
             raise rcetl.IntegrityError(f"{blob.ref.blob_id}: CouchDB holds {stub.get('length')} bytes with "
                                        f"{stub.get('digest')} at {id_}, not the {blob.size} bytes sent")
+        return doc
 
     def _store_streamed(self, blob: rcetl.SpooledBlob) -> rcetl.StoredBlob:
         id_, attachment = blob_doc_id(blob.ref.blob_id), "content"
@@ -303,8 +322,7 @@ class CouchDBArchiveSink(CouchDBRecordSink, rcetl.BlobSink):
                 raise rcetl.IntegrityError(f"{blob.ref.blob_id}: read {reader.size} bytes with SHA-256 "
                                            f"{reader.sha.hexdigest()} from the spool, which had {blob.size} "
                                            f"bytes with {blob.sha256}; nothing kept")
-            self._check_digest(id_, attachment, reader.md5, blob)
-            doc = self.client.get_doc(id_) or {}
+            doc = self._check_digest(id_, attachment, reader.md5, blob)
             body = {**doc, **placeholder_body(None), "binaries": {blob.ref.blob_id: meta}}
             if blob.record is not None:
                 body["record"] = doc_id(blob.record.stream, blob.record.account, blob.record.key)
