@@ -74,7 +74,7 @@ bench: install-test  ## the full benchmark suite (about 20 minutes); writes benc
 bench-quick: install-test  ## a one-minute benchmark subset (ratios, for CI)
 	$(PY) -m bench.run --quick
 
-services:  ## start PostgreSQL, MariaDB, Redis, RabbitMQ if they are down (root, no systemd)
+services:  ## start PostgreSQL, MariaDB, Redis, RabbitMQ, pouchdb-server (CouchDB) if they are down (root, no systemd)
 	bash .ci/services.sh
 
 clean:

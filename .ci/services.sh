@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Bring up the real services the integration tests talk to: PostgreSQL, MariaDB, Redis, RabbitMQ.
+# Bring up the real services the integration tests talk to: PostgreSQL, MariaDB, Redis, RabbitMQ,
+# and a CouchDB-protocol server (pouchdb-server, in memory, from npm into .ci/node).
 # Each is checked on its port, started if down, installed with apt if missing (CI runs as root,
 # without systemd). MongoDB (SecantusDB), S3 (moto) and GCS (fake-gcs-server) are started by the
 # tests themselves from Python packages.
