@@ -39,11 +39,22 @@ class PurgeAction:
     stream: str
     account: str
     key: object
-    action: str  # "would delete" | "deleted" | "purged" | "refused: ..." | "failed: ..."
+    action: str  # "would delete" | "deleted" | "purged" | "refused: ..." | "skipped: ..." | "failed: ..."
 
     @property
     def refused(self) -> bool:
         return self.action.startswith("refused")
+
+    @property
+    def kept(self) -> bool:
+        """Left at the source by decision: refused, or skipped as already gone."""
+        return self.action.startswith(("refused", "skipped"))
+
+    def line(self) -> str:
+        verdict, _, reason = self.action.partition(": ")
+        if self.kept:
+            return f"{verdict}: {self.stream} {self.key!r}: {reason}"
+        return f"{self.action}: {self.stream} {self.key!r}"
 
 
 def require_enabled(pipeline) -> None:  # noqa: ANN001 - a Pipeline
@@ -95,10 +106,18 @@ def purge_decisions(engine: Engine, report: VerifyReport, now: datetime | None =
     return out
 
 
+def _item(record: Record) -> tuple[str, str]:
+    return (record.account, repr(record.key))
+
+
 def purge(engine: Engine, report: VerifyReport, *, act: bool) -> list[PurgeAction]:
     actions = []
     streams = {name: s for (_, _, name), s in engine.streams.items()}
     for stream_name, record, reasons in purge_decisions(engine, report):
+        if (stream_name, *_item(record)) in report.gone and not reasons:
+            # Its binaries were gone at the source when archived: a DELETE would free nothing.
+            actions.append(PurgeAction(stream_name, record.account, record.key, "skipped: already gone at the source"))
+            continue
         if reasons:
             actions.append(PurgeAction(stream_name, record.account, record.key, "refused: " + "; ".join(reasons)))
             continue

@@ -94,6 +94,8 @@ class VerifyReport:
     source: dict[ItemId, Record] = field(default_factory=dict)
     digests: dict[ItemId, str] = field(default_factory=dict)
     deep: dict[str, int] = field(default_factory=dict)  # re-downloads per stream (the sample)
+    #: items whose every binary was already gone at the source when archived (nothing left to free)
+    gone: set[ItemId] = field(default_factory=set)
 
     @property
     def problems(self) -> list[Finding]:
@@ -226,6 +228,9 @@ def verify(engine: Engine, *, rehash: bool | None = None, deep: int = 0, seed: i
                                                        conf.name, detail))
                         if kind == "content":
                             repairs.append((item, detail))
+            if record.blobs and all((_archive_entry(held, k, ref.blob_id) or {}).get("status") == "gone"
+                                    for ref in record.blobs):
+                report.gone.add(item)
             if ok:
                 report.verified[item] = record
                 read_back[item] = everywhere

@@ -137,10 +137,10 @@ def purge(
         report = run_verify(engine, rehash=rehash)
         actions = run_purge(engine, report, act=yes)
     for a in actions:
-        print(f"{a.action}: {a.stream} {a.key!r}" if not a.refused else f"refused: {a.stream} {a.key!r}: "
-              f"{a.action[len('refused: '):]}")
-    acted = [a for a in actions if not a.refused]
-    refused = len(actions) - len(acted)
+        print(a.line())
+    acted = [a for a in actions if not a.kept]
+    refused = sum(1 for a in actions if a.refused)
+    skipped = len(actions) - len(acted) - refused
     verb = "deleted" if yes else "would delete (dry run; add --yes to act)"
-    print(f"{len(acted)} item(s) {verb}; {refused} refused; {len(report.problems)} problem(s) kept their items "
-          "at the source")
+    print(f"{len(acted)} item(s) {verb}; {refused} refused; {skipped} already gone at the source; "
+          f"{len(report.problems)} problem(s) kept their items at the source")
