@@ -173,3 +173,48 @@ def test_a_record_twice_in_one_batch_and_a_repeated_attachment_id(make_sql_sink)
         t = sink.tables
         assert conn.execute(sa.select(t.messages.c.read_status)).scalar_one() == "Read"
         assert table_count(sink, t.attachments) == 2
+
+
+def test_a_large_batch_is_written_in_parts_as_one_transaction(make_sql_sink):
+    """A batch of more than two parts (rcetl.plugins.sinks.sql.sink._PART) goes through the writer
+    thread: the last version of a record wins across parts, the rows equal those of record-by-record
+    writes, and a bad record in the last part leaves nothing of the batch behind."""
+    from rcetl.plugins.sinks.sql import sink as sql_sink
+
+    ds = make_dataset(calls=2 * sql_sink._PART + 40, messages=30)
+    assert len(ds.records) > 2 * sql_sink._PART
+    first = ds.of("call-log")[0]
+    newer = copy.deepcopy(first)
+    newer.record.data["result"] = "Voicemail"
+    newer.record.data["legs"] = newer.record.data["legs"][:1]
+    batch = [first, *ds.records[1:], newer]  # the call again, changed, in the batch's last part
+
+    sink = make_sql_sink()
+    one_by_one = make_sql_sink(table_prefix=sink.tables.prefix + "x")
+    try:
+        sink.write(batch)
+        for ar in batch:
+            one_by_one.write([ar])
+        xmin = sink.engine.dialect.name == "postgresql"  # snapshot's last column there: row versions differ
+
+        def rows(s):
+            return [[r[:-1] if xmin else r for r in table] for _, table in sorted(s.items())]
+
+        assert rows(snapshot(sink)) == rows(snapshot(one_by_one))
+        ds.assert_held_by(sink)
+        with sink.engine.connect() as conn:
+            t = sink.tables
+            assert conn.execute(sa.select(t.call_log.c.result).where(t.call_log.c.id == first.key)).scalar_one() \
+                == "Voicemail"
+            assert conn.execute(sa.select(sa.func.count()).select_from(t.call_legs)
+                                .where(t.call_legs.c.call_id == first.key)).scalar_one() == 1
+
+        fresh = make_sql_sink(table_prefix=sink.tables.prefix + "y")
+        bad = rcetl.ArchivedRecord(rcetl.Record("message-store", "123", {"id": 123}, account=ACCOUNT))
+        with pytest.raises(rcetl.PermanentError, match=r"message-store/'123'"):
+            fresh.write([*ds.records, bad])
+        assert all(fresh.count(stream) == 0 for stream in ds.keys)
+    finally:
+        from tests.servers import drop_tables
+
+        drop_tables(one_by_one)
