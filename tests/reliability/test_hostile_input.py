@@ -79,7 +79,11 @@ CLI = [
 PIPELINES = [
     ("YAML python tag", "spool_dir: !!python/object/apply:os.system ['touch {tmp}/PWNED']", "spool_dir", EXIT2),
     ("shell syntax in ${...}", "jwt_alt: ${RC_NOPE:-$(touch {tmp}/PWNED)}", "unknown top-level option 'jwt_alt'", EXIT2),
-    ("command substitution as a variable name", "x: ${$(touch {tmp}/PWNED)}", "", EXIT2),
+    # In an option rcetl reads (an unknown key would be refused before any ${...} is looked at).
+    pytest.param("command substitution as a variable name", "spool_dir: ${$(touch {tmp}/PWNED)}",
+                 "is not a variable reference", EXIT2, marks=pytest.mark.xfail(strict=True, reason=(
+                     "defect (/work/notes/requests.md, H4 2026-12-05): core/config/yamlsource.py keeps a "
+                     "${...} that is no variable reference as literal text; the run goes ahead"))),
     ("hostile table_prefix", "db_prefix: \"x; DROP TABLE calls;--\"", "table_prefix", EXIT2),
     ("YAML alias bomb", "bomb", "YAML aliases are expanded", EXIT2),
 ]
@@ -119,6 +123,7 @@ sinks:
 
 
 def _one_line(fragment: str, output: str) -> bool:
+    assert fragment.strip(), "an empty fragment is in every line: name the message the case expects"
     return any(fragment in line for line in output.splitlines())
 
 
@@ -244,7 +249,17 @@ def test_pipeline_file(server: HostileRingCentral, tmp_path: Path, case: str, ex
     assert not (tmp_path / "archive.db").exists() and not (tmp_path / "state.db").exists()
 
 
-def test_the_catalogue_has_at_least_40_cases() -> None:
-    broken = len(list((Path(__file__).parents[1] / "core" / "broken").glob("*.yaml")))
-    assert len(API) + len(CLI) + len(PIPELINES) >= 40
-    assert broken + len(API) + len(CLI) + len(PIPELINES) >= 70
+def _cases(table: list) -> list[tuple]:
+    return [tuple(c.values) if hasattr(c, "values") else c for c in table]
+
+
+def test_every_refusal_in_the_catalogue_names_its_message() -> None:
+    """A refusal is checked by the message it prints: a case without one would pass whatever rcetl
+    says. Names are unique (they are the test ids), and the catalogue keeps its breadth."""
+    cases = _cases(API) + _cases(CLI) + _cases(PIPELINES)
+    unnamed = [c[0] for c in cases if c[-1] != OK and not c[-2].strip()]
+    assert not unnamed, f"refusals without an expected message: {unnamed}"
+    names = [c[0] for c in cases]
+    assert len(names) == len(set(names)), "duplicate case names"
+    broken = list((Path(__file__).parents[1] / "core" / "broken").glob("*.yaml"))
+    assert len(cases) >= 40 and len(broken) + len(cases) >= 70, (len(cases), len(broken))
