@@ -104,7 +104,10 @@ def test_incremental_run_reads_the_tail_and_catches_new_calls(sandbox_factory, t
         assert {c["id"] for c in added} <= {r.key for r in second}
         # One window (checkpoint - overlap .. now), one page: not a second backfill.
         assert sb.counters()["by_endpoint"]["account-call-log"] - before == 1
-        assert checkpoints2[""] > checkpoints[""]
+        assert checkpoints2[""]["position"] > checkpoints[""]["position"]
+        # ...plus one call-log sync, which reports deletions of older records (test_deleted_at_source).
+        assert sb.counters()["by_endpoint"]["account-call-log-sync"] == 2  # the first run's FSync, this ISync
+        assert checkpoints2[""]["syncToken"] != checkpoints[""]["syncToken"]
     finally:
         conn.close()
 

@@ -23,14 +23,16 @@ def test_plans_make_no_request(tmp_path) -> None:
     window = rcetl.RunWindow()
     plans = {name: stream_of(module, ctx, conn).plan("", None, window) for name, module in SOURCES.items()}
     assert not conn.is_open
-    # A first call-log run: 13 months in 30-day windows, one Heavy page per window at least.
-    assert plans["call-log"].requests["Heavy"] == 14
+    # A first call-log run: 13 months in 30-day windows, one Heavy page per window at least, and
+    # the FSync that starts the call-log sync (deletions are found by the next runs' ISync).
+    assert plans["call-log"].requests["Heavy"] == 14 + 1
     rec = plans["recording"]
     assert any("90-day retention" in w for w in rec.warnings) and any("age out" in w for w in rec.warnings)
     assert plans["message-store"].requests["Light"] >= 3
     # Incremental: a checkpoint an hour old is one window.
     recent = (now_utc() - timedelta(hours=1)).isoformat()
-    assert stream_of(SOURCES["call-log"], ctx, conn).plan("", recent, window).requests["Heavy"] == 1
+    synced = {"position": recent, "syncToken": "t"}
+    assert stream_of(SOURCES["call-log"], ctx, conn).plan("", synced, window).requests["Heavy"] == 1 + 1  # + ISync
     synced = {"syncToken": "t", "identity": SOURCES["message-store"].IDENTITY}
     assert stream_of(SOURCES["message-store"], ctx, conn).plan("", synced, window).requests["Light"] == 1
     # A checkpoint written when attachments were named by their id alone plans the mailbox's re-listing.

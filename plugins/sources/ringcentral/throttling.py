@@ -36,6 +36,9 @@ ENDPOINTS: tuple[tuple[str, str, str], ...] = (
     ("GET", "/restapi/v1.0/account/{accountId}/extension", MEDIUM),
     ("GET", "/restapi/v1.0/account/{accountId}/call-log", HEAVY),
     ("GET", "/restapi/v1.0/account/{accountId}/extension/{extensionId}/call-log", HEAVY),
+    # ISync with showDeleted: how the call-log stream learns of records deleted after they were archived
+    ("GET", "/restapi/v1.0/account/{accountId}/call-log-sync", HEAVY),
+    ("GET", "/restapi/v1.0/account/{accountId}/extension/{extensionId}/call-log-sync", HEAVY),
     ("GET", "/restapi/v1.0/account/{accountId}/recording/{recordingId}/content", HEAVY),
     ("GET", "/restapi/v1.0/account/{accountId}/extension/{extensionId}/message-store", LIGHT),
     ("GET", "/restapi/v1.0/account/{accountId}/extension/{extensionId}/message-store/{messageId}", LIGHT),
