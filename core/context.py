@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .stopping import StopSignal
+
 if TYPE_CHECKING:
     from .budget import BudgetProvider
     from .coordination import Coordinator
@@ -24,7 +26,9 @@ class RunContext:
     base_dir: Path  # the pipeline file's folder: relative paths in options resolve against it
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("rcetl"))
     embedded_servers: Mapping[str, Any] = field(default_factory=dict)
-    extras: dict[str, Any] = field(default_factory=dict)
+    #: Set when the run is stopping (Ctrl-C, SIGTERM): long waits and transfers watch it
+    #: (``rcetl.stop_signal(ctx)``); outside a run it never fires.
+    stop: StopSignal = field(default_factory=StopSignal)
 
     @classmethod
     def standalone(cls, folder: str | Path, pipeline: str = "standalone") -> RunContext:

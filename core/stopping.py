@@ -13,16 +13,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from .errors import RcetlError
 
-if TYPE_CHECKING:
-    from .context import RunContext
-
 __all__ = ["RunStopped", "StopSignal", "stop_signal"]
 
-_EXTRA = "stop"  # the RunContext.extras key the engine puts the run's signal under
 
 
 class RunStopped(RcetlError):
@@ -77,12 +73,17 @@ class StopSignal:
 _NEVER = StopSignal()  # for plugins used outside a run (tests, the sandbox): never set
 
 
-def stop_signal(ctx: RunContext | None) -> StopSignal:
-    """The stop signal of the run ``ctx`` belongs to (one that never fires outside a run)."""
-    signal = ctx.extras.get(_EXTRA) if ctx is not None else None
-    return signal if isinstance(signal, StopSignal) else _NEVER
+class _HasStop(Protocol):
+    """A :class:`rcetl.RunContext` as this module sees it (naming the class would be an import circle)."""
+
+    stop: StopSignal
 
 
-def attach(ctx: RunContext, signal: StopSignal) -> None:
+def stop_signal(ctx: _HasStop | None) -> StopSignal:
+    """The stop signal of the run ``ctx`` belongs to (``ctx.stop``; one that never fires outside a run)."""
+    return ctx.stop if ctx is not None else _NEVER
+
+
+def attach(ctx: _HasStop, signal: StopSignal) -> None:
     """Make ``signal`` the run's stop signal (the engine does this when it opens a run)."""
-    ctx.extras[_EXTRA] = signal
+    ctx.stop = signal

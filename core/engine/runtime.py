@@ -174,7 +174,6 @@ class Engine:
             base_dir=p.base_dir,
             logger=logging.getLogger(f"rcetl.run.{p.name}"),
             embedded_servers=self.pm.embedded_servers(),
-            extras={"dry_run": self.dry_run, "run_id": self.run.run_id},
         )
         attach(self.ctx, self.stop_event)
         self.stop_event.on_stop(self.budgets.cancel)
