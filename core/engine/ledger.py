@@ -14,7 +14,6 @@ the ledger existed have no row and are downloaded once more, after which they do
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -26,8 +25,6 @@ import sqlalchemy as sa
 from ..errors import RcetlError
 from ..interfaces import BlobSink
 from ..records import BlobRef, BlobResult, StoredBlob
-
-_RACE_ATTEMPTS = 5
 
 
 def ledger_table(metadata: sa.MetaData, prefix: str = "rcetl_") -> sa.Table:
@@ -63,8 +60,8 @@ class BlobLedger:
 
         self._url = state_url
         self.pipeline = pipeline
+        # Its own engine, made where the run is (a Celery worker makes it after the fork).
         self._engine = create_state_engine(state_url)
-        self._pid = os.getpid()
         self.table = ledger_table(sa.MetaData(), prefix)
         self._ready = False
         self._lock = threading.Lock()
@@ -74,27 +71,16 @@ class BlobLedger:
     def close(self) -> None:
         self._engine.dispose()
 
-    def _begin(self) -> Any:
-        if os.getpid() != self._pid:  # a forked child must not reuse its parent's connections
-            self._engine.dispose(close=False)
-            self._pid = os.getpid()
-        return self._engine.begin()
-
     def _ensure_table(self) -> None:
         if self._ready:
             return
+        from ..state.database import schema_lock
+
         with self._lock:
-            if self._ready:
-                return
-            for attempt in range(_RACE_ATTEMPTS):
-                try:
+            if not self._ready:
+                with schema_lock(self._engine, "rcetl-blob-ledger"):  # one creator at a time per server
                     self.table.create(self._engine, checkfirst=True)
-                    break
-                except sa.exc.DBAPIError:  # another process created it between check and CREATE
-                    if attempt == _RACE_ATTEMPTS - 1:
-                        raise
-                    time.sleep(0.05 * (attempt + 1))
-            self._ready = True
+                self._ready = True
 
     def _run(self, work: Any) -> Any:
         from ..state.database import reported
@@ -102,9 +88,9 @@ class BlobLedger:
         self._ensure_table()
         with reported(self._url, "using the blob ledger"):
             if self._serial is None:
-                with self._begin() as conn:
+                with self._engine.begin() as conn:
                     return work(conn)
-            with self._serial, self._begin() as conn:
+            with self._serial, self._engine.begin() as conn:
                 return work(conn)
 
     def lookup(self, account: str, blob_ids: Sequence[str]) -> dict[str, LedgerEntry]:
