@@ -201,3 +201,47 @@ def test_the_guard_wraps_every_hook_outermost() -> None:
         assert guard.wrapper and guard.tryfirst, name
         spec = getattr(pm._pm.hook, name).spec
         assert spec is not None and not spec.opts.get("firstresult"), name  # rcetl declares no firstresult hook
+
+
+class PickSpec:
+    """A firstresult hook, declared only here: rcetl has none of its own, and the guard must keep
+    pluggy's semantics for one should it ever get one."""
+
+    @hookspecs.hookspec(firstresult=True)
+    def rcetl_pick(self, options: list[str]) -> str | None:
+        """Called to pick one option; the first non-None answer wins."""
+
+
+class PickGuard(hookguard.HookGuard):
+    @rcetl.hookimpl(wrapper=True, tryfirst=True)
+    def rcetl_pick(self, options: list[str]) -> hookguard.Wrapped:
+        return (yield from self._guard("rcetl_pick", {"options": options}))
+
+
+def test_firstresult_stops_at_the_first_answer_in_pluggys_order_and_survives_a_raising_plugin() -> None:
+    import pluggy
+
+    failed: list[tuple[str, str]] = []
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(PickSpec)
+    pm.register(PickGuard(pm, lambda plugin, hook, exc: failed.append((plugin, hook))), name="guard")
+    called: list[str] = []
+
+    def plugin(name: str, answer: str | None, **opts: bool) -> object:
+        def rcetl_pick(options: list[str]) -> str | None:
+            called.append(name)
+            if answer == "raise":
+                raise RuntimeError(name)
+            return answer
+        return type(name, (), {"rcetl_pick": staticmethod(rcetl.hookimpl(**opts)(rcetl_pick))})
+
+    pm.register(plugin("last", "z", trylast=True), name="last")
+    pm.register(plugin("plain", None), name="plain")
+    pm.register(plugin("first", "a", tryfirst=True), name="first")
+    assert pm.hook.rcetl_pick(options=["a", "z"]) == "a" and called == ["first"]  # nothing after it runs
+
+    called.clear()
+    pm.unregister(name="first")
+    pm.register(plugin("broken", "raise", tryfirst=True), name="broken")
+    assert pm.hook.rcetl_pick(options=["a", "z"]) == "z"  # the rest, in order: plain says None, last answers
+    assert called == ["broken", "plain", "last"] and failed == [("broken", "rcetl_pick")]
