@@ -29,6 +29,7 @@ _FILES = {
         "sink.test_contract.py.tmpl": "tests/test_contract.py",
         "sink.test_pipeline.py.tmpl": "tests/test_pipeline.py",
         "common.gitignore.tmpl": ".gitignore",
+        "common.py.typed.tmpl": "{module}/py.typed",
     },
     "source": {
         "source.pyproject.toml.tmpl": "pyproject.toml",
@@ -37,6 +38,7 @@ _FILES = {
         "source.source.py.tmpl": "{module}/source.py",
         "source.test_source.py.tmpl": "tests/test_source.py",
         "common.gitignore.tmpl": ".gitignore",
+        "common.py.typed.tmpl": "{module}/py.typed",
     },
 }
 
