@@ -204,3 +204,50 @@ def test_a_failing_observer_never_fails_the_caller(pm: PluginManager, caplog: py
     [record] = [r for r in caplog.records if "broken-observer" in r.getMessage()]
     assert record.getMessage() == "observer 'broken-observer' failed in rcetl_run_started"
     assert record.exc_info and "notifier down" in str(record.exc_info[1])  # the traceback is logged
+
+
+# --- sinks registered by dotted path ---------------------------------------------------------------
+
+
+@pytest.fixture
+def sink_modules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "sink_needs_sdk.py").write_text("import rcetl_no_such_sdk\n")
+    (tmp_path / "sink_not_a_sink.py").write_text("class Thing:\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return tmp_path
+
+
+@pytest.mark.parametrize("entry,message,hint", [
+    (rcetl.SinkEntry("gone", "rcetl_no_such_pkg.sink:GoneSink", extra="rcetl-gone[x]"),
+     "sink plugin 'gone': cannot import rcetl_no_such_pkg.sink", "the package registering it is broken"),
+    (rcetl.SinkEntry("thing", "sink_not_a_sink:Thing"),
+     "sink plugin 'thing': sink_not_a_sink:Thing is not an rcetl.Sink subclass", "'package.module:ClassName'"),
+    (rcetl.SinkEntry("thing", "sink_not_a_sink:Nothing"),
+     "sink plugin 'thing': sink_not_a_sink:Nothing is not an rcetl.Sink subclass", "'package.module:ClassName'"),
+    (rcetl.SinkEntry("sdk", "sink_needs_sdk:SdkSink", extra="rcetl-sdk[fast]"),  # imports its SDK at the top
+     "sink plugin 'sdk' needs rcetl_no_such_sdk, which is not installed", "pip install 'rcetl-sdk[fast]'"),
+    (rcetl.SinkEntry("s3x", "rcetl.plugins.sinks.s3:S3Sink", extra="rcetl[s3]", requires=("boto3", "rcetl_nope")),
+     "sink plugin 's3x' needs rcetl_nope, which is not installed", "pip install 'rcetl[s3]'"),
+    (rcetl.SinkEntry("bare", "rcetl.plugins.sinks.s3:S3Sink", requires=("rcetl_nope.sub",)),
+     "sink plugin 'bare' needs rcetl_nope.sub, which is not installed",
+     "install the package that provides rcetl_nope.sub"),
+])
+def test_a_sink_that_cannot_load_says_why_and_what_to_install(sink_modules: Path, entry: rcetl.SinkEntry,
+                                                               message: str, hint: str) -> None:
+    with pytest.raises(rcetl.PluginError) as err:
+        entry.load()
+    assert err.value.message.startswith(message), err.value.message
+    assert hint in (err.value.hint or "")
+    assert err.value.exit_code == 2 and err.value.__cause__ is None
+    assert err.value.__context__ is None or err.value.__suppress_context__  # one message, no chained traceback
+
+
+def test_a_sink_entry_loads_its_class_only_when_asked(sink_modules: Path) -> None:
+    import sys
+
+    (sink_modules / "sink_lazy_mod.py").write_text(
+        "import rcetl\n\nclass LazySink(rcetl.RecordSink):\n    def write(self, records):\n        pass\n")
+    entry = rcetl.SinkEntry("lazy", "sink_lazy_mod:LazySink")
+    assert "sink_lazy_mod" not in sys.modules
+    assert entry.load().__name__ == "LazySink" and "sink_lazy_mod" in sys.modules
+    assert entry.load().kinds() == frozenset({"records"})
