@@ -78,6 +78,7 @@ def purge_decisions(engine: Engine, report: VerifyReport, now: datetime | None =
     """Every item of the purge streams old enough to go, with the reasons (if any) it must stay."""
     require_enabled(engine.pipeline)
     options = engine.pipeline.purge
+    assert options is not None  # require_enabled raised otherwise
     now = now or datetime.now(timezone.utc)
     cutoff = now - timedelta(days=options.min_age_days)
     proof_cutoff = now - timedelta(days=options.proof_max_age_days)

@@ -160,8 +160,9 @@ def verify(engine: Engine, *, rehash: bool | None = None, deep: int = 0, seed: i
     for stream, origin, record in _source_records(engine):
         k = _k(record.account, record.key)
         source[record.stream][k] = record
-        streams[(record.stream, *k)] = (stream, origin)
-        report.source[(record.stream, *k)] = record
+        item: ItemId = (record.stream, *k)
+        streams[item] = (stream, origin)
+        report.source[item] = record
         for row in stream.usage(record):
             report.usage[(row.day, row.extension)].update(row.counts)
     held_by_stream: dict[str, dict[str, dict[tuple[str, str], Any]]] = {}
@@ -219,7 +220,9 @@ def verify(engine: Engine, *, rehash: bool | None = None, deep: int = 0, seed: i
                         f"{ref.kind} {ref.blob_id}: the source declares {ref.size} bytes, {archived['size']} archived"))
                 samples.append((item, ref, archived))
                 for conf in blob_confs:
-                    check = _check_blob(engine.sinks[conf.name], conf.name, ref, record, archived, rehash)
+                    blob_sink = engine.sinks[conf.name]
+                    assert isinstance(blob_sink, BlobSink)  # blob_confs holds blob sinks only
+                    check = _check_blob(blob_sink, conf.name, ref, record, archived, rehash)
                     everywhere = everywhere and check.read_back
                     if check.problem:
                         ok = False
@@ -369,7 +372,8 @@ def _shared_binaries(held_by_stream: dict[str, dict[str, dict[tuple[str, str], A
                     if blob.get("status") != "stored":
                         continue
                     for sink_name, location in (blob.get("locations") or {}).items():
-                        at[(sink_name, location)][(stream_name, *k)] = (
+                        owner: ItemId = (stream_name, *k)
+                        at[(sink_name, location)][owner] = (
                             str(blob.get("blob_id")), str(blob.get("sha256")), entry.key)
     flagged: set[tuple[ItemId, str]] = set()
     for (sink_name, location), owners in at.items():
