@@ -302,7 +302,7 @@ class SinkEntry:
             module = importlib.import_module(module_name)
         except ImportError as exc:
             gone = exc.name or ""
-            if not gone or module_name == gone or module_name.startswith(gone + "."):
+            if not gone or gone.split(".")[0] == module_name.split(".")[0]:  # its own package is broken
                 raise PluginError(f"sink plugin {self.name!r}: cannot import {module_name}: {exc}",
                                   hint="the package registering it is broken; reinstall or report it") from None
             raise self._missing(gone) from None

@@ -213,6 +213,9 @@ def test_a_failing_observer_never_fails_the_caller(pm: PluginManager, caplog: py
 def sink_modules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "sink_needs_sdk.py").write_text("import rcetl_no_such_sdk\n")
     (tmp_path / "sink_not_a_sink.py").write_text("class Thing:\n    pass\n")
+    (tmp_path / "sinkpkg").mkdir()
+    (tmp_path / "sinkpkg" / "__init__.py").write_text("")
+    (tmp_path / "sinkpkg" / "sink.py").write_text("from .helpers_renamed import x\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     return tmp_path
 
@@ -220,6 +223,8 @@ def sink_modules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.mark.parametrize("entry,message,hint", [
     (rcetl.SinkEntry("gone", "rcetl_no_such_pkg.sink:GoneSink", extra="rcetl-gone[x]"),
      "sink plugin 'gone': cannot import rcetl_no_such_pkg.sink", "the package registering it is broken"),
+    (rcetl.SinkEntry("inner", "sinkpkg.sink:InnerSink", extra="rcetl-inner[x]"),  # its own module missing
+     "sink plugin 'inner': cannot import sinkpkg.sink", "the package registering it is broken"),
     (rcetl.SinkEntry("thing", "sink_not_a_sink:Thing"),
      "sink plugin 'thing': sink_not_a_sink:Thing is not an rcetl.Sink subclass", "'package.module:ClassName'"),
     (rcetl.SinkEntry("thing", "sink_not_a_sink:Nothing"),
