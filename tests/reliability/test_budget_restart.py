@@ -22,6 +22,7 @@ import pytest
 
 from rcetl.sandbox import Sandbox
 
+from ..services import service_url
 from .harness import RCETL, env_for, rcetl_cli, sqlite_and_folder, write_pipeline
 
 KILLS = int(os.environ.get("RCETL_BUDGET_KILLS", "20"))
@@ -49,10 +50,15 @@ def _kill_and_restart(pipeline: Path, env: dict[str, str], sb: Sandbox, kills: i
 
 
 @pytest.mark.slow
-def test_sigkill_and_restart_draws_no_429(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+def test_sigkill_and_restart_draws_no_429(tmp_path: Path, backend: str) -> None:
+    # memory: the windows are journalled in the state store; redis: they live in Redis (each
+    # sandbox has its own port, so its credential ids -- and Redis keys -- are this test's own)
+    extra = f"budgets: {{backend: redis, url: '{service_url('REDIS')}'}}" if backend == "redis" else ""
     with Sandbox(seed=11, size="tiny", time_scale=20.0) as sb:
         sinks, _, _ = sqlite_and_folder(tmp_path)
-        pipeline = write_pipeline(tmp_path, sb, sinks, name="restart", executor="{batch_size: 5, downloads: 8}")
+        pipeline = write_pipeline(tmp_path, sb, sinks, name="restart", executor="{batch_size: 5, downloads: 8}",
+                                  extra=extra)
         env = env_for(sb, tmp_path)
         made = _kill_and_restart(pipeline, env, sb, KILLS, seed=3)
         assert made >= KILLS * 0.9, f"only {made} kills landed"
