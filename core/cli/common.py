@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,11 +30,9 @@ def load(path: Path) -> tuple[Pipeline, PluginManager]:
         raise typer.Exit(fail(exc)) from None
 
 
-def parse_date(value: str | None, option: str):  # -> datetime | None
+def parse_date(value: str | None, option: str) -> datetime | None:
     if value is None:
         return None
-    from datetime import datetime, timezone
-
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
