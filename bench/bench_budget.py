@@ -193,6 +193,38 @@ def bench_messages(messages: int, time_scale: float, seed: int = 12) -> tuple[li
     return figures, raw
 
 
+def bench_plan(time_scale: float, seed: int = 13) -> tuple[list[Figure], dict[str, Any]]:
+    """`rcetl run --dry-run --count` against the actual run on the sandbox's small data set: the
+    plan's Heavy requests (its listing, counted, + the downloads it counted) against the Heavy
+    requests the sandbox counted for the run that followed (the listing again, and the downloads)."""
+    import json
+    import subprocess
+
+    from rcetl.sandbox import Sandbox
+
+    from .common import RCETL
+
+    with Sandbox(seed=seed, size="small", time_scale=time_scale) as sb, \
+            tempfile.TemporaryDirectory(prefix="rcetl-bench-plan-") as tmp:
+        pipeline = write_pipeline(Path(tmp), time_scale=time_scale, sinks=SINKS,
+                                  sources={"call-log": {}, "recording": {}})
+        env = {**__import__("os").environ, **sandbox_env(sb)}
+        done = subprocess.run([RCETL, "run", str(pipeline), "--dry-run", "--count", "--json"], env=env,
+                              cwd=pipeline.parent, capture_output=True, text=True, timeout=600)
+        if done.returncode != 0:
+            raise RuntimeError(f"rcetl run --dry-run --count exited {done.returncode}:\n{done.stderr[-2000:]}")
+        plan = json.loads(done.stdout.strip().splitlines()[-1])
+        planned = sum(n for g, n in plan["requests"].items() if g.lower() == "heavy")
+        before = sb.counters()["by_group"].get("Heavy", 0)
+        rcetl_run(pipeline, sandbox_env(sb))
+        actual = sb.counters()["by_group"].get("Heavy", 0) - before
+    error = abs(planned - actual) / max(actual, 1)
+    figures = [Figure("budget", "dry-run plan: Heavy requests, |planned - actual| / actual (small data set)",
+                      round(error, 4), 0.10, "<=",
+                      note=f"planned {planned} (--dry-run --count: listing + counted downloads), the run sent {actual}")]
+    return figures, {"planned_heavy": planned, "actual_heavy": actual, "plan": plan}
+
+
 def run(quick: bool) -> tuple[list[Figure], dict[str, Any]]:
     if quick:
         heavy = bench_heavy(recordings=200, time_scale=150)
@@ -200,7 +232,10 @@ def run(quick: bool) -> tuple[list[Figure], dict[str, Any]]:
     else:
         heavy = bench_heavy(recordings=3000, time_scale=100)
         msgs = bench_messages(messages=3000, time_scale=100)
-    return heavy[0] + msgs[0], {"heavy": heavy[1], "messages": msgs[1]}
+    plan = bench_plan(time_scale=150)
+    for f in plan[0]:
+        print(f"plan vs actual: {f.value:.1%} off (goal within 10 %: {'met' if f.met else 'missed'}); {f.note}")
+    return heavy[0] + msgs[0] + plan[0], {"heavy": heavy[1], "messages": msgs[1], "plan": plan[1]}
 
 
 def main() -> None:

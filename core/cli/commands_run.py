@@ -50,7 +50,7 @@ def run(
     if count and not dry_run:
         raise typer.BadParameter("--count only goes with --dry-run", param_hint="--count")
     if dry_run:
-        _dry_run(pipeline, pm, window, selected, count=count)
+        _dry_run(pipeline, pm, window, selected, count=count, as_json=json_summary)
         return
     from ..engine import run_pipeline
     from ..executors import get_executor
@@ -90,7 +90,7 @@ def _print_reused(summary) -> None:  # noqa: ANN001 - RunSummary
                              f"their checksum were not downloaded again ({per_stream}; --redownload forces it)")
 
 
-def _dry_run(pipeline, pm, window, selected, *, count: bool = False) -> None:  # noqa: ANN001
+def _dry_run(pipeline, pm, window, selected, *, count: bool = False, as_json: bool = False) -> None:  # noqa: ANN001
     from ..engine.runtime import Engine, make_budget_provider, state_exists
     from . import plan as planning
     from .output import console as make_console
@@ -106,6 +106,14 @@ def _dry_run(pipeline, pm, window, selected, *, count: bool = False) -> None:  #
             found, sent = planning.count(engine)
             plans = planning.counted_plans(plans, found, sent)
         lines = planning.duration_lines(plans, engine.connections, counted=count)
+    if as_json:
+        import json
+
+        print(json.dumps({"pipeline": pipeline.name, "counted": count,
+                          "plans": [{"stream": p.stream, "what": p.description, "requests": p.requests,
+                                     "items": p.items, "warnings": p.warnings} for p in plans],
+                          "requests": planning.totals(plans), "estimates": lines}))
+        return
     what = "listings read, nothing downloaded or written" if count else "nothing is requested or written"
     print_table(f"plan for {pipeline.name} (dry run: {what})", ["stream", "what", "requests by API group", "items"],
                 [[plan.stream, plan.description,

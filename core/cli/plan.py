@@ -102,6 +102,14 @@ def counted_plans(plans: list[StreamPlan], found: dict[str, Counted],
     return [*out, listing]
 
 
+def totals(plans: list[StreamPlan]) -> dict[str, int]:
+    """Requests per API group over every plan (group names as the sources spell them)."""
+    out: Counter[str] = Counter()
+    for plan in plans:
+        out.update(plan.requests)
+    return dict(out)
+
+
 def duration_lines(plans: list[StreamPlan], connections: dict[str, Any], *, counted: bool) -> list[str]:
     """How long the planned requests take at each connection's budget, in real seconds: groups
     are spent in parallel, so the slowest group sets the pace."""
