@@ -108,6 +108,7 @@ def test_a_signal_during_a_budget_wait_ends_the_run_promptly(sandbox_factory, tm
     _until(lambda: sb.counters()["by_group"].get("Heavy", 0) >= 10, proc)
 
     elapsed = _interrupt(proc, sig)
+    print(f"stopped {elapsed:.2f}s after {signal.Signals(sig).name}")
 
     out, err = proc.communicate()
     assert proc.returncode == 130, err[-2000:]
@@ -128,6 +129,7 @@ def test_a_signal_during_a_backoff_sleep_ends_the_run_promptly_and_the_next_run_
     _until(lambda: sum(n for s, n in sb.counters()["by_status"].items() if s.startswith("5")) >= 4, proc)
 
     elapsed = _interrupt(proc, sig)
+    print(f"stopped {elapsed:.2f}s after {signal.Signals(sig).name}")
 
     out, err = proc.communicate()
     assert proc.returncode == 130, err[-2000:]
