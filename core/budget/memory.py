@@ -59,6 +59,7 @@ class Slot:
     group: str  # the group's canonical (lower-case) name
     slot_id: str
     released: bool = False
+    probe: bool = False  # the group's first request, sent alone (see QueuedBudget.acquire)
 
 
 def effective_limit(
@@ -105,6 +106,10 @@ class WindowStore(abc.ABC):
     @abc.abstractmethod
     def state(self, group: str, base: GroupLimit, cap: int | None) -> tuple[int, GroupLimit, float]:
         """``(used, effective limit, penalty seconds remaining)`` for snapshots."""
+
+    def knows_limit(self, group: str) -> bool:
+        """Whether a limit learned from headers is known for the group (then no probe is needed)."""
+        return False
 
     def taken(self) -> None:
         """Called outside the budget's lock by the thread whose ``try_take`` just got a slot, before
@@ -163,6 +168,9 @@ class MemoryWindows(WindowStore):
             # The server's window is full: nothing until the oldest slot we count has aged out.
             self._full_until[group] = max(self._full_until.get(group, 0.0), min(slots.values()) + lim.window)
 
+    def knows_limit(self, group: str) -> bool:
+        return self._learned.get(group, (None, None))[0] is not None
+
     def state(self, group: str, base: GroupLimit, cap: int | None) -> tuple[int, GroupLimit, float]:
         now = self._clock()
         lim = self._limit(group, base, cap)
@@ -181,6 +189,8 @@ class _Line:
     waited: float = 0.0
     throttled: int = 0
     blocked_since: float = 0.0  # monotonic time the head started waiting for the store (0: not blocked)
+    taught: bool = False  # an answer of this group came back (or its limit was known already)
+    probing: float = 0.0  # monotonic time the group's first request left, until its answer is in
 
 
 class QueuedBudget(Budget):
@@ -244,13 +254,26 @@ class QueuedBudget(Budget):
                     if line.waiting[0] != ticket:
                         line.cond.wait()  # someone ahead; they wake us when they leave the line
                         continue
+                    if not line.taught and line.probing:
+                        # The group's first request is out: its answer teaches the real limit
+                        # (a plan below the default would otherwise see a burst of the default).
+                        left = line.probing + self._probe_patience(key) - time.monotonic()
+                        if left > 0:
+                            line.cond.wait(left)
+                            continue
+                        line.taught = True  # no answer in time: go on with what is known
                     slot_id, wait = self._store.try_take(key, *self._base(key))
                     if slot_id is not None:
                         heapq.heappop(line.waiting)
                         line.blocked_since = 0.0
                         line.sent += 1
-                        line.cond.notify_all()  # the next in line may go too
-                        slot = Slot(group=key, slot_id=slot_id)
+                        probe = not line.taught and not self._store.knows_limit(key)
+                        if probe:
+                            line.probing = time.monotonic()
+                        else:
+                            line.taught = True
+                            line.cond.notify_all()  # the next in line may go too
+                        slot = Slot(group=key, slot_id=slot_id, probe=probe)
                         break
                     if not announced and self.on_wait is not None:
                         announced = True
@@ -281,6 +304,11 @@ class QueuedBudget(Budget):
             self._cancelled = reason
             for line in self._lines.values():
                 line.cond.notify_all()
+
+    def _probe_patience(self, key: str) -> float:
+        """How long the rest of a group waits for its first answer: a window (a lost answer --
+        a caller that died before release -- must not stop the group for ever)."""
+        return self._base(key)[0].window
 
     def _announce(self, group: str, wait: float) -> None:
         """Tell observers about a wait, without holding the lock (they may call snapshot())."""
@@ -317,6 +345,8 @@ class QueuedBudget(Budget):
                 retry_after=retry_after,
             )
             line = self._lines[slot.group]
+            if slot.probe or limit:
+                line.taught, line.probing = True, 0.0  # the answer is in: the rest may go
             if retry_after is not None and retry_after > 0:
                 line.throttled += 1
             # A learned limit may have grown, or a penalty started: the head must look again.

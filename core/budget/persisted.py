@@ -276,6 +276,10 @@ class JournalledWindows(MemoryWindows):
         self._load(group)
         return super().state(group, base, cap)
 
+    def knows_limit(self, group: str) -> bool:
+        self._load(group)
+        return super().knows_limit(group)
+
 
 class JournalledBudgetProvider(PerCredentialProvider):
     """The ``memory`` backend of a pipeline with a state store: one budget per credential whose

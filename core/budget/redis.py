@@ -140,6 +140,10 @@ class RedisWindows(WindowStore):
         args += [_arg(limit), _arg(window), _arg(remaining), _arg(retry_after), str(LEARNED_TTL_SECONDS)]
         self._give_back(keys=self._keys(group), args=args)
 
+    def knows_limit(self, group: str) -> bool:
+        # asked once per group and process (the budget remembers the answer)
+        return bool(self._client.hexists(self._keys(group)[1], "limit"))
+
     def state(self, group: str, base: GroupLimit, cap: int | None) -> tuple[int, GroupLimit, float]:
         used, limit, window, penalty = (
             _text(v) for v in self._state(keys=self._keys(group), args=self._limit_args(base, cap))

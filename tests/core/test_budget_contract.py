@@ -184,3 +184,26 @@ def test_release_is_idempotent_and_checks_its_argument(make_budget):
     assert budget.snapshot()["Heavy"].used == 1
     with pytest.raises(TypeError):
         budget.release("not a slot")
+
+
+def test_the_first_request_of_a_group_goes_alone_until_its_answer_is_in(make_budget):
+    # The default allows 10 at once, but the real plan may be lower: it is known from the first
+    # answer's headers, so nothing else of the group leaves before that answer.
+    budget = make_budget({"Heavy": GroupLimit(10, 60)})
+    first = budget.acquire("Heavy")
+    second = threading.Event()
+    threading.Thread(target=lambda: (budget.acquire("Heavy"), second.set()), daemon=True).start()
+    assert not second.wait(0.3)
+    budget.release(first, limit=3, remaining=2, window=60)
+    assert second.wait(5)
+    budget.acquire("Heavy")  # the rest go at once now, up to the limit the answer taught
+    assert budget.snapshot()["Heavy"].used == 3
+
+
+def test_a_first_answer_without_headers_also_lets_the_rest_go(make_budget):
+    budget = make_budget({"Heavy": GroupLimit(10, 60)})
+    budget.release(budget.acquire("Heavy"))  # a server that sends no rate headers
+    start = time.monotonic()
+    for _ in range(5):
+        budget.acquire("Heavy")  # in flight together, within the default
+    assert time.monotonic() - start < 2

@@ -110,3 +110,15 @@ def test_a_re_stamp_moves_the_journalled_slot_to_the_response(state_url):
     restarted.release(restarted.acquire("Heavy"))
     # the released stamp counts, not the in-flight one (acquire + 2-window lease + window = 0.9 s)
     assert 0.25 <= time.time() - released < 0.8
+
+
+def test_a_limit_learned_before_a_restart_needs_no_probe(state_url):
+    defaults = {"Heavy": GroupLimit(10, 60)}
+    old = _provider(state_url)
+    budget = old.budget(CRED, defaults)
+    budget.release(budget.acquire("Heavy"), limit=4, remaining=3, window=60)
+    restarted = _restart(old, state_url).budget(CRED, defaults)
+    start = time.monotonic()
+    for _ in range(3):
+        restarted.acquire("Heavy")  # in flight together at once: the plan is known already
+    assert time.monotonic() - start < 2
