@@ -19,7 +19,17 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+#: Where `make bench` (--full) keeps its results: tracked, the record of a full run.
 RESULTS = ROOT / "bench" / "results"
+
+
+def results_dir(quick: bool) -> Path:
+    """Where a run writes its results: tracked files only for a full run (`make bench`); a quick
+    run (CI, a developer's check) writes to ``RCETL_BENCH_RESULTS`` or the untracked
+    ``bench/results/tmp/``, so running the guard never changes the repository."""
+    if not quick:
+        return RESULTS
+    return Path(os.environ.get("RCETL_BENCH_RESULTS") or RESULTS / "tmp")
 BIN = Path(sys.executable).parent
 RCETL = str(BIN / "rcetl")
 
@@ -64,7 +74,7 @@ class Figure:
     margin: float = 0.0
     note: str = ""
     gate: bool = True  # False: reported for information, never fails a run
-    known_floor: float | None = None  # a documented gap: --quick guards this level instead of the target
+    floor: float | None = None  # regression guard: the level reached so far (bench/run.py FLOORS)
 
     @property
     def met(self) -> bool | None:
@@ -72,15 +82,20 @@ class Figure:
             return None
         return self.value >= self.target if self.op == ">=" else self.value <= self.target
 
+    def _beyond(self, bar: float | None) -> bool:
+        if not self.gate or self.value is None or bar is None:
+            return False
+        return self.value < bar - self.margin if self.op == ">=" else self.value > bar + self.margin
+
     @property
     def clearly_missed(self) -> bool:
-        """Below the target by more than the noise margin: what fails ``--quick``."""
-        if not self.gate or self.value is None or self.target is None:
-            return False
-        bar = self.target if self.known_floor is None else self.known_floor
-        if self.op == ">=":
-            return self.value < bar - self.margin
-        return self.value > bar + self.margin
+        """Misses its target by more than the noise margin: a failure of the target."""
+        return self._beyond(self.target)
+
+    @property
+    def regressed(self) -> bool:
+        """Worse than the level reached so far (its floor) by more than the noise margin."""
+        return self._beyond(self.floor)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -263,7 +278,8 @@ def cli(stem: str, doc: str, run: Any) -> None:
     figures, raw = run(args.quick)
     for f in figures:
         print(f"{f.name}: {fmt(f.value)} {f.unit} (target {f.op} {fmt(f.target)}) {f.note}")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"{stem}{'-quick' if args.quick else ''}.json"
+    folder = results_dir(args.quick)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / f"{stem}{'-quick' if args.quick else ''}.json"
     out.write_text(json.dumps({"figures": [f.to_json() for f in figures], "raw": raw}, indent=2, default=str) + "\n")
-    print(f"written {out.relative_to(ROOT)}")
+    print(f"written {out}")

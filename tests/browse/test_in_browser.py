@@ -11,7 +11,7 @@ import sqlite3
 
 import pytest
 
-from tests.services import unavailable
+from tests.services import require_module, unavailable
 
 from .conftest import Served, make_app, serve
 from .test_browse import HOSTILE, FakeIndex, a_number, calls_with_number, hostile_hit, three_ways
@@ -25,7 +25,7 @@ PDF_VIEWER = "chrome-extension://mhjfbmdgcfjbbpaeojofohoefgiehjai/"
 def browser():  # noqa: ANN201
     if CHROMIUM is None:
         unavailable("headless Chromium is not installed (Debian: apt-get install -y chromium; or set RCETL_CHROMIUM)")
-    sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api = require_module("playwright.sync_api")  # a test dependency: missing, a failure on CI
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
