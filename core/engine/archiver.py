@@ -8,6 +8,7 @@ goes to the failed-item queue with its error; the rest of the batch carries on.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -210,7 +211,7 @@ class BatchArchiver:
             result = BlobResult(ref=blob.ref, status="stored", size=blob.size, sha256=blob.sha256)
             for sink_name, sink in item.blob_sinks:
                 try:
-                    stored = _retrying(f"blob sink {sink_name!r}", lambda s=sink: s.store(blob))
+                    stored = _retrying(f"blob sink {sink_name!r}", functools.partial(sink.store, blob))
                 except SinkUnavailable:
                     raise
                 except RcetlError as exc:
@@ -237,7 +238,7 @@ class BatchArchiver:
         for name, (sink, items) in sinks.items():
             records = [a for _, a in items]
             try:
-                changed = _retrying(f"record sink {name!r}", lambda s=sink, r=records: s.write(r))
+                changed = _retrying(f"record sink {name!r}", functools.partial(sink.write, records))
                 self.stats.add_sink(name, records=len(records))
                 self.stats.add_changed(changed if isinstance(changed, int) else None)
                 continue
@@ -247,7 +248,7 @@ class BatchArchiver:
                 log.info("record sink %r rejected a batch (%s); writing one by one", name, redact(str(exc)))
             for routed, archived in items:
                 try:
-                    changed = _retrying(f"record sink {name!r}", lambda s=sink, a=archived: s.write([a]))
+                    changed = _retrying(f"record sink {name!r}", functools.partial(sink.write, [archived]))
                     self.stats.add_sink(name, records=1)
                     self.stats.add_changed(changed if isinstance(changed, int) else None)
                 except SinkUnavailable:

@@ -244,10 +244,10 @@ class Engine:
             record=record,
             stream=stream,
             origin={"connection": conn, "source": src},
-            record_sinks=[(s.name, self.sinks[s.name]) for s in p.record_sinks_for(record.stream)
-                          if isinstance(self.sinks[s.name], RecordSink)],
-            blob_sinks=[(s.name, self.sinks[s.name]) for s in p.blob_sinks_for(record.stream)
-                        if isinstance(self.sinks[s.name], BlobSink)] if record.blobs else [],
+            record_sinks=[(s.name, sink) for s in p.record_sinks_for(record.stream)
+                          if isinstance(sink := self.sinks[s.name], RecordSink)],
+            blob_sinks=[(s.name, blob_sink) for s in p.blob_sinks_for(record.stream)
+                        if isinstance(blob_sink := self.sinks[s.name], BlobSink)] if record.blobs else [],
         )
 
     def _children(self, conn: str, parent: str) -> list[tuple[str, Stream]]:

@@ -14,7 +14,7 @@ tokens were kept, the retained call log is listed once more with ``showDeleted``
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 import rcetl
 
@@ -119,7 +119,7 @@ class CallLogStream(rcetl.Stream):
         token = info.get("syncToken") if isinstance(info, dict) else None
         return records_of(body, "call-log-sync"), token if isinstance(token, str) and token else None
 
-    def download(self, ref: rcetl.BlobRef, out: BinaryIO) -> None:
+    def download(self, ref: rcetl.BlobRef, out: rcetl.BlobOutput) -> None:
         raise rcetl.PermanentError("call-log records carry no binaries; recordings belong to the recording stream")
 
     def usage(self, record: rcetl.Record) -> list[rcetl.UsageRow]:

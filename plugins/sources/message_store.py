@@ -15,7 +15,7 @@ import logging
 import mimetypes
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, BinaryIO, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 STREAM = "message-store"
 MessageType = Literal["SMS", "Pager", "Fax", "VoiceMail"]
+ALL_TYPES: tuple[MessageType, ...] = ("SMS", "Pager", "Fax", "VoiceMail")
 #: SMS are kept without time limit (5,000 per folder): reach back 3 years on a first run by default.
 DEFAULT_BACKFILL = timedelta(days=3 * 365)
 AVAILABILITIES = ["Alive", "Deleted", "Purged"]
@@ -64,7 +65,7 @@ _EXT = {
 
 class MessageStoreConfig(rcetl.PluginConfig):
     extensions: list[int | str] | None = Field(None, description="only these mailboxes (default: every extension)")
-    types: list[MessageType] = Field(default_factory=lambda: ["SMS", "Pager", "Fax", "VoiceMail"])
+    types: list[MessageType] = Field(default_factory=lambda: list(ALL_TYPES))
     since: datetime | None = Field(None, description="first run lists messages from here (default: 3 years back)")
     window: Duration = Field(timedelta(days=365), description="dated list window of a backfill")
     overlap: Duration = Field(timedelta(hours=2), description="re-list before a refused sync token's time")
@@ -112,7 +113,7 @@ def message_record(raw: dict[str, Any], account: str, extension: str) -> rcetl.R
                 url=att["uri"],
                 kind="attachment",
                 content_type=content_type,
-                accept=ATTACHMENT_TYPES.get(att.get("type"), ()),
+                accept=ATTACHMENT_TYPES.get(str(att.get("type")), ()),
                 size=size if isinstance(size, int) and size > 0 and availability != "Purged" else None,
                 variables={
                     "id": f"{raw['id']}-{att['id']}",  # unique: the attachment id is scoped by its message
@@ -288,7 +289,7 @@ class MessageStoreStream(rcetl.Stream):
 
     # --- binaries --------------------------------------------------------------------------------
 
-    def download(self, ref: rcetl.BlobRef, out: BinaryIO) -> None:
+    def download(self, ref: rcetl.BlobRef, out: rcetl.BlobOutput) -> None:
         from .ringcentral.download import download  # lazily: it imports requests
 
         if ref.variables.get("availability") == "Purged":

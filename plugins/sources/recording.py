@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
@@ -132,7 +132,7 @@ class RecordingStream(rcetl.Stream):
         """The API group ``download(ref)`` spends, or None when it sends nothing (a dry run's count)."""
         return None if self._past_retention(ref) else HEAVY
 
-    def download(self, ref: rcetl.BlobRef, out: BinaryIO) -> None:
+    def download(self, ref: rcetl.BlobRef, out: rcetl.BlobOutput) -> None:
         from .ringcentral.download import download  # lazily: it imports requests
 
         if self._past_retention(ref):

@@ -6,6 +6,7 @@ answer is ``multipart/mixed``: a status summary part, then one JSON body per id 
 
 from __future__ import annotations
 
+import email.message
 import email.parser
 import email.policy
 import json
@@ -43,13 +44,19 @@ def parse_batch(response: requests.Response, ids: Sequence[Any]) -> list[BatchIt
     return parse_multipart_mixed(content_type, response.content, ids)
 
 
+def _payload(part: Any) -> bytes:
+    """A part's decoded body (``get_payload(decode=True)`` is typed loosely by the email package)."""
+    payload = part.get_payload(decode=True) if isinstance(part, email.message.Message) else None
+    return payload if isinstance(payload, bytes) and payload else b"null"
+
+
 def parse_multipart_mixed(content_type: str, body: bytes, ids: Sequence[Any]) -> list[BatchItem]:
     head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
     message = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(head + body)
     parts = message.get_payload()
     if not isinstance(parts, list) or not parts:
         raise rcetl.TransientError("malformed batch response: no parts")
-    bodies = [json.loads(p.get_payload(decode=True) or b"null") for p in parts]
+    bodies = [json.loads(_payload(p)) for p in parts]
     summary = bodies[0].get("response") if isinstance(bodies[0], dict) else None
     if not isinstance(summary, list) or len(summary) != len(bodies) - 1:
         raise rcetl.TransientError("malformed batch response: summary does not match the parts")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import BinaryIO
 
 import requests
 import urllib3.exceptions
@@ -32,7 +31,7 @@ _BODY_ERRORS = (
 )
 
 
-def download(client: ApiClient, url: str, out: BinaryIO, *, what: str, priority: int = PRIORITY_DOWNLOAD) -> int:
+def download(client: ApiClient, url: str, out: rcetl.BlobOutput, *, what: str, priority: int = PRIORITY_DOWNLOAD) -> int:
     """Write the content at ``url`` to ``out``; return the number of bytes written.
 
     Raises ItemGone on 404 (retention), TransientError when the transfer cannot be completed or

@@ -277,7 +277,8 @@ class ApiClient:
         delay = self.backoff_delay(failures)
         if retry_after is not None:
             delay = max(delay, retry_after / self.time_scale)
-        log.info("%s; retrying in %.2fs", what, delay)
+        # One line progress displays can show ("waiting Ns: reason"), as budget waits are shown.
+        log.info("waiting %.1fs: %s (try %d of %d after it)", delay, what, failures + 1, self.max_retries + 1)
         self._sleep(delay)
 
     def _check_trusted(self, url: str) -> None:
