@@ -55,13 +55,13 @@ def spooled(path: Path, size: int, sha: str, blob_id: str):
 
 
 def build_sink(kind: str, options: dict[str, Any], work: Path):
-    import importlib
-
     import rcetl
+    from rcetl.registry import get_plugin_manager
 
-    (spec,) = importlib.import_module(f"rcetl.plugins.sinks.{kind}").rcetl_sinks()
+    cls = get_plugin_manager().sinks()[kind].load()
+    config = cls.config_model.model_validate(options)
     ctx = rcetl.RunContext(pipeline="bench", budgets=None, coordinator=None, spool_dir=work, base_dir=work)
-    sink = spec.factory(kind, spec.config.model_validate(options), ctx)
+    sink = cls.configured(config)(kind, config, ctx)
     sink.open()
     return sink
 

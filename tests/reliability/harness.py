@@ -77,9 +77,10 @@ def run_until_clean(pipeline: Path, env: dict[str, str], attempts: int = 4, args
 def open_sink(plugin: str, name: str, options: dict, tmp: Path) -> Any:
     from rcetl.registry import get_plugin_manager
 
-    spec = get_plugin_manager().sinks()[plugin]
+    cls = get_plugin_manager().sinks()[plugin].load()
+    config = cls.config_model.model_validate(options)
     ctx = rcetl.RunContext(pipeline="check", budgets=None, coordinator=None, spool_dir=tmp, base_dir=tmp)
-    sink = spec.factory(name, spec.config.model_validate(options), ctx)
+    sink = cls.configured(config)(name, config, ctx)
     sink.open()
     return sink
 
