@@ -289,6 +289,10 @@ class MessageStoreStream(rcetl.Stream):
 
     # --- binaries --------------------------------------------------------------------------------
 
+    def planned_download(self, ref: rcetl.BlobRef) -> str | None:
+        """The API group ``download(ref)`` spends, or None when it sends nothing (a dry run's count)."""
+        return None if ref.variables.get("availability") == "Purged" else MEDIUM
+
     def download(self, ref: rcetl.BlobRef, out: rcetl.BlobOutput) -> None:
         from .ringcentral.download import download  # lazily: it imports requests
 

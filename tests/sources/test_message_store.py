@@ -97,3 +97,15 @@ def test_hostile_content_comes_through_exactly(sandbox_factory, tmp_path) -> Non
         assert any("fileName" not in a for r in records for a in r.data.get("attachments", []))
     finally:
         conn.close()
+
+
+def test_a_dry_run_counts_a_medium_download_per_attachment_but_none_for_purged_messages(tmp_path) -> None:
+    from .test_plan_and_embedded import unreachable_connection
+
+    ctx = make_ctx(tmp_path)
+    stream = stream_of(message_store, ctx, unreachable_connection(ctx))
+    attachment = {"id": 1, "uri": "https://platform.ringcentral.com/a/1", "contentType": "image/png", "size": 10}
+    alive = message_store.message_record({"id": 7, "attachments": [attachment]}, "1", "2")
+    purged = message_store.message_record({"id": 8, "availability": "Purged", "attachments": [attachment]}, "1", "2")
+    assert [stream.planned_download(ref) for ref in alive.blobs] == ["Medium"]
+    assert [stream.planned_download(ref) for ref in purged.blobs] == [None]  # download() asks nothing either
