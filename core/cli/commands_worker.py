@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import time
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -37,6 +38,9 @@ def worker(
                              "prefork (a process per task slot) or solo."),
     hostname: str | None = typer.Option(None, "--hostname", "-n", help="Worker name (default rcetl@HOST-PID)."),
     loglevel: str = typer.Option("INFO", "--loglevel", "-l", help="Celery log level."),
+    preload: list[Path] | None = typer.Option(None, "--preload", help="Open this pipeline's engine (sinks, state, "
+                                              "connections) before taking tasks, not with the first task of a run "
+                                              "(repeatable)."),
 ) -> None:
     """Start a Celery worker that runs rcetl tasks sent by `rcetl run PIPELINE --executor celery`.
 
@@ -44,12 +48,26 @@ def worker(
     connections are opened once. Stop it with Ctrl-C (warm shutdown: running tasks finish)."""
     if pool not in ("threads", "prefork", "solo"):
         raise typer.BadParameter("use threads, prefork or solo", param_hint="--pool")
-    from ..executors.celery_app import make_app
+    from ..executors.celery_app import make_app, preload_engines
 
+    files = [_readable(p) for p in preload or []]
     celery_app = make_app(_broker(broker), backend or os.environ.get("RCETL_RESULT_BACKEND") or None, queue)
+    if files:
+        if pool == "prefork":  # each child opens its own (connections must not cross a fork)
+            from celery.signals import worker_process_init
+
+            worker_process_init.connect(lambda **_: preload_engines(files), weak=False)
+        else:
+            preload_engines(files)
     name = hostname or f"rcetl@{socket.gethostname()}-{os.getpid()}"
     celery_app.worker_main(["worker", f"--concurrency={concurrency}", f"--queues={queue}", f"--pool={pool}",
                             f"--hostname={name}", f"--loglevel={loglevel}", "--without-gossip", "--without-mingle"])
+
+
+def _readable(path: Path) -> Path:
+    if not path.is_file():
+        raise typer.BadParameter(f"{path}: no such pipeline file", param_hint="--preload")
+    return path
 
 
 @app.command("status")

@@ -164,7 +164,7 @@ class Workers:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self, n: int = 2, concurrency: int = 2, pool: str = "threads",
-              env: dict[str, str] | None = None) -> list[str]:
+              env: dict[str, str] | None = None, preload: Path | None = None) -> list[str]:
         names = []
         for _ in range(n):
             name = f"w{len(self.procs) + 1}-{self.sc.tag}@test"
@@ -172,7 +172,7 @@ class Workers:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "tests.scaleout.cli", "worker", "-c", str(concurrency), "--pool", pool,
                  "--queue", self.sc.queue, "--broker", self.sc.services.amqp, "--backend", self.sc.services.redis,
-                 "--hostname", name, "--loglevel", "INFO"],
+                 "--hostname", name, "--loglevel", "INFO", *(["--preload", str(preload)] if preload else [])],
                 cwd=ROOT, env=cli_env(env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
             log.close()
             self.procs[name] = proc

@@ -41,3 +41,20 @@ def test_celery_refuses_unshared_state_before_anything_runs(scenario, tmp_path):
     assert "cannot run on Celery workers" in err and "budgets.backend" in err and "SQLite" in err
     assert "backend: redis" in err and "postgresql+psycopg" in err  # how to fix it
     assert not (tmp_path / "state.db").exists(), "nothing is opened before the check"
+
+
+def test_a_preloaded_worker_has_the_engine_open_before_the_first_task(scenario, workers):
+    pipeline = scenario.write_pipeline(["a"], count=6, send_log=True)
+    (name,) = workers.start(1, concurrency=1, preload=pipeline)
+    # opened at start-up (before any task was sent), by the worker process itself
+    assert f"opened pipeline {scenario.pipeline_name}" in workers.log(name)
+    summary = run_json(pipeline, "--executor", "celery")
+    assert summary["status"] == "ok", summary["errors"]
+    assert summary["streams"]["entries"]["records"] == 6
+    assert workers.log(name).count(f"opened pipeline {scenario.pipeline_name}") == 1  # the task reused it
+
+
+def test_preload_of_a_missing_file_is_a_usage_error(scenario):
+    proc = run_cli("worker", "--preload", str(scenario.tmp / "nope.yaml"), "--queue", scenario.queue, timeout=60)
+    assert proc.returncode == 2
+    assert "no such pipeline file" in proc.stderr
