@@ -92,7 +92,10 @@ def _number(party: Any) -> str | None:
 
 def _e164(party: Any) -> str | None:
     """A party's phoneNumber in E.164 (rcetl.normalize_phone, as the SQL and MongoDB sinks store it)."""
-    return rcetl.normalize_phone(party.get("phoneNumber")) if isinstance(party, Mapping) else None
+    # ``type(...) is dict`` first: API JSON is dicts, and the ABC check costs more than the lookup.
+    if type(party) is dict or isinstance(party, Mapping):
+        return rcetl.normalize_phone(party.get("phoneNumber"))
+    return None
 
 
 def typed_fields(stream: str, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -103,10 +106,12 @@ def typed_fields(stream: str, data: Mapping[str, Any]) -> dict[str, Any]:
     extension = call.get("extension") if isinstance(call.get("extension"), Mapping) else {}
     from_ = call.get("from") if stream == "recording" else data.get("from")
     to_ = call.get("to") if stream == "recording" else first_to
+    from_e164, to_e164 = _e164(from_), _e164(to_)
     # Every number the record names: both parties of the call and of each leg, every recipient.
     legs = data.get("legs") if isinstance(data.get("legs"), list) else []
     parties = [from_, *(to if isinstance(to, list) else [to_])]
     parties += [p for leg in legs if isinstance(leg, Mapping) for p in (leg.get("from"), leg.get("to"))]
+    done = {id(from_): from_e164, id(to_): to_e164}  # the same objects, normalised once
     return {
         "time": _utc(call.get("startTime") or data.get("creationTime")),
         "direction": _text(call.get("direction") or data.get("direction")),
@@ -114,9 +119,9 @@ def typed_fields(stream: str, data: Mapping[str, Any]) -> dict[str, Any]:
         "extension_id": _text(extension.get("id") if extension else data.get("extensionId")),
         "from_number": _number(from_),
         "to_number": _number(to_),
-        "from_e164": _e164(from_),
-        "to_e164": _e164(to_),
-        "numbers_e164": sorted({n for n in map(_e164, parties) if n}),
+        "from_e164": from_e164,
+        "to_e164": to_e164,
+        "numbers_e164": sorted({n for p in parties if (n := done[id(p)] if id(p) in done else _e164(p))}),
         "result": _text(data.get("result")),
         "availability": _text(data.get("availability")),
     }
@@ -144,7 +149,7 @@ def record_body(ar: rcetl.ArchivedRecord) -> dict[str, Any]:
         "occurred_at": _utc(occurred.isoformat()) if occurred else None,
         **typed_fields(rec.stream, rec.data),
         # Round-tripped through JSON so a value compares equal to what the server gives back.
-        "archive": json.loads(json.dumps(ar.archive_json())),
+        "archive": json.loads(json.dumps(archive)) if (archive := ar.archive_json()) else [],
         "raw": rcetl.json_dumps(rec.data),
     }
 

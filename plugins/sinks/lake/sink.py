@@ -23,6 +23,7 @@ import json
 import posixpath
 import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -33,11 +34,11 @@ import pyarrow.parquet as pq
 import rcetl
 
 from . import LakeConfig
-from .schema import partition_date, row_of, schema_for
+from .schema import IDENTITY, partition_date, row_date, row_of, schema_for, table_of, text
 
 PART = "part-0.parquet"
-#: The columns that decide whether a stored row is the same record version (typed columns derive from raw).
-_IDENTITY = ("raw", "archive", "deleted", "occurred_at")
+#: Partitions whose last written table a sink keeps (``_recent``): a day spans at most a few batches.
+_RECENT = 4
 _local_locks: dict[str, threading.Lock] = {}
 _local_guard = threading.Lock()
 
@@ -70,6 +71,12 @@ class LakeSink(rcetl.RecordSink):
         except (TypeError, ValueError, OSError, pa.ArrowException) as exc:
             raise rcetl.ConfigError(f"sink {name!r}: cannot open {self.config.path}: {rcetl.redact(str(exc))[:300]}",
                                     hint="check the path's scheme and filesystem_options") from None
+        # The last few partitions this sink wrote, with the (mtime_ns, size) of the file it left: a
+        # backfill writes each day in two or three consecutive batches, and the second need not read
+        # back the file the first wrote. Local folders only, where mtime_ns tells a file that another
+        # writer replaced since; object stores' second-resolution times could not.
+        self._recent: OrderedDict[str, tuple[tuple[int | None, int | None], pa.Table]] = OrderedDict()
+        self._recent_guard = threading.Lock()
 
     def _guard(self, what: str, fn: Any) -> Any:
         try:
@@ -115,16 +122,16 @@ class LakeSink(rcetl.RecordSink):
     # --- writing ------------------------------------------------------------------------------
 
     def write(self, records: Sequence[rcetl.ArchivedRecord]) -> int:
-        partitions: dict[tuple[str, str], dict[tuple[str, str], dict[str, Any]]] = {}
+        partitions: dict[tuple[str, str], dict[tuple[str, str], tuple[Any, ...]]] = {}
         for ar in records:  # every row is built first: an interrupted batch writes nothing
             rec = ar.record
             if isinstance(rec.key, bool) or not isinstance(rec.key, (int, str)):
                 raise rcetl.PermanentError(f"record {rec.stream}/{rec.key!r}: a key must be an int or a str")
             row = row_of(ar)
-            partitions.setdefault((rec.stream, partition_date(rec)), {})[(row["account"], row["key_json"])] = row
+            partitions.setdefault((rec.stream, row_date(row)), {})[(row[0], row[2])] = row
         return sum(self._merge(stream, date, rows) for (stream, date), rows in sorted(partitions.items()))
 
-    def _merge(self, stream: str, date: str, rows: dict[tuple[str, str], dict[str, Any]]) -> int:
+    def _merge(self, stream: str, date: str, rows: dict[tuple[str, str], tuple[Any, ...]]) -> int:
         folder = self.partition_dir(stream, date)
         schema = schema_for(stream)
         with self._locked(folder):
@@ -136,25 +143,41 @@ class LakeSink(rcetl.RecordSink):
                 # converting the nested columns to Python: a re-run of unchanged data stays cheap.
                 index = {k: i for i, k in enumerate(zip(current["account"].to_pylist(),
                                                         current["key_json"].to_pylist(), strict=True))}
-                cols = {c: current[c].to_pylist() for c in _IDENTITY}
+                cols = [(current[c].to_pylist(), at) for c, at in IDENTITY.items()]
                 changed = {k: r for k, r in rows.items()
-                           if k not in index or any(cols[c][index[k]] != r[c] for c in _IDENTITY)}
+                           if k not in index or any(col[index[k]] != r[at] for col, at in cols)}
                 if not changed:
                     return 0
                 kept = current.filter(pa.array([k not in changed for k in index]))
-            table = pa.Table.from_pylist(list(changed.values()), schema=schema)
+            # Rows sorted by (account, key_json): in Python for a new day, by Arrow after a merge.
+            table = table_of(schema, [changed[k] for k in sorted(changed)])
             if kept is not None and kept.num_rows:
-                table = pa.concat_tables([kept, table])
-            table = table.sort_by([("account", "ascending"), ("key_json", "ascending")])
+                table = pa.concat_tables([kept, table]).sort_by([("account", "ascending"), ("key_json", "ascending")])
             self._guard("writing", lambda: self._replace(folder, table))
+            self._guard("reading", lambda: self._remember(folder, table))
             return len(changed)
 
     def _read_partition(self, folder: str, schema: pa.Schema) -> pa.Table | None:
         path = posixpath.join(folder, PART)
-        if self.fs.get_file_info(path).type == pafs.FileType.NotFound:
+        info = self.fs.get_file_info(path)
+        if info.type == pafs.FileType.NotFound:
             return None
+        with self._recent_guard:
+            recent = self._recent.get(folder)
+        if recent is not None and recent[0] == (info.mtime_ns, info.size) and recent[1].schema.equals(schema):
+            return recent[1]
         # ``schema``: a file written before a column was added reads with that column null.
         return pq.read_table(path, filesystem=self.fs, schema=schema)
+
+    def _remember(self, folder: str, table: pa.Table) -> None:
+        if not isinstance(self.fs, pafs.LocalFileSystem):
+            return
+        info = self.fs.get_file_info(posixpath.join(folder, PART))
+        with self._recent_guard:
+            self._recent[folder] = ((info.mtime_ns, info.size), table)
+            self._recent.move_to_end(folder)
+            while len(self._recent) > _RECENT:
+                self._recent.popitem(last=False)
 
     def _replace(self, folder: str, table: pa.Table) -> None:
         self.fs.create_dir(folder, recursive=True)
@@ -207,7 +230,7 @@ class LakeSink(rcetl.RecordSink):
                                      schema_for(record.stream))
         if table is None:
             return None
-        account, key_json = row_of(rcetl.ArchivedRecord(record))["account"], json.dumps(record.key)
+        account, key_json = text(record.account) or "", json.dumps(record.key)
         for acc, key, raw in zip(*(table[c].to_pylist() for c in ("account", "key_json", "raw")), strict=True):
             if (acc, key) == (account, key_json):
                 return rcetl.json_loads(raw)
