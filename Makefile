@@ -7,7 +7,7 @@ PIP    := $(BIN)/pip
 # Parallel test workers: the machines have 2 cores; tests are mostly I/O-bound.
 WORKERS ?= 4
 
-.PHONY: help install install-test install-bench demo test test-spark test-fast typecheck lint format bench bench-quick services clean
+.PHONY: help install install-test install-bench mutate demo test test-spark test-fast typecheck lint format bench bench-quick services clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s '	'
@@ -79,6 +79,9 @@ bench: install-bench  ## the full benchmark suite (about 20 minutes); writes ben
 
 bench-quick: install-bench  ## a few minutes of ratios (CI); a missed target fails it; writes bench/results/tmp/
 	$(PY) -m bench.run --quick
+
+mutate: install-test  ## break the core invariants on purpose (in a temp copy) and check a test fails for each
+	$(PY) -m tests.mutation.run
 
 services:  ## start PostgreSQL, MariaDB, Redis, RabbitMQ, pouchdb-server (CouchDB) if they are down (root, no systemd)
 	bash .ci/services.sh
