@@ -32,8 +32,16 @@ log = logging.getLogger("rcetl.executors.celery")
 
 #: How often the submitting command looks at outstanding results.
 POLL_SECONDS = 0.2
-#: Say once that nobody took a task yet after this long (no worker listening on the queue?).
+#: Say once that nobody took a task yet after this long (no worker listening on the queue?);
+#: ``RCETL_IDLE_WARNING_SECONDS`` changes it (tests, or a fleet that is slow to scale up).
 IDLE_WARNING_SECONDS = 30.0
+
+
+def idle_warning_seconds() -> float:
+    try:
+        return float(os.environ.get("RCETL_IDLE_WARNING_SECONDS") or IDLE_WARNING_SECONDS)
+    except ValueError:
+        return IDLE_WARNING_SECONDS
 
 
 def broker_url(explicit: str | None) -> str | None:
@@ -106,6 +114,7 @@ class CeleryExecutor(Executor):
             log.info("sent %d task(s) of run %s to queue %r", len(tasks), engine.run.run_id[:8], self.queue)
             started = time.monotonic()
             warned = False
+            idle_after = idle_warning_seconds()
             while pending:
                 progressed = False
                 for task_id, (task, ar) in list(pending.items()):
@@ -126,7 +135,7 @@ class CeleryExecutor(Executor):
                 waited = time.monotonic() - started
                 if self.timeout is not None and waited > self.timeout:
                     raise TimeoutError(f"{len(pending)} task(s) not finished after {self.timeout:.0f}s")
-                if not warned and not results and waited > IDLE_WARNING_SECONDS:
+                if not warned and not results and waited > idle_after:
                     warned = True
                     if _any_started(pending.values()):
                         continue  # workers are busy with the run: nothing to warn about

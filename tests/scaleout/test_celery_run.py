@@ -4,7 +4,7 @@ budgets in Redis: complete, byte-exact, and the same summary as the local execut
 from __future__ import annotations
 
 from tests.scaleout.archive import check_archive
-from tests.scaleout.conftest import run_json, sends
+from tests.scaleout.conftest import run_cli, run_json, sends
 
 ACCOUNTS = ["a", "b", "c", "d"]
 
@@ -49,3 +49,14 @@ def test_a_second_run_on_the_same_workers_reports_only_its_own_requests(scenario
     assert second["status"] == "ok", second["errors"]
     assert all(len(sends(scenario, a)) - before[a] == 2 * 10 for a in ACCOUNTS[:2])
     assert_requests_exact(scenario, second, ACCOUNTS[:2], before)
+
+
+def test_no_idle_warning_while_workers_are_busy(scenario, workers):
+    # The submitter warns when no worker has *taken* a task after a while; busy workers are not
+    # idle ones (it used to warn on every run whose first task took longer than 30 s).
+    pipeline = scenario.write_pipeline(ACCOUNTS[:2], count=12, page=4, delay=0.15)  # each task ~2 s
+    workers.start(1, concurrency=2)
+    proc = run_cli("run", str(pipeline), "--executor", "celery", "--json",
+                   env={"RCETL_IDLE_WARNING_SECONDS": "0.5"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "no result yet" not in proc.stderr
