@@ -50,14 +50,17 @@ class Service:
 def _mysql() -> tuple[Any, Callable[[Any], str]]:
     from testcontainers.community.mysql import MySqlContainer
 
-    # MariaDB, as the project's machines run it; the test database is `test`.
-    return MySqlContainer("mariadb:11", dialect="pymysql", dbname="test"), lambda c: c.get_connection_url()
+    # MariaDB, as the project's machines run it; root (some tests create databases), database `test`.
+    return (MySqlContainer("mariadb:11", dialect="pymysql", username="root", dbname="test"),
+            lambda c: c.get_connection_url())
 
 
 def _postgres() -> tuple[Any, Callable[[Any], str]]:
     from testcontainers.community.postgres import PostgresContainer
 
-    return PostgresContainer("postgres:16", dbname="test", driver="psycopg"), lambda c: c.get_connection_url()
+    # The image's POSTGRES_USER is a superuser (some tests create databases), database `test`.
+    return (PostgresContainer("postgres:16", username="postgres", dbname="test", driver="psycopg"),
+            lambda c: c.get_connection_url())
 
 
 def _mssql() -> tuple[Any, Callable[[Any], str]]:
