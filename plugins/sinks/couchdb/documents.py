@@ -10,6 +10,7 @@ Typed fields beside it are what Mango indexes and ``_find`` use; ids there are s
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -36,10 +37,15 @@ INDEXES: dict[str, list[str]] = {
 }
 
 
+#: What ``quote(value, safe="")`` leaves unchanged: ASCII letters and digits and ``_.-~``.
+_UNQUOTED = re.compile(r"[A-Za-z0-9_.~-]*")
+
+
 def _part(value: str) -> str:
     # Percent-encoding keeps ':' (the separator) out of components and makes any key, even one with
     # lone surrogates or control characters, a valid and reversible id.
-    text = quote(value, safe="", errors="surrogatepass")
+    # Most components (stream names, account and call ids) are left as they are by quote(): skip it.
+    text = value if _UNQUOTED.fullmatch(value) else quote(value, safe="", errors="surrogatepass")
     return "%5F" + text[1:] if text.startswith("_") else text  # ids starting with '_' are reserved
 
 
@@ -80,7 +86,10 @@ def _utc(value: Any) -> str | None:
         dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
-    dt = dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+    if dt.tzinfo is not timezone.utc:
+        dt = dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+    if dt.year >= 1000:  # the same text as below (milliseconds truncated), without strftime's cost
+        return dt.isoformat(timespec="milliseconds")[:23] + "Z"
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
