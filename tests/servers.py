@@ -11,13 +11,18 @@ Tests import helpers from here (``tests.servers``), never from another folder's 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import http.client
+import json
 import os
+import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -25,9 +30,11 @@ from typing import Any
 
 import pytest
 
-from tests.services import service_url, unavailable
+from tests.services import docker_available, service_url, unavailable
 from tests.sinks_blob.fakes.dropbox_server import FakeDropbox
 from tests.sinks_blob.fakes.dropbox_server import serve as serve_dropbox
+
+ROOT = Path(__file__).resolve().parents[1]
 
 __all__ = ["FakeDropbox", "ForwardingProxy", "drop_tables", "dropbox_server", "free_port", "gcs_server",
            "moto_server", "unique", "wait_for_port"]
@@ -240,3 +247,100 @@ def _proxy_handler(proxy: ForwardingProxy) -> type[BaseHTTPRequestHandler]:
         do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _any
 
     return Handler
+
+
+# --- CouchDB ---------------------------------------------------------------------------------------
+# Order: RCETL_TEST_COUCHDB_URL; a couchdb:3 container where Docker answers; a server already
+# listening on 127.0.0.1:5984 (.ci/services.sh starts `pouchdb-server --in-memory` there); the
+# project-local pouchdb-server (.ci/node, installed from npm by .ci/services.sh) started for this test
+# process; else unavailable(). The summary names the server the tests ran against.
+
+POUCHDB = ROOT / ".ci" / "node" / "node_modules" / ".bin" / "pouchdb-server"
+COUCHDB_LOCAL = "http://127.0.0.1:5984"
+_couchdb_found: dict[str, str] = {}
+
+
+def _couch_welcome(url: str) -> dict | None:
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/", timeout=2) as resp:
+            return json.loads(resp.read())
+    except (OSError, ValueError):
+        return None
+
+
+def _couch_describe(url: str, how: str) -> str:
+    welcome = _couch_welcome(url) or {}
+    vendor = (welcome.get("vendor") or {}).get("name") or ("CouchDB" if "couchdb" in welcome else "?")
+    return f"{vendor} {welcome.get('version', '?')} at {url.split('@')[-1]} ({how})"
+
+
+def _couchdb_container() -> str:
+    from testcontainers.core.container import DockerContainer
+    from testcontainers.core.waiting_utils import wait_for_logs
+
+    container = DockerContainer("couchdb:3").with_env("COUCHDB_USER", "admin") \
+        .with_env("COUCHDB_PASSWORD", "rcetl-test").with_exposed_ports(5984)
+    container.start()
+    atexit.register(container.stop)
+    wait_for_logs(container, "Apache CouchDB has started", timeout=60)
+    return f"http://admin:rcetl-test@{container.get_container_host_ip()}:{container.get_exposed_port(5984)}"
+
+
+def _own_pouchdb() -> str | None:
+    if not POUCHDB.exists() or shutil.which("node") is None:
+        return None
+    port = free_port()
+    folder = tempfile.mkdtemp(prefix="rcetl-pouchdb-")  # it writes its config and log to its cwd
+    proc = subprocess.Popen([str(POUCHDB), "--in-memory", "--host", "127.0.0.1", "--port", str(port)],
+                            cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    atexit.register(proc.terminate)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and proc.poll() is None:
+        if _couch_welcome(url):
+            return url
+        time.sleep(0.1)
+    return None
+
+
+def couchdb_server() -> tuple[str, str]:
+    """(URL, description) of a running CouchDB-protocol server, found once per process."""
+    if "url" not in _couchdb_found:
+        if env := os.environ.get("RCETL_TEST_COUCHDB_URL"):
+            if not _couch_welcome(env):
+                unavailable(f"COUCHDB: RCETL_TEST_COUCHDB_URL={env.split('@')[-1]} does not answer")
+            _couchdb_found.update(url=env, how="RCETL_TEST_COUCHDB_URL")
+        elif docker_available():
+            _couchdb_found.update(url=_couchdb_container(), how="testcontainers couchdb:3")
+        elif _couch_welcome(COUCHDB_LOCAL):
+            _couchdb_found.update(url=COUCHDB_LOCAL, how="local server on 5984 (make services)")
+        elif url := _own_pouchdb():
+            _couchdb_found.update(url=url, how="pouchdb-server --in-memory started by the tests")
+        else:
+            unavailable("COUCHDB: no RCETL_TEST_COUCHDB_URL, no Docker, nothing on 127.0.0.1:5984 and no "
+                        f"{POUCHDB.relative_to(ROOT)} (run `make services`, which installs pouchdb-server from npm)")
+        _couchdb_found["description"] = _couch_describe(_couchdb_found["url"], _couchdb_found["how"])
+        os.environ["RCETL_TEST_COUCHDB_URL"] = _couchdb_found["url"]  # subprocesses (the CLI) use the same server
+    return _couchdb_found["url"], _couchdb_found["description"]
+
+
+@pytest.fixture(scope="session")
+def couchdb_server_info() -> tuple[str, str]:
+    return couchdb_server()
+
+
+@pytest.fixture
+def couchdb_url(couchdb_server_info: tuple[str, str], request: pytest.FixtureRequest) -> str:
+    """The server's URL; each test that uses it records which server that was (see the summary)."""
+    url, description = couchdb_server_info
+    request.node.user_properties.append(("couchdb_server", description))
+    return url
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """One line naming the CouchDB-protocol server(s) the tests ran against (xdist workers included:
+    user properties travel with the reports)."""
+    servers = {value for reports in terminalreporter.stats.values() for r in reports
+               for name, value in getattr(r, "user_properties", ()) if name == "couchdb_server"}
+    for server in sorted(servers):
+        terminalreporter.write_line(f"couchdb tests ran against: {server}")

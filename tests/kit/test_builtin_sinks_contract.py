@@ -17,7 +17,6 @@ import rcetl
 from rcetl.testing import BlobSinkContract, RecordSinkContract, SinkCase, SinkContract
 from tests.services import service_url, unavailable
 from tests.sinks_couchdb import cases as couchdb_cases
-from tests.sinks_couchdb.conftest import couchdb_server_info, couchdb_url  # noqa: F401 - the server fixtures
 from tests.sinks_lake import cases as lake_cases
 
 
