@@ -13,6 +13,7 @@ tokens were kept, the retained call log is listed once more with ``showDeleted``
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -28,10 +29,14 @@ from .ringcentral.usage import call_usage
 if TYPE_CHECKING:
     from .ringcentral import RingCentralConnection
 
+log = logging.getLogger(__name__)
+
 STREAM = "call-log"
 #: A checkpoint is {"position": ISO instant, "syncToken": ...}; a bare ISO string is one written
 #: before sync tokens were kept (its archive may miss deletions: they are looked for once).
 POSITION, TOKEN = "position", "syncToken"
+#: Kept when the server answered the FSync with 403/404: no re-listing for want of a token.
+SYNC, UNAVAILABLE = "sync", "unavailable"
 
 
 class CallLogConfig(listing.CallLogOptions):
@@ -64,9 +69,10 @@ class CallLogStream(rcetl.Stream):
     def read(self, partition: str, checkpoint: Any | None, window: rcetl.RunWindow) -> Iterator[rcetl.Record | rcetl.Checkpoint]:
         position, token = split_checkpoint(checkpoint)
         account = self.connection.account_id()
+        unavailable = isinstance(checkpoint, dict) and checkpoint.get(SYNC) == UNAVAILABLE
         if window.since or window.until:
             # An explicit range from the CLI: list exactly that; the sync position stays as it was.
-            yield from self._listed(partition, position, window, token)
+            yield from self._listed(partition, position, window, token, unavailable=unavailable)
             return
         relist = False
         if token is not None and not window.full_refresh:
@@ -79,19 +85,28 @@ class CallLogStream(rcetl.Stream):
             for raw in changes:
                 yield call_log_record(raw, account)
         else:
-            relist = position is not None and not window.full_refresh  # an archive from before tokens
+            # An archive from before tokens (not one whose server has no sync: re-listing would not end).
+            relist = position is not None and not window.full_refresh and not unavailable
         if token is None:
             # First, so that whatever changes while the listing runs is in the next ISync.
-            _, token = self._sync(partition, {"syncType": "FSync", "recordCount": 1})
+            try:
+                _, token = self._sync(partition, {"syncType": "FSync", "recordCount": 1})
+                unavailable = False
+            except ApiError as exc:
+                if exc.status not in (403, 404):
+                    raise
+                log.warning("call-log sync is not available (%s %s): calls deleted at RingCentral after they "
+                            "were archived cannot be detected; listing continues", exc.status, exc.code or "")
+                token, relist, unavailable = None, False, True
         if relist:
             # Deletions since the archive's last run are unknown: list everything retained again, up
             # to now (the records' binaries are not downloaded again; see the engine's blob ledger).
             yield from self._listed(partition, None, rcetl.RunWindow(full_refresh=True), token, keep=position)
             return
-        yield from self._listed(partition, position, window, token)
+        yield from self._listed(partition, position, window, token, unavailable=unavailable)
 
     def _listed(self, partition: str, position: str | None, window: rcetl.RunWindow, token: str | None,
-                keep: str | None = None) -> Iterator[rcetl.Record | rcetl.Checkpoint]:
+                keep: str | None = None, unavailable: bool = False) -> Iterator[rcetl.Record | rcetl.Checkpoint]:
         """The windows' records; each checkpoint carries the sync token (and, for a re-listing of
         what is already archived, the position ``keep`` it must not move back from)."""
         last = None
@@ -102,7 +117,10 @@ class CallLogStream(rcetl.Stream):
                 yield item
                 continue
             if keep is None:
-                yield rcetl.Checkpoint(value={POSITION: item.value, TOKEN: token}, partition=item.partition)
+                value: dict[str, Any] = {POSITION: item.value, TOKEN: token}
+                if unavailable:
+                    value[SYNC] = UNAVAILABLE
+                yield rcetl.Checkpoint(value=value, partition=item.partition)
                 continue
             # A re-listing keeps no token until it is complete: stopped halfway, it starts over.
             last = rcetl.Checkpoint(value={POSITION: max(keep, item.value, key=_instant), TOKEN: None},

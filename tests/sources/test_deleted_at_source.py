@@ -96,3 +96,31 @@ def test_the_dry_run_says_what_finding_deletions_costs(tmp_path: Path) -> None:
     legacy = stream.plan("", "2026-12-05T10:00:00Z", *recent)
     assert legacy.requests["Heavy"] > synced.requests["Heavy"]
     assert any("listed once more with deleted records" in w for w in legacy.warnings)
+
+
+def test_a_server_without_call_log_sync_is_still_listed_and_never_relisted(sandbox_factory, tmp_path: Path,
+                                                                           monkeypatch) -> None:
+    """Mock: the sandbox serves call-log-sync, so a server that answers it 404 is simulated by making
+    the stream's sync request fail as such a server's would. Listing goes on; no re-listing follows."""
+    from rcetl.plugins.sources.ringcentral.api_errors import ApiError
+
+    from .conftest import drain
+
+    sb = sandbox_factory(time_scale=600.0)
+    conn = connect(sb, make_ctx(tmp_path))
+    try:
+        stream = stream_of(call_log, make_ctx(tmp_path), conn)
+
+        def no_sync(partition, params):  # noqa: ANN001, ANN202
+            raise ApiError("GET", "https://x/restapi/v1.0/account/~/call-log-sync", 404,
+                           {"errorCode": "CMN-102", "message": "Resource not found"})
+
+        monkeypatch.setattr(stream, "_sync", no_sync)
+        records, checkpoints = drain(stream)
+        assert {r.key for r in records} == {c["id"] for c in sb.ground_truth()["accounts"][0]["call_log"]}
+        assert checkpoints[""]["sync"] == "unavailable" and checkpoints[""]["syncToken"] is None
+        pages = sb.counters()["by_endpoint"]["account-call-log"]
+        again, _ = drain(stream, checkpoints=checkpoints)
+        assert sb.counters()["by_endpoint"]["account-call-log"] - pages == 1  # the overlap only
+    finally:
+        conn.close()
