@@ -113,3 +113,19 @@ def test_an_unchanged_batch_writes_nothing_and_a_changed_one_replaces_its_row(tm
     assert again.write([call("b", result="Missed")]) == 1
     got = {r["key"]: r["result"] for r in rows(sink)}
     assert got == {"a": "Accepted", "b": "Missed"}
+
+
+def test_text_columns_take_what_arrow_refuses_as_text(tmp_path: Path) -> None:
+    """Typed text columns go to Arrow as the API sent them; a column with a number, an object or a
+    lone surrogate in it is converted value by value instead (the row keeps its exact raw JSON)."""
+    sink = lake(tmp_path)
+    odd = call("odd", type=7, sessionId=12345, direction={"x": 1},
+               legs=[{"legType": "Find\udc80Me", "result": ["Missed"], "from": {"phoneNumber": "+16505550123"}}])
+    assert sink.write([call("plain"), odd]) == 2
+    got = {r["key"]: r for r in rows(sink)}
+    assert (got["odd"]["type"], got["odd"]["session_id"], got["odd"]["direction"]) == ("7", "12345", None)
+    assert [(leg["leg_type"], leg["result"], leg["from_e164"]) for leg in got["odd"]["legs"]] == [
+        ("Find?Me", None, "+16505550123")]
+    assert (got["plain"]["type"], got["plain"]["session_id"], got["plain"]["legs"][0]["leg_type"]) == (
+        "Voice", "s-plain", "FindMe")
+    assert rcetl.json_loads(got["odd"]["raw"]) == odd.record.data

@@ -130,17 +130,19 @@ def _call(data: Mapping[str, Any]) -> tuple[Any, ...]:
     """The ``_CALL`` columns, in order."""
     get = data.get
     ext = get("extension")
-    return (instant(get("startTime")), integer(get("duration")), text(get("type")), text(get("direction")),
-            text(get("action")), text(get("result")), *_party(get("from")), *_party(get("to")),
+    # type/direction/action/result/legType/session ids go as the API sent them: table_of makes
+    # them text only in the rare column where Arrow refuses a value (they are strings in practice).
+    return (instant(get("startTime")), integer(get("duration")), get("type"), get("direction"),
+            get("action"), get("result"), *_party(get("from")), *_party(get("to")),
             text(ext.get("id")) if _is_map(ext) else None)
 
 
 def _call_log(data: Mapping[str, Any], archive: list[dict[str, Any]]) -> tuple[Any, ...]:
     legs = data.get("legs")
     recording = data.get("recording")
-    return (text(data.get("sessionId")), text(data.get("telephonySessionId")), *_call(data),
+    return (data.get("sessionId"), data.get("telephonySessionId"), *_call(data),
             text(recording.get("id")) if _is_map(recording) else None, instant(data.get("lastModifiedTime")),
-            [(text(leg.get("legType")), *_call(leg)) for leg in legs if _is_map(leg)]
+            [(leg.get("legType"), *_call(leg)) for leg in legs if _is_map(leg)]
             if type(legs) is list else [])
 
 
@@ -204,8 +206,29 @@ def row_of(ar: rcetl.ArchivedRecord) -> tuple[Any, ...]:
 def table_of(schema: pa.Schema, rows: list[tuple[Any, ...]]) -> pa.Table:
     """Rows of ``row_of`` as a table, built column by column."""
     columns = list(zip(*rows, strict=True)) if rows else [()] * len(schema)
-    return pa.Table.from_arrays([pa.array(col, type=field.type) for col, field in zip(columns, schema, strict=True)],
+    return pa.Table.from_arrays([_array(col, field.type) for col, field in zip(columns, schema, strict=True)],
                                 schema=schema)
+
+
+def _array(values: Any, type_: pa.DataType) -> pa.Array:
+    try:
+        return pa.array(values, type=type_)
+    except (pa.ArrowTypeError, UnicodeEncodeError):
+        # A string column holding what Arrow will not take as UTF-8 text (a number, an object, a lone
+        # surrogate): every string in the column through ``text``, as a row-by-row build would do.
+        return pa.array([_as_text(v, type_) for v in values], type=type_)
+
+
+def _as_text(value: Any, type_: pa.DataType) -> Any:
+    if pa.types.is_string(type_):
+        return text(value)
+    if value is None:
+        return None
+    if pa.types.is_list(type_):
+        return [_as_text(v, type_.value_type) for v in value]
+    if pa.types.is_struct(type_):
+        return tuple(_as_text(v, type_.field(i).type) for i, v in enumerate(value))
+    return value
 
 
 def _ms(when: datetime | None) -> datetime | None:
