@@ -15,7 +15,8 @@ writes them, their start times spread over days in order (a backfill: each batch
 
     .venv/bin/python -m bench.bench_couch_lake [--quick | --full] [--couchdb URL]
 
-Prints the figures (met or missed) and writes bench/results/couch_lake.json. The CouchDB server is
+Records are timed taking turns batch by batch (``interleaved``), so that sink and plain loop run
+under the same load on a shared machine. Prints the figures (met or missed) and writes bench/results/couch_lake.json. The CouchDB server is
 ``--couchdb``, else ``RCETL_TEST_COUCHDB_URL``, else 127.0.0.1:5984 (``make services``).
 """
 
