@@ -91,3 +91,26 @@ def test_a_long_wait_is_visible_with_its_reason_and_shown_by_progress(caplog):
     assert len(lines) == 2
     assert any("for Heavy (window full 1/1): 1 request(s) in line [budget cred-abcde" in m for m in lines)
     assert any("for Light (429 penalty" in m for m in lines)
+
+
+def test_download_pools_are_sized_from_the_credentials_budget():
+    from types import SimpleNamespace
+
+    from rcetl.executors.pools import AUTO_MIN, PoolPerCredential, threads_from_budget
+
+    def engine_with(limit: int):
+        budget = MemoryBudget({"Medium": GroupLimit(limit, 60), "Heavy": GroupLimit(min(limit, 10), 60)})
+        return SimpleNamespace(connections={"rc": SimpleNamespace(credential="cred")},
+                               budgets=SimpleNamespace(created={"cred": budget}))
+
+    assert threads_from_budget(engine_with(40), "rc") == 40  # a thread per slot that frees at once
+    assert threads_from_budget(engine_with(5), "rc") == AUTO_MIN
+    assert threads_from_budget(engine_with(10**9), "rc") is None  # unlimited: the configured size
+    assert threads_from_budget(engine_with(40), "other") is None
+
+    engine = engine_with(40)
+    pool = PoolPerCredential(8, sizer=lambda conn: threads_from_budget(engine, conn))
+    routed = SimpleNamespace(origin={"connection": "rc"})
+    assert pool.submit(lambda item: item.origin["connection"], routed).result(5) == "rc"
+    pool.shutdown()
+    assert pool.pools() == {"rc": 40}
