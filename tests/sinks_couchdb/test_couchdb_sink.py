@@ -263,3 +263,13 @@ def test_bytes_the_server_got_wrong_are_refused_and_not_kept(sink: CouchDBArchiv
     monkeypatch.setattr(sink.client, "get_doc", real_get)
     assert sink.stat(ref, rec) is None, "an attachment the server got wrong was left marked as stored"
     assert not sink.store(blob).skipped  # the next run stores it again
+
+
+def test_a_time_outside_the_calendar_in_utc_is_no_time(sink: CouchDBArchiveSink) -> None:
+    """0001-01-01T00:30+01:00 is a valid ISO time whose UTC instant falls before year 1: the typed
+    ``time`` is null (``raw`` keeps the text), not an OverflowError that fails the whole batch."""
+    data = {"id": "early", "startTime": "0001-01-01T00:30:00+01:00", "direction": "Inbound"}
+    assert sink.write([rcetl.ArchivedRecord(rcetl.Record("call-log", "early", data, account="1"))]) == 1
+    doc = sink.client.get_doc(doc_id("call-log", "1", "early"))
+    assert doc is not None and (doc["time"], doc["direction"]) == (None, "Inbound")
+    assert rcetl.json_loads(doc["raw"]) == data

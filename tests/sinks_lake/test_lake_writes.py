@@ -129,3 +129,13 @@ def test_text_columns_take_what_arrow_refuses_as_text(tmp_path: Path) -> None:
     assert (got["plain"]["type"], got["plain"]["session_id"], got["plain"]["legs"][0]["leg_type"]) == (
         "Voice", "s-plain", "FindMe")
     assert rcetl.json_loads(got["odd"]["raw"]) == odd.record.data
+
+
+def test_a_time_outside_the_calendar_in_utc_is_no_time(tmp_path: Path) -> None:
+    """0001-01-01T00:30+01:00 is a valid ISO time whose UTC instant falls before year 1: the typed
+    column is null (the raw JSON keeps it), not an OverflowError that fails the whole batch."""
+    sink = lake(tmp_path)
+    assert sink.write([call("early", startTime="0001-01-01T00:30:00+01:00", lastModifiedTime="9999-12-31T23:59:59-01:00")]) == 1
+    [row] = rows(sink)
+    assert (row["start_time"], row["last_modified_time"]) == (None, None)
+    assert rcetl.json_loads(row["raw"])["startTime"] == "0001-01-01T00:30:00+01:00"

@@ -87,7 +87,10 @@ def _utc(value: Any) -> str | None:
     except ValueError:
         return None
     if dt.tzinfo is not timezone.utc:
-        dt = dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+        try:
+            dt = dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+        except OverflowError:  # e.g. 0001-01-01T00:30+01:00: its UTC instant is before year 1
+            return None
     if dt.year >= 1000:  # the same text as below (milliseconds truncated), without strftime's cost
         return dt.isoformat(timespec="milliseconds")[:23] + "Z"
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"

@@ -114,7 +114,10 @@ def instant(value: Any) -> datetime | None:
         return None
     if dt.tzinfo is timezone.utc:
         return dt
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+    try:
+        return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+    except OverflowError:  # e.g. 0001-01-01T00:30+01:00: its UTC instant is before year 1
+        return None
 
 
 def _party(party: Any) -> tuple[str | None, str | None]:

@@ -143,12 +143,15 @@ class LakeSink(rcetl.RecordSink):
                 # converting the nested columns to Python: a re-run of unchanged data stays cheap.
                 index = {k: i for i, k in enumerate(zip(current["account"].to_pylist(),
                                                         current["key_json"].to_pylist(), strict=True))}
-                cols = [(current[c].to_pylist(), at) for c, at in IDENTITY.items()]
+                # Only keys already stored need comparing (a backfill's next batch of a day has none).
+                stored = [k for k in rows if k in index]
+                cols = [(current[c].to_pylist(), at) for c, at in IDENTITY.items()] if stored else []
                 changed = {k: r for k, r in rows.items()
                            if k not in index or any(col[index[k]] != r[at] for col, at in cols)}
                 if not changed:
                     return 0
-                kept = current.filter(pa.array([k not in changed for k in index]))
+                replaced = any(k in changed for k in stored)
+                kept = current.filter(pa.array([k not in changed for k in index])) if replaced else current
             # Rows sorted by (account, key_json): in Python for a new day, by Arrow after a merge.
             table = table_of(schema, [changed[k] for k in sorted(changed)])
             if kept is not None and kept.num_rows:
