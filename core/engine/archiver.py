@@ -45,6 +45,9 @@ class Routed:
     blob_sinks: list[tuple[str, BlobSink]]
     # Binaries already on their way (see BatchArchiver.start): blob_id -> its outcome to come.
     blob_futures: dict[str, Future[BlobResult]] | None = None
+    # A retried failed item (a failed download, or stored bytes `rcetl verify` found bad): its
+    # binaries are downloaded again, whatever the blob ledger says.
+    redownload: bool = False
 
 
 @dataclass
@@ -176,7 +179,7 @@ class BatchArchiver:
             self.ledger.record(account, outcomes.values())
 
     def _reuse(self, item: Routed, ref) -> BlobResult | None:  # noqa: ANN001 - BlobRef
-        if self.ledger is None or self.redownload:
+        if self.ledger is None or self.redownload or item.redownload:
             return None
         entry = self.ledger.lookup(item.record.account, [ref.blob_id]).get(ref.blob_id)
         result = reuse(ref, entry, item.blob_sinks)

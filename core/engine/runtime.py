@@ -397,7 +397,9 @@ class Engine:
                 if stream is None:
                     continue
                 record = Record.from_json(origin["record"])
-                batch.append(self._route(record, stream, origin["connection"], origin["source"]))
+                routed = self._route(record, stream, origin["connection"], origin["source"])
+                routed.redownload = True  # queued because its binary failed or its stored bytes were bad
+                batch.append(routed)
             for start in range(0, len(batch), self.pipeline.executor.batch_size):
                 if self.stop_event.is_set():
                     return still  # the rest stays queued as it was

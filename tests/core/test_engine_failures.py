@@ -178,3 +178,25 @@ def test_64_bit_ids_survive_exactly_everywhere(pm, write_pipeline, tmp_path: Pat
     record = rcetl.Record.from_json(json.loads(json.dumps(queued.record["record"])))
     assert record.key == BIG + 5 and record.data["id"] == BIG + 5
     assert record.blobs[0].variables["id"] == BIG + 5
+
+
+def test_a_queued_item_is_downloaded_again_whatever_the_blob_ledger_says(pm, write_pipeline, tmp_path: Path) -> None:
+    """An item `rcetl verify` queued (its stored bytes failed a check) must get a fresh download on
+    retry: the ledger's record of a binary every sink "holds" is exactly what verify distrusts."""
+    path = write_pipeline(pipeline_text(COUNT))
+    assert run(path, pm).status == "ok"
+    stream = fakesource.ItemsStream(fakesource.FakeConfig(count=COUNT, page=2, blob_size=3000))
+    record = next(r for r in stream.read("", None, rcetl.RunWindow())
+                  if isinstance(r, rcetl.Record) and r.key == BAD)
+    store = state(tmp_path)
+    store.add_failed("engine", "items", record.account, record.key,
+                     {"record": record.to_json(), "connection": "fake", "source": "items"},
+                     "stored bytes fail the content check (queued by verify)")
+    fakesource.CALLS.clear()
+
+    again = run(path, pm, retry_now=True)
+
+    assert again.status == "ok", again.errors
+    assert fakesource.CALLS == [f"blob-{BAD}"]  # the queued one, and only it
+    assert state(tmp_path).failed("engine") == []
+    assert_archive_exact(tmp_path, COUNT)
