@@ -14,6 +14,8 @@ The schema is part of the format: add columns at the end, never change a type (d
 
 from __future__ import annotations
 
+import functools
+import io
 import json
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
@@ -204,6 +206,23 @@ def row_of(ar: rcetl.ArchivedRecord) -> tuple[Any, ...]:
             json.dumps(rec.key),  # ASCII: lone surrogates escaped, ints exact, one form per key
             _ms(instant(rec.occurred_at)), is_deleted(rec), *(typed(rec.data, archive) if typed else ()),
             rcetl.json_dumps(rec.data), rcetl.json_dumps(archive))
+
+
+#: Columns with a new value in nearly every row: a dictionary for them is built, then abandoned (it
+#: costs ~15% of a file's write time), and min/max statistics of ``raw``/``archive`` serve no query.
+_UNIQUE = ("key", "key_json", "raw", "archive")
+
+
+@functools.cache
+def write_options(stream: str) -> dict[str, Any]:
+    """``pq.write_table`` options for the stream's files: dictionaries and statistics per leaf column."""
+    import pyarrow.parquet as pq
+
+    empty = io.BytesIO()
+    pq.write_table(schema_for(stream).empty_table(), empty)
+    leaves = [c.path for c in pq.ParquetFile(empty).schema]
+    return {"use_dictionary": [c for c in leaves if c not in _UNIQUE],
+            "write_statistics": [c for c in leaves if c not in ("raw", "archive")]}
 
 
 def table_of(schema: pa.Schema, rows: list[tuple[Any, ...]]) -> pa.Table:

@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 import rcetl
 
 from . import LakeConfig
-from .schema import IDENTITY, partition_date, row_date, row_of, schema_for, table_of, text
+from .schema import IDENTITY, partition_date, row_date, row_of, schema_for, table_of, text, write_options
 
 PART = "part-0.parquet"
 #: Partitions whose last written table a sink keeps (``_recent``): a day spans at most a few batches.
@@ -156,7 +156,7 @@ class LakeSink(rcetl.RecordSink):
             table = table_of(schema, [changed[k] for k in sorted(changed)])
             if kept is not None and kept.num_rows:
                 table = pa.concat_tables([kept, table]).sort_by([("account", "ascending"), ("key_json", "ascending")])
-            self._guard("writing", lambda: self._replace(folder, table))
+            self._guard("writing", lambda: self._replace(folder, table, stream))
             self._guard("reading", lambda: self._remember(folder, table))
             return len(changed)
 
@@ -182,12 +182,12 @@ class LakeSink(rcetl.RecordSink):
             while len(self._recent) > _RECENT:
                 self._recent.popitem(last=False)
 
-    def _replace(self, folder: str, table: pa.Table) -> None:
+    def _replace(self, folder: str, table: pa.Table, stream: str) -> None:
         self.fs.create_dir(folder, recursive=True)
         self._clear_pending(folder)
         pending = posixpath.join(folder, f".pending-{uuid.uuid4().hex}.parquet")
         try:
-            pq.write_table(table, pending, filesystem=self.fs,
+            pq.write_table(table, pending, filesystem=self.fs, **write_options(stream),
                            compression=None if self.config.compression == "none" else self.config.compression)
             if isinstance(self.fs, pafs.HadoopFileSystem):
                 # HDFS rename does not replace: the old file goes first (readers may miss the day briefly).
