@@ -116,3 +116,29 @@ def test_a_missing_test_dependency_follows_the_same_rule(monkeypatch: pytest.Mon
     monkeypatch.setenv("RCETL_REQUIRE_SERVICES", "1")
     with pytest.raises(pytest.fail.Exception):
         services.require_module("rcetl_no_such_module")
+
+
+#: Direct skips still in the suite, each with why it is not a silent hole; shrink this, never grow it.
+DIRECT_SKIPS_LEFT = {
+    "tests/sinks_lake/test_spark.py": "reached only when selected outside `make test-spark` (deselected otherwise)",
+    "tests/sources/test_throttling.py": "cannot fire since the spec is vendored (tests/reference); H1 removes it",
+    "tests/sandbox/test_cli.py": "curl missing; H1 moves it to tests.services.unavailable",
+}
+
+
+def test_no_test_skips_on_its_own() -> None:
+    """A missing service or dependency goes through tests/services.py (a failure on CI); a test
+    that concerns one backend is parametrised for it. So no test calls pytest.skip, importorskip or
+    skipif itself."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent
+    pattern = re.compile(r"pytest\.skip\(|importorskip\(|mark\.skipif\(|mark\.skip\(")
+    offenders = sorted(
+        str(path.relative_to(root.parent)) for path in root.rglob("*.py")
+        if path.name not in ("services.py", "test_services.py") and pattern.search(path.read_text())
+    )
+    assert offenders == sorted(DIRECT_SKIPS_LEFT), (
+        f"tests that skip on their own: {sorted(set(offenders) - set(DIRECT_SKIPS_LEFT))}; "
+        f"no longer skipping (remove from DIRECT_SKIPS_LEFT): {sorted(set(DIRECT_SKIPS_LEFT) - set(offenders))}")
