@@ -87,8 +87,8 @@ def _every_sink(archive: Archive, tmp: Path, request: pytest.FixtureRequest) -> 
     archive.add("record", "mongodb", {"url": request.getfixturevalue("mongodb_url"),
                                       "database": f"crash_{uuid.uuid4().hex[:10]}"}, tmp)
     archive.env.update(AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x")
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "x")  # for this process's own S3 client (the check)
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "x")
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):  # this process's own S3 client (the check)
+        request.getfixturevalue("monkeypatch").setenv(var, "x")
     archive.add("blob", "s3", {"bucket": unique("crash").lower(), "endpoint_url": request.getfixturevalue("s3_url"),
                                "region": "us-east-1", "addressing_style": "path", "create_bucket": True}, tmp)
     archive.add("blob", "gcs", {"bucket": unique("crash").lower(), "emulator_host": request.getfixturevalue("gcs_url"),
