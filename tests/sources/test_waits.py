@@ -98,6 +98,16 @@ def _interrupt(proc: subprocess.Popen[str], sig: int) -> float:
     return time.monotonic() - sent
 
 
+def _assert_stopped_promptly(proc: subprocess.Popen[str], sig: int, archive, waiting: str) -> None:  # noqa: ANN001
+    elapsed = _interrupt(proc, sig)
+    print(f"stopped {elapsed:.2f}s after {signal.Signals(sig).name}")
+    _, err = proc.communicate()
+    assert proc.returncode == 130, err[-2000:]
+    assert elapsed < 2.0, f"the run took {elapsed:.2f}s to stop ({waiting})"
+    assert "Traceback" not in err, err[-3000:]
+    assert archive.failed() == []  # nothing the stop cut short is queued as failed
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_a_signal_during_a_budget_wait_ends_the_run_promptly(sandbox_factory, tmp_path: Path, sig: int) -> None:
@@ -107,14 +117,7 @@ def test_a_signal_during_a_budget_wait_ends_the_run_promptly(sandbox_factory, tm
     proc = _start(archive, tmp_path)
     _until(lambda: sb.counters()["by_group"].get("Heavy", 0) >= 10, proc)
 
-    elapsed = _interrupt(proc, sig)
-    print(f"stopped {elapsed:.2f}s after {signal.Signals(sig).name}")
-
-    out, err = proc.communicate()
-    assert proc.returncode == 130, err[-2000:]
-    assert elapsed < 2.0, f"the run took {elapsed:.2f}s to stop (it was waiting up to 60 s for its budget)"
-    assert "Traceback" not in err, err[-3000:]
-    assert archive.failed() == []  # nothing the stop cut short is queued as failed
+    _assert_stopped_promptly(proc, sig, archive, "it was waiting up to 60 s for its budget")
     assert sb.counters()["by_group"].get("Heavy", 0) == 10  # and nothing was sent after the signal
 
 
@@ -128,14 +131,7 @@ def test_a_signal_during_a_backoff_sleep_ends_the_run_promptly_and_the_next_run_
     proc = _start(archive, tmp_path)
     _until(lambda: sum(n for s, n in sb.counters()["by_status"].items() if s.startswith("5")) >= 4, proc)
 
-    elapsed = _interrupt(proc, sig)
-    print(f"stopped {elapsed:.2f}s after {signal.Signals(sig).name}")
-
-    out, err = proc.communicate()
-    assert proc.returncode == 130, err[-2000:]
-    assert elapsed < 2.0, f"the run took {elapsed:.2f}s to stop (it was in a 16 s backoff sleep)"
-    assert "Traceback" not in err, err[-3000:]
-    assert archive.failed() == []
+    _assert_stopped_promptly(proc, sig, archive, "it was in a 16 s backoff sleep")
 
     after = archive.run()  # the last 503, then everything: the stop left nothing inconsistent
     assert after.status == "ok", after.errors
