@@ -105,8 +105,8 @@ def interleaved(batches: list[list[rcetl.ArchivedRecord]], sink_write: Callable[
     sink_s = plain_s = 0.0
     # What earlier stages left on the heap is not rescanned by this stage's garbage collections:
     # otherwise the side that allocates more containers (the plain loop's row dicts) pays for a
-    # heap it did not make, and a stage's ratio depends on what ran before it (0.7 alone, 0.9 after
-    # the CouchDB stage, for the lake).
+    # heap it did not make. One source of a stage's ratio depending on what ran before it; the lake
+    # stage alone still reads lower than after the CouchDB stage (docs/sinks/lake.md "Speed").
     gc.collect()
     gc.freeze()
     try:
