@@ -29,6 +29,19 @@ def _iso(dt: datetime) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
+#: What each served type starts (and, for PDF, ends) with: RingCentral serves real media, and
+#: rcetl's content check refuses bytes whose signature is not their announced type.
+_SIGNATURES = {"audio/mpeg": (b"ID3\x03\x00\x00\x00\x00\x00\x00", b""),
+               "image/png": (b"\x89PNG\r\n\x1a\n", b""),
+               "application/pdf": (b"%PDF-1.4\n", b"\n%%EOF\n")}
+
+
+def _media(content_type: str, seed: str, size: int) -> bytes:
+    """``size`` bytes of ``content_type``: its signature around distinct filler."""
+    head, tail = _SIGNATURES[content_type]
+    return head + _content(seed, size - len(head) - len(tail)) + tail
+
+
 def _content(seed: str, size: int) -> bytes:
     out, block = bytearray(), hashlib.sha256(seed.encode()).digest()
     while len(out) < size:
@@ -111,10 +124,10 @@ class HostileRingCentral:
                               "messages": self.messages, "attachments": attachments}]}
 
     def _recording(self, rid: str) -> bytes:
-        return _content(f"rec-{rid}", self.recording_sizes[rid])
+        return _media("audio/mpeg", f"rec-{rid}", self.recording_sizes[rid])
 
     def _attachment(self, att: dict) -> bytes:
-        return _content(f"att-{att['id']}", att["size"])
+        return _media(att["contentType"], f"att-{att['id']}", att["size"])
 
     # --- the app -------------------------------------------------------------------------------
 
