@@ -43,7 +43,7 @@ def open_archive(pipeline_file: str | Path) -> Iterator[OpenedArchive]:
     sinks and state store for reading; everything is closed when the block ends."""
     from .config import load_pipeline
     from .context import RunContext
-    from .engine.runtime import _MemoryCoordinator, make_budget_provider, state_exists
+    from .engine.opened import MemoryCoordinator, make_budget_provider, state_exists
     from .registry import get_plugin_manager
 
     pipeline = load_pipeline(Path(pipeline_file), pm=get_plugin_manager())
@@ -51,7 +51,7 @@ def open_archive(pipeline_file: str | Path) -> Iterator[OpenedArchive]:
         spool = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="rcetl-read-")))
         budgets = make_budget_provider(pipeline, persist=False)  # nothing is sent: never used
         stack.callback(getattr(budgets, "close", lambda: None))
-        ctx = RunContext(pipeline=pipeline.name, budgets=budgets, coordinator=_MemoryCoordinator(),
+        ctx = RunContext(pipeline=pipeline.name, budgets=budgets, coordinator=MemoryCoordinator(),
                          spool_dir=spool, base_dir=pipeline.base_dir,
                          logger=logging.getLogger(f"rcetl.read.{pipeline.name}"))
         opened = OpenedArchive(pipeline)

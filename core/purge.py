@@ -17,7 +17,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from .engine.runtime import Engine
+from .engine.opened import OpenedPipeline
 from .errors import ConfigError, RcetlError
 from .records import Record
 from .secrets import redact
@@ -73,16 +73,16 @@ def _old_enough(record: Record, cutoff: datetime) -> bool:
     return when <= cutoff
 
 
-def purge_decisions(engine: Engine, report: VerifyReport, now: datetime | None = None
+def purge_decisions(opened: OpenedPipeline, report: VerifyReport, now: datetime | None = None
                     ) -> list[tuple[str, Record, list[str]]]:
     """Every item of the purge streams old enough to go, with the reasons (if any) it must stay."""
-    require_enabled(engine.pipeline)
-    options = engine.pipeline.purge
+    require_enabled(opened.pipeline)
+    options = opened.pipeline.purge
     assert options is not None  # require_enabled raised otherwise
     now = now or datetime.now(timezone.utc)
     cutoff = now - timedelta(days=options.min_age_days)
     proof_cutoff = now - timedelta(days=options.proof_max_age_days)
-    proofs = engine.state.proofs(engine.pipeline.name)
+    proofs = opened.state.proofs(opened.pipeline.name)
     out = []
     for item, record in sorted(report.source.items(), key=lambda kv: kv[0]):
         stream = item[0]
@@ -111,10 +111,10 @@ def _item(record: Record) -> tuple[str, str]:
     return (record.account, repr(record.key))
 
 
-def purge(engine: Engine, report: VerifyReport, *, act: bool) -> list[PurgeAction]:
+def purge(opened: OpenedPipeline, report: VerifyReport, *, act: bool) -> list[PurgeAction]:
     actions = []
-    streams = {name: s for (_, _, name), s in engine.streams.items()}
-    for stream_name, record, reasons in purge_decisions(engine, report):
+    streams = {name: s for (_, _, name), s in opened.streams.items()}
+    for stream_name, record, reasons in purge_decisions(opened, report):
         if (stream_name, *_item(record)) in report.gone and not reasons:
             # Its binaries were gone at the source when archived: a DELETE would free nothing.
             actions.append(PurgeAction(stream_name, record.account, record.key, "skipped: already gone at the source"))
@@ -129,6 +129,6 @@ def purge(engine: Engine, report: VerifyReport, *, act: bool) -> list[PurgeActio
             what = streams[stream_name].delete(record)
         except (RcetlError, NotImplementedError) as exc:
             what = f"failed: {redact(str(exc))}"
-        engine.state.record_purge(engine.pipeline.name, stream_name, record.account, record.key, what)
+        opened.state.record_purge(opened.pipeline.name, stream_name, record.account, record.key, what)
         actions.append(PurgeAction(stream_name, record.account, record.key, what))
     return actions

@@ -33,10 +33,10 @@ from typing import Any
 
 from .blobs import ObjectStoreSink
 from .content import EvidenceRecorder, check_content
-from .engine.runtime import Engine
+from .engine.opened import OpenedPipeline
 from .engine.spool import HashingSpool
 from .errors import ItemGone, RcetlError
-from .interfaces import BlobSink, RecordSink, Stream
+from .interfaces import BlobSink, RecordSink, RunWindow, Stream
 from .records import BlobRef, Record
 from .secrets import redact
 
@@ -124,13 +124,14 @@ def _k(account: str, key: Any) -> tuple[str, str]:
     return (account, repr(key))
 
 
-def _source_records(engine: Engine) -> Iterator[tuple[Stream, tuple[str, str], Record]]:
-    """Every record the source holds in the run's window, with children derived as in a run, and
+def _source_records(opened: OpenedPipeline, window: RunWindow
+                    ) -> Iterator[tuple[Stream, tuple[str, str], Record]]:
+    """Every record the source holds in ``window``, with children derived as in a run, and
     the (connection, source) it came from (what the failed-item queue needs to retry it)."""
-    for task in engine.tasks():
-        stream = engine.streams[(task.connection, task.source, task.stream)]
-        children = engine._children(task.connection, task.stream)
-        for item in stream.read(task.partition, None, engine.window):
+    for task in opened.tasks():
+        stream = opened.streams[(task.connection, task.source, task.stream)]
+        children = opened.children(task.connection, task.stream)
+        for item in stream.read(task.partition, None, window):
             if not isinstance(item, Record):
                 continue
             yield stream, (task.connection, task.source), item
@@ -149,15 +150,16 @@ def archive_digest(archive: list[dict[str, Any]] | None) -> str:
     return hashlib.sha256(json.dumps(rows).encode()).hexdigest()
 
 
-def verify(engine: Engine, *, rehash: bool | None = None, deep: int = 0, seed: int | None = None,
+def verify(opened: OpenedPipeline, window: RunWindow, *, rehash: bool | None = None, deep: int = 0,
+           seed: int | None = None,
            record_proofs: bool = True, queue_repairs: bool = True) -> VerifyReport:
     """Compare source and sinks. ``rehash``: None reads stored bytes back only where it is cheap
     (local folders); ``deep``: re-download this many binaries, chosen at random, and compare."""
     report = VerifyReport()
-    pipeline = engine.pipeline
+    pipeline = opened.pipeline
     source: dict[str, dict[tuple[str, str], Record]] = defaultdict(dict)
     streams: dict[ItemId, tuple[Stream, tuple[str, str]]] = {}
-    for stream, origin, record in _source_records(engine):
+    for stream, origin, record in _source_records(opened, window):
         k = _k(record.account, record.key)
         source[record.stream][k] = record
         item: ItemId = (record.stream, *k)
@@ -172,14 +174,14 @@ def verify(engine: Engine, *, rehash: bool | None = None, deep: int = 0, seed: i
     for stream_name, records in source.items():
         counts = report.streams[stream_name]
         counts.source = len(records)
-        held = _held(engine, stream_name, report, counts)
+        held = _held(opened, stream_name, report, counts)
         held_by_stream[stream_name] = held
         for name, entries in held.items():
             for k, record in records.items():
                 if k not in entries:
                     report.findings.append(Finding("missing", stream_name, record.account, record.key, name,
                                                    "held by the source, not by this sink"))
-        blob_confs = [c for c in pipeline.blob_sinks_for(stream_name) if isinstance(engine.sinks[c.name], BlobSink)]
+        blob_confs = [c for c in pipeline.blob_sinks_for(stream_name) if isinstance(opened.sinks[c.name], BlobSink)]
         for k, record in records.items():
             item = (stream_name, *k)
             ok = all(k in entries for entries in held.values())
@@ -220,7 +222,7 @@ def verify(engine: Engine, *, rehash: bool | None = None, deep: int = 0, seed: i
                         f"{ref.kind} {ref.blob_id}: the source declares {ref.size} bytes, {archived['size']} archived"))
                 samples.append((item, ref, archived))
                 for conf in blob_confs:
-                    blob_sink = engine.sinks[conf.name]
+                    blob_sink = opened.sinks[conf.name]
                     assert isinstance(blob_sink, BlobSink)  # blob_confs holds blob sinks only
                     check = _check_blob(blob_sink, conf.name, ref, record, archived, rehash)
                     everywhere = everywhere and check.read_back
@@ -238,16 +240,16 @@ def verify(engine: Engine, *, rehash: bool | None = None, deep: int = 0, seed: i
                 report.verified[item] = record
                 read_back[item] = everywhere
     _shared_binaries(held_by_stream, report)
-    _deleted_at_source(engine, source, held_by_stream, report)
+    _deleted_at_source(window, source, held_by_stream, report)
     for conf in pipeline.sinks:
-        sink = engine.sinks.get(conf.name)
+        sink = opened.sinks.get(conf.name)
         if isinstance(sink, BlobSink):
             _duplicate_objects(sink, conf.name, report, _archived_locations(held_by_stream, conf.name))
-    for failed in engine.state.failed(pipeline.name):
+    for failed in opened.state.failed(pipeline.name):
         report.findings.append(Finding("failed", failed.stream, failed.account, failed.key, "",
                                        f"in the failed-item queue after {failed.attempts} attempt(s): {failed.error}"))
         report.verified.pop((failed.stream, *_k(failed.account, failed.key)), None)
-    deep_ok = _deep(engine, report, streams, samples, deep, seed) if deep > 0 else set()
+    deep_ok = _deep(opened, report, streams, samples, deep, seed) if deep > 0 else set()
     for item, record in report.verified.items():
         if item in deep_ok:
             how = "deep"
@@ -260,21 +262,21 @@ def verify(engine: Engine, *, rehash: bool | None = None, deep: int = 0, seed: i
         report.proven[item] = Proof(record, report.digests.get(item, ""), how)
     if record_proofs:
         disproven = {(f.stream, f.account, f.key) for f in report.problems if f.stream}
-        engine.state.record_proofs(
+        opened.state.record_proofs(
             pipeline.name,
             [(p.record.stream, p.record.account, p.record.key, p.digest, p.how) for p in report.proven.values()],
             sorted(disproven, key=repr))
     if queue_repairs:
-        _queue_repairs(engine, report, streams, repairs)
+        _queue_repairs(opened, report, streams, repairs)
     return report
 
 
-def _held(engine: Engine, stream_name: str, report: VerifyReport, counts: StreamCounts
+def _held(opened: OpenedPipeline, stream_name: str, report: VerifyReport, counts: StreamCounts
           ) -> dict[str, dict[tuple[str, str], Any]]:
     """What each record sink holds of a stream; copies held twice are ``duplicate``."""
     held: dict[str, dict[tuple[str, str], Any]] = {}
-    for conf in engine.pipeline.record_sinks_for(stream_name):
-        sink = engine.sinks[conf.name]
+    for conf in opened.pipeline.record_sinks_for(stream_name):
+        sink = opened.sinks[conf.name]
         if not isinstance(sink, RecordSink):
             continue
         entries: dict[tuple[str, str], Any] = {}
@@ -396,11 +398,11 @@ def _shared_binaries(held_by_stream: dict[str, dict[str, dict[tuple[str, str], A
             report.verified.pop(item, None)
 
 
-def _deleted_at_source(engine: Engine, source: dict, held_by_stream: dict, report: VerifyReport) -> None:
+def _deleted_at_source(window: RunWindow, source: dict, held_by_stream: dict, report: VerifyReport) -> None:
     """Records the archive holds as live that the source no longer lists (deleted there since they
     were archived). Only for a verify over the sources' whole default range: a narrower range would
     call everything outside it deleted."""
-    if engine.window.since or engine.window.until:
+    if window.since or window.until:
         return
     for stream_name, by_sink in held_by_stream.items():
         listed = source.get(stream_name, {})
@@ -417,7 +419,7 @@ def _deleted_at_source(engine: Engine, source: dict, held_by_stream: dict, repor
                     "retention); the next run marks it deleted"))
 
 
-def _deep(engine: Engine, report: VerifyReport, streams: dict[ItemId, tuple[Stream, tuple[str, str]]],
+def _deep(opened: OpenedPipeline, report: VerifyReport, streams: dict[ItemId, tuple[Stream, tuple[str, str]]],
           samples: list[tuple[ItemId, BlobRef, dict]], n: int, seed: int | None) -> set[ItemId]:
     """Download ``n`` binaries again and compare with the record and every sink: the check that a
     file swapped for another (with a checksum record to match) cannot pass."""
@@ -429,7 +431,7 @@ def _deep(engine: Engine, report: VerifyReport, streams: dict[ItemId, tuple[Stre
         stream = streams[item][0]
         report.deep[item[0]] = report.deep.get(item[0], 0) + 1
         record = report.source[item]
-        spool = HashingSpool(engine.spool_dir)
+        spool = HashingSpool(opened.spool_dir)
         try:
             try:
                 stream.download(ref, spool)
@@ -450,7 +452,7 @@ def _deep(engine: Engine, report: VerifyReport, streams: dict[ItemId, tuple[Stre
                                  f"{fresh.size} bytes) are not the archived ones ({str(archived.get('sha256'))[:16]}..., "
                                  f"{archived.get('size')} bytes)"))
         for sink_name, location in (archived.get("locations") or {}).items():
-            sink = engine.sinks.get(sink_name)
+            sink = opened.sinks.get(sink_name)
             if not isinstance(sink, BlobSink):
                 continue
             try:
@@ -476,13 +478,13 @@ def deep_plan(samples: int, binaries: dict[str, int]) -> str:
             "one download request each, in the stream's download group of the shared budget")
 
 
-def _queue_repairs(engine: Engine, report: VerifyReport, streams: dict, repairs: list[tuple[ItemId, str]]) -> None:
+def _queue_repairs(opened: OpenedPipeline, report: VerifyReport, streams: dict, repairs: list[tuple[ItemId, str]]) -> None:
     """Items whose stored bytes fail the content check go to the failed-item queue: the next run
     downloads them again and the blob sinks replace the bad bytes (see ObjectStoreSink)."""
     for item, detail in repairs:
         record = report.source[item]
         _, (connection, source) = streams[item]
-        engine.state.add_failed(engine.pipeline.name, record.stream, record.account, record.key,
+        opened.state.add_failed(opened.pipeline.name, record.stream, record.account, record.key,
                                 {"record": record.to_json(), "connection": connection, "source": source},
                                 f"verify: {detail}")
 

@@ -69,7 +69,7 @@ def run(
     progress = RunProgress(stats)
     with progress:
         summary = run_pipeline(pipeline, pm, window=window, streams=selected, executor=chosen, stats=stats,
-                               on_engine=progress.attach, retry_now=retry_now, redownload=redownload)
+                               on_session=progress.attach, retry_now=retry_now, redownload=redownload)
     print_summary(summary, as_json=json_summary)
     if not json_summary:
         _print_reused(summary)
@@ -91,21 +91,20 @@ def _print_reused(summary) -> None:  # noqa: ANN001 - RunSummary
 
 
 def _dry_run(pipeline, pm, window, selected, *, count: bool = False, as_json: bool = False) -> None:  # noqa: ANN001
-    from ..engine.runtime import Engine, make_budget_provider, state_exists
+    from ..engine.opened import OpenedPipeline, state_exists
     from . import plan as planning
     from .output import console as make_console
     from .output import print_table
 
     console = make_console()
-    with Engine(pipeline, pm, window=window, streams=selected, dry_run=True) as engine:
-        plans = engine.plan()
+    # --count: the listing's requests spend the budget a run right after must see
+    persist = count and state_exists(pipeline.state_url)
+    with OpenedPipeline(pipeline, pm, dry_run=True, persist_budgets=persist) as opened:
+        plans = opened.plan(window, selected)
         if count:
-            if state_exists(pipeline.state_url) and engine.budgets is not None:
-                # the listing's requests spend the budget a run right after must see
-                engine.budgets.inner = make_budget_provider(pipeline)
-            found, sent = planning.count(engine)
+            found, sent = planning.count(opened, window, selected)
             plans = planning.counted_plans(plans, found, sent)
-        lines = planning.duration_lines(plans, engine.connections, counted=count)
+        lines = planning.duration_lines(plans, opened.connections, counted=count)
     if as_json:
         import json
 

@@ -19,7 +19,7 @@ def show(pipeline_file: Path = PIPELINE_ARG,
     import json
     from datetime import datetime, timezone
 
-    from ..engine.runtime import state_exists
+    from ..engine.opened import state_exists
     from ..state import StateStore
     from .output import print_table
 
@@ -66,7 +66,7 @@ def reset(pipeline_file: Path = PIPELINE_ARG,
           stream: str | None = typer.Option(None, "--stream", "-s", help="Only this stream's checkpoints."),
           yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")) -> None:
     """Forget checkpoints so the next run re-reads from the start (idempotent: no duplicates)."""
-    from ..engine.runtime import state_exists
+    from ..engine.opened import state_exists
     from ..state import StateStore
 
     pipeline, _ = load(pipeline_file)

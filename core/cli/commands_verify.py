@@ -20,13 +20,10 @@ def register(app: typer.Typer) -> None:
     app.command("purge")(purge)
 
 
-def _engine(pipeline_file: Path, since: str | None, until: str | None):  # noqa: ANN202
-    from ..engine.runtime import Engine
+def _window(since: str | None, until: str | None):  # noqa: ANN202 - a RunWindow
     from ..interfaces import RunWindow
 
-    pipeline, pm = load(pipeline_file)
-    window = RunWindow(since=parse_date(since, "--since"), until=parse_date(until, "--until"), full_refresh=True)
-    return Engine(pipeline, pm, window=window)
+    return RunWindow(since=parse_date(since, "--since"), until=parse_date(until, "--until"), full_refresh=True)
 
 
 def verify(
@@ -47,10 +44,13 @@ def verify(
     if dry_run:
         _dry_run(pipeline_file, since, until, deep)
         return
+    from ..engine.opened import OpenedPipeline
     from ..verify import verify as run_verify
 
-    with _engine(pipeline_file, since, until) as engine:
-        report = run_verify(engine, rehash=rehash, deep=deep, seed=seed)
+    pipeline, pm = load(pipeline_file)
+    window = _window(since, until)
+    with OpenedPipeline(pipeline, pm) as opened:
+        report = run_verify(opened, window, rehash=rehash, deep=deep, seed=seed)
     if json_output:
         import json
 
@@ -62,14 +62,13 @@ def verify(
 
 
 def _dry_run(pipeline_file: Path, since: str | None, until: str | None, deep: int) -> None:
-    from ..engine.runtime import Engine
-    from ..interfaces import RunWindow
+    from ..engine.opened import OpenedPipeline
     from .output import console as make_console
 
     pipeline, pm = load(pipeline_file)
-    window = RunWindow(since=parse_date(since, "--since"), until=parse_date(until, "--until"), full_refresh=True)
-    with Engine(pipeline, pm, window=window, dry_run=True) as engine:
-        plans = engine.plan()
+    window = _window(since, until)
+    with OpenedPipeline(pipeline, pm, dry_run=True) as opened:
+        plans = opened.plan(window)
     console = make_console()
     console.print(f"verify {pipeline.name} (dry run: nothing is requested or written)")
     for plan in plans:
@@ -123,19 +122,22 @@ def purge(
 
     Refuses, each with its reason: items whose stored content fails the content check, items sharing
     a stored binary with another, items with any other problem, and items no verify proved recently."""
+    from ..engine.opened import OpenedPipeline
     from ..errors import RcetlError
     from ..purge import purge as run_purge
     from ..purge import require_enabled
     from ..verify import verify as run_verify
     from .output import fail
 
+    pipeline, pm = load(pipeline_file)
     try:
-        require_enabled(load(pipeline_file)[0])  # before any sink is opened or request sent
+        require_enabled(pipeline)  # before any sink is opened or request sent
     except RcetlError as exc:
         raise typer.Exit(fail(exc)) from None
-    with _engine(pipeline_file, since, until) as engine:
-        report = run_verify(engine, rehash=rehash)
-        actions = run_purge(engine, report, act=yes)
+    window = _window(since, until)
+    with OpenedPipeline(pipeline, pm) as opened:
+        report = run_verify(opened, window, rehash=rehash)
+        actions = run_purge(opened, report, act=yes)
     for a in actions:
         print(a.line())
     acted = [a for a in actions if not a.kept]

@@ -44,11 +44,11 @@ def worker(
 ) -> None:
     """Start a Celery worker that runs rcetl tasks sent by `rcetl run PIPELINE --executor celery`.
 
-    Each worker process keeps one open engine per pipeline file it has seen, so sinks and API
+    Each worker process keeps each pipeline file it has seen open, so sinks and API
     connections are opened once. Stop it with Ctrl-C (warm shutdown: running tasks finish)."""
     if pool not in ("threads", "prefork", "solo"):
         raise typer.BadParameter("use threads, prefork or solo", param_hint="--pool")
-    from ..executors.celery_app import make_app, preload_engines
+    from ..executors.celery_app import make_app, preload_pipelines
 
     files = [_readable(p) for p in preload or []]
     celery_app = make_app(_broker(broker), backend or os.environ.get("RCETL_RESULT_BACKEND") or None, queue)
@@ -56,9 +56,9 @@ def worker(
         if pool == "prefork":  # each child opens its own (connections must not cross a fork)
             from celery.signals import worker_process_init
 
-            worker_process_init.connect(lambda **_: preload_engines(files), weak=False)
+            worker_process_init.connect(lambda **_: preload_pipelines(files), weak=False)
         else:
-            preload_engines(files)
+            preload_pipelines(files)
     name = hostname or f"rcetl@{socket.gethostname()}-{os.getpid()}"
     celery_app.worker_main(["worker", f"--concurrency={concurrency}", f"--queues={queue}", f"--pool={pool}",
                             f"--hostname={name}", f"--loglevel={loglevel}", "--without-gossip", "--without-mingle"])

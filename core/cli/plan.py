@@ -22,10 +22,14 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..interfaces import StreamPlan
+from ..engine.opened import source_id
+from ..interfaces import RunWindow, StreamPlan
 from ..records import Checkpoint
+
+if TYPE_CHECKING:
+    from ..engine.opened import OpenedPipeline
 
 
 @dataclass
@@ -38,15 +42,16 @@ class Counted:
     gone: Counter[str] = field(default_factory=Counter)  # blob kind -> binaries the stream knows are gone
 
 
-def count(engine: Any) -> tuple[dict[str, Counted], dict[str, dict[str, int]]]:
+def count(opened: OpenedPipeline, window: RunWindow, names: set[str] | None = None
+          ) -> tuple[dict[str, Counted], dict[str, dict[str, int]]]:
     """Read every task's listing (and derive its child streams' records) without downloading;
     return per stream what was found, and per credential the list requests sent per group."""
     found: dict[str, Counted] = {}
 
     def add(conn_name: str, stream: Any, record: Any) -> None:
-        counted = found.setdefault(_label(engine, stream.name, conn_name), Counted())
+        counted = found.setdefault(_label(opened, stream.name, conn_name), Counted())
         counted.records += 1
-        conn = engine.connections[conn_name]
+        conn = opened.connections[conn_name]
         for ref in record.blobs:
             # The stream knows best (it skips binaries it knows are gone); else the connection
             # names the group of the download's URL.
@@ -60,13 +65,13 @@ def count(engine: Any) -> tuple[dict[str, Counted], dict[str, dict[str, int]]]:
             counted.downloads[group] += 1
             counted.kinds[ref.kind] += 1
 
-    for task in engine.tasks():
-        stream = engine.streams[(task.connection, task.source, task.stream)]
-        checkpoint = None if engine.window.full_refresh else engine.state.get_checkpoint(
-            engine.pipeline.name, f"{task.source}@{task.connection}", task.stream, task.partition)
-        children = engine._children(task.connection, task.stream)
-        found.setdefault(_label(engine, task.stream, task.connection), Counted())
-        for item in stream.read(task.partition, checkpoint, engine.window):
+    for task in opened.tasks(names):
+        stream = opened.streams[(task.connection, task.source, task.stream)]
+        checkpoint = None if window.full_refresh else opened.state.get_checkpoint(
+            opened.pipeline.name, source_id(task.source, task.connection), task.stream, task.partition)
+        children = opened.children(task.connection, task.stream, names)
+        found.setdefault(_label(opened, task.stream, task.connection), Counted())
+        for item in stream.read(task.partition, checkpoint, window):
             if isinstance(item, Checkpoint):
                 continue
             add(task.connection, stream, item)
@@ -74,12 +79,12 @@ def count(engine: Any) -> tuple[dict[str, Counted], dict[str, dict[str, int]]]:
                 for derived in child.derive(item):
                     add(task.connection, child, derived)
     sent = {cred: {g: s.sent for g, s in budget.snapshot().items() if s.sent}
-            for cred, budget in (engine.budgets.created.items() if engine.budgets else [])}
+            for cred, budget in (opened.budgets.created.items() if opened.budgets else [])}
     return found, sent
 
 
-def _label(engine: Any, stream: str, conn: str) -> str:
-    return f"{stream}@{conn}" if len(engine.connections) > 1 else stream
+def _label(opened: OpenedPipeline, stream: str, conn: str) -> str:
+    return f"{stream}@{conn}" if len(opened.connections) > 1 else stream
 
 
 def counted_plans(plans: list[StreamPlan], found: dict[str, Counted],

@@ -9,7 +9,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..engine.runtime import Engine
+    from ..engine.session import RunSession
     from ..run import RunStats, RunSummary
 
 log = logging.getLogger("rcetl.progress")
@@ -39,15 +39,16 @@ class RunProgress:
 
     def __init__(self, stats: RunStats, *, interval: float = 15.0, live: bool | None = None) -> None:
         self.stats = stats
-        self.engine: Engine | None = None
+        self.session: RunSession | None = None
         self.interval = interval
         self.live = sys.stderr.isatty() if live is None else live
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._started = time.monotonic()
 
-    def attach(self, engine: Engine) -> None:
-        self.engine = engine
+    def attach(self, session: RunSession) -> None:
+        """Show the budgets as ``session`` sees them (its own requests and its workers')."""
+        self.session = session
 
     def __enter__(self) -> RunProgress:
         target = self._live_loop if self.live else self._log_loop
@@ -61,9 +62,7 @@ class RunProgress:
             self._thread.join(timeout=2)
 
     def _snapshots(self) -> list[tuple[str, dict[str, Any]]]:
-        if not self.engine or not self.engine.budgets:
-            return []
-        return [(cred, budget.snapshot()) for cred, budget in list(self.engine.budgets.created.items())]
+        return self.session.budget_snapshots() if self.session else []
 
     def _budget_lines(self) -> list[str]:
         lines = []

@@ -79,13 +79,14 @@ def _retrying(what: str, fn: Callable[[], Any], sleep: Callable[[float], None] |
 
 
 class BatchArchiver:
+    """Archives batches for one run (it counts into the run's ``stats``); what was archived and
+    what failed comes back in each :class:`BatchResult`, for the run to act on."""
+
     def __init__(self, spool_dir: Path, pool: Executor, stats: RunStats,
-                 on_archived: Callable[[ArchivedRecord], None] | None = None,
                  ledger: BlobLedger | None = None, redownload: bool = False) -> None:
         self.spool_dir = spool_dir
         self.pool = pool
         self.stats = stats
-        self.on_archived = on_archived
         # What was archived of each binary: a binary every sink still holds is not downloaded again
         # (the overlap window and --full-refresh re-read records, not files); --redownload ignores it.
         self.ledger = ledger
@@ -143,8 +144,6 @@ class BatchArchiver:
                     uploaded = [x for x in b.stored if not x.skipped]
                     s.add(routed.record.stream, files=1, bytes=b.size or 0,
                           skipped_files=1 if not uploaded else 0)
-            if self.on_archived:
-                self.on_archived(archived)
         for routed, _ in result.failed:
             self.stats.add(routed.record.stream, failed=1)
         return result

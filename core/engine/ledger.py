@@ -53,7 +53,7 @@ class LedgerEntry:
 
 
 class BlobLedger:
-    """Thread-safe; one per engine."""
+    """Thread-safe; one per opened pipeline."""
 
     def __init__(self, state_url: str, pipeline: str, *, prefix: str = "rcetl_") -> None:
         from ..state.database import create_state_engine

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..engine.runtime import Engine
+    from ..engine.session import RunSession
     from ..engine.tasks import StreamTask, TaskResult
 
 
@@ -19,9 +19,10 @@ class Executor(abc.ABC):
     name: str
 
     @abc.abstractmethod
-    def run(self, engine: Engine, tasks: list[StreamTask],
+    def run(self, session: RunSession, tasks: list[StreamTask],
             on_done: Callable[[TaskResult], None] | None = None) -> list[TaskResult]:
-        """Run every task; return one result per task (a failed task is a result, not an exception)."""
+        """Run every task of ``session``; return one result per task (a failed task is a result,
+        not an exception)."""
 
 
 def get_executor(name: str, **options: object) -> Executor:

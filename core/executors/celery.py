@@ -10,7 +10,6 @@ redis}``), checkpoints and the failed-item queue in a SQL state store every work
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import time
@@ -18,13 +17,12 @@ from collections.abc import Callable
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
-from ..budget import Budget, GroupState
 from ..errors import ConfigError
 from . import Executor
 
 if TYPE_CHECKING:
     from ..config.model import Pipeline
-    from ..engine.runtime import Engine
+    from ..engine.session import RunSession
     from ..engine.tasks import StreamTask, TaskResult
     from ..run import RunStats
 
@@ -91,27 +89,27 @@ class CeleryExecutor(Executor):
         assert self.broker
         return make_app(self.broker, self.backend, self.queue)
 
-    def run(self, engine: Engine, tasks: list[StreamTask],
+    def run(self, session: RunSession, tasks: list[StreamTask],
             on_done: Callable[[TaskResult], None] | None = None) -> list[TaskResult]:
         from .celery_app import TASK_NAME, build_message
 
-        self.check(engine.pipeline)
+        self.check(session.pipeline)
         if not tasks:
             return []
-        text = engine.pipeline.file.read_bytes()
+        text = session.pipeline.file.read_bytes()
         app = self.app()
         pending: dict[str, tuple[StreamTask, Any]] = {}
         results: list[TaskResult] = []
-        remote = _RemoteRequests(_run_ledger(engine))
+        remote = _RemoteRequests(_run_ledger(session))
         try:
             for task in tasks:
-                message = build_message(engine.pipeline.file, text, engine.run.run_id, engine.window,
-                                        engine.selected, task.to_json())
+                message = build_message(session.pipeline.file, text, session.run.run_id, session.window,
+                                        session.selected, task.to_json())
                 if remote.ledger is not None:
                     message["ledger"] = {"url": remote.ledger_url, "prefix": LEDGER_PREFIX}
                 async_result = app.send_task(TASK_NAME, args=[message], queue=self.queue)
                 pending[async_result.id] = (task, async_result)
-            log.info("sent %d task(s) of run %s to queue %r", len(tasks), engine.run.run_id[:8], self.queue)
+            log.info("sent %d task(s) of run %s to queue %r", len(tasks), session.run.run_id[:8], self.queue)
             started = time.monotonic()
             warned = False
             idle_after = idle_warning_seconds()
@@ -125,8 +123,9 @@ class CeleryExecutor(Executor):
                     result = self._result(task, ar)
                     log.info("task %s %s on %s in %ss", task.label, result.status, result.worker or "?",
                              result.extra.get("seconds", "?"))
-                    _merge(engine.stats, result)
+                    _merge(session.stats, result)
                     remote.add(result)
+                    session.report_remote_requests(remote.requests, remote.throttled)
                     results.append(result)
                     if on_done:
                         on_done(result)
@@ -144,7 +143,7 @@ class CeleryExecutor(Executor):
                 time.sleep(POLL_SECONDS)
         except BaseException:
             # Interrupted (or the broker went away): take back what no worker started yet.
-            engine.stop_event.set()
+            session.stop_event.set()
             for _, ar in pending.values():
                 try:
                     ar.revoke()
@@ -154,7 +153,7 @@ class CeleryExecutor(Executor):
         finally:
             if not pending:
                 remote.settle()  # every task answered: the ledger is complete
-            remote.install(engine)
+            session.report_remote_requests(remote.requests, remote.throttled)
             try:
                 app.close()
             except Exception:  # noqa: BLE001
@@ -202,16 +201,16 @@ def _merge(stats: RunStats, result: TaskResult) -> None:
 LEDGER_PREFIX = "rcetl"
 
 
-def _run_ledger(engine: Engine) -> tuple[Any, str] | None:
+def _run_ledger(session: RunSession) -> tuple[Any, str] | None:
     """The run's request ledger in the budgets' Redis (a Celery pipeline always has one)."""
-    budgets = engine.pipeline.budgets
+    budgets = session.pipeline.budgets
     if budgets.backend != "redis":
         return None
     from ..budget.tally import RunLedger
 
     url = budgets.url or "redis://127.0.0.1:6379/0"
     try:
-        return RunLedger.from_url(url, LEDGER_PREFIX, engine.run.run_id), url
+        return RunLedger.from_url(url, LEDGER_PREFIX, session.run.run_id), url
     except Exception as exc:  # noqa: BLE001 - the summary falls back to what the tasks reported
         log.warning("run ledger unavailable (%s): request counts come from task results", exc)
         return None
@@ -264,37 +263,3 @@ class _RemoteRequests:
         for cred, n in (result.extra.get("throttled") or {}).items():
             self.throttled[cred] = self.throttled.get(cred, 0) + int(n)
             self.requests.setdefault(cred, {})
-
-    def install(self, engine: Engine) -> None:
-        if not engine.budgets or not self.requests:
-            return
-        created = dict(engine.budgets.created)
-        for cred in self.requests:
-            created[cred] = _WorkerTally(created.get(cred), self.requests[cred], self.throttled.get(cred, 0))
-        engine.budgets.created = created  # one assignment: a progress thread never sees a half-built dict
-
-
-class _WorkerTally(Budget):
-    """A read-only budget view: this process's budget (if any) plus what workers sent."""
-
-    def __init__(self, local: Budget | None, sent: dict[str, int], throttled: int) -> None:
-        self.local, self.sent, self.throttled = local, sent, throttled
-
-    def acquire(self, group: str, *, priority: int = 0) -> object:
-        if self.local is None:
-            raise RuntimeError("a tally of worker requests cannot send requests")
-        return self.local.acquire(group, priority=priority)
-
-    def release(self, slot: object, **kwargs: Any) -> None:
-        if self.local is not None:
-            self.local.release(slot, **kwargs)
-
-    def snapshot(self) -> dict[str, GroupState]:
-        snap = dict(self.local.snapshot()) if self.local is not None else {}
-        first = True
-        for group in set(snap) | set(self.sent):
-            st = snap.get(group) or GroupState(group, 0, 0.0, 0, 0.0, 0, 0.0, 0)
-            snap[group] = dataclasses.replace(st, sent=st.sent + self.sent.get(group, 0),
-                                              throttled=st.throttled + (self.throttled if first else 0))
-            first = False
-        return snap

@@ -4,9 +4,11 @@ one task a worker runs (``rcetl.run_task``).
 A task message carries everything a worker on another machine needs to run exactly the pipeline
 the user submitted: the pipeline file's path, its SHA-256 and its text (not interpolated: secrets
 stay in each machine's environment, invariant 6), the run id, the run window, the selected streams
-and the :class:`~rcetl.engine.tasks.StreamTask`. The worker keeps one open
-:class:`~rcetl.engine.runtime.Engine` per (pipeline file, content hash) per process, so sinks and
-connections (and their token and budget handles) are opened once, not once per task.
+and the :class:`~rcetl.engine.tasks.StreamTask`. The worker keeps one
+:class:`~rcetl.engine.opened.OpenedPipeline` per (pipeline file, content hash) per process, so sinks
+and connections (and their token and budget handles) are opened once, not once per task; each task
+runs in its own :class:`~rcetl.engine.session.RunSession` on it (its run id, window, streams and
+counters), and its counters go back to the submitter in the task's result.
 
 Delivery is at-least-once: a message is acknowledged only after its task returns
 (``task_acks_late``), a task whose worker dies is given back to the broker
@@ -22,7 +24,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import copy
 import dataclasses
 import hashlib
 import logging
@@ -38,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from celery import Celery
 
 if TYPE_CHECKING:
-    from ..engine.runtime import Engine
+    from ..engine.opened import OpenedPipeline
     from ..interfaces import RunWindow
     from ..run import RunStats
 
@@ -119,8 +120,8 @@ def build_message(pipeline_file: Path, text: bytes, run_id: str, window: RunWind
 
 # --- the worker side ------------------------------------------------------------------------------
 
-_engines: dict[tuple[str, str], Engine] = {}
-_engines_lock = threading.Lock()
+_opened: dict[tuple[str, str], OpenedPipeline] = {}
+_opened_lock = threading.Lock()
 _stacks: list[contextlib.ExitStack] = []
 
 
@@ -142,15 +143,15 @@ def _pipeline_path(path: str, digest: str, text: str) -> Path:
     return copy_path
 
 
-def cached_engine(path: str, digest: str, text: str) -> Engine:
-    """This process's open engine for the pipeline (opened on first use, closed at exit)."""
+def opened_pipeline(path: str, digest: str, text: str) -> OpenedPipeline:
+    """This process's opened pipeline for the file (opened on first use, closed at exit)."""
     key = (path, digest)
-    with _engines_lock:
-        engine = _engines.get(key)
-        if engine is not None:
-            return engine
+    with _opened_lock:
+        opened = _opened.get(key)
+        if opened is not None:
+            return opened
         from ..config import load_pipeline
-        from ..engine.runtime import Engine
+        from ..engine.opened import OpenedPipeline
         from ..registry import get_plugin_manager
         from ..run import RunInfo
 
@@ -159,56 +160,31 @@ def cached_engine(path: str, digest: str, text: str) -> Engine:
         run = RunInfo(f"worker-{os.getpid()}", pipeline.name, path, 0.0, executor="celery",
                       observers=pipeline.observers, output_dir=str(pipeline.spool_dir.parent))
         stack = contextlib.ExitStack()
-        engine = stack.enter_context(Engine(pipeline, pm, run=run))
+        opened = stack.enter_context(OpenedPipeline(pipeline, pm, run=run))
         _stacks.append(stack)
-        _engines[key] = engine
+        _opened[key] = opened
         log.info("opened pipeline %s (%s) in worker process %d", pipeline.name, digest[:12], os.getpid())
-        return engine
+        return opened
 
 
-def preload_engines(files: list[Path]) -> None:
-    """Open the engines of these pipeline files now (``rcetl worker --preload``): a run's first
+def preload_pipelines(files: list[Path]) -> None:
+    """Open these pipeline files now (``rcetl worker --preload``): a run's first
     tasks then start at once instead of waiting for sinks, state and plugins to open (measured:
     3-13 s on a loaded two-core machine, the largest part of a short scaled-out run's overhead).
     The key is the file's resolved path and content hash, as the submitter sends them."""
     for file in files:
         text = Path(file).read_bytes()
-        cached_engine(str(Path(file).resolve()), pipeline_digest(text), text.decode("utf-8"))
+        opened_pipeline(str(Path(file).resolve()), pipeline_digest(text), text.decode("utf-8"))
 
 
-def close_engines() -> None:
-    with _engines_lock:
+def close_pipelines() -> None:
+    with _opened_lock:
         while _stacks:
             _stacks.pop().close()
-        _engines.clear()
+        _opened.clear()
 
 
-atexit.register(close_engines)
-
-
-def _task_view(engine: Engine, run_id: str, window: RunWindow, streams: set[str] | None,
-               stats: RunStats) -> Engine:
-    """A per-task view of the shared engine: same connections, sinks, state and budgets, but this
-    task's run id, window, stream selection and counters (tasks of several runs share a worker)."""
-    from ..engine.archiver import BatchArchiver
-
-    view = copy.copy(engine)
-    view.window = window
-    view.selected = streams
-    view.stats = stats
-    view.stop_event = threading.Event()
-    view.run = dataclasses.replace(engine.run, run_id=run_id)
-    if streams is not None:
-        view.streams = {k: s for k, s in engine.streams.items() if k[2] in streams}
-    # Items still in the failed-item queue are resolved when a task archives them again.
-    view._failed_keys = {}
-    view._failed_lock = threading.Lock()
-    for name in {k[2] for k in view.streams}:
-        every = engine.state.due_failed(engine.pipeline.name, name, include_not_due=True)
-        if every:
-            view._failed_keys[name] = {(i.account, repr(i.key)) for i in every}
-    view.archiver = BatchArchiver(engine.spool_dir, engine.pool, stats, view._archived)
-    return view
+atexit.register(close_pipelines)
 
 
 def _ledger(message: dict[str, Any]) -> Any:
@@ -221,18 +197,28 @@ def _ledger(message: dict[str, Any]) -> Any:
     return RunLedger.from_url(spec["url"], spec.get("prefix") or "rcetl", message["run_id"])
 
 
-def _run_on_cached_engine(message: dict[str, Any], task: Any, stats: RunStats) -> Any:
+def _run_in_session(message: dict[str, Any], task: Any, stats: RunStats) -> Any:
+    """Run the task in a session of its own on this process's opened pipeline: the task's run id,
+    window, stream selection and counters; the plugins, state and budgets are the opened pipeline's
+    (tasks of several runs share a worker)."""
     from ..budget.tally import counting
+    from ..engine.session import RunSession
     from ..engine.tasks import TaskResult
+    from ..stopping import StopSignal
 
     spec = message["pipeline"]
-    engine = cached_engine(spec["path"], spec["sha256"], spec["text"])
+    opened = opened_pipeline(spec["path"], spec["sha256"], spec["text"])
     streams = set(message["streams"]) if message.get("streams") is not None else None
-    view = _task_view(engine, message["run_id"], window_from_json(message.get("window") or {}), streams, stats)
-    if (task.connection, task.source, task.stream) not in view.streams:
+    # No blob ledger on workers, as before the engine was split (a worker downloads every binary it
+    # is sent); the submitting process consults it for its own retries.
+    session = RunSession(opened, run=dataclasses.replace(opened.run, run_id=message["run_id"]),
+                         window=window_from_json(message.get("window") or {}), streams=streams, stats=stats,
+                         stop=StopSignal(), reuse_binaries=False)
+    if (task.connection, task.source, task.stream) not in session.streams:
         return TaskResult(task, "failed", error=f"{task.label}: no such stream in the pipeline on this worker")
-    with counting(_CredentialNames(engine, task.connection)):
-        return view.run_task(task)
+    session.track_failed()  # items still in the failed-item queue are resolved when archived again
+    with counting(_CredentialNames(opened, task.connection)):
+        return session.run_task(task)
 
 
 _named: dict[str, str] = {}  # credential -> label this process published
@@ -244,18 +230,18 @@ class _CredentialNames:
     account, once the connection knows it) the credential id is: `rcetl workers status` shows names,
     not only hashes."""
 
-    def __init__(self, engine: Engine, connection: str) -> None:
-        self._engine = engine
+    def __init__(self, opened: OpenedPipeline, connection: str) -> None:
+        self._opened = opened
         self._connection = connection
 
     def label(self) -> str:
-        conn = self._engine.connections.get(self._connection)
+        conn = self._opened.connections.get(self._connection)
         describe = getattr(conn, "describe", None)
         detail = describe() if callable(describe) else ""
-        return f"{self._engine.pipeline.name}/{self._connection}" + (f" ({detail})" if detail else "")
+        return f"{self._opened.pipeline.name}/{self._connection}" + (f" ({detail})" if detail else "")
 
     def note(self, credential: str, group: str, *, sent: int = 0, throttled: int = 0) -> None:
-        provider = getattr(self._engine.budgets, "inner", None)
+        provider = getattr(self._opened.budgets, "inner", None)
         publish = getattr(provider, "name_credential", None)
         if publish is None:
             return
@@ -297,7 +283,7 @@ def run_task_message(message: dict[str, Any]) -> dict[str, Any]:
     tallies = (task_tally, ledger) if ledger is not None else (task_tally,)
     try:
         with counting(*tallies):
-            result = _run_on_cached_engine(message, task, stats)
+            result = _run_in_session(message, task, stats)
     except Exception as exc:  # noqa: BLE001 - a result the submitter can print, not a traceback in a log
         log.exception("task %s could not run", task.label)
         result = TaskResult(task, "failed", error=f"{task.label}: {type(exc).__name__}: {redact(str(exc))}")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from . import Executor
 
 if TYPE_CHECKING:
-    from ..engine.runtime import Engine
+    from ..engine.session import RunSession
     from ..engine.tasks import StreamTask, TaskResult
 
 
@@ -19,11 +19,11 @@ class LocalExecutor(Executor):
     def __init__(self, workers: int = 4) -> None:
         self.workers = workers
 
-    def run(self, engine: Engine, tasks: list[StreamTask],
+    def run(self, session: RunSession, tasks: list[StreamTask],
             on_done: Callable[[TaskResult], None] | None = None) -> list[TaskResult]:
         results: list[TaskResult] = []
         with ThreadPoolExecutor(max_workers=max(1, self.workers), thread_name_prefix="rcetl-task") as pool:
-            pending: set[Future[TaskResult]] = {pool.submit(engine.run_task, t) for t in tasks}
+            pending: set[Future[TaskResult]] = {pool.submit(session.run_task, t) for t in tasks}
             try:
                 while pending:
                     done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -33,7 +33,7 @@ class LocalExecutor(Executor):
                         if on_done:
                             on_done(res)
             except KeyboardInterrupt:
-                engine.stop_event.set()
+                session.stop_event.set()
                 for fut in pending:
                     fut.cancel()
                 raise

@@ -21,7 +21,7 @@ from typing import Any
 
 
 def connection_of(args: tuple[Any, ...]) -> str:
-    """The connection a download job is for: its first argument is the engine's routed record."""
+    """The connection a download job is for: its first argument is a routed record."""
     origin = getattr(args[0], "origin", None) if args else None
     return str((origin or {}).get("connection", ""))
 
@@ -31,16 +31,17 @@ def connection_of(args: tuple[Any, ...]) -> str:
 AUTO_MIN, AUTO_MAX = 8, 64
 
 
-def threads_from_budget(engine: Any, connection: str) -> int | None:
-    """Download threads for ``connection``: the largest per-window limit of its credential's budget.
+def threads_from_budget(opened: Any, connection: str) -> int | None:
+    """Download threads for ``connection`` of an opened pipeline: the largest per-window limit of its
+    credential's budget.
 
     A download thread holds one request at a time; when a window frees, every one of its slots
     should find a thread waiting for it, or the budget goes unused until a download ends (measured:
     8 threads under RingCentral's Medium limit of 40 left 22 % of the window idle). Idle threads
     cost a little memory; the spool holds at most one binary per busy thread."""
-    conn = getattr(engine, "connections", {}).get(connection)
+    conn = getattr(opened, "connections", {}).get(connection)
     credential = getattr(conn, "credential", None)
-    budgets = getattr(engine, "budgets", None)
+    budgets = getattr(opened, "budgets", None)
     budget = budgets.created.get(credential) if budgets is not None and credential else None
     if budget is None:
         return None

@@ -25,10 +25,10 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "checkpoint-before-write",
         "a checkpoint is saved only after every record before it is written (docs/architecture.md, invariant 1)",
-        "core/engine/runtime.py",
+        "core/engine/session.py",
         "                if isinstance(item, Checkpoint):\n                    if not flush():",
         "                if isinstance(item, Checkpoint):\n"
-        "                    self.state.put_checkpoint(name, source_id, task.stream, item.partition or task.partition,\n"
+        "                    self.state.put_checkpoint(name, sid, task.stream, item.partition or task.partition,\n"
         "                                              item.value)\n"
         "                    if not flush():",
         ("tests/core/test_engine_kills.py",

@@ -1,0 +1,295 @@
+"""A run session: one run (or one Celery task of a run) on an opened pipeline.
+
+:class:`RunSession` holds what belongs to a single run: its window and stream selection, its
+:class:`~rcetl.run.RunInfo` (what observers hear about), its counters, the failed items it may
+resolve, its batch archiver and its stop signal. The plugins it reads and writes through belong to
+the :class:`~rcetl.engine.opened.OpenedPipeline` it runs on, which outlives it (a Celery worker
+runs many sessions on one opened pipeline). Checkpoints are committed only after a batch is
+durably stored (invariant 1).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+import logging
+import os
+import queue
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from ..budget import GroupState
+from ..errors import RcetlError
+from ..interfaces import RunWindow, Stream
+from ..records import ArchivedRecord, Checkpoint, Record
+from ..run import RunInfo, RunStats
+from ..secrets import redact
+from ..stopping import RunStopped, StopSignal
+from .archiver import BatchArchiver, Routed
+from .opened import OpenedPipeline, source_id
+from .tasks import StreamTask, TaskResult
+
+log = logging.getLogger("rcetl.engine")
+
+
+class RunSession:
+    """One run's work on ``opened``: reads each task's stream, archives its batches, commits its
+    checkpoints, and counts what it did in ``stats``.
+
+    ``stop`` is the run's stop signal (by default the opened pipeline's, which plugins watch);
+    ``reuse_binaries`` consults the blob ledger so a binary every sink holds is not downloaded
+    again (``redownload`` turns that off for the run)."""
+
+    def __init__(self, opened: OpenedPipeline, *, run: RunInfo, window: RunWindow | None = None,
+                 streams: set[str] | None = None, stats: RunStats | None = None, stop: StopSignal | None = None,
+                 retry_now: bool = False, redownload: bool = False, reuse_binaries: bool = True) -> None:
+        if opened.pool is None:
+            raise ValueError("a pipeline opened for a dry run plans; it cannot run (it opened no sink)")
+        self.opened = opened
+        self.pipeline = opened.pipeline
+        self.state = opened.state
+        self.pm = opened.pm
+        self.run = run
+        self.window = window or RunWindow()
+        self.selected = streams
+        self.streams = opened.select(streams)
+        self.stats = stats or RunStats()
+        # Set by an executor on Ctrl-C/SIGTERM: every wait of the run watches it (rcetl.stopping).
+        self.stop_event = stop or opened.stop
+        # retry every queued failed item in this run, whatever its backoff says
+        self.retry_now = retry_now
+        self.archiver = BatchArchiver(opened.spool_dir, opened.pool, self.stats,
+                                      ledger=opened.ledger if reuse_binaries else None, redownload=redownload)
+        # Items of the failed-item queue: resolved when this run archives them again.
+        self._failed_keys: dict[str, set[tuple[str, str]]] = {}
+        self._failed_lock = threading.Lock()
+        # Requests other processes (Celery workers) sent for this run: (per credential and group, 429s).
+        self._remote: tuple[dict[str, dict[str, int]], dict[str, int]] = ({}, {})
+
+    # --- work ----------------------------------------------------------------------------------
+
+    def tasks(self) -> list[StreamTask]:
+        """Every task of this run; child streams ride along with their parent's tasks."""
+        return self.opened.tasks(self.selected)
+
+    def run_task(self, task: StreamTask) -> TaskResult:
+        stream = self.streams[(task.connection, task.source, task.stream)]
+        sid = source_id(task.source, task.connection)
+        name = self.pipeline.name
+        checkpoint = None if self.window.full_refresh else \
+            self.state.get_checkpoint(name, sid, task.stream, task.partition)
+        children = self.opened.children(task.connection, task.stream, self.selected)
+        batch: list[Routed] = []
+        result = TaskResult(task, "ok", worker=f"{socket.gethostname()}:{os.getpid()}")
+        batch_size = self.pipeline.executor.batch_size
+
+        def flush() -> bool:
+            """Archive the batch; False when the run stopped before all of it was archived."""
+            res = self.archiver.archive(batch)
+            result.records += len(res.archived)
+            result.failed += len(res.failed)
+            self._archived(res.archived)
+            for routed, error in res.failed:
+                self._queue_failed(routed, error)
+            batch.clear()
+            return not res.stopped
+
+        try:
+            for item in self._read_ahead(task, stream, checkpoint, children, depth=2 * batch_size):
+                if isinstance(item, Checkpoint):
+                    if not flush():
+                        # Items were cut short by the stop: the checkpoint stays before them.
+                        result.status = "stopped"
+                        return result
+                    self.state.put_checkpoint(name, sid, task.stream, item.partition or task.partition,
+                                              item.value)
+                    if self.stop_event.is_set():
+                        result.status = "stopped"
+                        return result
+                    continue
+                batch.append(item)
+                if len(batch) >= batch_size:
+                    flush()
+                if self.stop_event.is_set():
+                    flush()  # what was read is stored; the checkpoint stays where it was
+                    result.status = "stopped"
+                    return result
+            flush()
+        except RunStopped:
+            result.status = "stopped"  # a wait ended by the stop; the checkpoint stays where it was
+            return result
+        except RcetlError as exc:
+            if self.stop_event.is_set() and isinstance(exc.__cause__, RunStopped):
+                result.status = "stopped"
+                return result
+            result.status, result.error = "failed", f"{task.label}: {redact(str(exc))}"
+        except Exception as exc:  # noqa: BLE001 - report the task as failed, keep other tasks going
+            log.exception("task %s crashed", task.label)
+            result.status, result.error = "failed", f"{task.label}: {type(exc).__name__}: {redact(str(exc))}"
+        if result.error:
+            self.stats.error(result.error)
+        return result
+
+    def _read_ahead(self, task: StreamTask, stream: Stream, checkpoint: Any,
+                    children: list[tuple[str, Stream]], depth: int) -> Iterator[Routed | Checkpoint]:
+        """The task's items, read by a thread up to ``depth`` items ahead of the batch being written.
+
+        While one batch's records are written, the next pages are read and their binaries already
+        downloading, so neither the rate budget nor the sinks wait for the other. Order is kept:
+        items, and the checkpoints between them, arrive exactly as the stream yields them.
+        """
+        ahead: queue.Queue[Any] = queue.Queue(maxsize=max(depth, 1))
+        stop = threading.Event()
+        route = self.opened.route
+
+        def put(entry: Any) -> bool:
+            while not stop.is_set():
+                try:
+                    ahead.put(entry, timeout=0.2)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def produce() -> None:
+            try:
+                for item in stream.read(task.partition, checkpoint, self.window):
+                    if isinstance(item, Checkpoint):
+                        if not put(item):
+                            return
+                        continue
+                    routed = [route(item, stream, task.connection, task.source)]
+                    for child_src, child in children:
+                        routed += [route(d, child, task.connection, child_src) for d in child.derive(item)]
+                    for entry in routed:
+                        if not put(self.archiver.start(entry)):
+                            return
+                    if self.stop_event.is_set():
+                        break
+                put(_END)
+            except BaseException as exc:  # noqa: BLE001 - handed to the writer, which raises it
+                put(_Raised(exc))
+
+        # In the task's context: requests are counted for the task that sent them (rcetl.budget.tally).
+        reader = threading.Thread(target=contextvars.copy_context().run, args=(produce,),
+                                  name=f"rcetl-read-{task.label}", daemon=True)
+        reader.start()
+        try:
+            while True:
+                entry = ahead.get()
+                if entry is _END:
+                    return
+                if isinstance(entry, _Raised):
+                    raise entry.exc
+                yield entry
+        finally:
+            stop.set()
+
+    # --- failed items --------------------------------------------------------------------------
+
+    def _queue_failed(self, routed: Routed, error: str) -> None:
+        rec = routed.record
+        self.state.add_failed(self.pipeline.name, rec.stream, rec.account, rec.key,
+                              {"record": rec.to_json(), **routed.origin}, error)
+        log.warning("queued for retry: %s %r: %s", rec.stream, rec.key, error)
+        self.pm.item_failed(self.run, rec, error)
+
+    def _archived(self, items: list[ArchivedRecord]) -> None:
+        """Resolve archived items that were queued as failed, and tell observers."""
+        for item in items:
+            keys = self._failed_keys.get(item.stream)
+            if keys and (item.record.account, repr(item.key)) in keys:
+                with self._failed_lock:
+                    keys.discard((item.record.account, repr(item.key)))
+                self.state.resolve_failed(self.pipeline.name, item.stream, item.record.account, item.key)
+                self.stats.add(item.stream, retried=1)
+            self.pm.item_archived(self.run, item)
+
+    def track_failed(self) -> None:
+        """Note the queued failed items of this run's streams, so archiving one again resolves it
+        (a Celery task does this; a local run does it in :meth:`retry_failed`)."""
+        for name in {k[2] for k in self.streams}:
+            every = self.state.due_failed(self.pipeline.name, name, include_not_due=True)
+            if every:
+                self._failed_keys[name] = {(i.account, repr(i.key)) for i in every}
+
+    def retry_failed(self) -> int:
+        """Archive the due items of the failed-item queue again; returns how many are still failing."""
+        still = 0
+        names = {s for (_, _, s) in self.streams}
+        for stream_name in sorted(names):
+            every = self.state.due_failed(self.pipeline.name, stream_name, include_not_due=True)
+            items = every if self.retry_now else self.state.due_failed(self.pipeline.name, stream_name)
+            self._failed_keys[stream_name] = {(i.account, repr(i.key)) for i in every}
+            batch = []
+            for item in items:
+                origin = item.record
+                stream = self.streams.get((origin.get("connection", ""), origin.get("source", ""), stream_name))
+                if stream is None:
+                    continue
+                record = Record.from_json(origin["record"])
+                routed = self.opened.route(record, stream, origin["connection"], origin["source"])
+                routed.redownload = True  # queued because its binary failed or its stored bytes were bad
+                batch.append(routed)
+            for start in range(0, len(batch), self.pipeline.executor.batch_size):
+                if self.stop_event.is_set():
+                    return still  # the rest stays queued as it was
+                chunk = batch[start:start + self.pipeline.executor.batch_size]
+                res = self.archiver.archive(chunk)
+                self._archived(res.archived)
+                for routed, error in res.failed:
+                    self._queue_failed(routed, error)
+                    still += 1
+        return still
+
+    def failed_count(self) -> int:
+        return self.opened.failed_count()
+
+    # --- requests ------------------------------------------------------------------------------
+
+    def report_remote_requests(self, requests: dict[str, dict[str, int]], throttled: dict[str, int]) -> None:
+        """What other processes (Celery workers) sent for this run so far, per credential: shown by
+        progress and counted in the summary beside this process's own requests."""
+        self._remote = ({c: dict(g) for c, g in requests.items()}, dict(throttled))  # one assignment
+
+    def budget_snapshots(self) -> list[tuple[str, dict[str, GroupState]]]:
+        """Each credential's budget as this run sees it: this process's requests plus the workers'."""
+        requests, throttled = self._remote
+        budgets = dict(self.opened.budgets.created) if self.opened.budgets else {}
+        snaps = {cred: budget.snapshot() for cred, budget in budgets.items()}
+        for cred in requests:
+            snaps[cred] = _with_remote(snaps.get(cred, {}), requests[cred], throttled.get(cred, 0))
+        return list(snaps.items())
+
+    def budget_report(self) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
+        """Requests sent per credential and API group, and 429s per credential, for the summary."""
+        requests: dict[str, dict[str, int]] = {}
+        throttled: dict[str, int] = {}
+        for cred, snap in self.budget_snapshots():
+            requests[cred] = {g: s.sent for g, s in snap.items()}
+            throttled[cred] = sum(s.throttled for s in snap.values())
+        return requests, throttled
+
+
+def _with_remote(snap: dict[str, GroupState], sent: dict[str, int], throttled: int) -> dict[str, GroupState]:
+    """A budget's snapshot with the requests and 429s other processes reported added to it."""
+    snap = dict(snap)
+    first = True
+    for group in set(snap) | set(sent):
+        st = snap.get(group) or GroupState(group, 0, 0.0, 0, 0.0, 0, 0.0, 0)
+        snap[group] = dataclasses.replace(st, sent=st.sent + sent.get(group, 0),
+                                          throttled=st.throttled + (throttled if first else 0))
+        first = False
+    return snap
+
+
+_END = object()
+
+
+@dataclass
+class _Raised:
+    exc: BaseException
+
