@@ -77,7 +77,7 @@ format: install-test
 bench: install-bench  ## the full benchmark suite (about 20 minutes); writes bench/results/ (tracked)
 	$(PY) -m bench.run --full
 
-bench-quick: install-bench  ## a few minutes of ratios (CI); a missed target fails it; writes bench/results/tmp/
+bench-quick: install-bench  ## a few minutes of ratios (CI): missed targets printed, a regression fails it; writes bench/results/tmp/
 	$(PY) -m bench.run --quick
 
 mutate: install-test  ## break the core invariants on purpose (in a temp copy) and check a test fails for each
