@@ -570,6 +570,8 @@ def classify_common(exc: BaseException) -> RcetlError | None:
         return TransientError(
             f"{what}: {exc}", hint="free space or fix the device; the item is retried on the next run"
         )
+    if isinstance(exc, OSError) and exc.errno == errno.EROFS:
+        return PermanentError(f"read-only file system: {exc}", hint="mount the archive's folder read-write")
     if isinstance(exc, FileNotFoundError):
         return PermanentError(f"not found: {exc}", hint="the object was deleted or never stored")
     if isinstance(exc, PermissionError):

@@ -57,7 +57,12 @@ class FilesystemSink(rcetl.ObjectStoreSink):
     # --- lifecycle ----------------------------------------------------------------------------
 
     def open(self) -> None:
-        self._guarded(lambda: self._makedirs(self.root / TEMP_DIR), "creating the folder")
+        try:
+            self._guarded(lambda: self._makedirs(self.root / TEMP_DIR), "creating the folder")
+        except rcetl.PermanentError as exc:  # a read-only mount stops root too, where mode bits don't
+            raise rcetl.ConfigError(f"{self.name}: cannot write to {self.root}: {exc}",
+                                    hint="check the folder's owner and mode, and that its file system "
+                                         "is mounted read-write") from None
         self._guarded(self._clear_stale_temp_files, "clearing temp files of killed runs")
 
     def _temp_path(self) -> Path:
