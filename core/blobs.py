@@ -404,26 +404,11 @@ class ObjectStoreSink(BlobSink):
         """Replace what ``key`` holds when it fails the content check of the binary it stands for
         (an HTML login page or a JSON error body an older rcetl archived as a recording) and the new
         bytes pass it: the only case where stored bytes are overwritten. Returns True once deleted."""
-        from dataclasses import replace
+        from .content import replaces_invalid  # only on a conflict: rare
 
-        from .content import EvidenceRecorder, check_content  # only on a conflict: rare
-
-        # Judged by what the bytes are (type, signature, completeness), not by the new download's
-        # declared size: an older, different file is not invalid for being another length.
-        expected = replace(blob.ref, size=None)
-
-        def verdict(fh: BinaryIO) -> bool:
-            recorder = EvidenceRecorder()
-            for chunk in iter(lambda: fh.read(READ_CHUNK), b""):
-                recorder.update(chunk)
-            return check_content(expected, recorder.evidence()).ok
-
-        with blob.open() as fh:
-            if not verdict(fh):
-                return False
         try:
-            with self._open(key) as fh:
-                if verdict(fh):
+            with blob.open() as new, self._open(key) as stored:
+                if not replaces_invalid(blob.ref, stored, new):
                     return False
         except Exception:  # unreadable: judged by the conflict rules as before
             return False
