@@ -103,13 +103,13 @@ class FilesystemSink(rcetl.ObjectStoreSink):
             raise rcetl.PermanentError(f"{self.name}: refusing to write {key!r} outside {self.root}")
         return path
 
-    def _head(self, key: str) -> rcetl.ObjectStoreSink.ObjectInfo | None:
+    def _head(self, key: str) -> rcetl.ObjectInfo | None:
         path = self._path(key)
         try:
             size = path.stat().st_size
         except FileNotFoundError:
             return None
-        return self.ObjectInfo(size=size, sha256=self._recorded_sha256(path, key))
+        return rcetl.ObjectInfo(size=size, sha256=self._recorded_sha256(path, key))
 
     def _recorded_sha256(self, path: Path, key: str) -> str:
         try:
@@ -121,7 +121,7 @@ class FilesystemSink(rcetl.ObjectStoreSink):
 
     def _upload(
         self, key: str, blob: rcetl.SpooledBlob, metadata: dict[str, str]
-    ) -> rcetl.ObjectStoreSink.ObjectInfo:
+    ) -> rcetl.ObjectInfo:
         final = self._path(key)
         self._makedirs(final.parent)
         tmp = self._temp_path()
@@ -134,7 +134,7 @@ class FilesystemSink(rcetl.ObjectStoreSink):
             self._publish(tmp, final)
         finally:
             tmp.unlink(missing_ok=True)
-        return self.ObjectInfo(size=final.stat().st_size, sha256=digest)
+        return rcetl.ObjectInfo(size=final.stat().st_size, sha256=digest)
 
     def _copy(self, src: str, dst: Path) -> str:
         """Copy ``src`` to a new ``dst`` and return the SHA-256 of the bytes copied.
