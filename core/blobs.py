@@ -11,6 +11,7 @@ a re-run uploads nothing, and different bytes are never silently written over.
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import json
 import mimetypes
@@ -289,7 +290,6 @@ class ObjectStoreSink(BlobSink):
     """
 
     config: ObjectStoreConfig
-    ObjectInfo: ClassVar[type[ObjectInfo]] = ObjectInfo
     KeyExists: ClassVar[type[KeyExists]] = KeyExists
     #: SHA-256 of a file in one pass, feeding extra hashers the same chunks (see :func:`hash_file`).
     hash_file = staticmethod(hash_file)
@@ -495,7 +495,7 @@ class ObjectStoreSink(BlobSink):
             if not key.endswith(".json"):
                 continue
             try:
-                with self._guarded(lambda k=key: self._open(k), f"reading {key}") as fh:
+                with self._guarded(functools.partial(self._open, key), f"reading {key}") as fh:
                     doc = json.loads(fh.read())
             except (ValueError, RcetlError):
                 continue
