@@ -37,6 +37,8 @@ from typing import TYPE_CHECKING, Any
 
 from celery import Celery
 
+from ..stopping import StopSignal
+
 if TYPE_CHECKING:
     from ..engine.runtime import Engine
     from ..interfaces import RunWindow
@@ -196,7 +198,7 @@ def _task_view(engine: Engine, run_id: str, window: RunWindow, streams: set[str]
     view.window = window
     view.selected = streams
     view.stats = stats
-    view.stop_event = threading.Event()
+    view.stop_event = StopSignal()
     view.run = dataclasses.replace(engine.run, run_id=run_id)
     if streams is not None:
         view.streams = {k: s for k, s in engine.streams.items() if k[2] in streams}
