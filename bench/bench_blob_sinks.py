@@ -60,7 +60,7 @@ def build_sink(kind: str, options: dict[str, Any], work: Path):
 
     cls = get_plugin_manager().sinks()[kind].load()
     config = cls.config_model.model_validate(options)
-    ctx = rcetl.RunContext(pipeline="bench", budgets=None, coordinator=None, spool_dir=work, base_dir=work)
+    ctx = rcetl.RunContext.standalone(work, "bench")
     sink = cls.configured(config)(kind, config, ctx)
     sink.open()
     return sink

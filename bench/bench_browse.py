@@ -55,8 +55,7 @@ def open_sink(url: str, prefix: str, tmp: Path) -> Any:
 
     cls = get_plugin_manager().sinks()["sql"].load()
     config = cls.config_model.model_validate({"url": url, "table_prefix": prefix})
-    ctx = rcetl.RunContext(pipeline="bench", budgets=None, coordinator=None,  # type: ignore[arg-type]
-                           spool_dir=tmp, base_dir=tmp)
+    ctx = rcetl.RunContext.standalone(tmp, "bench")
     sink = cls.configured(config)("archive", config, ctx)
     sink.open()
     return sink

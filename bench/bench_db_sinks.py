@@ -60,7 +60,7 @@ def make_sink(name: str, url: str, prefix: str, tmp: Path):
     from rcetl.plugins.sinks.builtin import rcetl_sinks
 
     cls = {e.name: e for e in rcetl_sinks()}[name].load()
-    ctx = rcetl.RunContext(pipeline="bench", budgets=None, coordinator=None, spool_dir=tmp, base_dir=tmp)  # type: ignore[arg-type]
+    ctx = rcetl.RunContext.standalone(tmp, "bench")
     config = cls.config_model.model_validate({"url": url, "table_prefix": prefix})
     sink = cls.configured(config)("bench", config, ctx)
     sink.open()

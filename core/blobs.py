@@ -11,6 +11,7 @@ a re-run uploads nothing, and different bytes are never silently written over.
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import json
 import mimetypes
@@ -289,7 +290,6 @@ class ObjectStoreSink(BlobSink):
     """
 
     config: ObjectStoreConfig
-    ObjectInfo: ClassVar[type[ObjectInfo]] = ObjectInfo
     KeyExists: ClassVar[type[KeyExists]] = KeyExists
     #: SHA-256 of a file in one pass, feeding extra hashers the same chunks (see :func:`hash_file`).
     hash_file = staticmethod(hash_file)
@@ -404,26 +404,11 @@ class ObjectStoreSink(BlobSink):
         """Replace what ``key`` holds when it fails the content check of the binary it stands for
         (an HTML login page or a JSON error body an older rcetl archived as a recording) and the new
         bytes pass it: the only case where stored bytes are overwritten. Returns True once deleted."""
-        from dataclasses import replace
+        from .content import replaces_invalid  # only on a conflict: rare
 
-        from .content import EvidenceRecorder, check_content  # only on a conflict: rare
-
-        # Judged by what the bytes are (type, signature, completeness), not by the new download's
-        # declared size: an older, different file is not invalid for being another length.
-        expected = replace(blob.ref, size=None)
-
-        def verdict(fh: BinaryIO) -> bool:
-            recorder = EvidenceRecorder()
-            for chunk in iter(lambda: fh.read(READ_CHUNK), b""):
-                recorder.update(chunk)
-            return check_content(expected, recorder.evidence()).ok
-
-        with blob.open() as fh:
-            if not verdict(fh):
-                return False
         try:
-            with self._open(key) as fh:
-                if verdict(fh):
+            with blob.open() as new, self._open(key) as stored:
+                if not replaces_invalid(blob.ref, stored, new):
                     return False
         except Exception:  # unreadable: judged by the conflict rules as before
             return False
@@ -510,7 +495,7 @@ class ObjectStoreSink(BlobSink):
             if not key.endswith(".json"):
                 continue
             try:
-                with self._guarded(lambda k=key: self._open(k), f"reading {key}") as fh:
+                with self._guarded(functools.partial(self._open, key), f"reading {key}") as fh:
                     doc = json.loads(fh.read())
             except (ValueError, RcetlError):
                 continue
@@ -570,6 +555,8 @@ def classify_common(exc: BaseException) -> RcetlError | None:
         return TransientError(
             f"{what}: {exc}", hint="free space or fix the device; the item is retried on the next run"
         )
+    if isinstance(exc, OSError) and exc.errno == errno.EROFS:
+        return PermanentError(f"read-only file system: {exc}", hint="mount the archive's folder read-write")
     if isinstance(exc, FileNotFoundError):
         return PermanentError(f"not found: {exc}", hint="the object was deleted or never stored")
     if isinstance(exc, PermissionError):

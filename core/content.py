@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import BinaryIO
 
 import filetype
@@ -38,6 +38,7 @@ __all__ = [
     "check_content",
     "check_stored",
     "describe_head",
+    "replaces_invalid",
     "require_content",
     "sniff",
 ]
@@ -310,6 +311,16 @@ def check_stored(ref: BlobRef, fh: BinaryIO, size: int | None = None) -> Content
     if size is not None and size != evidence.size:
         evidence = Evidence(evidence.head, evidence.tail, evidence.size, content_length=size)
     return check_content(ref, evidence)
+
+
+def replaces_invalid(ref: BlobRef, stored: BinaryIO, new: BinaryIO) -> bool:
+    """Whether a sink may overwrite ``stored`` with ``new`` under one blob id: only when the stored
+    bytes fail the content check of the binary they stand for (an HTML login page or a JSON error
+    body an older rcetl archived as a recording) and the new bytes pass it. Judged by what the bytes
+    are (type, signature, completeness), not by the declared size: an older, different file is not
+    invalid for being another length."""
+    expected = replace(ref, size=None)
+    return check_stored(expected, new).ok and not check_stored(expected, stored).ok
 
 
 def _seekable(fh: BinaryIO) -> bool:

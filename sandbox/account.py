@@ -42,4 +42,4 @@ def account_json(data, urls: Urls) -> dict[str, Any]:
 
 
 def info(ctx: Ctx) -> Response:
-    return json_response(account_json(ctx.data, ctx.urls))
+    return json_response(account_json(ctx.account, ctx.urls))

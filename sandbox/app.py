@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from .auth import Credentials, TokenStore
+from .auth import Credentials, Session, TokenStore
 from .clock import ScaledClock
 from .counters import Counters
 from .ctx import Ctx
@@ -56,9 +56,10 @@ class SandboxApp:
         else:
             route = self.routes[endpoint]
             entry = self.counters.request(route.name, route.group, self.clock.now() if route.kind != "admin" else None)
-            resp = self._dispatch(Ctx(self, request, route.group, media), route, values, environ)
+            resp = self._dispatch(Ctx(self, request, route.group, media), route, dict(values), environ)
         self.counters.response(resp.status_code, entry)
-        resp.response = self._count_bytes(resp.response)
+        # iter_encoded: the body as werkzeug would send it (bytes; a str chunk is encoded first)
+        resp.response = self._count_bytes(resp.iter_encoded())
         return resp(environ, start_response)
 
     @staticmethod
@@ -74,9 +75,10 @@ class SandboxApp:
             self.tokens.revoke_all()
         try:
             if route.kind == "api":
-                self._authorize(ctx, values.pop("acct", "~"))  # dictionary routes name no account
+                session = self._authorize(ctx, values.pop("acct", "~"))  # dictionary routes name no account
                 if "429" in kinds:
-                    ctx.verdict = self.limiter.punish((ctx.session.account, ctx.session.owner_id, self.credentials.client_id), route.group)
+                    assert route.group is not None, route.name  # every api route has a throttling group (routes.py)
+                    ctx.verdict = self.limiter.punish((session.account, session.owner_id, self.credentials.client_id), route.group)
                     raise rate_exceeded(ctx.verdict.headers())
                 if "429long" in kinds:
                     raise long_retry_after(ctx.verdict.headers() if ctx.verdict is not None else {})
@@ -102,7 +104,8 @@ class SandboxApp:
             resp.response = cut_short(resp.response, int(resp.headers.get("Content-Length") or 0) // 2, environ.get("werkzeug.socket"))
         return resp
 
-    def _authorize(self, ctx: Ctx, acct: str) -> None:
+    def _authorize(self, ctx: Ctx, acct: str) -> Session:
+        """Authenticate the caller and meter the request; sets ``ctx.session`` and ``ctx.data``."""
         header = ctx.request.headers.get("Authorization")
         token = None
         if header:
@@ -119,6 +122,7 @@ class SandboxApp:
             raise not_found("accountId", acct)
         ctx.data = data
         ctx.meter(ctx.session.account, ctx.session.owner_id)
+        return ctx.session
 
     def _count_bytes(self, body: Iterable[bytes]) -> Iterator[bytes]:
         for chunk in body:

@@ -81,7 +81,7 @@ def _extra_filter(ctx: Ctx, ext_level: bool) -> Callable[[Call], bool] | None:
 
 
 def list_calls(ctx: Ctx, ext: str | None = None) -> Response:
-    data, args = ctx.data, ctx.args
+    data, args = ctx.account, ctx.args
     owner = _scope(ctx, ext)
     detailed = _view(ctx)
     per_page = int_param(args, "perPage", 100, hi=1000, allow_max=True)
@@ -118,13 +118,13 @@ def get_calls(ctx: Ctx, ids: str, ext: str | None = None) -> Response:
     check_batch(wanted, 50)
     found = []
     for cid in wanted:
-        c = ctx.data.calls_by_id.get(cid)
+        c = ctx.account.calls_by_id.get(cid)
         found.append(c if c is not None and (owner is None or c.extension_id == owner) else None)
     if len(wanted) == 1:
         if found[0] is None:
             raise not_found("callRecordId", wanted[0])
         return bytes_response(call_bytes(found[0], ctx.urls, ctx.account_id, detailed))
-    entries = []
+    entries: list[tuple[str, int, dict[str, Any] | bytes]] = []  # an error body, or a record already serialised
     for cid, c in zip(wanted, found, strict=True):
         href = f"{ctx.base().rsplit('/', 1)[0]}/{cid}"
         if c is None:
@@ -160,7 +160,7 @@ def _status_group(ctx: Ctx):
 
 
 def sync(ctx: Ctx, ext: str | None = None) -> Response:
-    data, args = ctx.data, ctx.args
+    data, args = ctx.account, ctx.args
     owner = _scope(ctx, ext)
     detailed = _view(ctx)
     sync_type = args.get("syncType", "FSync")
@@ -209,7 +209,7 @@ def _by_modification(data) -> tuple[list[tuple[int, str]], list[Call]]:
 
 def extract_sync(ctx: Ctx) -> Response:
     """Every record modified after a time, oldest modification first, resumable by token."""
-    data, args = ctx.data, ctx.args
+    data, args = ctx.account, ctx.args
     detailed = _view(ctx)
     sync_type = args.get("syncType", "FSync")
     if sync_type not in ("FSync", "ISync"):
@@ -243,7 +243,7 @@ def delete_calls(ctx: Ctx, ext: str) -> Response:
     owner = ctx.extension_id(ext)
     now = ctx.now_ms()
     date_to = ctx.date("dateTo", now)
-    data = ctx.data
+    data = ctx.account
     gone = 0
     with data.lock:
         hi = bisect.bisect_left(data.call_starts, date_to)

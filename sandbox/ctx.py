@@ -35,9 +35,14 @@ class Ctx:
         return self.services.urls
 
     @property
+    def account(self) -> AccountData:
+        """The caller's account data; every API route's handler runs after ``_authorize`` set it."""
+        assert self.data is not None, "account data read before the request was authorised"
+        return self.data
+
+    @property
     def account_id(self) -> str:
-        assert self.data is not None
-        return self.data.account_id
+        return self.account.account_id
 
     def meter(self, account: int, owner_id: int) -> None:
         """Count this request against the caller's budget for its group; 429 when spent."""

@@ -15,7 +15,7 @@ from typing import Any
 from werkzeug.wrappers import Response
 
 from .ctx import Ctx
-from .model import AccountData, Extension
+from .model import Extension
 from .render import API, contact_fields
 from .web import bytes_response, dumps, enum_list, int_param, json_response, page_meta, paged
 
@@ -46,14 +46,9 @@ def _page(ctx: Ctx, items: list, render, max_per_page: int = 1000, default: int 
     return bytes_response(paged(items, lambda x: dumps(render(x)), page, per_page, ctx.base(), ctx.params(), totals=True))
 
 
-def _data(ctx: Ctx) -> AccountData:
-    assert ctx.data is not None  # set once the request is authorised (every route here is)
-    return ctx.data
-
-
 def _ext(ctx: Ctx, ext: str) -> Extension:
     ext_id = ctx.extension_id(ext)
-    found = _data(ctx).extension(ext_id)
+    found = ctx.account.extension(ext_id)
     assert found is not None
     return found
 
@@ -65,7 +60,7 @@ def _direct_number(ext: Extension) -> str | None:
 
 def directory_entries(ctx: Ctx) -> Response:
     types = enum_list(ctx.args, "type", DIRECTORY_TYPES)
-    items = [e for e in _data(ctx).extensions if e.type in DIRECTORY_TYPES and (not types or e.type in types)]
+    items = [e for e in ctx.account.extensions if e.type in DIRECTORY_TYPES and (not types or e.type in types)]
     per_page = int_param(ctx.args, "perPage", 1000, hi=2000)
     page = int_param(ctx.args, "page", 1)
     start = (page - 1) * per_page
@@ -99,15 +94,15 @@ def extension_business_hours(ctx: Ctx, ext: str) -> Response:
 
 def _queue_members(ctx: Ctx) -> dict[int, set[int]]:
     """Each call queue (a Department) has the users whose position matches it, round robin."""
-    queues = [e for e in _data(ctx).extensions if e.type == "Department"]
-    users = [e for e in _data(ctx).extensions if e.type == "User" and e.number]
+    queues = [e for e in ctx.account.extensions if e.type == "Department"]
+    users = [e for e in ctx.account.extensions if e.type == "User" and e.number]
     return {q.id: {u.id for i, u in enumerate(users) if queues and i % len(queues) == n} for n, q in enumerate(queues)}
 
 
 def call_queues(ctx: Ctx) -> Response:
     members = _queue_members(ctx)
     member = ctx.args.get("memberExtensionId")
-    queues = [e for e in _data(ctx).extensions if e.type == "Department"
+    queues = [e for e in ctx.account.extensions if e.type == "Department"
               and (member is None or (member.isdigit() and int(member) in members.get(e.id, set())))]
 
     def render(q: Extension) -> dict[str, Any]:
@@ -127,7 +122,7 @@ def call_monitoring_groups(ctx: Ctx) -> Response:
 
 
 def call_recording_settings(ctx: Ctx) -> Response:
-    recorded = len([e for e in _data(ctx).extensions if e.type == "User"])
+    recorded = len([e for e in ctx.account.extensions if e.type == "User"])
     return json_response({
         "onDemand": {"enabled": True},
         "automatic": {"enabled": True, "outboundCallTones": False, "outboundCallAnnouncement": False,

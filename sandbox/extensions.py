@@ -22,7 +22,7 @@ def list_extensions(ctx: Ctx) -> Response:
     types = enum_list(args, "type", TYPES)
     number = args.get("extensionNumber")
     emails = set(args.getlist("email"))
-    items = [e for e in ctx.data.extensions
+    items = [e for e in ctx.account.extensions
              if (not statuses or e.status in statuses) and (not types or e.type in types)
              and (number is None or e.number == number) and (not emails or e.email in emails)]
     params = ctx.params()

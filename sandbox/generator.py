@@ -14,7 +14,7 @@ from functools import partial
 
 from . import binaries
 from .ids import BEYOND_FLOAT, det_int, det_rng, rng_alnum
-from .model import AccountData, Attachment, Call, Extension, Message, Recording
+from .model import AccountData, Attachment, Call, Extension, Message, Party, Recording
 from .options import Profile
 
 DAY_MS = 86_400_000
@@ -124,17 +124,18 @@ class AccountGenerator:
 
     # --- calls --------------------------------------------------------------------------------
 
-    def calls(self, n: int, recordings: int, start_ms: int | None = None, end_ms: int | None = None) -> list[Call]:
-        """``n`` call-log records between start and end (default: the 60 days before the anchor,
-        3% between 120 and 90 days before), ``recordings`` of them with a recording."""
+    def calls(self, n: int, recordings: int, window: tuple[int, int] | None = None) -> list[Call]:
+        """``n`` call-log records started within ``window`` (start_ms, end_ms), by default the 60 days
+        before the anchor with 3% between 120 and 90 days before; ``recordings`` of them with a recording."""
         batch = self.calls_made
         rng = det_rng(*self.key, "calls", batch)
-        if start_ms is None:
+        if window is None:
             end_ms = self.anchor_ms - 1
             start_ms = self.anchor_ms - 60 * DAY_MS
             old = [_rint(rng, self.anchor_ms - 120 * DAY_MS, self.anchor_ms - 91 * DAY_MS) for _ in range(max(1, n * 3 // 100) if n >= 10 else 0)]
             times = old + [_rint(rng, start_ms, end_ms) for _ in range(n - len(old))]
         else:
+            start_ms, end_ms = window
             times = [_rint(rng, start_ms, end_ms) for _ in range(n)]
         times.sort()
         users = [e for e in self.data.extensions if e.type == "User" and e.number]
@@ -177,13 +178,14 @@ class AccountGenerator:
         session_id = str(10_000_000_000 + rng.getrandbits(48) % 90_000_000_000)
         kind = _weighted(rng, _KINDS) if parts == 1 and not force_live else "in"
         owner = _pick(rng, users)
-        external = (_phone_fast(rng), None, None, _pick(rng, [None, f"{_pick(rng, FIRST)} {_pick(rng, LAST)}", "WIRELESS CALLER"]), None)
-        me = (f"+1650555{owner.number.zfill(4)[-4:]}", owner.number, str(owner.id), owner.name, None)
+        external: Party = (_phone_fast(rng), None, None, _pick(rng, [None, f"{_pick(rng, FIRST)} {_pick(rng, LAST)}", "WIRELESS CALLER"]), None)
+        me: Party = (f"+1650555{owner.number.zfill(4)[-4:]}", owner.number, str(owner.id), owner.name, None)
         if kind == "internal":
             other = _pick(rng, users)
             me = (None, owner.number, str(owner.id), owner.name, None)
             external = (None, other.number, str(other.id), other.name, None)
         direction = "Outbound" if kind == "out" or (kind == "fax" and rng.random() < 0.4) else "Inbound"
+        reason: str | None
         if kind == "fax":
             action = "Outgoing Fax" if direction == "Outbound" else "Incoming Fax"
             result, reason = ("Sent", "Accepted") if direction == "Outbound" else ("Received", "Accepted")
@@ -238,11 +240,11 @@ class AccountGenerator:
 
     # --- messages -----------------------------------------------------------------------------
 
-    def messages(self, n: int, start_ms: int | None = None, end_ms: int | None = None) -> list[Message]:
+    def messages(self, n: int, window: tuple[int, int] | None = None) -> list[Message]:
+        """``n`` messages created within ``window`` (start_ms, end_ms), by default the 60 days before the anchor."""
         batch = self.messages_made
         rng = det_rng(*self.key, "messages", batch)
-        if start_ms is None:
-            start_ms, end_ms = self.anchor_ms - 60 * DAY_MS, self.anchor_ms - 1
+        start_ms, end_ms = window if window is not None else (self.anchor_ms - 60 * DAY_MS, self.anchor_ms - 1)
         times = sorted(rng.randint(start_ms, end_ms) for _ in range(n))
         users = [e for e in self.data.extensions if e.type == "User" and e.number]
         threads: dict[int, tuple] = {}
@@ -259,7 +261,7 @@ class AccountGenerator:
 
     def _message(self, rng, k, mid, t, kind, owner, threads) -> Message:
         direction = "Inbound" if kind in ("VoiceMail",) or rng.random() < 0.6 else "Outbound"
-        me = (f"+1650555{owner.number.zfill(4)[-4:]}", owner.number, str(owner.id), owner.name, None)
+        me: Party = (f"+1650555{owner.number.zfill(4)[-4:]}", owner.number, str(owner.id), owner.name, None)
         if kind in ("SMS", "MMS") and threads and rng.random() < 0.6:
             conv, peer = rng.choice(list(threads.items()))
         else:

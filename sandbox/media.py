@@ -20,14 +20,14 @@ def _disposition(ctx: Ctx) -> tuple[str | None, str | None]:
 
 
 def recording(ctx: Ctx, rid: str) -> Response:
-    rec = ctx.data.recordings.get(rid)
+    rec = ctx.account.recordings.get(rid)
     if rec is None or not rec.available:
         raise not_found("recordingId", rid)
     return json_response(recording_info(rec, ctx.urls, ctx.account_id))
 
 
 def recording_content(ctx: Ctx, rid: str) -> Response:
-    rec = ctx.data.recordings.get(rid)
+    rec = ctx.account.recordings.get(rid)
     if rec is None or not rec.available:
         raise not_found("recordingId", rid)  # retention: past 90 days or 100,000 recordings
     disp, name = _disposition(ctx)
@@ -40,10 +40,10 @@ def attachment_content(ctx: Ctx, ext: str, mid: str, aid: str) -> Response:
         message_id, attachment_id = int(mid), int(aid)
     except ValueError:
         raise not_found("attachmentId", aid) from None
-    msg = ctx.data.messages_by_id.get(message_id)
+    msg = ctx.account.messages_by_id.get(message_id)
     if msg is None or msg.extension_id != owner:
         raise not_found("messageId", mid)
-    att = ctx.data.attachment(message_id, attachment_id)
+    att = ctx.account.attachment(message_id, attachment_id)
     if att is None:
         raise not_found("attachmentId", aid)
     disp, name = _disposition(ctx)
@@ -65,14 +65,14 @@ def delete_recordings(ctx: Ctx) -> Response:
     if len(ids) > MAX_RECORDING_DELETE:
         raise invalid_parameter("records", len(ids), f"at most {MAX_RECORDING_DELETE} ids")
     wanted = [str(i) for i in ids]
-    with ctx.data.lock:
+    with ctx.account.lock:
         for rid in wanted:
-            rec = ctx.data.recordings.get(rid)
+            rec = ctx.account.recordings.get(rid)
             if rec is None or not rec.available:
                 raise not_found("recordingId", rid)
         gone = 0
         for rid in dict.fromkeys(wanted):
-            rec = ctx.data.recordings[rid]
+            rec = ctx.account.recordings[rid]
             rec.available, rec.deleted = False, True
             gone += 1
     ctx.services.counters.removed("recordings", gone)

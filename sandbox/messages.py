@@ -33,7 +33,7 @@ AVAILABILITY = ("Alive", "Deleted", "Purged")
 
 def _owned(ctx: Ctx, ext: str) -> tuple[int, list[int], list[Message]]:
     owner = ctx.extension_id(ext)
-    return (owner, *ctx.data.message_index(owner))
+    return (owner, *ctx.account.message_index(owner))
 
 
 def _common_filter(ctx: Ctx):
@@ -107,7 +107,7 @@ def list_messages(ctx: Ctx, ext: str) -> Response:
 
 def _lookup(ctx: Ctx, owner: int, raw: str) -> Message | None:
     try:
-        m = ctx.data.messages_by_id.get(int(raw))
+        m = ctx.account.messages_by_id.get(int(raw))
     except ValueError:
         return None
     return m if m is not None and m.extension_id == owner else None
@@ -134,14 +134,14 @@ def _retire(ctx: Ctx, messages: list[Message], purge: bool) -> None:
     """Alive -> Deleted, Deleted -> Purged; ``purge=true`` goes straight to Purged."""
     now = ctx.now_ms()
     changed = 0
-    with ctx.data.lock:
+    with ctx.account.lock:
         for m in messages:
             after = "Purged" if purge or m.availability != "Alive" else "Deleted"
             if after == m.availability:
                 continue
             m.availability = after
             m.last_modified_ms = now
-            m.seq = ctx.data.next_seq()
+            m.seq = ctx.account.next_seq()
             changed += 1
     ctx.services.counters.removed("messages", changed)
 
@@ -167,8 +167,8 @@ def delete_messages(ctx: Ctx, ext: str, ids: str) -> Response:
     if ids == "*":
         body = _body_ids(ctx, 100)
         if body is None:
-            with ctx.data.lock:
-                _retire(ctx, [m for m in ctx.data.messages if m.extension_id == owner], purge)
+            with ctx.account.lock:
+                _retire(ctx, [m for m in ctx.account.messages if m.extension_id == owner], purge)
             return Response(b"", status=204)
         wanted = body
     else:
@@ -208,8 +208,8 @@ def delete_conversations(ctx: Ctx, ext: str) -> Response:
         wanted = {int(c) for c in convs}
     except ValueError:
         raise invalid_parameter("conversationId", ",".join(convs)) from None
-    with ctx.data.lock:
-        victims = [m for m in ctx.data.messages
+    with ctx.account.lock:
+        victims = [m for m in ctx.account.messages
                    if m.extension_id == owner and m.creation_ms <= date_to and (mtype == "All" or m.type == mtype)
                    and (not wanted or m.conversation_id in wanted) and (owner_ok is None or owner_ok(m))]
     _retire(ctx, victims, purge)
@@ -223,7 +223,7 @@ def sync(ctx: Ctx, ext: str) -> Response:
     if sync_type not in ("FSync", "ISync"):
         raise invalid_parameter("syncType", sync_type)
     common = _common_filter(ctx)
-    seq = ctx.data.seq
+    seq = ctx.account.seq
     older = False
     if sync_type == "FSync":
         date_to = ctx.date("dateTo", ctx.now_ms())

@@ -6,7 +6,7 @@ import base64
 
 from werkzeug.wrappers import Response
 
-from .auth import ACCESS_TTL, ACCESS_TTL_MIN, JWT_GRANT, REFRESH_TTL, REFRESH_TTL_MAX, SCOPE
+from .auth import ACCESS_TTL, ACCESS_TTL_MIN, JWT_GRANT, REFRESH_TTL, REFRESH_TTL_MAX, SCOPE, Session
 from .ctx import Ctx
 from .errors import OAuthError
 from .web import json_response
@@ -49,6 +49,7 @@ def token(ctx: Ctx) -> Response:
     access_ttl = _ttl(ctx, "access_token_ttl", ACCESS_TTL, ACCESS_TTL_MIN, ACCESS_TTL)
     refresh_ttl = _ttl(ctx, "refresh_token_ttl", REFRESH_TTL, 1, REFRESH_TTL_MAX)
     store = ctx.services.tokens
+    session: Session | None  # a refresh finds none for an unknown or spent token
     if grant == JWT_GRANT:
         account = ctx.services.credentials.account_of_jwt(form.get("assertion") or "")
         if account is None:

@@ -215,19 +215,19 @@ def _call_text(call: Call, urls: Urls, account_id: str, detailed: bool) -> str:
 
 
 def _legs(call: Call, rec: dict[str, Any]) -> list[dict[str, Any]]:
-    base = {k: rec[k] for k in ("startTime", "duration", "durationMs", "type", "internalType", "direction",
-                                 "action", "result", "reason", "to", "from", "transport", "extension", "billing")
-            if k in rec}
-    first = dict(base, legType="Accept" if call.direction == "Inbound" else "RingDirectly", master=True)
+    base: dict[str, Any] = {k: rec[k] for k in ("startTime", "duration", "durationMs", "type", "internalType", "direction",
+                                                 "action", "result", "reason", "to", "from", "transport", "extension",
+                                                 "billing")
+                            if k in rec}
+    first = {**base, "legType": "Accept" if call.direction == "Inbound" else "RingDirectly", "master": True}
     if call.recording is not None:
         first["recording"] = rec["recording"]
     legs = [first]
     if call.legs > 1:
         kind = "TransferCall" if call.action == "Transfer" else "FindMe" if call.legs > 2 else "ExtensionToExtension"
-        second = dict(base, legType=kind, master=False)
-        legs.append(second)
+        legs.append({**base, "legType": kind, "master": False})
     if call.legs > 2:
-        legs.append(dict(base, legType="FollowMe", master=False))
+        legs.append({**base, "legType": "FollowMe", "master": False})
     return legs
 
 

@@ -128,7 +128,7 @@ class Sandbox:
         gen, data = self._generators[account], self.data[account]
         now = _now_ms()
         with data.lock:
-            calls = gen.calls(n, n // 2 if recordings is None else recordings, start_ms=now - 300_000, end_ms=now - 1_000)
+            calls = gen.calls(n, n // 2 if recordings is None else recordings, window=(now - 300_000, now - 1_000))
             for c in calls:
                 c.last_modified_ms = max(c.last_modified_ms, now)
                 data.add_call(c)
@@ -138,7 +138,7 @@ class Sandbox:
         gen, data = self._generators[account], self.data[account]
         now = _now_ms()
         with data.lock:
-            msgs = gen.messages(n, start_ms=now - 300_000, end_ms=now - 1_000)
+            msgs = gen.messages(n, window=(now - 300_000, now - 1_000))
             for m in msgs:
                 m.availability = "Alive"
                 data.add_message(m)

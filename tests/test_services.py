@@ -121,8 +121,6 @@ def test_a_missing_test_dependency_follows_the_same_rule(monkeypatch: pytest.Mon
 #: Direct skips still in the suite, each with why it is not a silent hole; shrink this, never grow it.
 DIRECT_SKIPS_LEFT = {
     "tests/sinks_lake/test_spark.py": "reached only when selected outside `make test-spark` (deselected otherwise)",
-    "tests/sources/test_throttling.py": "cannot fire since the spec is vendored (tests/reference); H1 removes it",
-    "tests/sandbox/test_cli.py": "curl missing; H1 moves it to tests.services.unavailable",
 }
 
 

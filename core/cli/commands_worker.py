@@ -154,11 +154,11 @@ def budget_use(redis_url: str, prefix: str) -> dict[str, dict[str, Any]]:
     now = sec + usec / 1e6
     out: dict[str, dict[str, Any]] = {}
     for raw in client.scan_iter(match=f"{prefix}:budget:*:slots", count=500):
-        key = raw.decode()
+        key = _text(raw)
         inner = key[len(f"{prefix}:budget:{{"):-len("}:slots")]
         cred, _, group = inner.rpartition(":")
         base = key[:-len(":slots")]
-        meta = {k.decode(): v.decode() for k, v in client.hgetall(f"{base}:meta").items()}
+        meta = {_text(k): _text(v) for k, v in client.hgetall(f"{base}:meta").items()}
         # the window is in Redis once learned from headers; until then each slot expires by itself
         window = float(meta["window"]) if "window" in meta else None
         used = client.zcount(key, now - window, "+inf") if window else client.zcard(key)
@@ -168,13 +168,18 @@ def budget_use(redis_url: str, prefix: str) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _text(value: bytes | str) -> str:
+    """Redis answers bytes unless the client decodes responses (its types allow both)."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def credential_names(redis_url: str, prefix: str) -> dict[str, str]:
     """Which connection (pipeline/connection, account) each credential id is, as workers published."""
     import redis
 
     client = redis.Redis.from_url(redis_url, socket_timeout=5)
     try:
-        return {k.decode(): v.decode() for k, v in client.hgetall(f"{prefix}:budget-names").items()}
+        return {_text(k): _text(v) for k, v in client.hgetall(f"{prefix}:budget-names").items()}
     finally:
         client.close()
 

@@ -126,7 +126,7 @@ def duration_lines(plans: list[StreamPlan], connections: dict[str, Any], *, coun
             totals[group.lower()] += n
     lines = []
     for name, conn in connections.items():
-        limits = getattr(conn, "planned_limits", dict)()
+        limits: dict[str, Any] = getattr(conn, "planned_limits", dict)()
         if not limits:
             continue
         scale = float(getattr(conn, "time_scale", 1.0) or 1.0)

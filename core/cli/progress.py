@@ -150,8 +150,8 @@ def print_summary(summary: RunSummary, *, as_json: bool = False) -> None:
         sinks = Table(title="sinks", title_justify="left")
         for col in ("sink", "records written", "files uploaded", "bytes uploaded"):
             sinks.add_column(col, justify="left" if col == "sink" else "right")
-        for name, s in sorted(summary.sinks.items()):
-            sinks.add_row(name, str(s.records), str(s.files), _human_bytes(s.bytes))
+        for name, sink in sorted(summary.sinks.items()):
+            sinks.add_row(name, str(sink.records), str(sink.files), _human_bytes(sink.bytes))
         console.print(sinks)
     for cred, groups in summary.requests.items():
         req = ", ".join(f"{g} {n}" for g, n in sorted(groups.items()))

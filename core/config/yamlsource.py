@@ -170,6 +170,14 @@ def _interpolate(value: str, path: Path_, out: LoadedYaml, env: Mapping[str, str
             out.secrets.add(resolved)
         return resolved
 
+    if "${" in _VAR.sub("", value):
+        # A "${" that opens no variable reference (shell syntax such as ${$(cmd)}) would otherwise
+        # reach the option as literal text: refused, so nothing that looks evaluated is silently kept.
+        shown = value if not secret_field else "<secret>"
+        out.missing.append(Problem(path, f"{shown!r} is not a variable reference",
+                                   "write ${NAME} or ${NAME:-default} (NAME: letters, digits and _); "
+                                   "rcetl runs no shell and evaluates nothing else", out.line_of(path)))
+        return value
     result = _VAR.sub(sub, value)
     if secret_field and result and result == value and not value.startswith("$"):
         # a literal secret in the file: still masked in output (and validate warns about it)

@@ -238,7 +238,8 @@ class _RemoteRequests:
     def __init__(self, ledger: tuple[Any, str] | None = None) -> None:
         self.requests: dict[str, dict[str, int]] = {}
         self.throttled: dict[str, int] = {}
-        self.ledger, self.ledger_url = ledger if ledger is not None else (None, "")
+        self.ledger: Any = ledger[0] if ledger is not None else None
+        self.ledger_url: str = ledger[1] if ledger is not None else ""
 
     def settle(self) -> None:
         """Take the exact totals from the ledger (then forget it)."""

@@ -38,6 +38,8 @@ from typing import TYPE_CHECKING, Any
 
 from celery import Celery
 
+from ..stopping import StopSignal
+
 if TYPE_CHECKING:
     from ..engine.opened import OpenedPipeline
     from ..interfaces import RunWindow
@@ -204,7 +206,6 @@ def _run_in_session(message: dict[str, Any], task: Any, stats: RunStats) -> Any:
     from ..budget.tally import counting
     from ..engine.session import RunSession
     from ..engine.tasks import TaskResult
-    from ..stopping import StopSignal
 
     spec = message["pipeline"]
     opened = opened_pipeline(spec["path"], spec["sha256"], spec["text"])

@@ -98,6 +98,7 @@ def schema_lock(engine: sa.Engine, name: str) -> Iterator[None]:
     SQLite needs none, its BEGIN IMMEDIATE already admits one writer at a time.
     """
     dialect = engine.dialect.name
+    key: int | str
     if dialect == "postgresql":
         key = zlib.crc32(name.encode())  # advisory locks are named by a number
         take, give = sa.text("SELECT pg_advisory_lock(:k)"), sa.text("SELECT pg_advisory_unlock(:k)")

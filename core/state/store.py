@@ -37,6 +37,11 @@ def _dt(seconds: float | None) -> datetime | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, tz=timezone.utc)
 
 
+def _at(seconds: float) -> datetime:
+    """A moment from a NOT NULL column of seconds since the epoch."""
+    return datetime.fromtimestamp(seconds, tz=timezone.utc)
+
+
 def _seconds(moment: datetime | float | None) -> float:
     if moment is None:
         return time.time()
@@ -184,7 +189,7 @@ class StateStore:
             sa.select(t).where(t.c.pipeline == pipeline).order_by(t.c.source, t.c.stream, t.c.part),
         )
         return [
-            CheckpointRow(r.pipeline, r.source, r.stream, r.part, json.loads(r.value), _dt(r.updated_at))
+            CheckpointRow(r.pipeline, r.source, r.stream, r.part, json.loads(r.value), _at(r.updated_at))
             for r in rows
         ]
 
@@ -247,7 +252,7 @@ class StateStore:
                 status=r.status,
                 info=json.loads(r.info),
                 summary=json.loads(r.summary) if r.summary is not None else None,
-                started_at=_dt(r.started_at),
+                started_at=_at(r.started_at),
                 finished_at=_dt(r.finished_at),
             )
             for r in rows
@@ -300,9 +305,9 @@ class StateStore:
             record=json.loads(get("record")),
             error=get("error"),
             attempts=int(get("attempts")),
-            first_failed_at=_dt(get("first_failed_at")),
-            last_failed_at=_dt(get("last_failed_at")),
-            next_attempt_at=_dt(get("next_attempt_at")),
+            first_failed_at=_at(get("first_failed_at")),
+            last_failed_at=_at(get("last_failed_at")),
+            next_attempt_at=_at(get("next_attempt_at")),
         )
 
     def due_failed(
@@ -367,7 +372,7 @@ class StateStore:
         t = self.tables.purges
         rows = self._read("listing purges", sa.select(t).where(t.c.pipeline == pipeline).order_by(t.c.id))
         return [
-            PurgeRow(r.pipeline, r.stream, r.account, decode_key(r.item_key), r.action, _dt(r.at))
+            PurgeRow(r.pipeline, r.stream, r.account, decode_key(r.item_key), r.action, _at(r.at))
             for r in rows
         ]
 
@@ -396,5 +401,5 @@ class StateStore:
         out = {}
         for r in rows:
             key = decode_key(r.item_key)
-            out[(r.stream, r.account, key)] = ProofRow(r.stream, r.account, key, r.digest, r.how, _dt(r.at))
+            out[(r.stream, r.account, key)] = ProofRow(r.stream, r.account, key, r.digest, r.how, _at(r.at))
         return out

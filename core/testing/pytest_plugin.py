@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-SANDBOX_OPTIONS = {"seed": 1, "size": "tiny", "time_scale": 600.0}
+SANDBOX_OPTIONS: dict[str, Any] = {"seed": 1, "size": "tiny", "time_scale": 600.0}
 
 
 @pytest.fixture(scope="session")

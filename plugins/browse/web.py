@@ -103,7 +103,7 @@ class BrowseApp:
         except BadQuery as exc:
             response = self.page("error.html", status=400, message=str(exc))
         except HTTPException as exc:
-            response = exc.get_response(environ)  # type: ignore[assignment]
+            response = exc.get_response(environ)
         response.headers.setdefault("Content-Security-Policy", CSP)
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "no-referrer"

@@ -143,7 +143,7 @@ class DropboxSink(rcetl.ObjectStoreSink):
     def _path(self, key: str) -> str:
         return self.config.root.rstrip("/") + "/" + key
 
-    def _head(self, key: str) -> rcetl.ObjectStoreSink.ObjectInfo | None:
+    def _head(self, key: str) -> rcetl.ObjectInfo | None:
         import dropbox
 
         try:
@@ -154,9 +154,9 @@ class DropboxSink(rcetl.ObjectStoreSink):
             raise
         if not isinstance(meta, dropbox.files.FileMetadata):
             raise rcetl.ConflictError(f"{self.name}: {self._path(key)} is a folder, not a file")
-        return self.ObjectInfo(size=meta.size, checksums={"content_hash": meta.content_hash})
+        return rcetl.ObjectInfo(size=meta.size, checksums={"content_hash": meta.content_hash})
 
-    def _same_content(self, blob: rcetl.SpooledBlob, info: rcetl.ObjectStoreSink.ObjectInfo) -> bool:
+    def _same_content(self, blob: rcetl.SpooledBlob, info: rcetl.ObjectInfo) -> bool:
         if info.size != blob.size:
             return False
         hasher = ContentHasher()
@@ -166,7 +166,7 @@ class DropboxSink(rcetl.ObjectStoreSink):
 
     def _upload(
         self, key: str, blob: rcetl.SpooledBlob, metadata: dict[str, str]
-    ) -> rcetl.ObjectStoreSink.ObjectInfo:
+    ) -> rcetl.ObjectInfo:
         import dropbox
         from dropbox.files import CommitInfo, WriteMode
 
@@ -193,7 +193,7 @@ class DropboxSink(rcetl.ObjectStoreSink):
             if _is_conflict(exc):
                 raise self.KeyExists(key) from exc
             raise
-        return self.ObjectInfo(
+        return rcetl.ObjectInfo(
             size=meta.size,
             sha256=sha.hexdigest(),  # of the bytes sent; _verify compares it with the download's
             checksums={"content_hash": meta.content_hash, "sent_content_hash": whole.hexdigest()},
@@ -219,7 +219,7 @@ class DropboxSink(rcetl.ObjectStoreSink):
         # finish's content_hash covers the whole file, so Dropbox checks the assembled object too.
         return self.dbx.files_upload_session_finish(last, cursor, commit, content_hash=whole.hexdigest())
 
-    def _verify(self, blob: rcetl.SpooledBlob, info: rcetl.ObjectStoreSink.ObjectInfo) -> None:
+    def _verify(self, blob: rcetl.SpooledBlob, info: rcetl.ObjectInfo) -> None:
         self._expect(blob, "sha256", blob.sha256, info.sha256)
         self._expect(blob, "size", str(blob.size), str(info.size))
         self._expect(

@@ -57,7 +57,12 @@ class FilesystemSink(rcetl.ObjectStoreSink):
     # --- lifecycle ----------------------------------------------------------------------------
 
     def open(self) -> None:
-        self._guarded(lambda: self._makedirs(self.root / TEMP_DIR), "creating the folder")
+        try:
+            self._guarded(lambda: self._makedirs(self.root / TEMP_DIR), "creating the folder")
+        except rcetl.PermanentError as exc:  # a read-only mount stops root too, where mode bits don't
+            raise rcetl.ConfigError(f"{self.name}: cannot write to {self.root}: {exc}",
+                                    hint="check the folder's owner and mode, and that its file system "
+                                         "is mounted read-write") from None
         self._guarded(self._clear_stale_temp_files, "clearing temp files of killed runs")
 
     def _temp_path(self) -> Path:
@@ -98,13 +103,13 @@ class FilesystemSink(rcetl.ObjectStoreSink):
             raise rcetl.PermanentError(f"{self.name}: refusing to write {key!r} outside {self.root}")
         return path
 
-    def _head(self, key: str) -> rcetl.ObjectStoreSink.ObjectInfo | None:
+    def _head(self, key: str) -> rcetl.ObjectInfo | None:
         path = self._path(key)
         try:
             size = path.stat().st_size
         except FileNotFoundError:
             return None
-        return self.ObjectInfo(size=size, sha256=self._recorded_sha256(path, key))
+        return rcetl.ObjectInfo(size=size, sha256=self._recorded_sha256(path, key))
 
     def _recorded_sha256(self, path: Path, key: str) -> str:
         try:
@@ -116,7 +121,7 @@ class FilesystemSink(rcetl.ObjectStoreSink):
 
     def _upload(
         self, key: str, blob: rcetl.SpooledBlob, metadata: dict[str, str]
-    ) -> rcetl.ObjectStoreSink.ObjectInfo:
+    ) -> rcetl.ObjectInfo:
         final = self._path(key)
         self._makedirs(final.parent)
         tmp = self._temp_path()
@@ -129,7 +134,7 @@ class FilesystemSink(rcetl.ObjectStoreSink):
             self._publish(tmp, final)
         finally:
             tmp.unlink(missing_ok=True)
-        return self.ObjectInfo(size=final.stat().st_size, sha256=digest)
+        return rcetl.ObjectInfo(size=final.stat().st_size, sha256=digest)
 
     def _copy(self, src: str, dst: Path) -> str:
         """Copy ``src`` to a new ``dst`` and return the SHA-256 of the bytes copied.

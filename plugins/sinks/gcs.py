@@ -128,11 +128,11 @@ class GCSSink(rcetl.ObjectStoreSink):
         for obj in self.bucket.list_blobs(prefix=prefix, timeout=self.config.timeout, retry=self._retry):
             yield obj.name
 
-    def _head(self, key: str) -> rcetl.ObjectStoreSink.ObjectInfo | None:
+    def _head(self, key: str) -> rcetl.ObjectInfo | None:
         obj = self.bucket.get_blob(key, timeout=self.config.timeout, retry=self._retry)
         if obj is None:
             return None
-        return self.ObjectInfo(
+        return rcetl.ObjectInfo(
             size=obj.size,
             sha256=(obj.metadata or {}).get("sha256"),
             content_type=obj.content_type,
@@ -141,7 +141,7 @@ class GCSSink(rcetl.ObjectStoreSink):
 
     def _upload(
         self, key: str, blob: rcetl.SpooledBlob, metadata: dict[str, str]
-    ) -> rcetl.ObjectStoreSink.ObjectInfo:
+    ) -> rcetl.ObjectInfo:
         from google.api_core.exceptions import PreconditionFailed
 
         c = self.config
@@ -170,14 +170,14 @@ class GCSSink(rcetl.ObjectStoreSink):
                 )
             except PreconditionFailed as exc:
                 raise self.KeyExists(key) from exc
-        return self.ObjectInfo(
+        return rcetl.ObjectInfo(
             size=obj.size,
             sha256=metadata.get("sha256"),
             content_type=obj.content_type,
             checksums={k: v for k, v in (("crc32c", obj.crc32c), ("md5", obj.md5_hash)) if v},
         )
 
-    def _verify(self, blob: rcetl.SpooledBlob, info: rcetl.ObjectStoreSink.ObjectInfo) -> None:
+    def _verify(self, blob: rcetl.SpooledBlob, info: rcetl.ObjectInfo) -> None:
         import google_crc32c
 
         reported = info.checksums.get("crc32c")

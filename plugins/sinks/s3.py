@@ -156,7 +156,7 @@ class S3Sink(rcetl.ObjectStoreSink):
             for obj in page.get("Contents") or []:
                 yield obj["Key"]
 
-    def _head(self, key: str) -> rcetl.ObjectStoreSink.ObjectInfo | None:
+    def _head(self, key: str) -> rcetl.ObjectInfo | None:
         from botocore.exceptions import ClientError
 
         try:
@@ -166,7 +166,7 @@ class S3Sink(rcetl.ObjectStoreSink):
                 return None
             raise
         checksums = {"sha256_s3": head["ChecksumSHA256"]} if head.get("ChecksumSHA256") else {}
-        return self.ObjectInfo(
+        return rcetl.ObjectInfo(
             size=head["ContentLength"],
             sha256=(head.get("Metadata") or {}).get("sha256"),
             content_type=head.get("ContentType"),
@@ -195,7 +195,7 @@ class S3Sink(rcetl.ObjectStoreSink):
 
     def _upload(
         self, key: str, blob: rcetl.SpooledBlob, metadata: dict[str, str]
-    ) -> rcetl.ObjectStoreSink.ObjectInfo:
+    ) -> rcetl.ObjectInfo:
         args = self._write_args(blob.content_type or blob.ref.content_type)
         args["Metadata"] = metadata
         with self._lock:
@@ -214,7 +214,7 @@ class S3Sink(rcetl.ObjectStoreSink):
             raise rcetl.TransientError(f"{self.name}: {key} is not visible right after its upload")
         return info
 
-    def _verify(self, blob: rcetl.SpooledBlob, info: rcetl.ObjectStoreSink.ObjectInfo) -> None:
+    def _verify(self, blob: rcetl.SpooledBlob, info: rcetl.ObjectInfo) -> None:
         reported = info.checksums.get("sha256_s3")
         if reported is None:
             raise rcetl.IntegrityError(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
@@ -67,7 +67,7 @@ class DirectoryStream(rcetl.Stream):
             yield directory_record(raw, account, snapshot)
         yield rcetl.Checkpoint(partition=partition, value=format_instant(snapshot))
 
-    def download(self, ref: rcetl.BlobRef, out: BinaryIO) -> None:
+    def download(self, ref: rcetl.BlobRef, out: rcetl.BlobOutput) -> None:
         raise rcetl.PermanentError("directory records carry no binaries")
 
     def plan(self, partition: str, checkpoint: Any | None, window: rcetl.RunWindow) -> rcetl.StreamPlan:
@@ -84,6 +84,7 @@ class DirectoryStream(rcetl.Stream):
 
 class DirectorySource(rcetl.Source):
     def streams(self) -> list[rcetl.Stream]:
+        assert isinstance(self.config, DirectoryConfig)  # the config model this source registered
         return [DirectoryStream(self.config, self.connection)]
 
 

@@ -107,8 +107,7 @@ class Opened:
 
         pipeline = load_pipeline(path, pm=get_plugin_manager())
         conf = next(s for s in pipeline.sinks if s.name == name)
-        ctx = rcetl.RunContext(pipeline=pipeline.name, budgets=None, coordinator=None,  # type: ignore[arg-type]
-                               spool_dir=path.parent / "spool", base_dir=path.parent)
+        ctx = rcetl.RunContext.standalone(path.parent, pipeline.name)
         sink = conf.build(ctx)
         sink.open()
         self.sinks.append(sink)

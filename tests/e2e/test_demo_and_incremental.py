@@ -28,7 +28,7 @@ def _sinks(tmp: Path):  # noqa: ANN202 - open the archive through the sinks' own
     import rcetl as api
     from rcetl.registry import get_plugin_manager
 
-    ctx = api.RunContext(pipeline="t", budgets=None, coordinator=None, spool_dir=tmp, base_dir=tmp)
+    ctx = api.RunContext.standalone(tmp, "t")
     entries = get_plugin_manager().sinks()
 
     def build(plugin: str, name: str, options: dict):  # noqa: ANN202 - as a pipeline builds a sink

@@ -79,7 +79,7 @@ def open_sink(plugin: str, name: str, options: dict, tmp: Path) -> Any:
 
     cls = get_plugin_manager().sinks()[plugin].load()
     config = cls.config_model.model_validate(options)
-    ctx = rcetl.RunContext(pipeline="check", budgets=None, coordinator=None, spool_dir=tmp, base_dir=tmp)
+    ctx = rcetl.RunContext.standalone(tmp, "check")
     sink = cls.configured(config)(name, config, ctx)
     sink.open()
     return sink

@@ -80,10 +80,8 @@ PIPELINES = [
     ("YAML python tag", "spool_dir: !!python/object/apply:os.system ['touch {tmp}/PWNED']", "spool_dir", EXIT2),
     ("shell syntax in ${...}", "jwt_alt: ${RC_NOPE:-$(touch {tmp}/PWNED)}", "unknown top-level option 'jwt_alt'", EXIT2),
     # In an option rcetl reads (an unknown key would be refused before any ${...} is looked at).
-    pytest.param("command substitution as a variable name", "spool_dir: ${$(touch {tmp}/PWNED)}",
-                 "is not a variable reference", EXIT2, marks=pytest.mark.xfail(strict=True, reason=(
-                     "defect (/work/notes/requests.md, H4 2026-12-05): core/config/yamlsource.py keeps a "
-                     "${...} that is no variable reference as literal text; the run goes ahead"))),
+    ("command substitution as a variable name", "spool_dir: ${$(touch {tmp}/PWNED)}",
+     "is not a variable reference", EXIT2),
     ("hostile table_prefix", "db_prefix: \"x; DROP TABLE calls;--\"", "table_prefix", EXIT2),
     ("YAML alias bomb", "bomb", "YAML aliases are expanded", EXIT2),
 ]

@@ -8,16 +8,17 @@ import shutil
 import subprocess
 import sys
 
-import pytest
 import typer
 from typer.testing import CliRunner
 
 from rcetl.sandbox import plugin
 
+from ..services import unavailable
+
 
 def test_serve_subprocess_and_curl():
     if not shutil.which("curl"):
-        pytest.skip("curl is not installed")
+        unavailable("curl is not installed (Debian: apt-get install -y curl)")
     proc = subprocess.Popen([sys.executable, "-m", "rcetl.sandbox", "serve", "--port", "0", "--size", "tiny", "--json"],
                             stdout=subprocess.PIPE, text=True)
     try:

@@ -33,9 +33,7 @@ class Backend:
 
 
 def run_context(tmp_path: Path) -> rcetl.RunContext:
-    return rcetl.RunContext(
-        pipeline="t", budgets=None, coordinator=None, spool_dir=tmp_path, base_dir=tmp_path
-    )
+    return rcetl.RunContext.standalone(tmp_path, "t")
 
 
 def build_sink(sink_class: type[rcetl.Sink], name: str, options: dict[str, Any], ctx: rcetl.RunContext) -> Any:

@@ -101,10 +101,6 @@ def test_check_reports_an_unwritable_folder(tmp_path, request: pytest.FixtureReq
     if as_root and subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(ro)],
                                   capture_output=True).returncode:
         unavailable("running as root without mount: no folder here is unwritable for root")
-    if as_root:  # strict: flips to a failure once fixed, then remove this marker
-        request.applymarker(pytest.mark.xfail(strict=True, raises=OSError, reason=(
-            "defect (see /work/notes/requests.md 2026-12-05 H4): on a read-only file system "
-            "open() raises a raw OSError (EROFS) instead of ConfigError 'cannot write'")))
     try:
         with pytest.raises(rcetl.ConfigError, match="cannot write"):
             _sink(run_context(tmp_path), path="ro").check()

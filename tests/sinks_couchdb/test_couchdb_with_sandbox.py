@@ -63,6 +63,14 @@ def assert_holds_the_ground_truth(gt: dict[str, Any], sink: Any) -> None:
     assert not [d["_id"] for d in docs if d.get("kind") == "binary" and not d.get("binaries")], "half uploads"
 
 
+def documents(url: str, database: str) -> int:
+    """Documents in the database now (design documents included; 0 before it exists)."""
+    import requests
+
+    resp = requests.get(f"{url}/{database}", timeout=10)
+    return resp.json().get("doc_count", 0) if resp.status_code == 200 else 0
+
+
 def couch(url: str, database: str) -> dict[str, Any]:
     return {"plugin": "couchdb", "url": url, "database": database}
 
@@ -98,9 +106,13 @@ def test_sigkill_mid_run_then_rerun_loses_and_duplicates_nothing(couchdb_url: st
     with default_sandbox() as sb:
         try:
             gt = sb.ground_truth()
-            path = write_pipeline(tmp_path, sb, {"db": couch(couchdb_url, unique_db("crash"))})
+            database = unique_db("crash")
+            path = write_pipeline(tmp_path, sb, {"db": couch(couchdb_url, database)})
             env = {**os.environ, "RCETL_HOME": str(home), "PYTHONUNBUFFERED": "1"}
-            made = kill_runs(path, env, kills=int(os.environ.get("RCETL_CRASH_KILLS", "6")), seed=20)
+            acct = gt["accounts"][0]
+            made = kill_runs(path, env, kills=int(os.environ.get("RCETL_CRASH_KILLS", "6")), seed=20,
+                             progress=lambda: documents(couchdb_url, database),
+                             total=len(acct["call_log"]) + len(acct["recordings"]) + len(acct["messages"]))
             assert made >= 3, f"only {made} kills landed"
             final_run(path, env)
             assert_holds_the_ground_truth(gt, opened.open(path, "db"))

@@ -20,8 +20,7 @@ SQL_BACKENDS = ["sqlite", "mysql", "postgres", "mssql"]
 @pytest.fixture
 def run_ctx(tmp_path: Path) -> rcetl.RunContext:
     # Sinks use only base_dir/spool_dir and the logger; budgets and coordination belong to sources.
-    return rcetl.RunContext(pipeline="test", budgets=None, coordinator=None, spool_dir=tmp_path,  # type: ignore[arg-type]
-                            base_dir=tmp_path)
+    return rcetl.RunContext.standalone(tmp_path, "test")
 
 
 @pytest.fixture

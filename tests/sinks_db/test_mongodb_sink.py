@@ -139,6 +139,23 @@ def test_gridfs_makes_it_a_complete_archive(make_mongo_sink, tmp_path):
         sink.store(other)
 
 
+def test_gridfs_replaces_only_stored_bytes_that_fail_the_content_check(make_mongo_sink, tmp_path):
+    """An older rcetl stored a login page as this recording: the next valid download replaces it;
+    a valid recording is never replaced by other bytes (the object stores' rule)."""
+    sink = make_mongo_sink(gridfs=True)
+    page = b"<!DOCTYPE html><html><head><title>Sign in</title></head><body>maintenance</body></html>"
+    audio = b"ID3" + bytes(range(256)) * 40
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    bad = sink.store(spooled(tmp_path, "recording-42", page))
+    good = sink.store(spooled(tmp_path / "a", "recording-42", audio))
+    assert good.location == bad.location and not good.skipped
+    with sink.open_stored(good.location) as f:
+        assert f.read() == audio
+    with pytest.raises(rcetl.ConflictError):
+        sink.store(spooled(tmp_path / "b", "recording-42", audio + b"-edited"))
+
+
 def test_gridfs_clears_chunks_left_by_an_interrupted_upload(make_mongo_sink, tmp_path):
     sink = make_mongo_sink(gridfs=True)
     sink.db["rc_blobs.chunks"].insert_one({"files_id": "attachment-1", "n": 0, "data": b"half"})

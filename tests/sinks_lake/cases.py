@@ -3,6 +3,7 @@ a local folder, S3 on a moto server, GCS on fake-gcs-server; and runs of ``rcetl
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -41,27 +42,47 @@ def lake_s3(request: pytest.FixtureRequest) -> SinkCase:
                     label="lake-s3")
 
 
-def kill_runs(pipeline: Path, env: dict[str, str], kills: int, seed: int) -> int:
+def kill_runs(pipeline: Path, env: dict[str, str], kills: int, seed: int,
+              progress: Callable[[], int] | None = None, total: int = 0) -> int:
     """Start real ``rcetl run`` processes and SIGKILL each at a random moment (start-up to well into
-    the archive) until ``kills`` kills landed; returns how many did (a run may finish first)."""
+    the archive) until ``kills`` kills landed; returns how many did (a run may finish first).
+
+    With ``progress`` (how many items the store holds now) and ``total`` (how many a full run
+    leaves), each run is killed once the store holds a random share of what is still missing: a
+    moment inside the archive however fast the machine is. Without it, after a random 0.5-4 s: a
+    run quicker than its first wait finishes, and every later run is then an incremental no-op
+    that no wait catches (what the CouchDB test met once its sink got faster)."""
     import os
     import random
     import signal
     import subprocess
     import sys
+    import time
 
     rng, made = random.Random(seed), 0
     for _ in range(kills * 3):
         if made >= kills:
             break
+        if progress is not None:
+            held = progress()
+            target = held + max(1, int(rng.uniform(0.05, 0.9) * (total - held)))
         proc = subprocess.Popen([sys.executable, "-m", "rcetl.cli.main", "-q", "run", str(pipeline)], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        try:
-            proc.wait(timeout=rng.uniform(0.5, 4.0))
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            made += 1
+        if progress is None:
+            try:
+                proc.wait(timeout=rng.uniform(0.5, 4.0))
+                continue
+            except subprocess.TimeoutExpired:
+                pass
+        else:
+            deadline = time.monotonic() + 300
+            while proc.poll() is None and progress() < target and time.monotonic() < deadline:
+                time.sleep(0.01)
+            if proc.poll() is not None:
+                continue
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        made += 1
     return made
 
 

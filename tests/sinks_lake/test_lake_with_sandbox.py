@@ -129,7 +129,11 @@ def test_sigkill_mid_run_then_rerun_loses_and_duplicates_nothing(tmp_path: Path)
         gt = sb.ground_truth()
         path = lake_pipeline(tmp_path, sb, {"path": str(lake)})
         env = {**os.environ, "RCETL_HOME": str(tmp_path / "home"), "PYTHONUNBUFFERED": "1"}
-        made = kill_runs(path, env, kills=int(os.environ.get("RCETL_CRASH_KILLS", "6")), seed=21)
+        acct = gt["accounts"][0]
+        binaries = len(acct["recordings"]) + sum(len(m.get("attachments") or []) for m in acct["messages"])
+        files = tmp_path / "files"  # the pipeline's binaries: a run's progress, however fast it is
+        made = kill_runs(path, env, kills=int(os.environ.get("RCETL_CRASH_KILLS", "6")), seed=21,
+                         progress=lambda: sum(1 for p in files.rglob("*") if p.is_file()), total=binaries)
         assert made >= 3, f"only {made} kills landed"
         final_run(path, env)
     source = f"read_parquet('{lake}/*/*/*.parquet', hive_partitioning = true, union_by_name = true)"

@@ -33,8 +33,7 @@ class Archive:
     def sinks(self) -> tuple[Any, Any]:
         """The archive's record and blob sinks, opened through their own read API."""
         pipeline = load_pipeline(self.path, pm=get_plugin_manager())
-        ctx = rcetl.RunContext(pipeline="t", budgets=None, coordinator=None, spool_dir=self.folder,
-                               base_dir=self.folder)
+        ctx = rcetl.RunContext.standalone(self.folder, "t")
         built = {conf.name: conf.build(ctx) for conf in pipeline.sinks}
         for sink in built.values():
             sink.open()

@@ -12,8 +12,6 @@ from ..reference import SPEC  # vendored: found wherever the clone lives
 
 @pytest.fixture(scope="module")
 def spec_paths() -> dict:
-    if not SPEC.exists():
-        pytest.skip(f"RingCentral OpenAPI spec not found at {SPEC}")
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     with SPEC.open() as fh:
         return yaml.load(fh, Loader=loader)["paths"]

@@ -109,6 +109,7 @@ def _assert_stopped_promptly(proc: subprocess.Popen[str], sig: int, archive, wai
 
 
 @pytest.mark.slow
+@pytest.mark.timing
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_a_signal_during_a_budget_wait_ends_the_run_promptly(sandbox_factory, tmp_path: Path, sig: int) -> None:
     # Real time: Heavy 10 per 60 s, and the call log's first run needs 14 Heavy pages.
@@ -122,6 +123,7 @@ def test_a_signal_during_a_budget_wait_ends_the_run_promptly(sandbox_factory, tm
 
 
 @pytest.mark.slow
+@pytest.mark.timing
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_a_signal_during_a_backoff_sleep_ends_the_run_promptly_and_the_next_run_completes(
         sandbox_factory, tmp_path: Path, sig: int) -> None:

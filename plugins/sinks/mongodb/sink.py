@@ -288,7 +288,7 @@ class MongoArchiveSink(MongoRecordSink, rcetl.BlobSink):
         blob_id = blob.ref.blob_id
         try:
             existing = self._files().find_one({"_id": blob_id})
-            if existing is not None:
+            if existing is not None and not self._replaces_invalid(existing, blob):
                 return self._existing(existing, blob)
             # Chunks without a files document are what an interrupted upload leaves: clear them.
             self.db[f"{self.bucket_name}.chunks"].delete_many({"files_id": blob_id})
@@ -326,6 +326,21 @@ class MongoArchiveSink(MongoRecordSink, rcetl.BlobSink):
             if existing is not None or time.monotonic() > deadline:
                 return existing
             time.sleep(0.05)
+
+    def _replaces_invalid(self, doc: dict, blob: rcetl.SpooledBlob) -> bool:
+        """Delete what GridFS holds under this id when it fails the content check and the new bytes
+        pass it (the object stores' rule, ``rcetl.content.replaces_invalid``). True once deleted."""
+        if (doc.get("metadata") or {}).get("sha256") == blob.sha256:
+            return False
+        from rcetl.content import replaces_invalid
+
+        with blob.open() as new, self.bucket.open_download_stream(doc["_id"]) as stored:
+            if not replaces_invalid(blob.ref, stored, new):
+                return False
+        self.ctx.logger.warning("%s: GridFS held bytes under %s that fail the content check; replacing them",
+                                self.name, doc["_id"])
+        self.bucket.delete(doc["_id"])
+        return True
 
     def _existing(self, doc: dict, blob: rcetl.SpooledBlob) -> rcetl.StoredBlob:
         stored = self._stored(doc, skipped=True)

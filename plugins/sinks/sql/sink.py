@@ -15,7 +15,7 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 import rcetl
 
-from . import errors, migrate
+from . import errors
 from .config import SqlSinkConfig
 from .rows import CHILDREN, STREAMS, Row, TableRows, to_rows
 from .schema import Tables, build_tables
@@ -181,6 +181,10 @@ class SqlSink(rcetl.RecordSink):
         return engine
 
     def open(self) -> None:
+        # Imported here, not at module level: alembic is only needed to open an archive, and
+        # `rcetl validate` loads this class without opening anything (its start-up budget).
+        from . import migrate
+
         self._run(lambda conn: migrate.ensure_schema(conn, self.tables, create_tables=self.config.create_tables,
                                                      where=self.where), keys=[])
 

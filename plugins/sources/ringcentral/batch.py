@@ -6,9 +6,6 @@ answer is ``multipart/mixed``: a status summary part, then one JSON body per id 
 
 from __future__ import annotations
 
-import email.message
-import email.parser
-import email.policy
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,11 +43,18 @@ def parse_batch(response: requests.Response, ids: Sequence[Any]) -> list[BatchIt
 
 def _payload(part: Any) -> bytes:
     """A part's decoded body (``get_payload(decode=True)`` is typed loosely by the email package)."""
+    import email.message
+
     payload = part.get_payload(decode=True) if isinstance(part, email.message.Message) else None
     return payload if isinstance(payload, bytes) and payload else b"null"
 
 
 def parse_multipart_mixed(content_type: str, body: bytes, ids: Sequence[Any]) -> list[BatchItem]:
+    # The email package is imported here, not at the top: `rcetl validate` imports this module and
+    # email.policy alone is a sizeable part of its start-up budget.
+    import email.parser
+    import email.policy
+
     head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
     message = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(head + body)
     parts = message.get_payload()
