@@ -54,10 +54,8 @@ def run(
         return
     from ..engine import run_pipeline
     from ..executors import get_executor
-    from ..run import RunStats
     from .progress import RunProgress, print_summary
 
-    stats = RunStats()
     chosen = None
     if executor:
         if executor not in ("local", "celery"):
@@ -66,9 +64,10 @@ def run(
 
         pipeline.executor.type = executor  # type: ignore[assignment]
         chosen = get_executor(executor, **_executor_options(pipeline))
-    progress = RunProgress(stats)
+    progress = RunProgress()
     with progress:
-        summary = run_pipeline(pipeline, pm, window=window, streams=selected, executor=chosen, stats=stats,
+        # the progress display reads the run's counters and budgets from its session
+        summary = run_pipeline(pipeline, pm, window=window, streams=selected, executor=chosen,
                                on_session=progress.attach, retry_now=retry_now, redownload=redownload)
     print_summary(summary, as_json=json_summary)
     if not json_summary:

@@ -37,8 +37,8 @@ def wait_line(credential: str, st: Any) -> str:
 class RunProgress:
     """Shows per-stream records, files, bytes and the budget of each credential while a run works."""
 
-    def __init__(self, stats: RunStats, *, interval: float = 15.0, live: bool | None = None) -> None:
-        self.stats = stats
+    def __init__(self, stats: RunStats | None = None, *, interval: float = 15.0, live: bool | None = None) -> None:
+        self.stats = stats  # counters to show until a session is attached (then the session's)
         self.session: RunSession | None = None
         self.interval = interval
         self.live = sys.stderr.isatty() if live is None else live
@@ -47,8 +47,12 @@ class RunProgress:
         self._started = time.monotonic()
 
     def attach(self, session: RunSession) -> None:
-        """Show the budgets as ``session`` sees them (its own requests and its workers')."""
+        """Show ``session``'s counters, and the budgets as it sees them (its own requests and its workers')."""
         self.session = session
+
+    def _stream_counts(self) -> dict[str, Any]:
+        stats = self.session.stats if self.session is not None else self.stats
+        return stats.snapshot()[0] if stats is not None else {}
 
     def __enter__(self) -> RunProgress:
         target = self._live_loop if self.live else self._log_loop
@@ -90,7 +94,7 @@ class RunProgress:
     def render(self) -> Any:
         from rich.table import Table
 
-        streams, _ = self.stats.snapshot()
+        streams = self._stream_counts()
         elapsed = time.monotonic() - self._started
         table = Table(title=f"rcetl run — {elapsed:.0f}s", title_justify="left", expand=False)
         for col in ("stream", "records", "files", "bytes", "skipped", "gone", "failed"):
@@ -118,7 +122,7 @@ class RunProgress:
             if time.monotonic() < next_line:
                 continue
             next_line += self.interval
-            streams, _ = self.stats.snapshot()
+            streams = self._stream_counts()
             counts = {k: {"records": v.records, "files": v.files, "bytes": v.bytes, "failed": v.failed}
                       for k, v in streams.items()}
             text = "; ".join(f"{k}: {v['records']} records, {v['files']} files, {_human_bytes(v['bytes'])}"

@@ -258,7 +258,8 @@ class DropboxSink(rcetl.ObjectStoreSink):
 
 
 def _is_not_found(exc: Any) -> bool:
-    error = getattr(exc, "error", None)
+    # The SDK's error union when the exception carries one, else None (its AttributeError is caught).
+    error: Any = getattr(exc, "error", None)
     try:
         return error.is_path() and error.get_path().is_not_found()
     except AttributeError:
@@ -267,7 +268,7 @@ def _is_not_found(exc: Any) -> bool:
 
 def _is_conflict(exc: Any) -> bool:
     """An upload's or a session finish's "path/conflict" error (UploadError.path.reason)."""
-    error = getattr(exc, "error", None)
+    error: Any = getattr(exc, "error", None)  # as in _is_not_found
     try:
         return error.is_path() and error.get_path().reason.is_conflict()
     except AttributeError:

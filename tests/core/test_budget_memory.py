@@ -77,7 +77,7 @@ def test_a_long_wait_is_visible_with_its_reason_and_shown_by_progress(caplog):
     time.sleep(0.2)
     assert budget.snapshot()["Light"].wait_reason == "429 penalty"
 
-    shown = progress.RunProgress(stats=None, live=False)  # type: ignore[arg-type]
+    shown = progress.RunProgress(live=False)
     # a run session's small interface for progress: each credential's budget as the run sees it
     shown.attach(SimpleNamespace(budget_snapshots=lambda: [("cred-abcdef123456", budget.snapshot())]))  # type: ignore[arg-type]
     caplog.set_level(logging.INFO, logger="rcetl.progress")

@@ -40,6 +40,8 @@ class CouchClient:
         parts = urlsplit(url)
         user = username if username is not None else (unquote(parts.username) if parts.username else None)
         secret = password if password is not None else (unquote(parts.password) if parts.password else None)
+        if not parts.hostname:  # CouchSinkConfig refuses such a URL already; this is for direct callers
+            raise ValueError("CouchDB url has no host name: write it as http(s)://host[:port]")
         host = parts.hostname + (f":{parts.port}" if parts.port else "")
         #: The server's URL without credentials: safe in messages and in archive locations.
         self.server = urlunsplit((parts.scheme, host, "", "", ""))

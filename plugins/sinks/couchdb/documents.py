@@ -112,7 +112,7 @@ def _e164(party: Any) -> str | None:
 
 def typed_fields(stream: str, data: Mapping[str, Any]) -> dict[str, Any]:
     """The fields people filter on, from the API's JSON (the raw JSON stays the authority)."""
-    call = data.get("call") if stream == "recording" and isinstance(data.get("call"), Mapping) else data
+    call = found if stream == "recording" and isinstance(found := data.get("call"), Mapping) else data
     to = data.get("to")
     first_to = to[0] if isinstance(to, list) and to else to
     extension = call.get("extension") if isinstance(call.get("extension"), Mapping) else {}
@@ -120,7 +120,7 @@ def typed_fields(stream: str, data: Mapping[str, Any]) -> dict[str, Any]:
     to_ = call.get("to") if stream == "recording" else first_to
     from_e164, to_e164 = _e164(from_), _e164(to_)
     # Every number the record names: both parties of the call and of each leg, every recipient.
-    legs = data.get("legs") if isinstance(data.get("legs"), list) else []
+    legs = found_legs if isinstance(found_legs := data.get("legs"), list) else []
     parties = [from_, *(to if isinstance(to, list) else [to_])]
     parties += [p for leg in legs if isinstance(leg, Mapping) for p in (leg.get("from"), leg.get("to"))]
     done = {id(from_): from_e164, id(to_): to_e164}  # the same objects, normalised once

@@ -373,7 +373,9 @@ class CouchDBArchiveSink(CouchDBRecordSink, rcetl.BlobSink):
     def stat_location(self, location: str) -> rcetl.StoredBlob | None:
         doc_name, attachment = self._split(location)
         doc = self.client.get_doc(doc_name)
-        for blob_id, meta in ((doc or {}).get("binaries") or {}).items():
+        if doc is None:
+            return None
+        for blob_id, meta in (doc.get("binaries") or {}).items():
             if meta.get("attachment") == attachment:
                 return self._stored(doc, blob_id, skipped=True)
         return None

@@ -19,7 +19,7 @@ import io
 import json
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeGuard
 
 import pyarrow as pa
 
@@ -81,7 +81,7 @@ def schema_for(stream: str) -> pa.Schema:
 # Python list in one C call. This halves the CPU of a write next to ``Table.from_pylist`` of dicts
 # (docs/sinks/lake.md "Speed").
 
-def _is_map(value: Any) -> bool:
+def _is_map(value: Any) -> TypeGuard[Mapping[str, Any]]:
     return type(value) is dict or isinstance(value, Mapping)  # the exact-type check skips ABC machinery
 
 
@@ -156,7 +156,7 @@ def _first_blob(archive: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _recording(data: Mapping[str, Any], archive: list[dict[str, Any]]) -> tuple[Any, ...]:
-    call = data.get("call") if _is_map(data.get("call")) else {}
+    call = found if _is_map(found := data.get("call")) else {}
     blob = _first_blob(archive)
     ext = call.get("extension")
     return (text(call.get("id")), instant(call.get("startTime")), integer(call.get("duration")),

@@ -66,7 +66,7 @@ def phone_fields(stream: str, data: dict[str, Any]) -> dict[str, Any]:
     ``numbers_e164`` holds every number the record names (each leg of a call, every recipient of
     a message), so one indexed query finds a call a number was transferred into, or a group SMS."""
     if stream == "recording":
-        call = data.get("call") if isinstance(data.get("call"), dict) else {}
+        call = found if isinstance(found := data.get("call"), dict) else {}
         return {"from_e164": _e164(call.get("from")), "to_e164": _e164(call.get("to"))}
     to = data.get("to")
     recipients = to if isinstance(to, list) else [to]
@@ -109,7 +109,7 @@ class MongoRecordSink(rcetl.RecordSink):
     def client(self) -> pymongo.MongoClient:
         if self._client is None:
             # Fail within seconds when the server is away (pymongo waits 30 s), unless the URL says otherwise.
-            options = {} if "serverselectiontimeoutms" in self.config.url.lower() else {"serverSelectionTimeoutMS": 10_000}
+            options: dict[str, Any] = {} if "serverselectiontimeoutms" in self.config.url.lower() else {"serverSelectionTimeoutMS": 10_000}
             self._client = pymongo.MongoClient(self.config.url, tz_aware=True, appname="rcetl", **options)
         return self._client
 

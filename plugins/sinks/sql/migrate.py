@@ -97,26 +97,35 @@ def _steps(op: Operations, prefix: str, schema: str | None, version: int) -> lis
         step = _Step(old, table, removed=[c.name for c in old.columns if c.info.get("until") == version])
         retyped = {c.name for c in table.columns if c.info.get("since") == version and c.info.get("retyped")}
         # An index on a retyped column must go first: SQLite and SQL Server refuse to drop the column.
-        dropped_indexes = {i.name for i in old.indexes if retyped & {c.name for c in i.columns}}
-        for name in sorted(dropped_indexes):
-            op.drop_index(name, table_name=table.name, schema=schema)
-        for name in sorted(retyped):
-            op.drop_column(table.name, name, schema=schema)
+        dropped_indexes = {_name(i) for i in old.indexes if retyped & {c.name for c in i.columns}}
+        for index_name in sorted(dropped_indexes):
+            op.drop_index(index_name, table_name=table.name, schema=schema)
+        for column in sorted(retyped):
+            op.drop_column(table.name, column, schema=schema)
         step.filled = [c.name for c in table.columns if c.info.get("since", 1) == version]
-        for name in step.filled:
-            op.add_column(table.name, table.c[name]._copy(), schema=schema)
-        for index in sorted(table.indexes, key=lambda i: i.name):
+        for column in step.filled:
+            op.add_column(table.name, table.c[column]._copy(), schema=schema)
+        for index in sorted(table.indexes, key=_name):
             if index.info.get("since", 1) == version or index.name in dropped_indexes:
-                op.create_index(index.name, table.name, [c.name for c in index.columns], schema=schema)
+                op.create_index(_name(index), table.name, [c.name for c in index.columns], schema=schema)
         for fk in table.foreign_key_constraints:
             # SQLite cannot add a constraint to an existing table (it would have to copy the table);
             # it does not enforce foreign keys unless asked to anyway. docs/sinks/databases.md says so.
             if fk.info.get("since", 1) == version and not sqlite:
-                op.create_foreign_key(fk.name, table.name, fk.referred_table.name, list(fk.column_keys),
+                op.create_foreign_key(_name(fk), table.name, fk.referred_table.name, list(fk.column_keys),
                                       [e.column.name for e in fk.elements], source_schema=schema,
                                       referent_schema=schema, ondelete=fk.ondelete)
         steps.append(step)
     return steps
+
+
+def _name(item: sa.Index | sa.ForeignKeyConstraint) -> str:
+    """The name ``schema.build_tables`` gives every index and foreign key (SQLAlchemy types names
+    as optional because a constraint may be unnamed; ours never are, and DDL needs the name)."""
+    name = item.name
+    if not isinstance(name, str):
+        raise TypeError(f"{item!r} has no name: schema.build_tables must name every index and foreign key")
+    return name
 
 
 def _finish(op: Operations, schema: str | None, steps: list[_Step]) -> None:
@@ -199,6 +208,6 @@ def create_sql(dialect: Dialect, tables: Tables) -> str:
     out = []
     for table in tables.metadata.sorted_tables:
         out.append(str(CreateTable(table).compile(dialect=dialect)).strip() + ";")
-        for index in sorted(table.indexes, key=lambda i: i.name):
+        for index in sorted(table.indexes, key=_name):
             out.append(str(CreateIndex(index).compile(dialect=dialect)).strip() + ";")
     return "\n\n".join(out) + "\n"

@@ -82,13 +82,14 @@ def phone(value: Any) -> str | None:
     return found  # type: ignore[return-value]
 
 
+_NO_FIELDS: Mapping[str, Any] = {}  # what a party that is not an object has (never written to)
 _PARTY_COLUMNS = {p: (f"{p}_number", f"{p}_e164", f"{p}_name", f"{p}_extension_id") for p in ("from", "to")}
 
 
 def _party_into(row: Row, prefix: str, party: Any, extension: bool = True) -> None:
     """A party's columns, written into ``row`` (the hot path of every call and leg)."""
     number_col, e164_col, name_col, extension_col = _PARTY_COLUMNS[prefix]
-    get = party.get if isinstance(party, Mapping) else {}.get
+    get: Callable[[str], Any] = party.get if isinstance(party, Mapping) else _NO_FIELDS.get
     number = get("phoneNumber")
     row[number_col] = text(number or get("extensionNumber"), 64)
     row[e164_col] = phone(number)
@@ -136,7 +137,7 @@ def leg_columns(leg: Mapping[str, Any]) -> Row:
 
 
 def recording_columns(data: Mapping[str, Any]) -> Row:
-    call = data.get("call") if isinstance(data.get("call"), Mapping) else {}
+    call = found if isinstance(found := data.get("call"), Mapping) else {}
     from_, to = _party("from", call.get("from")), _party("to", call.get("to"))
     return {
         "call_id": text(call.get("id"), 64),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mssql, mysql, postgresql
@@ -151,11 +152,11 @@ def build_tables(prefix: str, schema: str | None = None, version: int = LATEST_V
         raise ValueError(f"schema {schema!r} must match {SCHEMA_NAME.pattern}")
     md = sa.MetaData(schema=schema)
     # MySQL/MariaDB: utf8mb4 for emoji in names and texts, binary collation for exact keys.
-    opts = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin", "mariadb_charset": "utf8mb4",
+    opts: dict[str, Any] = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin", "mariadb_charset": "utf8mb4",
             "mariadb_collate": "utf8mb4_bin"}
 
     def table(name: str, *items: sa.Column | sa.Constraint) -> sa.Table:
-        kept = [i for i in items if i.info.get("since", 1) <= version < i.info.get("until", version + 1)]
+        kept: list[sa.schema.SchemaItem] = [i for i in items if i.info.get("since", 1) <= version < i.info.get("until", version + 1)]
         return sa.Table(f"{prefix}{name}", md, *kept, **opts)
 
     call_log = table(

@@ -9,14 +9,18 @@ natively (an identical ``ON DUPLICATE KEY UPDATE`` leaves the row untouched), SQ
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql, sqlite
+
 _COLUMN_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
-def upsert_statement(table: sa.Table, dialect: Dialect) -> sa.Executable:
+def upsert_statement(table: sa.Table, dialect: Dialect) -> sa.Insert | sa.TextClause:
     """The statement that inserts or updates rows of ``table``; execute it with a list of rows."""
     name = dialect.name
     if name in ("postgresql", "sqlite"):
@@ -33,12 +37,15 @@ def _value_columns(table: sa.Table) -> list[sa.Column]:
     return [c for c in table.columns if not c.primary_key]
 
 
-def _on_conflict(table: sa.Table, dialect_name: str) -> sa.Executable:
+def _on_conflict(table: sa.Table, dialect_name: str) -> sa.Insert:
+    # Imported here, on first use, so loading the sink does not load every dialect.
+    ins: postgresql.Insert | sqlite.Insert
     if dialect_name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+        ins = postgresql_insert(table)
     else:
-        from sqlalchemy.dialects.sqlite import insert
-    ins = insert(table)
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+        ins = sqlite_insert(table)
     values = _value_columns(table)
     return ins.on_conflict_do_update(
         index_elements=list(table.primary_key.columns),
@@ -47,7 +54,7 @@ def _on_conflict(table: sa.Table, dialect_name: str) -> sa.Executable:
     )
 
 
-def _on_duplicate_key(table: sa.Table) -> sa.Executable:
+def _on_duplicate_key(table: sa.Table) -> sa.Insert:
     from sqlalchemy.dialects.mysql import insert
 
     ins = insert(table)
