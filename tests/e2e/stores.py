@@ -12,7 +12,7 @@ import subprocess
 import sys
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -29,7 +29,6 @@ from tests.servers import (
     moto_server,
     unique,
 )
-from tests.services import service_url
 
 __all__ = ["FakeDropbox", "drop_tables", "dropbox_server", "gcs_server", "moto_server", "unique"]
 
@@ -216,12 +215,6 @@ def diff_rows(before: dict[str, list], after: dict[str, list]) -> dict[str, int]
 
 
 # --- stores ---------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def mongodb_server(folder: Path) -> Iterator[str]:
-    """RCETL_TEST_MONGODB_URL, a container, or SecantusDB in-process (tests/services.py)."""
-    yield service_url("MONGODB")
 
 
 # --- an S3 proxy that corrupts uploads ------------------------------------------------------------

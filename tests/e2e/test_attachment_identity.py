@@ -153,7 +153,7 @@ def assert_rows_point_at_own_bytes(path: Path) -> None:
 
 @pytest.mark.integration
 def test_every_message_keeps_its_own_attachment_bytes_in_every_sink(
-        tmp_path: Path, rcetl_home: Path, s3_endpoint: str, gcs_endpoint: str,
+        tmp_path: Path, rcetl_home: Path, s3_url: str, gcs_url: str,
         dropbox_fake: tuple[Any, str, str], mongodb_url: str) -> None:
     fake, host, ca = dropbox_fake
     database = f"ident_{uuid.uuid4().hex[:12]}"
@@ -161,11 +161,11 @@ def test_every_message_keeps_its_own_attachment_bytes_in_every_sink(
         "db": {"plugin": "sqlite", "url": f"sqlite:///{tmp_path / 'archive.sqlite'}"},
         "mongo": {"plugin": "mongodb", "url": mongodb_url, "database": database},
         "files": {"plugin": "filesystem", "path": str(tmp_path / "files"), "fsync": False},
-        "s3": {"plugin": "s3", "bucket": unique("ident").lower(), "endpoint_url": s3_endpoint,
+        "s3": {"plugin": "s3", "bucket": unique("ident").lower(), "endpoint_url": s3_url,
                "region": "us-east-1", "addressing_style": "path", "create_bucket": True,
                "access_key_id": "testing", "secret_access_key": "testing"},
         "gcs": {"plugin": "gcs", "bucket": unique("ident").lower(), "project": "e2e",
-                "emulator_host": gcs_endpoint, "create_bucket": True},
+                "emulator_host": gcs_url, "create_bucket": True},
         "dropbox": {"plugin": "dropbox", "root": "/" + unique("ident"), "access_token": "test-token",
                     "ca_certs": ca, "api_host": host, "content_host": host},
     }

@@ -382,13 +382,13 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     if kind == "filesystem":
         yield FilesystemStore(tmp_path / "files")
     elif kind == "s3":
-        proxy = CorruptingS3Proxy(request.getfixturevalue("s3_endpoint"), lambda key: False)
+        proxy = CorruptingS3Proxy(request.getfixturevalue("s3_url"), lambda key: False)
         try:
-            yield S3Store(request.getfixturevalue("s3_endpoint"), proxy)
+            yield S3Store(request.getfixturevalue("s3_url"), proxy)
         finally:
             proxy.close()
     elif kind == "gcs":
-        yield GcsStore(request.getfixturevalue("gcs_endpoint"))
+        yield GcsStore(request.getfixturevalue("gcs_url"))
     else:
         yield DropboxStore(*request.getfixturevalue("dropbox_fake"))
 
@@ -539,14 +539,14 @@ def assert_corruption_reported(path: Path, summary: rcetl.RunSummary, rec_id: st
 
 @pytest.mark.integration
 def test_s3_corrupted_upload_is_caught_then_the_next_run_completes(
-        s3_endpoint: str, tmp_path: Path, rcetl_home: Path) -> None:
+        s3_url: str, tmp_path: Path, rcetl_home: Path) -> None:
     opened = Opened()
     with default_sandbox() as sb:
         gt = sb.ground_truth()
         rec_id, suffix = one_recording(gt)
-        proxy = CorruptingS3Proxy(s3_endpoint, lambda key: key.endswith(suffix))
+        proxy = CorruptingS3Proxy(s3_url, lambda key: key.endswith(suffix))
         try:
-            store = S3Store(s3_endpoint, proxy)
+            store = S3Store(s3_url, proxy)
             path = object_store_pipeline(tmp_path, sb, store)
             first = run(path)
             assert proxy.corrupted, "the proxy corrupted nothing"
