@@ -244,7 +244,8 @@ def run(quick: bool) -> tuple[list[Figure], dict[str, Any]]:
 
     # 100,000 calls in both runs: the record path's ratios need a run long enough to be steady.
     calls, recordings = (100_000, 500) if quick else (100_000, 10_000)
-    raw: dict[str, Any] = {"calls": calls, "recordings": recordings}
+    binary_calls = 5_000 if quick else 100_000
+    raw: dict[str, Any] = {"calls": calls, "recordings": recordings, "binary_calls": binary_calls}
     figures: list[Figure] = []
     b = "throughput"
     with Sandbox(seed=21, size="tiny", calls=calls, recordings=recordings, messages=0, **UNLIMITED) as sb:
@@ -307,7 +308,12 @@ def run(quick: bool) -> tuple[list[Figure], dict[str, Any]]:
                 raw["records"]["dlt"] = {"skipped": why}
                 figures.append(Figure(b, "call-log records/s, rcetl / dlt rest_api", None, 5.0, ">=", "x", note=why))
 
-            # binaries: recordings -> folder (+ their rows in SQLite)
+    # binaries: recordings -> folder (+ their rows in SQLite), on a sandbox of their own whose call log
+    # is as short as the recordings allow: the figure is the binary path against a bare download loop,
+    # not the listing of 100,000 calls (the record path's figures above measure that).
+    with Sandbox(seed=21, size="tiny", calls=binary_calls, recordings=recordings, messages=0, **UNLIMITED) as sb:
+        env = sandbox_env(sb)
+        with tempfile.TemporaryDirectory(prefix="rcetl-bench-") as tmp:
             pipe = write_pipeline(Path(tmp) / "binaries", time_scale=1, sources={"recording": {}},
                                   sinks={"db": {"plugin": "sqlite", "url": "sqlite:///archive.db"},
                                          "files": {"plugin": "filesystem", "path": "files"}})

@@ -39,6 +39,11 @@ from .memory import IN_FLIGHT_LEASE, MemoryWindows, PerCredentialProvider, Queue
 _RACE_ATTEMPTS = 5
 # Rows that are not slots; slot ids are uuid hex, so they never start with "~".
 _PENALTY, _FULL, _LIMIT, _WINDOW = "~penalty", "~full", "~limit", "~window"
+#: A group allowing more requests per window than this does not bind (no RingCentral plan comes near:
+#: the standard ones allow 5 to 50 per 60 s; an unlimited test server says 1,000,000,000). Its slots
+#: are not journalled: a restart cannot overrun a budget it cannot reach, and a synchronous write on
+#: every request would then only slow the run (it made downloads 5x slower against such a server).
+UNBOUNDED = 100_000
 #: Slot rows older than this are deleted when the writer next touches their group (they stopped
 #: counting long before: a window is at most this long on any plan we know of).
 _KEEP_SECONDS = 3600.0
@@ -227,6 +232,7 @@ class JournalledWindows(MemoryWindows):
         self._credential = credential
         self._loaded: set[str] = set()
         self._fresh: dict[str, tuple[str, str, float]] = {}  # thread id -> the slot it took, to journal
+        self._journalled: dict[tuple[str, str], float] = {}  # (group, ~limit/~window) -> last value written
 
     def _load(self, group: str) -> None:
         """The group's state as the last process left it (once, on first use)."""
@@ -239,10 +245,13 @@ class JournalledWindows(MemoryWindows):
         self._penalty_until[group] = rows.get(_PENALTY, 0.0)
         self._full_until[group] = rows.get(_FULL, 0.0)
 
+    def _binds(self, group: str, base: GroupLimit, cap: int | None) -> bool:
+        return self._limit(group, base, cap).limit <= UNBOUNDED
+
     def try_take(self, group: str, base: GroupLimit, cap: int | None) -> tuple[str | None, float]:
         self._load(group)
         slot_id, wait = super().try_take(group, base, cap)
-        if slot_id is not None:
+        if slot_id is not None and self._binds(group, base, cap):
             self._fresh[str(threading.get_ident())] = (group, slot_id, self._slots[group][slot_id])
         return slot_id, wait
 
@@ -260,12 +269,15 @@ class JournalledWindows(MemoryWindows):
         later = self._journal.put_later
         cred = self._credential
         stamp = self._slots.get(group, {}).get(slot_id)
-        if stamp is not None:
+        if stamp is not None and self._binds(group, base, cap):
             later(cred, group, slot_id, stamp)
         learned_limit, learned_window = self._learned.get(group, (None, None))
-        if limit and limit > 0 and learned_limit:
+        # A learned figure is journalled when it changes, not with every response that repeats it.
+        if limit and limit > 0 and learned_limit and self._journalled.get((group, _LIMIT)) != learned_limit:
+            self._journalled[(group, _LIMIT)] = learned_limit
             later(cred, group, _LIMIT, float(learned_limit))
-        if window and window > 0 and learned_window:
+        if window and window > 0 and learned_window and self._journalled.get((group, _WINDOW)) != learned_window:
+            self._journalled[(group, _WINDOW)] = learned_window
             later(cred, group, _WINDOW, float(learned_window))
         if retry_after is not None and retry_after > 0:
             later(cred, group, _PENALTY, self._penalty_until[group], keep="max")

@@ -82,15 +82,16 @@ class BlobLedger:
                     self.table.create(self._engine, checkfirst=True)
                 self._ready = True
 
-    def _run(self, work: Any) -> Any:
-        from ..state.database import reported
+    def _run(self, work: Any, *, read_only: bool = False) -> Any:
+        from ..state.database import READ_ONLY, reported
 
         self._ensure_table()
+        options = READ_ONLY if read_only else {}
         with reported(self._url, "using the blob ledger"):
             if self._serial is None:
-                with self._engine.begin() as conn:
+                with self._engine.connect().execution_options(**options) as conn, conn.begin():
                     return work(conn)
-            with self._serial, self._engine.begin() as conn:
+            with self._serial, self._engine.connect().execution_options(**options) as conn, conn.begin():
                 return work(conn)
 
     def lookup(self, account: str, blob_ids: Sequence[str]) -> dict[str, LedgerEntry]:
@@ -107,7 +108,7 @@ class BlobLedger:
             return {r.blob_id: LedgerEntry(r.status, r.size, r.sha256, r.content_type, json.loads(r.locations))
                     for r in rows}
 
-        return self._run(work)
+        return self._run(work, read_only=True)
 
     def record(self, account: str, results: Iterable[BlobResult]) -> None:
         """Remember binaries every sink now holds (or the source no longer has)."""

@@ -61,8 +61,15 @@ def _on_sqlite_connect(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+#: Execution option of a connection that only reads: its transaction takes no write lock, so in WAL
+#: mode it neither waits for writers nor makes them wait (``conn.execution_options(**READ_ONLY)``).
+READ_ONLY = {"rcetl_read_only": True}
+
+
 def _on_sqlite_begin(conn: sa.Connection) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Writers take the lock up front (no deadlock between two readers upgrading); readers do not.
+    read_only = conn.get_execution_options().get("rcetl_read_only", False)
+    conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def create_state_engine(url: str) -> sa.Engine:

@@ -122,3 +122,32 @@ def test_a_limit_learned_before_a_restart_needs_no_probe(state_url):
     for _ in range(3):
         restarted.acquire("Heavy")  # in flight together at once: the plan is known already
     assert time.monotonic() - start < 2
+
+
+def _slot_rows(url: str) -> int:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.text("SELECT count(*) FROM rcetl_budget_slots WHERE slot NOT LIKE '~%'")).scalar()
+    finally:
+        engine.dispose()
+
+
+def test_slots_of_a_group_that_cannot_bind_are_not_journalled(state_url):
+    """A limit no RingCentral plan comes near (an unlimited test server) is not paced, so a restart
+    cannot overrun it: no write on its requests' path. A binding group is journalled as ever."""
+    old = _provider(state_url)
+    budget = old.budget(CRED, {"Heavy": GroupLimit(10, 60.0), "Light": GroupLimit(50, 60.0)})
+    budget.release(budget.acquire("Light"), limit=1_000_000_000, remaining=999_999_999, window=60)
+    for _ in range(5):
+        budget.release(budget.acquire("Light"), limit=1_000_000_000, remaining=999_999_999, window=60)
+    old.flush()
+    unbound = _slot_rows(state_url)
+    assert unbound == 1  # only the probe, sent before the limit was known
+    for _ in range(3):
+        budget.release(budget.acquire("Heavy"), limit=10, remaining=5, window=60)
+    old.flush()
+    assert _slot_rows(state_url) == unbound + 3
+    old.close()
