@@ -45,7 +45,11 @@ FLOORS: dict[str, float] = {
     "Heavy requests / minimum (window-aware)": 1.04,
     "Medium requests / minimum": 1.03,
     "call-log records/s, rcetl (into SQLite) / bare": 0.25,
-    "recordings/s, rcetl (folder + SQLite) / bare": 0.5,
+    # Re-based, not lowered to pass: since the sandbox stopped delaying small responses by ~40 ms
+    # (TCP_NODELAY, 4ed3563) the bare loop this figure divides by went from ~135 to ~900 files/s
+    # on this machine, while rcetl's own rate rose from 85 to ~170 files/s; 0.5 was a level of the
+    # old baseline (bench/README.md, "Gaps": recordings/s).
+    "recordings/s, rcetl (folder + SQLite) / bare": 0.2,
     "`rcetl validate` / `python -c pass`": 35,
     "`rcetl --help` / `python -c pass`": 25,
 }
