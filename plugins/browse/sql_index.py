@@ -57,51 +57,47 @@ class SqlArchiveIndex:
         more = len(rows) > filters.limit
         return Page(hits, encode_cursor(hits[-1].time, hits[-1].id) if more and hits else None)
 
-    def search_calls(self, filters: Filters) -> Page:
-        c = self.t.call_log.c
-        stmt = sa.select(c.account, c.id, c.start_time, c.type, c.direction, c.from_number, c.from_name,
-                         c.to_number, c.to_name, c.result, c.duration, c.recording_id, c.deleted)
+    @staticmethod
+    def _shared(stmt: sa.Select, c: Any, time_col: sa.ColumnElement, filters: Filters) -> sa.Select:
+        """The filters calls and messages have in common: numbers, names, direction, dates."""
         if filters.phone:
             stmt = stmt.where(sa.or_(c.from_e164 == filters.phone, c.to_e164 == filters.phone))
         if filters.name:
             like = f"%{_escape_like(filters.name)}%"
             stmt = stmt.where(sa.or_(c.from_name.like(like, escape="\\"), c.to_name.like(like, escape="\\")))
+        if filters.direction:
+            stmt = stmt.where(c.direction == filters.direction)
+        if filters.since:
+            stmt = stmt.where(time_col >= _naive(filters.since))
+        if filters.until:
+            stmt = stmt.where(time_col < _naive(filters.until))
+        return stmt
+
+    def search_calls(self, filters: Filters) -> Page:
+        c = self.t.call_log.c
+        stmt = self._shared(sa.select(c.account, c.id, c.start_time, c.type, c.direction, c.from_number, c.from_name,
+                                      c.to_number, c.to_name, c.result, c.duration, c.recording_id, c.deleted),
+                            c, c.start_time, filters)
         if filters.extension:
             # the mailbox the call belongs to (indexed with time); legs name the other extensions
             stmt = stmt.where(c.extension_id == int(filters.extension))
-        if filters.direction:
-            stmt = stmt.where(c.direction == filters.direction)
         if filters.call_types():
             stmt = stmt.where(c.type.in_(filters.call_types()))
         if filters.result:
             stmt = stmt.where(c.result == filters.result)
-        if filters.since:
-            stmt = stmt.where(c.start_time >= _naive(filters.since))
-        if filters.until:
-            stmt = stmt.where(c.start_time < _naive(filters.until))
         if filters.has_recording:
             stmt = stmt.where(c.recording_id.is_not(None))
         return self._page(stmt, c.start_time, c.id, filters, _call_hit)
 
     def search_messages(self, filters: Filters) -> Page:
         m = self.t.messages.c
-        stmt = sa.select(m.account, m.id, m.creation_time, m.type, m.direction, m.from_number, m.from_name,
-                         m.to_number, m.to_name, m.subject, m.deleted)
-        if filters.phone:
-            stmt = stmt.where(sa.or_(m.from_e164 == filters.phone, m.to_e164 == filters.phone))
-        if filters.name:
-            like = f"%{_escape_like(filters.name)}%"
-            stmt = stmt.where(sa.or_(m.from_name.like(like, escape="\\"), m.to_name.like(like, escape="\\")))
+        stmt = self._shared(sa.select(m.account, m.id, m.creation_time, m.type, m.direction, m.from_number,
+                                      m.from_name, m.to_number, m.to_name, m.subject, m.deleted),
+                            m, m.creation_time, filters)
         if filters.extension:
             stmt = stmt.where(m.from_extension_id == int(filters.extension))
-        if filters.direction:
-            stmt = stmt.where(m.direction == filters.direction)
         if filters.message_types():
             stmt = stmt.where(m.type.in_(filters.message_types()))
-        if filters.since:
-            stmt = stmt.where(m.creation_time >= _naive(filters.since))
-        if filters.until:
-            stmt = stmt.where(m.creation_time < _naive(filters.until))
         return self._page(stmt, m.creation_time, m.id, filters, _message_hit)
 
     # --- details -----------------------------------------------------------------------------
