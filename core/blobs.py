@@ -310,7 +310,17 @@ class ObjectStoreSink(BlobSink):
                     self._handle = self._connect()
         return self._handle
 
+    def close(self) -> None:
+        """Release the client :meth:`handle` made, if it made one (through :meth:`_disconnect`)."""
+        with self._handle_lock:
+            handle, self._handle = self._handle, None
+        if handle is not None:
+            self._disconnect(handle)
+
     # --- primitives ---------------------------------------------------------------------------
+
+    def _disconnect(self, handle: Any) -> None:
+        """Close the client :meth:`_connect` made (default: nothing to close)."""
 
     def _connect(self) -> Any:
         """Create the SDK client (or bucket handle) :meth:`handle` returns."""

@@ -133,10 +133,8 @@ class DropboxSink(rcetl.ObjectStoreSink):
     def check(self) -> None:
         self._guarded(lambda: self.dbx.users_get_current_account(), "checking the account")
 
-    def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+    def _disconnect(self, handle: Any) -> None:
+        handle.close()
 
     # --- primitives ---------------------------------------------------------------------------
 

@@ -116,10 +116,8 @@ class GCSSink(rcetl.ObjectStoreSink):
                 raise
             self.bucket.client.create_bucket(self.bucket, timeout=self.config.timeout, retry=self._retry)
 
-    def close(self) -> None:
-        if self._handle is not None:
-            self._handle.client.close()
-            self._handle = None
+    def _disconnect(self, handle: Any) -> None:
+        handle.client.close()  # the handle is a bucket; its client owns the connections
 
     # --- primitives ---------------------------------------------------------------------------
 

@@ -142,10 +142,8 @@ class S3Sink(rcetl.ObjectStoreSink):
                 args["ObjectLockEnabledForBucket"] = True
             self.client.create_bucket(**args)
 
-    def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+    def _disconnect(self, handle: Any) -> None:
+        handle.close()
 
     # --- primitives ---------------------------------------------------------------------------
 

@@ -185,7 +185,8 @@ def _instant(value: str) -> Any:
 
 class CallLogSource(rcetl.Source):
     def streams(self) -> list[rcetl.Stream]:
-        return [CallLogStream(self.config, self.connection)]  # type: ignore[arg-type]
+        assert isinstance(self.config, CallLogConfig)  # the config model this source registered
+        return [CallLogStream(self.config, self.connection)]
 
 
 @rcetl.hookimpl

@@ -342,7 +342,8 @@ class MessageStoreStream(rcetl.Stream):
 
 class MessageStoreSource(rcetl.Source):
     def streams(self) -> list[rcetl.Stream]:
-        return [MessageStoreStream(self.config, self.connection)]  # type: ignore[arg-type]
+        assert isinstance(self.config, MessageStoreConfig)  # the config model this source registered
+        return [MessageStoreStream(self.config, self.connection)]
 
 
 @rcetl.hookimpl

@@ -201,7 +201,8 @@ def retention_warnings(start: datetime, end: datetime, heavy_per_minute: int, no
 
 class RecordingSource(rcetl.Source):
     def streams(self) -> list[rcetl.Stream]:
-        return [RecordingStream(self.config, self.connection)]  # type: ignore[arg-type]
+        assert isinstance(self.config, RecordingConfig)  # the config model this source registered
+        return [RecordingStream(self.config, self.connection)]
 
 
 @rcetl.hookimpl
