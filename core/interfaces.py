@@ -283,21 +283,80 @@ class SinkEntry:
     importing the sinks it does not use. ``extra`` is what to install when the sink's dependencies
     are missing (``rcetl[s3]``); ``requires`` are the modules it needs from it, checked when the
     sink is loaded so that ``rcetl validate`` reports a missing extra instead of ``rcetl run``.
+
+    A sink whose class module imports a heavy library at the top (the SQL sinks import SQLAlchemy)
+    may also name its options model (``config="package.module:Model"``, a module that stays cheap)
+    and what it stores (``kinds``): ``rcetl validate`` then checks the options and the routing
+    without importing the class. Both must agree with the class, which :meth:`load` checks; such a
+    sink takes any stream and its options never pick another class (:meth:`Sink.configured`).
     """
 
     name: str
     target: str | type[Sink]  # "package.module:Class", or the class itself (tests, embedding)
     extra: str | None = None
     requires: tuple[str, ...] = ()
+    config: str | None = None  # "package.module:Model": the class's ``config_model``, importable alone
+    kinds: frozenset[str] | None = None  # what the class stores (``Sink.kinds()``), with ``config``
 
-    def load(self) -> type[Sink]:
-        """The sink's class; raises :class:`rcetl.PluginError` naming what to install."""
-        if not isinstance(self.target, str):
-            return self.target
+    def __post_init__(self) -> None:
+        if (self.config is None) != (self.kinds is None):
+            raise PluginError(f"sink plugin {self.name!r}: declare both config= and kinds=, or neither",
+                              hint="validation skips the class only when it knows its options and kinds")
+
+    @property
+    def declared(self) -> bool:
+        """Whether validation can do without the class (its options model and kinds are declared)."""
+        return self.config is not None
+
+    def check_requires(self) -> None:
+        """Raise :class:`rcetl.PluginError` naming what to install if a required module is missing."""
         missing = [m for m in self.requires if not _importable(m)]
         if missing:
             raise self._missing(", ".join(missing))
-        module_name, _, attr = self.target.partition(":")
+
+    def load_config(self) -> type[PluginConfig]:
+        """The sink's options model: the declared one (its class not imported), else the class's."""
+        if self.config is None:
+            return self.load().config_model
+        self.check_requires()
+        model = self._import(self.config)
+        if not (isinstance(model, type) and issubclass(model, PluginConfig)):
+            raise PluginError(f"sink plugin {self.name!r}: {self.config} is not an rcetl.PluginConfig subclass",
+                              hint="declare the options model as config='package.module:ClassName'")
+        return model
+
+    def load(self) -> type[Sink]:
+        """The sink's class; raises :class:`rcetl.PluginError` naming what to install."""
+        if isinstance(self.target, str):
+            self.check_requires()
+            cls = self._import(self.target)
+            if not (isinstance(cls, type) and issubclass(cls, Sink)):
+                raise PluginError(f"sink plugin {self.name!r}: {self.target} is not an rcetl.Sink subclass",
+                                  hint="register the sink's class as 'package.module:ClassName'")
+        else:
+            cls = self.target
+        if self.config is not None:
+            self._check_declarations(cls)
+        return cls
+
+    def _check_declarations(self, cls: type[Sink]) -> None:
+        wrong = []
+        if cls.config_model is not self.load_config():
+            model = cls.config_model
+            wrong.append(f"config={self.config!r} but the class's config_model is {model.__module__}:{model.__qualname__}")
+        if cls.kinds() != self.kinds:
+            wrong.append(f"kinds={sorted(self.kinds or ())} but the class stores {sorted(cls.kinds())}")
+        if cls.supported_streams is not None:
+            wrong.append("the class restricts its streams (supported_streams)")
+        if any("configured" in vars(k) for k in cls.__mro__[:cls.__mro__.index(Sink)]):
+            wrong.append("the class picks a subclass by option (configured())")
+        if wrong:
+            raise PluginError(f"sink plugin {self.name!r}: its registration disagrees with its class: "
+                              + "; ".join(wrong),
+                              hint="fix the SinkEntry's config=/kinds=, or drop them so the class is read")
+
+    def _import(self, target: str) -> object:
+        module_name, _, attr = target.partition(":")
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:
@@ -306,11 +365,7 @@ class SinkEntry:
                 raise PluginError(f"sink plugin {self.name!r}: cannot import {module_name}: {exc}",
                                   hint="the package registering it is broken; reinstall or report it") from None
             raise self._missing(gone) from None
-        cls = getattr(module, attr, None)
-        if not (isinstance(cls, type) and issubclass(cls, Sink)):
-            raise PluginError(f"sink plugin {self.name!r}: {self.target} is not an rcetl.Sink subclass",
-                              hint="register the sink's class as 'package.module:ClassName'")
-        return cls
+        return getattr(module, attr, None)
 
     def _missing(self, modules: str) -> PluginError:
         hint = f"pip install '{self.extra}'" if self.extra else f"install the package that provides {modules}"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from .common import PIPELINE_ARG, load, parse_date
+from .common import PIPELINE_ARG, check, load, parse_date
 
 
 def register(app: typer.Typer) -> None:
@@ -128,7 +128,7 @@ def _dry_run(pipeline, pm, window, selected, *, count: bool = False, as_json: bo
 
 def validate(pipeline_file: Path = PIPELINE_ARG) -> None:
     """Check a pipeline file completely, without any network call. Exits 2 listing every problem."""
-    pipeline, _ = load(pipeline_file)
+    pipeline, _ = check(pipeline_file)  # the sink classes themselves are loaded by `run`
     streams = ", ".join(sorted({s for src in pipeline.sources for s in src.spec.streams}))
     print(f"{pipeline_file}: valid pipeline {pipeline.name!r}: {len(pipeline.connections)} connection(s), "
           f"streams {streams}, sinks {', '.join(s.name for s in pipeline.sinks)}")

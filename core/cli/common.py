@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
+    from ..config import CheckedPipeline
     from ..config.model import Pipeline
     from ..registry import PluginManager
 
@@ -18,14 +19,26 @@ PIPELINE_ARG = typer.Argument(..., help="The pipeline file (YAML), e.g. pipeline
 
 def load(path: Path) -> tuple[Pipeline, PluginManager]:
     """Validate ``path`` or exit 2 with every problem listed; nothing is written before this."""
-    from ..config import load_pipeline
+    from ..errors import RcetlError
+    from .output import fail
+
+    checked, pm = check(path)
+    try:
+        return checked.build(), pm
+    except RcetlError as exc:
+        raise typer.Exit(fail(exc)) from None
+
+
+def check(path: Path) -> tuple[CheckedPipeline, PluginManager]:
+    """Validate ``path`` (without loading the sink classes validation can do without) or exit 2."""
+    from ..config import check_pipeline_file
     from ..errors import RcetlError
     from ..registry import get_plugin_manager
     from .output import fail
 
     pm = get_plugin_manager()
     try:
-        return load_pipeline(path, pm=pm), pm
+        return check_pipeline_file(path, pm=pm), pm
     except RcetlError as exc:
         raise typer.Exit(fail(exc)) from None
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
@@ -16,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import InitErrorDetails
 
 from ..errors import PluginError
-from ..interfaces import PluginConfig
+from ..interfaces import PluginConfig, Sink, SinkEntry
 from ..registry import PluginManager
 from .model import ConnectionConf, Pipeline, PipelineModel, SinkConf, SourceConf
 from .yamlsource import LoadedYaml, Path_, PipelineFileError, Problem
@@ -80,7 +81,55 @@ def _type_hint(model: type[BaseModel], loc: tuple[Any, ...]) -> str | None:
     return "; ".join(parts) or None
 
 
+@dataclass
+class CheckedSink:
+    """A sink whose options and routing passed validation. ``sink_class`` is None when its entry
+    declares its options and kinds (:attr:`SinkEntry.declared`): the class is loaded by
+    :meth:`CheckedPipeline.build`, so ``rcetl validate`` never imports it."""
+
+    name: str
+    entry: SinkEntry
+    config: PluginConfig
+    streams: set[str]
+    kinds: frozenset[str]
+    sink_class: type[Sink] | None
+    path: Path_
+
+
+@dataclass
+class CheckedPipeline:
+    """A pipeline file with every problem found (there were none): what ``rcetl validate`` reports.
+    :meth:`build` loads the sink classes validation could do without and returns the :class:`Pipeline`."""
+
+    name: str
+    loaded: LoadedYaml
+    connections: list[ConnectionConf]
+    sources: list[SourceConf]
+    sinks: list[CheckedSink]
+    pipeline: dict[str, Any] = field(default_factory=dict)  # the Pipeline's other fields
+
+    def build(self) -> Pipeline:
+        c = _Collector(self.loaded)
+        sinks = []
+        for s in self.sinks:
+            try:  # a declared entry's class serves any options as they are (SinkEntry.load checks)
+                cls = s.sink_class or s.entry.load()
+            except PluginError as exc:
+                c.add(s.path + ("plugin",), exc.message, exc.hint)
+                continue
+            sinks.append(SinkConf(s.name, s.entry, cls, s.config, s.streams))
+        if c.problems:
+            raise PipelineFileError(self.loaded.filename, c.problems)
+        return Pipeline(connections=self.connections, sources=self.sources, sinks=sinks, **self.pipeline)
+
+
 def build_pipeline(loaded: LoadedYaml, pm: PluginManager, file: Path) -> Pipeline:
+    """The validated pipeline with its sink classes loaded (see :func:`check_pipeline`)."""
+    return check_pipeline(loaded, pm, file).build()
+
+
+def check_pipeline(loaded: LoadedYaml, pm: PluginManager, file: Path) -> CheckedPipeline:
+    """Every problem of the file, or what it configures; imports only the plugin modules it names."""
     c = _Collector(loaded)
     data = loaded.data
     if not isinstance(data, dict):
@@ -146,7 +195,7 @@ def build_pipeline(loaded: LoadedYaml, pm: PluginManager, file: Path) -> Pipelin
     spool = Path(model.spool_dir).expanduser() if model.spool_dir else base_dir / ".rcetl" / model.pipeline / "spool"
     if not spool.is_absolute():
         spool = base_dir / spool
-    return Pipeline(
+    return CheckedPipeline(model.pipeline, loaded, connections, sources, sinks, dict(
         name=model.pipeline,
         file=file,
         base_dir=base_dir,
@@ -154,13 +203,10 @@ def build_pipeline(loaded: LoadedYaml, pm: PluginManager, file: Path) -> Pipelin
         spool_dir=spool,
         executor=model.executor,
         budgets=model.budgets,
-        connections=connections,
-        sources=sources,
-        sinks=sinks,
         observers={k: dict(v or {}) for k, v in model.observers.items()},
         secrets=set(loaded.secrets),
         purge=model.purge,
-    )
+    ))
 
 
 def _plugin_config(spec_config: type[PluginConfig], options: dict[str, Any], path: Path_,
@@ -226,7 +272,7 @@ def _sources(model: PipelineModel, connections: list[ConnectionConf], pm: Plugin
     return out
 
 
-def _sinks(model: PipelineModel, streams: dict[str, str], pm: PluginManager, c: _Collector) -> list[SinkConf]:
+def _sinks(model: PipelineModel, streams: dict[str, str], pm: PluginManager, c: _Collector) -> list[CheckedSink]:
     entries = pm.sinks()
     if not model.sinks:
         c.add(("sinks",), "no sinks configured", "add a sink, e.g. `archive: {plugin: sqlite, url: archive.db}`")
@@ -240,12 +286,17 @@ def _sinks(model: PipelineModel, streams: dict[str, str], pm: PluginManager, c: 
             c.add(path + ("plugin",), f"unknown sink plugin {plugin!r}",
                   did_you_mean(str(plugin), entries) or f"installed: {', '.join(entries)}")
             continue
-        try:  # only the sinks this file names are imported
-            sink_class = entry.load()
+        sink_class: type[Sink] | None = None
+        try:  # only the sinks this file names are imported, and of some only their options model
+            if entry.declared:
+                config_model = entry.load_config()
+                supported = None
+            else:
+                sink_class = entry.load()
+                config_model, supported = sink_class.config_model, sink_class.supported_streams
         except PluginError as exc:  # a missing optional extra: the hint says what to install
             c.add(path + ("plugin",), exc.message, exc.hint)
             continue
-        supported = sink_class.supported_streams
         routed = options.pop("streams", None)
         if routed is None:
             wanted = set(streams) if supported is None else set(streams) & supported
@@ -265,10 +316,13 @@ def _sinks(model: PipelineModel, streams: dict[str, str], pm: PluginManager, c: 
                           f"it takes: {', '.join(sorted(supported))}")
                 else:
                     wanted.add(stream)
-        config = _plugin_config(sink_class.config_model, options, path, c)
+        config = _plugin_config(config_model, options, path, c)
         if config is None:
             continue
-        out.append(SinkConf(name, entry, sink_class.configured(config), config, wanted))
+        if sink_class is not None:
+            sink_class = sink_class.configured(config)
+        kinds = sink_class.kinds() if sink_class is not None else entry.kinds or frozenset()
+        out.append(CheckedSink(name, entry, config, wanted, kinds, sink_class, path))
     return out
 
 
@@ -286,7 +340,7 @@ def _observers(model: PipelineModel, pm: PluginManager, c: _Collector) -> None:
             c.pydantic(exc, path, spec.config)
 
 
-def _routing(sources: list[SourceConf], sinks: list[SinkConf], c: _Collector) -> None:
+def _routing(sources: list[SourceConf], sinks: list[CheckedSink], c: _Collector) -> None:
     if not sinks or not sources:
         return
     for src in sources:

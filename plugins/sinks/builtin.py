@@ -10,17 +10,26 @@ from __future__ import annotations
 import rcetl
 
 _SQL = "rcetl.plugins.sinks.sql.variants"
+_SQL_CONFIG = "rcetl.plugins.sinks.sql.config"
+_RECORDS = frozenset({"records"})
+
+
+def _sql(name: str, kind: str, extra: str | None = None, requires: tuple[str, ...] = ()) -> rcetl.SinkEntry:
+    """An SQL sink: its module imports SQLAlchemy, so its options model (``sql.config``, which does
+    not) and its kind are declared here and ``rcetl validate`` never imports SQLAlchemy."""
+    return rcetl.SinkEntry(name, f"{_SQL}:{kind}Sink", extra=extra, requires=requires,
+                           config=f"{_SQL_CONFIG}:{kind}SinkConfig", kinds=_RECORDS)
 
 
 @rcetl.hookimpl
 def rcetl_sinks() -> list[rcetl.SinkEntry]:
     return [
         rcetl.SinkEntry("filesystem", "rcetl.plugins.sinks.filesystem:FilesystemSink"),
-        rcetl.SinkEntry("sql", f"{_SQL}:AnySqlSink"),
-        rcetl.SinkEntry("sqlite", f"{_SQL}:SqliteSink"),
-        rcetl.SinkEntry("mysql", f"{_SQL}:MysqlSink", extra="rcetl[mysql]", requires=("pymysql",)),
-        rcetl.SinkEntry("postgres", f"{_SQL}:PostgresSink", extra="rcetl[postgres]", requires=("psycopg",)),
-        rcetl.SinkEntry("mssql", f"{_SQL}:MssqlSink", extra="rcetl[mssql]", requires=("pymssql",)),
+        rcetl.SinkEntry("sql", f"{_SQL}:AnySqlSink", config=f"{_SQL_CONFIG}:SqlSinkConfig", kinds=_RECORDS),
+        _sql("sqlite", "Sqlite"),
+        _sql("mysql", "Mysql", extra="rcetl[mysql]", requires=("pymysql",)),
+        _sql("postgres", "Postgres", extra="rcetl[postgres]", requires=("psycopg",)),
+        _sql("mssql", "Mssql", extra="rcetl[mssql]", requires=("pymssql",)),
         rcetl.SinkEntry("mongodb", "rcetl.plugins.sinks.mongodb.sink:MongoRecordSink", extra="rcetl[mongodb]",
                         requires=("pymongo",)),
         rcetl.SinkEntry("s3", "rcetl.plugins.sinks.s3:S3Sink", extra="rcetl[s3]", requires=("boto3",)),
