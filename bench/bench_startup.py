@@ -9,6 +9,7 @@ that needs them, so the CLI answers fast whatever is installed.
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
@@ -24,7 +25,10 @@ VALIDATE_TARGET_SECONDS = 0.3
 
 def wall(cmd: list[str], repeats: int) -> tuple[float, list[float]]:
     times = []
-    subprocess.run(cmd, cwd=ROOT, capture_output=True, check=False)  # warm the page cache and .pyc files
+    # Warm the page cache and the .pyc files, as an installed rcetl has them (pip compiles them): a
+    # PYTHONDONTWRITEBYTECODE=1 shell would otherwise have every run compile rcetl's own modules.
+    warm = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run(cmd, cwd=ROOT, capture_output=True, check=False, env=warm)
     for _ in range(repeats):
         start = time.perf_counter()
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, check=False)

@@ -84,10 +84,16 @@ class PluginManager:
         skipped: the other plugins keep working, and ``rcetl plugins list`` names the package to fix.
         """
         only_builtin = os.environ.get("RCETL_DISABLE_PLUGIN_AUTOLOAD", "").lower() in {"1", "true", "yes"}
+        packages: dict[int, tuple[str, str]] = {}  # a distribution's metadata is parsed on every read: once each
         for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
             dist = getattr(ep, "dist", None)
-            package = dist.metadata["Name"] if dist is not None else "?"
-            version = dist.version if dist is not None else "?"
+            if dist is None:
+                package, version = "?", "?"
+            else:
+                if id(dist) not in packages:
+                    meta = dist.metadata
+                    packages[id(dist)] = (meta["Name"], meta["Version"])
+                package, version = packages[id(dist)]
             builtin = (package or "").lower() == BUILTIN_DISTRIBUTION
             if only_builtin and not builtin:
                 continue
