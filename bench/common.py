@@ -119,12 +119,13 @@ def fmt(v: float | None) -> str:
 
 
 class RequestLog:
-    """Wraps the sandbox's rate limiter: ``(real monotonic time, group, allowed)`` per metered request.
+    """Wraps the sandbox's rate limiter: ``(real monotonic time, user, group, allowed)`` per metered
+    request, the user being the account (its ``str``).
 
     Only the benchmark process touches the sandbox object; rcetl sees a plain HTTP server."""
 
     def __init__(self, sandbox: Any) -> None:
-        self.entries: list[tuple[float, str, bool]] = []
+        self.entries: list[tuple[float, str, str, bool]] = []
         self._lock = threading.Lock()
         limiter = sandbox.app.limiter
         inner = limiter.hit
@@ -132,18 +133,27 @@ class RequestLog:
         def hit(user: Any, group: str) -> Any:
             verdict = inner(user, group)
             with self._lock:
-                self.entries.append((time.monotonic(), group, verdict.allowed))
+                self.entries.append((time.monotonic(), str(user), group, verdict.allowed))
             return verdict
 
         limiter.hit = hit
 
     def times(self, group: str) -> list[float]:
         with self._lock:
-            return [t for t, g, _ in self.entries if g == group]
+            return [t for t, _, g, _ in self.entries if g == group]
 
     def refused(self, group: str | None = None) -> int:
         with self._lock:
-            return sum(1 for _, g, ok in self.entries if not ok and (group is None or g == group))
+            return sum(1 for _, _, g, ok in self.entries if not ok and (group is None or g == group))
+
+    def mark(self) -> int:
+        """Where the log stands now, to read what came after with :meth:`since`."""
+        with self._lock:
+            return len(self.entries)
+
+    def since(self, mark: int) -> list[tuple[float, str, str, bool]]:
+        with self._lock:
+            return self.entries[mark:]
 
 
 #: For "no rate limits" runs: the sandbox enforces nothing (``limits=False``) and its headers report

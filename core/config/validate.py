@@ -8,10 +8,10 @@ the field, what was expected, and how to fix it (with a did-you-mean for misspel
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import InitErrorDetails
@@ -22,6 +22,8 @@ from ..registry import PluginManager
 from .model import ConnectionConf, Pipeline, PipelineModel, SinkConf, SourceConf
 from .yamlsource import LoadedYaml, Path_, PipelineFileError, Problem
 
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 SINK_KEYS = {"plugin", "streams"}
 SOURCE_KEYS = {"connection"}
 
@@ -38,6 +40,14 @@ class _Collector:
 
     def add(self, path: Path_, message: str, hint: str | None = None) -> None:
         self.problems.append(Problem(tuple(path), message, hint, self.loaded.line_of(tuple(path))))
+
+    def known(self, specs: Mapping[str, T], name: Any, path: Path_, what: str) -> T | None:
+        """The plugin registered as ``name``, or None with an "unknown ``what``" problem at ``path``."""
+        spec = specs.get(name) if isinstance(name, str) else None
+        if spec is None:
+            self.add(path, f"unknown {what} {name!r}",
+                     did_you_mean(str(name), specs) or f"installed: {', '.join(specs) or 'none'}")
+        return spec
 
     def pydantic(self, exc: ValidationError, prefix: Path_, model: type[BaseModel]) -> None:
         fields = list(model.model_fields)
@@ -209,12 +219,11 @@ def check_pipeline(loaded: LoadedYaml, pm: PluginManager, file: Path) -> Checked
     ))
 
 
-def _plugin_config(spec_config: type[PluginConfig], options: dict[str, Any], path: Path_,
-                   c: _Collector) -> PluginConfig | None:
+def _plugin_config(model: type[M], options: dict[str, Any], path: Path_, c: _Collector) -> M | None:
     try:
-        return spec_config.model_validate(options)
+        return model.model_validate(options)
     except ValidationError as exc:
-        c.pydantic(exc, path, spec_config)
+        c.pydantic(exc, path, model)
         return None
 
 
@@ -229,14 +238,12 @@ def _connections(model: PipelineModel, shorthand: dict[str, tuple[Path_, dict[st
         entries[name] = value
     out = []
     for name, (path, options) in entries.items():
-        plugin = options.pop("plugin", None)
-        if plugin not in specs:
-            c.add(path + ("plugin",), f"unknown connection plugin {plugin!r}",
-                  did_you_mean(str(plugin), specs) or f"installed: {', '.join(specs) or 'none'}")
+        spec = c.known(specs, options.pop("plugin", None), path + ("plugin",), "connection plugin")
+        if spec is None:
             continue
-        config = _plugin_config(specs[plugin].config, options, path, c)
+        config = _plugin_config(spec.config, options, path, c)
         if config is not None:
-            out.append(ConnectionConf(name, specs[plugin], config))
+            out.append(ConnectionConf(name, spec, config))
     return out
 
 
@@ -248,9 +255,8 @@ def _sources(model: PipelineModel, connections: list[ConnectionConf], pm: Plugin
     out = []
     for name, raw in model.sources.items():
         path: Path_ = ("sources", name)
-        spec = specs.get(name)
+        spec = c.known(specs, name, path, "source")
         if spec is None:
-            c.add(path, f"unknown source {name!r}", did_you_mean(name, specs) or f"installed: {', '.join(specs)}")
             continue
         options = dict(raw or {})
         wanted = options.pop("connection", None)
@@ -281,10 +287,8 @@ def _sinks(model: PipelineModel, streams: dict[str, str], pm: PluginManager, c: 
         path: Path_ = ("sinks", name)
         options = dict(raw or {})
         plugin = options.pop("plugin", name)
-        entry = entries.get(plugin)
+        entry = c.known(entries, plugin, path + ("plugin",), "sink plugin")
         if entry is None:
-            c.add(path + ("plugin",), f"unknown sink plugin {plugin!r}",
-                  did_you_mean(str(plugin), entries) or f"installed: {', '.join(entries)}")
             continue
         sink_class: type[Sink] | None = None
         try:  # only the sinks this file names are imported, and of some only their options model
@@ -330,14 +334,9 @@ def _observers(model: PipelineModel, pm: PluginManager, c: _Collector) -> None:
     specs = pm.observers()
     for name, options in model.observers.items():
         path: Path_ = ("observers", name)
-        spec = specs.get(name)
-        if spec is None:
-            c.add(path, f"unknown observer {name!r}", did_you_mean(name, specs) or f"installed: {', '.join(specs) or 'none'}")
-            continue
-        try:
-            spec.config.model_validate(options or {})
-        except ValidationError as exc:
-            c.pydantic(exc, path, spec.config)
+        spec = c.known(specs, name, path, "observer")
+        if spec is not None:
+            _plugin_config(spec.config, dict(options or {}), path, c)
 
 
 def _routing(sources: list[SourceConf], sinks: list[CheckedSink], c: _Collector) -> None:
