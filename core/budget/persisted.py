@@ -10,7 +10,9 @@ next process reads when it first uses the group.
 
 What must be durable before a request leaves is written before ``acquire`` returns: the new slot,
 stamped ``acquire + lease`` (the row is written outside the budget's lock, so other threads keep
-taking and releasing meanwhile). Everything else -- a release re-stamping its slot, a penalty, a
+taking and releasing meanwhile; slots taken at the same moment share one transaction, and every
+write of the journal goes through one connection behind one lock, so none ever sleeps in SQLite's
+busy handler). Everything else -- a release re-stamping its slot, a penalty, a
 learned limit -- is written a moment later by one background thread in one transaction per batch:
 if the process dies first, the slot keeps its conservative in-flight stamp, which ends after the
 server's window for the request does. (A penalty is the one loss that matters; it is written within
@@ -76,9 +78,19 @@ class WindowJournal:
         self._later: queue.Queue[tuple[str, str, str, float, str] | None] = queue.Queue()
         self._writer: threading.Thread | None = None
         self._writer_lock = threading.Lock()
-        self._raw: Any = None  # SQLite: the connection new slots are written on
+        self._raw: Any = None  # SQLite: the one connection every journal write goes through
         self._raw_pid = 0
-        self._raw_lock = threading.Lock()
+        # Held for every write to the table (SQLite: the connection's too). Writers queue on it, not
+        # on SQLite's lock: SQLite's busy handler sleeps 1, 2, 5, 10 ... 100 ms between tries, and a
+        # slot insert that met the background writer's transaction waited up to 0.3 s (measured,
+        # with the request it was to let go waiting behind it).
+        self._write_lock = threading.Lock()
+        # Group commit: slots taken at the same moment (a window's slots free together) share one
+        # transaction. Each waits for the lock; whoever gets it writes every slot queued so far.
+        self._pending: list[tuple[int, tuple[str, str, str, float]]] = []
+        self._pending_lock = threading.Lock()
+        self._seq = 0
+        self._written: set[int] = set()
 
     # -- plumbing ---------------------------------------------------------------------------------
 
@@ -122,34 +134,53 @@ class WindowJournal:
             return {slot: float(score) for slot, score in rows}
 
     def insert_now(self, credential: str, group: str, slot: str, score: float) -> None:
-        """Journal a new slot before its request leaves."""
+        """Journal a new slot before its request leaves (in one transaction with every other slot
+        queued meanwhile: a burst of 40 requests costs a few commits, not 40 in a row)."""
         self._ensure_table()
-        with self._reported("keeping the request budget"):
-            if self._engine.dialect.name == "sqlite" and self._insert_sqlite(credential, group, slot, score):
+        with self._pending_lock:
+            self._seq += 1
+            seq = self._seq
+            self._pending.append((seq, (credential, group, slot, score)))
+        with self._reported("keeping the request budget"), self._write_lock:
+            if seq in self._written:  # another thread's transaction carried it
+                self._written.discard(seq)
                 return
-            with self._begin() as conn:
-                conn.execute(sa.insert(self.table).values(credential=credential, grp=group, slot=slot, score=score))
-
-    def _insert_sqlite(self, credential: str, group: str, slot: str, score: float) -> bool:
-        """SQLite: one prepared INSERT on a connection kept for it (this write is on every request's
-        path; through a pooled connection and a compiled statement it cost 5x the CPU)."""
-        with self._raw_lock:
-            if self._raw is None or self._raw_pid != os.getpid():
-                self._raw = self._engine.raw_connection()  # WAL, busy timeout, autocommit: see state.database
-                self._raw_pid = os.getpid()
-            cursor = self._raw.cursor()
+            with self._pending_lock:
+                batch, self._pending = self._pending, []
             try:
-                cursor.execute("BEGIN IMMEDIATE")
-                try:
-                    cursor.execute(f'INSERT INTO "{self.table.name}" (credential, grp, slot, score) VALUES (?, ?, ?, ?)',
-                                   (credential, group, slot, score))
-                except BaseException:
-                    cursor.execute("ROLLBACK")
-                    raise
-                cursor.execute("COMMIT")
-            finally:
-                cursor.close()
-        return True
+                self._insert([row for _, row in batch])
+            except BaseException:
+                with self._pending_lock:  # their owners write them, or raise, themselves
+                    self._pending[:0] = batch
+                raise
+            self._written.update(n for n, _ in batch if n != seq)
+
+    def _insert(self, rows: list[tuple[str, str, str, float]]) -> None:
+        if self._engine.dialect.name == "sqlite":
+            self._in_sqlite(lambda cursor: cursor.executemany(
+                f'INSERT INTO "{self.table.name}" (credential, grp, slot, score) VALUES (?, ?, ?, ?)', rows))
+            return
+        with self._begin() as conn:
+            conn.execute(sa.insert(self.table), [dict(credential=c, grp=g, slot=sl, score=sc) for c, g, sl, sc in rows])
+
+    def _in_sqlite(self, work: Any) -> None:
+        """SQLite: ``work(cursor)`` in one transaction on the connection kept for the journal (this
+        write is on every request's path; through a pooled connection and a compiled statement it
+        cost 5x the CPU). The caller holds ``_write_lock``."""
+        if self._raw is None or self._raw_pid != os.getpid():
+            self._raw = self._engine.raw_connection()  # WAL, busy timeout, autocommit: see state.database
+            self._raw_pid = os.getpid()
+        cursor = self._raw.cursor()
+        try:
+            cursor.execute("BEGIN IMMEDIATE")
+            try:
+                work(cursor)
+            except BaseException:
+                cursor.execute("ROLLBACK")
+                raise
+            cursor.execute("COMMIT")
+        finally:
+            cursor.close()
 
     def put_later(self, credential: str, group: str, slot: str, score: float, *, keep: str = "set") -> None:
         """Journal ``score`` for a row soon (``keep="max"``: never lower a stored block's end)."""
@@ -168,7 +199,7 @@ class WindowJournal:
         if writer is not None and writer.is_alive():
             self._later.put(None)
             writer.join(timeout=10)
-        with self._raw_lock:
+        with self._write_lock:
             if self._raw is not None and self._raw_pid == os.getpid():
                 self._raw.close()
             self._raw = None
@@ -206,6 +237,26 @@ class WindowJournal:
                 return
 
     def _write(self, writes: list[tuple[str, str, str, float, str]]) -> None:
+        with self._write_lock:
+            if self._engine.dialect.name == "sqlite":
+                self._in_sqlite(lambda cursor: self._write_sqlite(cursor, writes))
+            else:
+                self._write_any(writes)
+
+    def _write_sqlite(self, cursor: Any, writes: list[tuple[str, str, str, float, str]]) -> None:
+        name = self.table.name
+        for keep in ("set", "max"):
+            rows = [(c, g, sl, sc) for c, g, sl, sc, k in writes if k == keep]
+            if rows:
+                cursor.executemany(
+                    f'INSERT INTO "{name}" (credential, grp, slot, score) VALUES (?, ?, ?, ?) '
+                    "ON CONFLICT (credential, grp, slot) DO UPDATE SET score = excluded.score"
+                    + (" WHERE score < excluded.score" if keep == "max" else ""), rows)
+        old = time.time() - _KEEP_SECONDS
+        cursor.executemany(f'DELETE FROM "{name}" WHERE credential = ? AND grp = ? AND slot NOT LIKE \'~%\' '
+                           "AND score < ?", [(c, g, old) for c, g in {(w[0], w[1]) for w in writes}])
+
+    def _write_any(self, writes: list[tuple[str, str, str, float, str]]) -> None:
         t = self.table
         old = time.time() - _KEEP_SECONDS
         with self._begin() as conn:
