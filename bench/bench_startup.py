@@ -43,7 +43,7 @@ def heavy_modules() -> list[str]:
     probe = ("import sys, runpy; sys.argv=['rcetl','validate','pipelines/demo.yaml']\n"
              "try:\n    runpy.run_module('rcetl.cli.main', run_name='__main__')\nexcept SystemExit:\n    pass\n"
              "heavy=('boto3','botocore','google.cloud','pymongo','celery','dlt','dropbox','psycopg','pymysql',"
-             "'pandas','numpy','redis','kombu','pyarrow','alembic')\n"
+             "'pandas','numpy','redis','kombu','pyarrow','alembic','sqlalchemy')\n"
              "print(','.join(sorted({m.split('.')[0] for m in sys.modules if m.startswith(heavy)})))")
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=False)
     last = (out.stdout.strip().splitlines() or [""])[-1]

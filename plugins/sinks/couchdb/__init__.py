@@ -7,11 +7,12 @@ loads only when a pipeline uses it, so ``rcetl --help`` and validation stay fast
 from __future__ import annotations
 
 import re
-from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, field_validator
 
 import rcetl
+
+from .. import split_url
 
 # CouchDB's rule for database names (https://docs.couchdb.org/en/stable/api/database/common.html).
 DATABASE_NAME = r"^[a-z][a-z0-9_$()+/-]{0,237}$"
@@ -37,14 +38,12 @@ class CouchDBConfig(rcetl.PluginConfig):
     @field_validator("url")
     @classmethod
     def _check_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("expected an http:// or https:// URL of the CouchDB server, e.g. http://127.0.0.1:5984")
+        expected = "an http:// or https:// URL of the CouchDB server, e.g. http://127.0.0.1:5984"
+        parts = split_url(value, ("http", "https"), expected)
+        if not parts.hostname:
+            raise ValueError(f"expected {expected}")
         if parts.path.strip("/"):
             raise ValueError("the URL names the server only; put the database name in `database:`")
-        if parts.password:
-            rcetl.register_secret(unquote(parts.password))
-            rcetl.register_secret(parts.password)
         return value.rstrip("/")
 
     @field_validator("password")

@@ -27,6 +27,7 @@ from typing import Any, BinaryIO
 
 import rcetl
 
+from .. import some
 from . import CouchDBConfig
 from .client import Conflict, CouchClient, NotFound, path_of
 from .documents import (
@@ -43,11 +44,6 @@ from .documents import (
 
 _CONFLICT_RETRIES = 8
 _READ_CHUNK = 1 << 20
-
-
-def _keys_text(ids: Sequence[str]) -> str:
-    shown = ", ".join(ids[:5])
-    return f"document {shown}" if len(ids) == 1 else f"{len(ids)} documents ({shown}{', ...' if len(ids) > 5 else ''})"
 
 
 class CouchDBRecordSink(rcetl.RecordSink):
@@ -130,14 +126,14 @@ class CouchDBRecordSink(rcetl.RecordSink):
             failed = [r for r in results if r.get("error") and r.get("error") != "conflict"]
             if failed:
                 raise rcetl.PermanentError(
-                    f"CouchDB at {self.where} rejected {_keys_text([r['id'] for r in failed])}: "
+                    f"CouchDB at {self.where} rejected {some([r['id'] for r in failed], 'document')}: "
                     f"{failed[0].get('error')}: {rcetl.redact(str(failed[0].get('reason')))[:200]}")
             changed += sum(1 for r in results if r.get("ok"))
             if not conflicts:
                 return changed
             bodies = {id_: bodies[id_] for id_ in conflicts}
             current = self.client.fetch(list(bodies))
-        raise rcetl.TransientError(f"CouchDB at {self.where}: {_keys_text(list(bodies))} kept changing while "
+        raise rcetl.TransientError(f"CouchDB at {self.where}: {some(list(bodies), 'document')} kept changing while "
                                    "being written (another writer?)", hint="the batch is retried")
 
     def _entries(self, stream: str, account: str | None) -> Iterator[tuple[str, dict[str, Any]]]:

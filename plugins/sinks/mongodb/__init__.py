@@ -11,6 +11,8 @@ from pydantic import Field, field_validator
 
 import rcetl
 
+from .. import split_url
+
 
 class MongoSinkConfig(rcetl.PluginConfig):
     """Archive records (and optionally binaries, in GridFS) into MongoDB."""
@@ -24,12 +26,5 @@ class MongoSinkConfig(rcetl.PluginConfig):
     @field_validator("url")
     @classmethod
     def _check_url(cls, value: str) -> str:
-        from urllib.parse import unquote, urlsplit
-
-        parts = urlsplit(value)
-        if parts.scheme not in ("mongodb", "mongodb+srv"):
-            raise ValueError("expected a mongodb:// or mongodb+srv:// URL")
-        if parts.password:
-            rcetl.register_secret(unquote(parts.password))
-            rcetl.register_secret(parts.password)
+        split_url(value, ("mongodb", "mongodb+srv"), "a mongodb:// or mongodb+srv:// URL")
         return value

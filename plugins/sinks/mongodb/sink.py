@@ -28,6 +28,7 @@ from pymongo.errors import (
 
 import rcetl
 
+from .. import some
 from . import MongoSinkConfig
 
 # Known streams get readable collection names; any other stream gets "<prefix>stream_<name>".
@@ -85,8 +86,7 @@ def bson_key(key: rcetl.Key) -> Any:
 
 
 def _keys_text(keys: Sequence[tuple[str, rcetl.Key]]) -> str:
-    shown = ", ".join(f"{s}/{k!r}" for s, k in keys[:5])
-    return f"record {shown}" if len(keys) == 1 else f"{len(keys)} records ({shown}{', ...' if len(keys) > 5 else ''})"
+    return some([f"{s}/{k!r}" for s, k in keys], "record")
 
 
 class MongoRecordSink(rcetl.RecordSink):

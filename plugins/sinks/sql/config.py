@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import re
 from typing import ClassVar
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl
 
 from pydantic import Field, field_validator
 
 import rcetl
+
+from .. import register_url_password
 
 # A bare scheme gets the driver rcetl installs with its extras (rcetl[mysql], rcetl[postgres]...).
 DEFAULT_DRIVERS = {
@@ -59,9 +61,7 @@ def normalize_url(url: str, alias: str | None) -> str:
         raise ValueError("not a database URL; expected e.g. postgresql://user@host:5432/db")
     if parsed["port"] and not parsed["port"].isdigit():
         raise ValueError(f"the port of a database URL is a number, not {parsed['port']!r}")
-    if parsed["password"] is not None:
-        rcetl.register_secret(unquote(parsed["password"]))
-        rcetl.register_secret(parsed["password"])
+    register_url_password(parsed["password"])
     scheme = parsed["name"]
     backend, _, driver = scheme.partition("+")
     if not driver and backend in DEFAULT_DRIVERS:
