@@ -339,6 +339,14 @@ class SinkEntry:
             self._check_declarations(cls)
         return cls
 
+    def build(self, name: str, options: Mapping[str, Any], ctx: RunContext) -> Sink:
+        """A sink of this plugin named ``name``, from its options as a pipeline file gives them (checked
+        by its options model, which may pick a subclass), not opened yet: for tests, benchmarks and
+        embedding code that have no pipeline file. Raises pydantic's ``ValidationError`` on bad options."""
+        cls = self.load()
+        config = cls.config_model.model_validate(dict(options))
+        return cls.configured(config)(name, config, ctx)
+
     def _check_declarations(self, cls: type[Sink]) -> None:
         wrong = []
         if cls.config_model is not self.load_config():

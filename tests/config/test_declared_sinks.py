@@ -144,3 +144,16 @@ def test_a_declared_sink_whose_class_is_broken_fails_at_build_with_the_file_line
     with pytest.raises(PipelineFileError) as err:
         checked.build()
     assert "p.yaml:8: sinks.files.plugin: sink plugin 'liar': its registration disagrees" in str(err.value).replace(str(tmp_path) + "/", "")
+
+
+def test_an_entry_builds_a_sink_from_options_as_a_file_gives_them(tmp_path: Path) -> None:
+    """``SinkEntry.build``: what tests and benchmarks use instead of a pipeline file (not opened)."""
+    from pydantic import ValidationError
+
+    entries = PluginManager()
+    entries.load_entry_points()
+    ctx = rcetl.RunContext.standalone(tmp_path, "t")
+    sink = entries.sinks()["sqlite"].build("db", {"url": "a.db", "table_prefix": "x_"}, ctx)
+    assert type(sink).__name__ == "SqliteSink" and sink.name == "db" and sink.config.table_prefix == "x_"
+    with pytest.raises(ValidationError):
+        entries.sinks()["sqlite"].build("db", {"url": "mysql://h/db"}, ctx)
