@@ -21,10 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import smtplib
-import ssl
-import urllib.request
-from email.message import EmailMessage
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -110,6 +106,8 @@ def payload(run: RunInfo, summary: RunSummary, report: str | None = None) -> dic
 
 
 def post_webhook(options: NotifyOptions, body: dict[str, Any]) -> int:
+    import urllib.request  # here, not at the top: every `rcetl validate` imports this module
+
     data = json.dumps(body, default=str).encode()
     request = urllib.request.Request(options.webhook or "", data=data, method="POST",
                                      headers={"Content-Type": "application/json", "User-Agent": "rcetl",
@@ -136,6 +134,10 @@ def email_text(body: dict[str, Any]) -> tuple[str, str]:
 
 
 def send_email(options: EmailOptions, body: dict[str, Any]) -> None:
+    import smtplib  # here, not at the top: every `rcetl validate` imports this module
+    import ssl
+    from email.message import EmailMessage
+
     subject, text = email_text(body)
     msg = EmailMessage()
     msg["Subject"], msg["From"], msg["To"] = subject, options.sender, ", ".join(options.to)
