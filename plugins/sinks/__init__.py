@@ -4,6 +4,7 @@ output, and a batch of records named in an error message (cheap: imported whenev
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 from urllib.parse import SplitResult, unquote, urlsplit
 
 import rcetl
@@ -32,3 +33,19 @@ def some(names: Sequence[str], noun: str) -> str:
     if len(names) == 1:
         return f"{noun} {shown}"
     return f"{len(names)} {noun}s ({shown}{', ...' if len(names) > 5 else ''})"
+
+
+class OptionalBlobs(rcetl.RecordSink):
+    """A record sink that stores binaries too when a boolean option says so (CouchDB's ``binaries``,
+    MongoDB's ``gridfs``): the option is named by ``blobs_option``, and the class storing binaries is
+    the subclass that is also an :class:`rcetl.BlobSink`; :meth:`configured` picks one of the two."""
+
+    #: The boolean option of ``config_model`` that turns on storing binaries.
+    blobs_option: ClassVar[str]
+
+    @classmethod
+    def configured(cls, config: rcetl.PluginConfig) -> type[rcetl.Sink]:
+        records: type[OptionalBlobs] = next(k for k in cls.__mro__ if "blobs_option" in vars(k))
+        if not getattr(config, records.blobs_option):
+            return records
+        return next(k for k in records.__subclasses__() if issubclass(k, rcetl.BlobSink))

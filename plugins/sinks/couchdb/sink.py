@@ -27,7 +27,7 @@ from typing import Any, BinaryIO
 
 import rcetl
 
-from .. import some
+from .. import OptionalBlobs, some
 from . import CouchDBConfig
 from .client import Conflict, CouchClient, NotFound, path_of
 from .documents import (
@@ -46,16 +46,11 @@ _CONFLICT_RETRIES = 8
 _READ_CHUNK = 1 << 20
 
 
-class CouchDBRecordSink(rcetl.RecordSink):
+class CouchDBRecordSink(OptionalBlobs):
     config_model = CouchDBConfig
     description = "Records as CouchDB documents (Mango-indexed), binaries as attachments (binaries: false: records only)"
     config: CouchDBConfig
-
-    @classmethod
-    def configured(cls, config: rcetl.PluginConfig) -> type[rcetl.Sink]:
-        """``binaries: false`` archives records only: binaries are then routed to other sinks."""
-        binaries = config.binaries if isinstance(config, CouchDBConfig) else True
-        return CouchDBArchiveSink if binaries else CouchDBRecordSink
+    blobs_option = "binaries"  # false: records only, binaries are routed to other sinks
 
     def __init__(self, name: str, config: rcetl.PluginConfig, ctx: rcetl.RunContext) -> None:
         super().__init__(name, config, ctx)

@@ -28,7 +28,7 @@ from pymongo.errors import (
 
 import rcetl
 
-from .. import some
+from .. import OptionalBlobs, some
 from . import MongoSinkConfig
 
 # Known streams get readable collection names; any other stream gets "<prefix>stream_<name>".
@@ -89,19 +89,12 @@ def _keys_text(keys: Sequence[tuple[str, rcetl.Key]]) -> str:
     return some([f"{s}/{k!r}" for s, k in keys], "record")
 
 
-class MongoRecordSink(rcetl.RecordSink):
+class MongoRecordSink(OptionalBlobs):
     config_model = MongoSinkConfig
     description = "Records into MongoDB collections (one per stream); binaries into GridFS with gridfs: true"
     config: MongoSinkConfig
-
-    @classmethod
-    def configured(cls, config: rcetl.PluginConfig) -> type[rcetl.Sink]:
-        """With ``gridfs: true`` the sink stores binaries too: the pipeline routes them here."""
-        return MongoArchiveSink if isinstance(config, MongoSinkConfig) and config.gridfs else cls
-
-    def __init__(self, name: str, config: rcetl.PluginConfig, ctx: rcetl.RunContext) -> None:
-        super().__init__(name, config, ctx)
-        self._client: pymongo.MongoClient | None = None
+    blobs_option = "gridfs"  # true: the pipeline routes binaries here too
+    _client: pymongo.MongoClient | None = None  # connected on first use
 
     # --- connection ----------------------------------------------------------------------------
 
