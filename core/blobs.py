@@ -319,6 +319,13 @@ class ObjectStoreSink(BlobSink):
 
     # --- primitives ---------------------------------------------------------------------------
 
+    def sync(self) -> None:
+        """Make durable everything :meth:`store` returned so far. The engine calls it once per
+        batch, after the batch's binaries are stored and before any record naming them is written
+        (or a checkpoint moves), so a sink may defer per-file durability work to it (the local
+        folder fsyncs each folder that gained names once here). A store whose writes are durable
+        when they return (S3, GCS) has nothing to do."""
+
     def _disconnect(self, handle: Any) -> None:
         """Close the client :meth:`_connect` made (default: nothing to close)."""
 

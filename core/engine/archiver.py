@@ -25,7 +25,7 @@ from ..records import ArchivedRecord, BlobResult, Record
 from ..run import RunStats
 from ..secrets import redact
 from ..stopping import RunStopped
-from .ledger import BlobLedger, reuse
+from .ledger import BlobLedger, LedgerLookups, reuse
 from .spool import HashingSpool
 
 log = logging.getLogger("rcetl.engine")
@@ -91,6 +91,8 @@ class BatchArchiver:
         # (the overlap window and --full-refresh re-read records, not files); --redownload ignores it.
         self.ledger = ledger
         self.redownload = redownload
+        # Looked up many binaries at a time, not one query per download.
+        self._lookups = LedgerLookups(ledger) if ledger is not None and not redownload else None
         self._inflight: dict[tuple[str, str], Future[BlobResult]] = {}
         self._inflight_lock = threading.Lock()
 
@@ -107,6 +109,8 @@ class BatchArchiver:
                 key = (item.record.account, ref.blob_id)
                 fut = self._inflight.get(key)
                 if fut is None:
+                    if self._lookups is not None and not item.redownload:
+                        self._lookups.expect(item.record.account, ref.blob_id)
                     fut = self.pool.submit(self._store_one, item, ref)
                     self._inflight[key] = fut
                 item.blob_futures[ref.blob_id] = fut
@@ -117,6 +121,7 @@ class BatchArchiver:
         if not batch:
             return result
         blob_results = self._store_blobs(batch)
+        self._sync_blob_sinks(batch)
         self._remember(batch, blob_results)
         ready: list[tuple[Routed, ArchivedRecord]] = []
         for item in batch:
@@ -165,6 +170,25 @@ class BatchArchiver:
                         self._inflight.pop(key, None)
         return out
 
+    def _sync_blob_sinks(self, batch: Sequence[Routed]) -> None:
+        """Make the batch's binaries durable in every blob sink that defers it (see
+        ObjectStoreSink.sync) before the ledger or any record names them (invariants 1 and 2)."""
+        sinks: dict[int, tuple[str, BlobSink]] = {}
+        for item in batch:
+            for name, sink in item.blob_sinks:
+                sinks.setdefault(id(sink), (name, sink))
+        for name, sink in sinks.values():
+            sync = getattr(sink, "sync", None)
+            if sync is None:
+                continue
+            try:
+                _retrying(f"blob sink {name!r}", sync)
+            except SinkUnavailable:
+                raise
+            except Exception as exc:  # noqa: BLE001 - nothing of the batch is known durable: stop
+                raise SinkUnavailable(f"blob sink {name!r} could not make the batch durable: "
+                                      f"{type(exc).__name__}: {redact(str(exc))}") from exc
+
     def _remember(self, batch: Sequence[Routed], results: dict[int, dict[str, BlobResult]]) -> None:
         """Note in the ledger every binary of the batch the sinks now hold (one transaction)."""
         if self.ledger is None:
@@ -178,9 +202,9 @@ class BatchArchiver:
             self.ledger.record(account, outcomes.values())
 
     def _reuse(self, item: Routed, ref) -> BlobResult | None:  # noqa: ANN001 - BlobRef
-        if self.ledger is None or self.redownload or item.redownload:
+        if self._lookups is None or item.redownload:
             return None
-        entry = self.ledger.lookup(item.record.account, [ref.blob_id]).get(ref.blob_id)
+        entry = self._lookups.get(item.record.account, ref.blob_id)
         result = reuse(ref, entry, item.blob_sinks)
         if result is not None:
             result.reused = True

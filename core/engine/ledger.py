@@ -13,10 +13,11 @@ the ledger existed have no row and are downloaded once more, after which they do
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -96,42 +97,139 @@ class BlobLedger:
 
     def lookup(self, account: str, blob_ids: Sequence[str]) -> dict[str, LedgerEntry]:
         """What was archived of these binaries of ``account`` (missing ids: nothing known)."""
-        if not blob_ids:
+        ids = list(dict.fromkeys(blob_ids))
+        if not ids:
             return {}
-        t = self.table
 
         def work(conn: sa.Connection) -> dict[str, LedgerEntry]:
-            rows = conn.execute(sa.select(t.c.blob_id, t.c.status, t.c.size, t.c.sha256, t.c.content_type,
-                                          t.c.locations)
-                                .where(t.c.pipeline == self.pipeline, t.c.account == account,
-                                       t.c.blob_id.in_(list(blob_ids))))
-            return {r.blob_id: LedgerEntry(r.status, r.size, r.sha256, r.content_type, json.loads(r.locations))
-                    for r in rows}
+            found: dict[str, LedgerEntry] = {}
+            for chunk in _chunks(ids):
+                rows = conn.execute(self._select, {"pipeline": self.pipeline, "account": account, "ids": chunk})
+                found.update((r.blob_id, LedgerEntry(r.status, r.size, r.sha256, r.content_type,
+                                                     json.loads(r.locations))) for r in rows)
+            return found
 
         return self._run(work, read_only=True)
 
     def record(self, account: str, results: Iterable[BlobResult]) -> None:
         """Remember binaries every sink now holds (or the source no longer has)."""
-        rows = [
-            {"pipeline": self.pipeline, "account": account, "blob_id": r.ref.blob_id, "status": r.status,
-             "size": r.size, "sha256": r.sha256, "content_type": r.ref.content_type,
-             "locations": json.dumps({s.sink: s.location for s in r.stored}, sort_keys=True),
-             "updated_at": time.time()}
+        rows = {
+            r.ref.blob_id: {"pipeline": self.pipeline, "account": account, "blob_id": r.ref.blob_id,
+                            "status": r.status, "size": r.size, "sha256": r.sha256,
+                            "content_type": r.ref.content_type,
+                            "locations": json.dumps({s.sink: s.location for s in r.stored}, sort_keys=True),
+                            "updated_at": time.time()}
             for r in results if r.status in ("stored", "gone") and not r.error
-        ]
+        }
         if not rows:
             return
-        t = self.table
-        keys = [(r["account"], r["blob_id"]) for r in rows]
+        ids = list(rows)
 
         def work(conn: sa.Connection) -> None:
-            # Delete then insert: the same statement on every database the state store supports.
-            for account_, blob_id in keys:
-                conn.execute(t.delete().where(t.c.pipeline == self.pipeline, t.c.account == account_,
-                                              t.c.blob_id == blob_id))
-            conn.execute(t.insert(), rows)
+            # Delete then insert: the same statements on every database the state store supports;
+            # one DELETE per chunk of ids and one executemany INSERT, not a statement per binary.
+            for chunk in _chunks(ids):
+                conn.execute(self._delete, {"pipeline": self.pipeline, "account": account, "ids": chunk})
+            conn.execute(self.table.insert(), list(rows.values()))
 
         self._run(work)
+
+    @functools.cached_property
+    def _select(self) -> sa.Select[Any]:
+        t = self.table
+        return (sa.select(t.c.blob_id, t.c.status, t.c.size, t.c.sha256, t.c.content_type, t.c.locations)
+                .where(t.c.pipeline == sa.bindparam("pipeline"), t.c.account == sa.bindparam("account"),
+                       t.c.blob_id.in_(sa.bindparam("ids", expanding=True))))
+
+    @functools.cached_property
+    def _delete(self) -> sa.Delete:
+        t = self.table
+        return t.delete().where(t.c.pipeline == sa.bindparam("pipeline"), t.c.account == sa.bindparam("account"),
+                                t.c.blob_id.in_(sa.bindparam("ids", expanding=True)))
+
+
+#: Ids per IN list: well under every supported database's limit of bound parameters (SQLite's is 999
+#: in old builds).
+_CHUNK = 500
+
+
+def _chunks(ids: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(ids), _CHUNK):
+        yield ids[start:start + _CHUNK]
+
+
+class _Query:
+    """One ledger query for the ids of an account that were started together."""
+
+    def __init__(self, account: str) -> None:
+        self.account = account
+        self.ids: list[str] = []
+        self.taken = False
+        self.done = threading.Event()
+        self.answers: dict[str, LedgerEntry] = {}
+        self.error: BaseException | None = None
+
+
+class LedgerLookups:
+    """Ledger look-ups of binaries on their way, asked many at a time.
+
+    A lookup per binary is a database round trip (and a transaction) per download. Instead every
+    binary is announced with :meth:`expect` when it is sent on its way, and the first download
+    thread that needs an answer asks the ledger once for every id announced since the previous
+    query; the other threads find their answer there (or wait for that query to finish).
+    """
+
+    #: At most this many ids in one query: a thread does not wait long for a large one.
+    MAX_IDS = 500
+
+    def __init__(self, ledger: BlobLedger) -> None:
+        self.ledger = ledger
+        self._lock = threading.Lock()
+        self._open: dict[str, _Query] = {}  # account -> the query still gathering ids
+        self._by_key: dict[tuple[str, str], _Query] = {}
+
+    def expect(self, account: str, blob_id: str) -> None:
+        """``blob_id`` of ``account`` will be looked up soon (by :meth:`get`)."""
+        with self._lock:
+            key = (account, blob_id)
+            if key in self._by_key:
+                return
+            query = self._open.get(account)
+            if query is None or len(query.ids) >= self.MAX_IDS:
+                query = self._open[account] = _Query(account)
+            query.ids.append(blob_id)
+            self._by_key[key] = query
+
+    def get(self, account: str, blob_id: str) -> LedgerEntry | None:
+        """What the ledger holds for ``blob_id`` of ``account`` (expected or not)."""
+        key = (account, blob_id)
+        with self._lock:
+            query = self._by_key.pop(key, None)
+            if query is None:  # not announced: asked alone
+                query = _Query(account)
+                query.ids.append(blob_id)
+            run = not query.taken
+            if run:
+                query.taken = True
+                if self._open.get(account) is query:
+                    del self._open[account]
+        if run:
+            try:
+                query.answers = self.ledger.lookup(account, query.ids)
+            except BaseException as exc:  # noqa: BLE001 - every thread waiting on it raises it
+                query.error = exc
+            finally:
+                query.done.set()
+        else:
+            query.done.wait()
+        if query.error is not None:
+            raise query.error
+        return query.answers.get(blob_id)
+
+    def forget(self, account: str, blob_id: str) -> None:
+        """``blob_id`` will not be looked up after all (its download was cancelled)."""
+        with self._lock:
+            self._by_key.pop((account, blob_id), None)
 
 
 def reuse(ref: BlobRef, entry: LedgerEntry | None, sinks: Sequence[tuple[str, BlobSink]]) -> BlobResult | None:
