@@ -53,10 +53,8 @@ def written(e164: str) -> str:
 def open_sink(url: str, prefix: str, tmp: Path) -> Any:
     from rcetl.registry import get_plugin_manager
 
-    cls = get_plugin_manager().sinks()["sql"].load()
-    config = cls.config_model.model_validate({"url": url, "table_prefix": prefix})
-    ctx = rcetl.RunContext.standalone(tmp, "bench")
-    sink = cls.configured(config)("archive", config, ctx)
+    sink = get_plugin_manager().sinks()["sql"].build("archive", {"url": url, "table_prefix": prefix},
+                                                    rcetl.RunContext.standalone(tmp, "bench"))
     sink.open()
     return sink
 

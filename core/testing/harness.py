@@ -99,8 +99,8 @@ class SinkHarness:
     def new_sink(self, options: dict[str, Any] | None = None, *, name: str | None = None,
                  open_it: bool = True) -> Sink:
         """A fresh instance (a new run, or a new process after a crash) on the same storage."""
-        config = self.validate(options)
-        sink = self.spec.load().configured(config)(name or self.case.plugin.replace("-", "_"), config, self.ctx)
+        sink = self.spec.build(name or self.case.plugin.replace("-", "_"),
+                               self.case.config if options is None else options, self.ctx)
         self.opened.append(sink)
         if open_it:
             sink.open()

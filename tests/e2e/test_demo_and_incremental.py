@@ -32,9 +32,7 @@ def _sinks(tmp: Path):  # noqa: ANN202 - open the archive through the sinks' own
     entries = get_plugin_manager().sinks()
 
     def build(plugin: str, name: str, options: dict):  # noqa: ANN202 - as a pipeline builds a sink
-        cls = entries[plugin].load()
-        config = cls.config_model.model_validate(options)
-        return cls.configured(config)(name, config, ctx)
+        return entries[plugin].build(name, options, ctx)
 
     db = build("sqlite", "archive", {"url": f"sqlite:///{tmp / 'demo-archive' / 'archive.db'}"})
     files = build("filesystem", "files", {"path": str(tmp / "demo-archive" / "files")})

@@ -77,10 +77,7 @@ def run_until_clean(pipeline: Path, env: dict[str, str], attempts: int = 4, args
 def open_sink(plugin: str, name: str, options: dict, tmp: Path) -> Any:
     from rcetl.registry import get_plugin_manager
 
-    cls = get_plugin_manager().sinks()[plugin].load()
-    config = cls.config_model.model_validate(options)
-    ctx = rcetl.RunContext.standalone(tmp, "check")
-    sink = cls.configured(config)(name, config, ctx)
+    sink = get_plugin_manager().sinks()[plugin].build(name, options, rcetl.RunContext.standalone(tmp, "check"))
     sink.open()
     return sink
 

@@ -64,6 +64,4 @@ def build_sink(plugin_name: str, options: dict, ctx: rcetl.RunContext, name: str
     """A built-in sink as a pipeline builds it: its registered class, its validated options."""
     from rcetl.plugins.sinks.builtin import rcetl_sinks
 
-    cls = {entry.name: entry for entry in rcetl_sinks()}[plugin_name].load()
-    config = cls.config_model.model_validate(options)
-    return cls.configured(config)(name, config, ctx)
+    return {entry.name: entry for entry in rcetl_sinks()}[plugin_name].build(name, options, ctx)
