@@ -35,7 +35,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from .common import BIN, RESULTS, Figure, RequestLog, fmt, machine, measure
+from .common import BIN, Figure, RequestLog, fmt, machine, measure, results_dir
 
 RCETL = str(BIN / "rcetl")
 ACCOUNTS = 4
@@ -119,38 +119,9 @@ def start_workers(env: dict[str, str], queue: str, logdir: Path, preload: Path |
     return procs
 
 
-class AccountLog:
-    """Every metered request with its user (account), group and verdict, taken at the sandbox's
-    rate limiter (the benchmark process wraps its own sandbox object; rcetl sees a plain server)."""
-
-    def __init__(self, sandbox: Any) -> None:
-        import threading
-
-        self.entries: list[tuple[float, str, str, bool]] = []
-        self._lock = threading.Lock()
-        limiter = sandbox.app.limiter
-        inner = limiter.hit
-
-        def hit(user: Any, group: str) -> Any:
-            verdict = inner(user, group)
-            with self._lock:
-                self.entries.append((time.monotonic(), str(user), group, verdict.allowed))
-            return verdict
-
-        limiter.hit = hit
-
-    def mark(self) -> int:
-        with self._lock:
-            return len(self.entries)
-
-    def since(self, mark: int) -> list[tuple[float, str, str, bool]]:
-        with self._lock:
-            return self.entries[mark:]
-
-
-def heavy_use(entries: list[tuple[float, str, str, bool]], window: float, limit: int) -> dict[str, float]:
-    """Per account, the lowest share of its Heavy limit used in any whole window while it had work
-    (consecutive windows from its first Heavy request; the last, partial one is left out)."""
+def heavy_windows(entries: list[tuple[float, str, str, bool]], window: float) -> dict[str, list[int]]:
+    """Per account, its Heavy requests in each whole window while it had work (consecutive windows
+    from its first Heavy request; the last, partial one is left out)."""
     by_user: dict[str, list[float]] = {}
     for t, user, group, ok in entries:
         if group.lower() == "heavy" and ok:
@@ -160,10 +131,14 @@ def heavy_use(entries: list[tuple[float, str, str, bool]], window: float, limit:
         times.sort()
         start, end = times[0], times[-1]
         whole = int((end - start) // window)
-        shares = [sum(1 for t in times if start + k * window <= t < start + (k + 1) * window) / limit
-                  for k in range(whole)]
-        out[user] = min(shares) if shares else 1.0
+        out[user] = [sum(1 for t in times if start + k * window <= t < start + (k + 1) * window)
+                     for k in range(whole)]
     return out
+
+
+def heavy_use(entries: list[tuple[float, str, str, bool]], window: float, limit: int) -> dict[str, float]:
+    """Per account, the lowest share of its Heavy limit used in any whole window while it had work."""
+    return {user: min(counts) / limit if counts else 1.0 for user, counts in heavy_windows(entries, window).items()}
 
 
 def stop_workers(procs: list[subprocess.Popen]) -> None:
@@ -210,7 +185,6 @@ def run(quick: bool) -> tuple[list[Figure], dict[str, Any]]:
             Sandbox(seed=5, size=size, time_scale=time_scale, accounts=ACCOUNTS) as sb:
         work = Path(tmp)
         log = RequestLog(sb)
-        accounts_log = AccountLog(sb)
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "RC_SERVER": sb.server, "RC_MEDIA": sb.media_server,
                "RC_CLIENT_ID": sb.client_id, "RC_CLIENT_SECRET": sb.client_secret,
                **{f"RC_JWT_{i}": a["jwt"] for i, a in enumerate(sb.accounts)}}
@@ -237,7 +211,7 @@ def run(quick: bool) -> tuple[list[Figure], dict[str, Any]]:
             p = write(work / "par" / "pipeline.yaml",
                       pipeline_doc(f"bench-par-{tag}", list(range(ACCOUNTS)), par_files, tag, time_scale, queue))
             workers = start_workers(env, queue, work, preload=p)
-            mark = accounts_log.mark()
+            mark = log.mark()
             try:
                 began = time.monotonic()
                 m = measure([RCETL, "run", str(p), "--json", "--executor", "celery"], env=env, cwd=p.parent)
@@ -250,9 +224,9 @@ def run(quick: bool) -> tuple[list[Figure], dict[str, Any]]:
             par_refused = log.refused() - seq_refused
             par_complete = complete(par_files, want)
             par_requests = sum(sum(g.values()) for g in m.summary["requests"].values())
-            par_entries = accounts_log.since(mark)
+            par_entries = log.since(mark)
             # where the scaled-out run's time goes besides the budget: before each account's first
-            # request and after its last one (the same clock as AccountLog's)
+            # request and after its last one (the same clock as RequestLog's)
             ramps = {}
             for t, user, _, _ in par_entries:
                 lo, hi = ramps.get(user, (t, t))
@@ -261,6 +235,10 @@ def run(quick: bool) -> tuple[list[Figure], dict[str, Any]]:
                              for u, (lo, hi) in ramps.items()}
             par_counted = len(par_entries)
             use = heavy_use(par_entries, 60.0 / time_scale, sb.app.limiter.plan["Heavy"])
+            # where a window fell short: its index (0: the one with the account's first Heavy request)
+            raw["heavy_per_window"] = {u[:14]: c for u, c in heavy_windows(par_entries, 60.0 / time_scale).items()}
+            raw["heavy_times_s"] = {u[:14]: [round(t - began, 3) for t, uu, g, ok in par_entries
+                                             if uu == u and g.lower() == "heavy" and ok] for u in use}
         finally:
             cleanup(tag)
     speedup = seq_wall / par_wall
@@ -300,10 +278,13 @@ def main() -> None:
           f"sandbox counted {raw['sandbox_counted_requests']}")
     print(f"scaled-out run: seconds before each account's first request / after its last: "
           f"{ {u[:14]: (r['before_first_request'], r['after_last_request']) for u, r in raw.get('ramp_s', {}).items()} }")
+    print(f"Heavy requests per whole window, per account: {raw.get('heavy_per_window')}")
     print(f"sequential {raw['sequential_wall_s']}s, two workers {raw['scaled_out_wall_s']}s; "
           f"recordings per account {raw['recordings']}; 429s {raw['sequential_429']} / {raw['scaled_out_429']}")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "scaleout.json").write_text(json.dumps({"figures": [f.to_json() for f in figures], "raw": raw},
+    # a quick run (a developer's check) never changes the tracked results of a full one
+    folder = results_dir(args.quick)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"scaleout{'-quick' if args.quick else ''}.json").write_text(json.dumps({"figures": [f.to_json() for f in figures], "raw": raw},
                                                       indent=2, default=str) + "\n")
     if args.quick and any(f.clearly_missed for f in figures):
         sys.exit(1)

@@ -168,11 +168,12 @@ class WindowJournal:
         write is on every request's path; through a pooled connection and a compiled statement it
         cost 5x the CPU). The caller holds ``_write_lock``."""
         if self._raw is None or self._raw_pid != os.getpid():
-            self._raw = self._engine.raw_connection()  # WAL, busy timeout, autocommit: see state.database
+            self._raw = self._engine.raw_connection()  # WAL, autocommit: see state.database
             self._raw_pid = os.getpid()
+            self._raw.cursor().execute("PRAGMA busy_timeout = 0")  # we wait ourselves: _begin_immediate
         cursor = self._raw.cursor()
         try:
-            cursor.execute("BEGIN IMMEDIATE")
+            _begin_immediate(cursor)
             try:
                 work(cursor)
             except BaseException:
@@ -271,6 +272,27 @@ class WindowJournal:
             for credential, group in {(w[0], w[1]) for w in writes}:
                 conn.execute(sa.delete(t).where(t.c.credential == credential, t.c.grp == group,
                                                 ~t.c.slot.startswith("~"), t.c.score < old))
+
+
+def _begin_immediate(cursor: Any) -> None:
+    """``BEGIN IMMEDIATE``, waiting for another writer of the database (the engine's checkpoint or
+    blob-ledger transaction) in steps of 0.2-2 ms: SQLite's own busy handler sleeps 1, 2, 5, 10 ... 100
+    ms, and this write holds up a request that may go now."""
+    import sqlite3
+
+    from ..state.database import SQLITE_BUSY_TIMEOUT_MS
+
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    pause = 0.0002
+    while True:
+        try:
+            cursor.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.002)
 
 
 class JournalledWindows(MemoryWindows):

@@ -7,6 +7,8 @@ version with real SIGKILLs and the sandbox's counters is tests/reliability/test_
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -151,3 +153,51 @@ def test_slots_of_a_group_that_cannot_bind_are_not_journalled(state_url):
     old.flush()
     assert _slot_rows(state_url) == unbound + 3
     old.close()
+
+
+# --- the write path: slots taken together share a transaction; a write waits for the engine's ---
+
+
+def test_slots_taken_together_are_all_journalled_and_seen_by_the_next_process(state_url):
+    defaults = {"Medium": GroupLimit(40, 60.0)}
+    provider = JournalledBudgetProvider(state_url)
+    budget = provider.budget(CRED, defaults)
+    budget.release(budget.acquire("Medium"), limit=40, remaining=39, window=60)  # the probe: limit known
+    start = threading.Barrier(30)
+    taken = []
+
+    def take() -> None:
+        start.wait()
+        taken.append(budget.acquire("Medium"))  # 30 threads at once: a burst of one window
+
+    threads = [threading.Thread(target=take) for _ in range(30)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(taken) == 30
+    assert _slot_rows(state_url) == 31  # every slot written before its request could leave
+    provider.close()
+    restarted = JournalledBudgetProvider(state_url).budget(CRED, defaults)
+    assert restarted.snapshot()["Medium"].used == 31
+
+
+def test_a_journal_write_waits_for_another_writer_of_the_state_database(state_url):
+    defaults = {"Heavy": GroupLimit(10, 60.0)}
+    provider = JournalledBudgetProvider(state_url)
+    budget = provider.budget(CRED, defaults)
+    budget.release(budget.acquire("Heavy"), limit=10, remaining=9, window=60)
+    provider.flush()
+    # The engine commits a checkpoint (or the blob ledger a batch) on another connection meanwhile.
+    other = sqlite3.connect(state_url.removeprefix("sqlite:///"), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    got = threading.Event()
+    waiter = threading.Thread(target=lambda: (budget.acquire("Heavy"), got.set()))
+    waiter.start()
+    assert not got.wait(0.3)  # the slot is not handed out before it is journalled
+    other.execute("COMMIT")
+    other.close()
+    assert got.wait(10)
+    waiter.join(5)
+    assert _slot_rows(state_url) == 2
+    provider.close()
