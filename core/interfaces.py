@@ -302,6 +302,8 @@ class SinkEntry:
         if (self.config is None) != (self.kinds is None):
             raise PluginError(f"sink plugin {self.name!r}: declare both config= and kinds=, or neither",
                               hint="validation skips the class only when it knows its options and kinds")
+        if self.kinds is not None and not isinstance(self.kinds, frozenset):  # a set or tuple given
+            object.__setattr__(self, "kinds", frozenset(self.kinds))
 
     @property
     def declared(self) -> bool:
