@@ -133,11 +133,6 @@ class CheckedPipeline:
         return Pipeline(connections=self.connections, sources=self.sources, sinks=sinks, **self.pipeline)
 
 
-def build_pipeline(loaded: LoadedYaml, pm: PluginManager, file: Path) -> Pipeline:
-    """The validated pipeline with its sink classes loaded (see :func:`check_pipeline`)."""
-    return check_pipeline(loaded, pm, file).build()
-
-
 def check_pipeline(loaded: LoadedYaml, pm: PluginManager, file: Path) -> CheckedPipeline:
     """Every problem of the file, or what it configures; imports only the plugin modules it names."""
     c = _Collector(loaded)
