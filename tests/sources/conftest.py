@@ -124,3 +124,20 @@ def sandbox_factory():
     yield make
     for sb in reversed(started):
         sb.__exit__(None, None, None)
+
+
+@pytest.fixture
+def connected(sandbox_factory, tmp_path: Path):
+    """``sb, ctx, conn = connected(**sandbox_options, connection={...overrides})``: a fresh sandbox, a
+    run context in ``tmp_path`` and a RingCentral connection to it, closed after the test."""
+    opened: list[Any] = []
+
+    def make(connection: dict[str, Any] | None = None, **sandbox_options: Any) -> tuple[Any, rcetl.RunContext, Any]:
+        sb = sandbox_factory(**sandbox_options)
+        ctx = make_ctx(tmp_path)
+        opened.append(connect(sb, ctx, **(connection or {})))
+        return sb, ctx, opened[-1]
+
+    yield make
+    for conn in reversed(opened):
+        conn.close()

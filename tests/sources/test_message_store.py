@@ -7,96 +7,76 @@ from collections import Counter
 
 import requests
 
-from .conftest import connect, download_all, drain, make_ctx, message_store, stream_of
+from .conftest import download_all, drain, make_ctx, message_store, stream_of
 from .test_call_log_recording import expected_blobs, truth_of
 
 
-def test_every_message_and_attachment_exactly_once(sandbox_factory, tmp_path) -> None:
-    sb = sandbox_factory()
-    ctx = make_ctx(tmp_path)
-    conn = connect(sb, ctx)
-    try:
-        stream = stream_of(message_store, ctx, conn)
-        records, checkpoints = drain(stream)
-        truth = truth_of(sb)
-        # FSync and the dated list can both return a recent message: the engine upserts by key, so
-        # "once" means every key present and each record the same data.
-        assert set(Counter(r.key for r in records)) == {m["id"] for m in truth["messages"]}
-        unique = {r.key: r for r in records}
-        assert download_all(stream, unique.values(), tmp_path / "dl") == expected_blobs(truth, "attachment", "attachments")
-        assert all(isinstance(v.get("syncToken"), str) and "backfill" not in v for v in checkpoints.values())
-        assert sb.counters()["throttled"] == 0
-    finally:
-        conn.close()
+def test_every_message_and_attachment_exactly_once(connected, tmp_path) -> None:
+    sb, ctx, conn = connected()
+    stream = stream_of(message_store, ctx, conn)
+    records, checkpoints = drain(stream)
+    truth = truth_of(sb)
+    # FSync and the dated list can both return a recent message: the engine upserts by key, so
+    # "once" means every key present and each record the same data.
+    assert set(Counter(r.key for r in records)) == {m["id"] for m in truth["messages"]}
+    unique = {r.key: r for r in records}
+    assert download_all(stream, unique.values(), tmp_path / "dl") == expected_blobs(truth, "attachment", "attachments")
+    assert all(isinstance(v.get("syncToken"), str) and "backfill" not in v for v in checkpoints.values())
+    assert sb.counters()["throttled"] == 0
 
 
-def test_isync_reports_deletions_with_whole_messages(sandbox_factory, tmp_path) -> None:
-    sb = sandbox_factory()
-    ctx = make_ctx(tmp_path)
-    conn = connect(sb, ctx)
-    try:
-        stream = stream_of(message_store, ctx, conn)
-        records, checkpoints = drain(stream)
-        alive = [r for r in records if r.data.get("availability") == "Alive"]
-        victim, purged = alive[0], alive[1]
-        token = conn.client.tokens.access_token()
-        for rec, purge in ((victim, "false"), (purged, "true")):
-            ext = rec.data["extensionId"]
-            url = conn.account_path(f"/extension/{ext}/message-store/{rec.key}")
-            assert requests.delete(url, params={"purge": purge}, headers={"Authorization": f"Bearer {token}"}).status_code == 204
-        before = sb.counters()["by_endpoint"].get("message-list", 0)
-        changed, _ = drain(stream, checkpoints=checkpoints)
-        by_key = {r.key: r for r in changed}
-        assert by_key[victim.key].deleted and by_key[victim.key].data["availability"] == "Deleted"
-        assert by_key[purged.key].deleted and by_key[purged.key].data["availability"] == "Purged"
-        # Batch GET restored the whole message, not sync's {id, availability} stub.
-        assert by_key[victim.key].data.get("creationTime") == victim.data["creationTime"]
-        assert sb.counters()["by_endpoint"].get("message-list", 0) == before  # no re-listing
-    finally:
-        conn.close()
+def test_isync_reports_deletions_with_whole_messages(connected) -> None:
+    sb, ctx, conn = connected()
+    stream = stream_of(message_store, ctx, conn)
+    records, checkpoints = drain(stream)
+    alive = [r for r in records if r.data.get("availability") == "Alive"]
+    victim, purged = alive[0], alive[1]
+    token = conn.client.tokens.access_token()
+    for rec, purge in ((victim, "false"), (purged, "true")):
+        ext = rec.data["extensionId"]
+        url = conn.account_path(f"/extension/{ext}/message-store/{rec.key}")
+        assert requests.delete(url, params={"purge": purge}, headers={"Authorization": f"Bearer {token}"}).status_code == 204
+    before = sb.counters()["by_endpoint"].get("message-list", 0)
+    changed, _ = drain(stream, checkpoints=checkpoints)
+    by_key = {r.key: r for r in changed}
+    assert by_key[victim.key].deleted and by_key[victim.key].data["availability"] == "Deleted"
+    assert by_key[purged.key].deleted and by_key[purged.key].data["availability"] == "Purged"
+    # Batch GET restored the whole message, not sync's {id, availability} stub.
+    assert by_key[victim.key].data.get("creationTime") == victim.data["creationTime"]
+    assert sb.counters()["by_endpoint"].get("message-list", 0) == before  # no re-listing
 
 
-def test_refused_sync_token_falls_back_without_full_backfill(sandbox_factory, tmp_path) -> None:
-    sb = sandbox_factory()
-    ctx = make_ctx(tmp_path)
-    conn = connect(sb, ctx)
-    try:
-        stream = stream_of(message_store, ctx, conn, extensions=[sb.ground_truth()["accounts"][0]["extensions"][0]["id"]])
-        _, checkpoints = drain(stream)
-        (partition,) = checkpoints
-        broken = {partition: {**checkpoints[partition], "syncToken": "garbage"}}
-        records, after = drain(stream, checkpoints=broken)
-        assert after[partition]["syncToken"] not in ("garbage", None)
-    finally:
-        conn.close()
+def test_refused_sync_token_falls_back_without_full_backfill(connected) -> None:
+    sb, ctx, conn = connected()
+    stream = stream_of(message_store, ctx, conn, extensions=[sb.ground_truth()["accounts"][0]["extensions"][0]["id"]])
+    _, checkpoints = drain(stream)
+    (partition,) = checkpoints
+    broken = {partition: {**checkpoints[partition], "syncToken": "garbage"}}
+    records, after = drain(stream, checkpoints=broken)
+    assert after[partition]["syncToken"] not in ("garbage", None)
 
 
-def test_hostile_content_comes_through_exactly(sandbox_factory, tmp_path) -> None:
-    sb = sandbox_factory()
-    ctx = make_ctx(tmp_path)
-    conn = connect(sb, ctx)
-    try:
-        records, _ = drain(stream_of(message_store, ctx, conn))
-        truth = truth_of(sb)
-        by_key = {r.key: r for r in records}
-        big = [m["id"] for m in truth["messages"] if m["id"] > 2**53]
-        assert big, "the sandbox data set should hold ids above 2^53"
-        for mid in big:
-            rec = by_key[mid]
-            assert type(rec.key) is int and rec.key == mid and rec.data["id"] == mid
-        refs = [b for r in records for b in r.blobs]
-        names = {b.variables.get("name") for b in refs}
-        assert "../../etc/passwd" in names  # passed on verbatim: the blob sinks sanitise names
-        # Ids stay exact ints (never a float); the key variable "id" joins message and attachment id.
-        assert all(type(b.variables["attachment_id"]) is int and type(b.variables["message_id"]) is int for b in refs)
-        assert all(b.variables["id"] == f"{b.variables['message_id']}-{b.variables['attachment_id']}" for b in refs)
-        assert any(ord(c) < 32 for r in records for c in str(r.data.get("from", {}).get("name", "")))
-        conversation = [r for r in records if "conversationId" in r.data]
-        assert all(type(r.data["conversationId"]) is int for r in conversation)
-        # An optional field missing from the API stays missing (nothing invented, nothing dropped).
-        assert any("fileName" not in a for r in records for a in r.data.get("attachments", []))
-    finally:
-        conn.close()
+def test_hostile_content_comes_through_exactly(connected) -> None:
+    sb, ctx, conn = connected()
+    records, _ = drain(stream_of(message_store, ctx, conn))
+    truth = truth_of(sb)
+    by_key = {r.key: r for r in records}
+    big = [m["id"] for m in truth["messages"] if m["id"] > 2**53]
+    assert big, "the sandbox data set should hold ids above 2^53"
+    for mid in big:
+        rec = by_key[mid]
+        assert type(rec.key) is int and rec.key == mid and rec.data["id"] == mid
+    refs = [b for r in records for b in r.blobs]
+    names = {b.variables.get("name") for b in refs}
+    assert "../../etc/passwd" in names  # passed on verbatim: the blob sinks sanitise names
+    # Ids stay exact ints (never a float); the key variable "id" joins message and attachment id.
+    assert all(type(b.variables["attachment_id"]) is int and type(b.variables["message_id"]) is int for b in refs)
+    assert all(b.variables["id"] == f"{b.variables['message_id']}-{b.variables['attachment_id']}" for b in refs)
+    assert any(ord(c) < 32 for r in records for c in str(r.data.get("from", {}).get("name", "")))
+    conversation = [r for r in records if "conversationId" in r.data]
+    assert all(type(r.data["conversationId"]) is int for r in conversation)
+    # An optional field missing from the API stays missing (nothing invented, nothing dropped).
+    assert any("fileName" not in a for r in records for a in r.data.get("attachments", []))
 
 
 def test_a_dry_run_counts_a_medium_download_per_attachment_but_none_for_purged_messages(tmp_path) -> None:

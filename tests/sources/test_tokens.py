@@ -11,68 +11,48 @@ import pytest
 import rcetl
 from rcetl.plugins.sources.ringcentral.api_errors import ApiError
 
-from .conftest import call_log, connect, drain, make_ctx, stream_of
+from .conftest import call_log, drain, make_ctx, stream_of
 
 
-def test_stored_token_is_encrypted(sandbox_factory, tmp_path) -> None:
-    sb = sandbox_factory()
-    ctx = make_ctx(tmp_path)
-    conn = connect(sb, ctx)
-    try:
-        conn.account_id()
-        token = conn.client.tokens._token
-        assert token is not None
-        blob = b"".join(p.read_bytes() for p in (tmp_path / "state").rglob("*") if p.is_file())
-        assert blob, "the token was not stored"
-        for secret in (sb.client_secret, sb.jwt, token.access_token, token.refresh_token):
-            assert secret and secret.encode() not in blob
-    finally:
-        conn.close()
+def test_stored_token_is_encrypted(connected, tmp_path) -> None:
+    sb, ctx, conn = connected()
+    conn.account_id()
+    token = conn.client.tokens._token
+    assert token is not None
+    blob = b"".join(p.read_bytes() for p in (tmp_path / "state").rglob("*") if p.is_file())
+    assert blob, "the token was not stored"
+    for secret in (sb.client_secret, sb.jwt, token.access_token, token.refresh_token):
+        assert secret and secret.encode() not in blob
 
 
-def test_run_longer_than_token_lifetime_never_fails(sandbox_factory, tmp_path) -> None:
-    sb = sandbox_factory(time_scale=1800.0)  # a 1 h access token lives 2 real seconds
-    ctx = make_ctx(tmp_path)
-    conn = connect(sb, ctx)
+def test_run_longer_than_token_lifetime_never_fails(connected) -> None:
+    sb, ctx, conn = connected(time_scale=1800.0)  # a 1 h access token lives 2 real seconds
     stream = stream_of(call_log, ctx, conn)
-    try:
-        deadline = time.monotonic() + 5.0
-        runs = 0
-        while time.monotonic() < deadline:
-            records, _ = drain(stream)
-            assert len(records) == len(sb.ground_truth()["accounts"][0]["call_log"])
-            runs += 1
-        tokens = conn.client.tokens
-        assert tokens.refreshes >= 1 and tokens.logins == 1
-        assert sb.counters()["by_status"].get("401", 0) == 0
-    finally:
-        conn.close()
+    deadline = time.monotonic() + 5.0
+    runs = 0
+    while time.monotonic() < deadline:
+        records, _ = drain(stream)
+        assert len(records) == len(sb.ground_truth()["accounts"][0]["call_log"])
+        runs += 1
+    tokens = conn.client.tokens
+    assert tokens.refreshes >= 1 and tokens.logins == 1
+    assert sb.counters()["by_status"].get("401", 0) == 0
 
 
-def test_401_relogs_in_once_with_the_jwt(sandbox_factory, tmp_path) -> None:
-    sb = sandbox_factory()
-    ctx = make_ctx(tmp_path)
-    conn = connect(sb, ctx)
-    try:
+def test_401_relogs_in_once_with_the_jwt(connected) -> None:
+    sb, ctx, conn = connected()
+    conn.account_id()
+    sb.revoke_tokens()
+    records, _ = drain(stream_of(call_log, ctx, conn))
+    assert records and conn.client.tokens.logins == 2
+
+
+def test_bad_jwt_is_a_clear_permanent_error(connected) -> None:
+    sb, ctx, conn = connected(connection={"jwt": "not-a-valid-jwt-assertion"})
+    with pytest.raises(rcetl.PermanentError) as info:
         conn.account_id()
-        sb.revoke_tokens()
-        records, _ = drain(stream_of(call_log, ctx, conn))
-        assert records and conn.client.tokens.logins == 2
-    finally:
-        conn.close()
-
-
-def test_bad_jwt_is_a_clear_permanent_error(sandbox_factory, tmp_path) -> None:
-    sb = sandbox_factory()
-    ctx = make_ctx(tmp_path)
-    conn = connect(sb, ctx, jwt="not-a-valid-jwt-assertion")
-    try:
-        with pytest.raises(rcetl.PermanentError) as info:
-            conn.account_id()
-        assert isinstance(info.value, ApiError) and info.value.status in (400, 401)
-        assert "not-a-valid-jwt-assertion" not in str(info.value)
-    finally:
-        conn.close()
+    assert isinstance(info.value, ApiError) and info.value.status in (400, 401)
+    assert "not-a-valid-jwt-assertion" not in str(info.value)
 
 
 def _worker(options: dict, state: str, seconds: float, results) -> None:
