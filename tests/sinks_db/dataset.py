@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import copy
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import rcetl
 
@@ -143,6 +145,23 @@ class Dataset:
             assert {e.key for e in entries} == keys
             assert {type(e.key) for e in entries} == {type(k) for k in keys}
             assert sink.count(stream) == len(keys)  # type: ignore[attr-defined]
+
+    def assert_rewrites_change_nothing(self, sink: rcetl.RecordSink, snapshot: Callable[[Any], Any]) -> None:
+        """Writing the data set again, in order and reversed, leaves ``snapshot(sink)`` as it was."""
+        before = snapshot(sink)
+        sink.write(self.records)
+        sink.write(list(reversed(self.records)))
+        assert snapshot(sink) == before
+
+    def write_then_update(self, sink: rcetl.RecordSink) -> tuple[rcetl.ArchivedRecord, rcetl.ArchivedRecord]:
+        """Write the data set, then its call and fax changed at the source (:func:`updated_at_source`):
+        the sink still holds each record once. Returns the changed call and fax."""
+        sink.write(self.records)
+        call, fax = updated_at_source(self)
+        sink.write([call, fax])
+        for stream in ("call-log", "message-store"):
+            assert sink.count(stream) == len(self.keys[stream])
+        return call, fax
 
     def of(self, stream: str) -> list[rcetl.ArchivedRecord]:
         return [r for r in self.records if r.record.stream == stream]
