@@ -12,7 +12,9 @@
 
 Every contender is a subprocess of its own (rcetl via `rcetl run`), timed from start to exit.
 
-    .venv/bin/python -m bench.bench_throughput [--quick]
+    .venv/bin/python -m bench.bench_throughput [--quick] [--only records|binaries] [--calls N] [--db sqlite,postgres,mysql,dlt]
+
+``--only``, ``--calls`` and ``--db`` are for working on one part (the runner never passes them).
 """
 
 from __future__ import annotations
@@ -239,13 +241,33 @@ def dlt_available() -> str | None:
     return None
 
 
+# Set by main() from --only / --calls / --db when one part is run alone.
+_ONLY: str | None = None
+_CALLS: int | None = None
+_DBS: set[str] | None = None
+
+
 def run(quick: bool) -> tuple[list[Figure], dict[str, Any]]:
+    figures: list[Figure] = []
+    raw: dict[str, Any] = {}
+    if _ONLY in (None, "records"):
+        f, r = _run_records(quick)
+        figures += f
+        raw.update(r)
+    if _ONLY in (None, "binaries"):
+        f, r = _run_binaries(quick)
+        figures += f
+        raw.update(r)
+    return figures, raw
+
+
+def _run_records(quick: bool) -> tuple[list[Figure], dict[str, Any]]:
     from rcetl.sandbox import Sandbox
 
     # 100,000 calls in both runs: the record path's ratios need a run long enough to be steady.
     calls, recordings = (100_000, 500) if quick else (100_000, 10_000)
-    binary_calls = 5_000 if quick else 100_000
-    raw: dict[str, Any] = {"calls": calls, "recordings": recordings, "binary_calls": binary_calls}
+    calls = _CALLS or calls
+    raw: dict[str, Any] = {"calls": calls, "recordings": recordings}
     figures: list[Figure] = []
     b = "throughput"
     with Sandbox(seed=21, size="tiny", calls=calls, recordings=recordings, messages=0, **UNLIMITED) as sb:
@@ -255,6 +277,8 @@ def run(quick: bool) -> tuple[list[Figure], dict[str, Any]]:
             raw["records"] = {"bare": {**bare, "seconds": bare_s}}
             m = None
             for name, url in _databases(Path(tmp)):
+                if _DBS is not None and name not in _DBS | {"sqlite"}:
+                    continue
                 why = _reachable(url)
                 if why:
                     raw["records"][name] = {"skipped": why}
@@ -295,6 +319,8 @@ def run(quick: bool) -> tuple[list[Figure], dict[str, Any]]:
                                        f"of JSON); bare loop {bare_rps:,.0f} rec/s ({page_mb / bare_s:.1f} MB/s); "
                                        f"{rc_records:,} records"))
             why = dlt_available()  # the `bench` extra installs it (`make bench-quick` / `make bench` do)
+            if _DBS is not None and "dlt" not in _DBS:
+                why = "not asked for (--db)"
             if why is None:
                 dlt_out, dlt_s, dlt_rss = _child(["dlt", str(Path(tmp) / "dlt")], env)
                 dlt_rps = dlt_out["records"] / dlt_s
@@ -307,7 +333,17 @@ def run(quick: bool) -> tuple[list[Figure], dict[str, Any]]:
             else:
                 raw["records"]["dlt"] = {"skipped": why}
                 figures.append(Figure(b, "call-log records/s, rcetl / dlt rest_api", None, 5.0, ">=", "x", note=why))
+    return figures, raw
 
+
+def _run_binaries(quick: bool) -> tuple[list[Figure], dict[str, Any]]:
+    from rcetl.sandbox import Sandbox
+
+    recordings = 500 if quick else 10_000
+    binary_calls = 5_000 if quick else 100_000
+    raw: dict[str, Any] = {"recordings": recordings, "binary_calls": binary_calls}
+    figures: list[Figure] = []
+    b = "throughput"
     # binaries: recordings -> folder (+ their rows in SQLite), on a sandbox of their own whose call log
     # is as short as the recordings allow: the figure is the binary path against a bare download loop,
     # not the listing of 100,000 calls (the record path's figures above measure that).
@@ -347,6 +383,20 @@ def main() -> None:
         out["inner_seconds"] = time.perf_counter() - start
         print(json.dumps(out))
         return
+    global _ONLY, _CALLS, _DBS
+    args = sys.argv[1:]
+    for flag in ("--only", "--calls", "--db"):
+        if flag in args:
+            i = args.index(flag)
+            value = args[i + 1]
+            del args[i : i + 2]
+            if flag == "--only":
+                _ONLY = value
+            elif flag == "--calls":
+                _CALLS = int(value)
+            else:
+                _DBS = set(value.split(","))
+    sys.argv[1:] = args
     cli("throughput", __doc__, run)
 
 if __name__ == "__main__":

@@ -53,3 +53,18 @@ def test_numbers_outside_current_allocations_stay_findable() -> None:
     # 555 numbers are fictional (not "valid" to libphonenumber) but RingCentral's examples and
     # the sandbox use them: an archived number must normalise, or it could never be searched.
     assert rcetl.normalize_phone("(555) 555-0100") == "+15555550100"
+
+
+def test_the_sql_sinks_fast_path_agrees_with_normalize_phone() -> None:
+    """plugins/sinks/sql/rows.phone skips parsing "+1" and ten digits; it must give what parsing gives."""
+    import random
+
+    from rcetl.plugins.sinks.sql.rows import _PHONES, phone
+
+    rng = random.Random(17)
+    written = ["+1" + str(area) + "".join(rng.choice("0123456789") for _ in range(7)) for area in range(200, 1000)]
+    written += ["+10505550123", "+11505550123", "+1650555012", "+165055501234", "+1650555012\u0663",
+                "+1\uff16505550123", "+1 650555012", "+16505550123 ", "+2650555012", "+16505550123"]
+    for number in written:
+        _PHONES.clear()
+        assert phone(number) == rcetl.normalize_phone(number), number

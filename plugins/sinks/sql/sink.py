@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
@@ -87,7 +88,7 @@ def _compile(table: sa.Table, dialect: sa.engine.Dialect) -> _Compiled:
         elif isinstance(column_type, sa.DateTime):
             convert = column_type.bind_processor(dialect)  # SQLite stores SQLAlchemy's text form
             if convert is not None:
-                processors.append((i, convert))
+                processors.append((i, _sqlite_datetime(convert) if dialect.name == "sqlite" else convert))
     if dialect.name == "sqlite":  # in-process: its executemany is as fast as anything
         return _Compiled(sql, columns, tuple(processors))
     start = sql.index(" VALUES (") + len(" VALUES ")
@@ -104,6 +105,19 @@ def _compile(table: sa.Table, dialect: sa.engine.Dialect) -> _Compiled:
         arrays = ", ".join(f"%b::{table.c[name].type.compile(dialect)}[]" for name in columns)
         columnar = (sql[: start - len(" VALUES ")] + f" SELECT * FROM unnest({arrays})" + sql[end + 1:])
     return _Compiled(sql, columns, tuple(processors), (start, end + 1), columnar)
+
+
+def _sqlite_datetime(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """SQLAlchemy's SQLite text form of a naive datetime ("2016-06-06 18:26:52.000000"), which
+    ``isoformat`` writes identically in C at a third of the cost; anything else goes through
+    SQLAlchemy's own processor."""
+
+    def process(value: Any) -> Any:
+        if type(value) is datetime and value.tzinfo is None:
+            return value.isoformat(" ", "microseconds")
+        return convert(value)
+
+    return process
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -431,4 +445,8 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
+    # Checkpoint the WAL into the database every ~40 MB instead of every 4 MB: a batch of calls
+    # dirties thousands of index pages, so the default checkpointed (and fsynced) on almost every
+    # commit, half of the commit's time. Readers are unaffected; the last close checkpoints.
+    cur.execute("PRAGMA wal_autocheckpoint=10000")
     cur.close()
