@@ -24,33 +24,29 @@ from .test_registry import make_dist
 
 EVENTS: list[str] = []
 
+
+def ordered(option: str, *sinks: str) -> str:
+    """A package whose rcetl_run_started and rcetl_sinks are both marked ``option=True``."""
+    entries = ", ".join(f"rcetl.SinkEntry({name!r}, MySink)" for name in sinks)
+    return f'''
+import rcetl
+from tests.core.test_pluggy_order import EVENTS, MySink
+
+@rcetl.hookimpl({option}=True)
+def rcetl_run_started(run):
+    EVENTS.append("{option}")
+
+@rcetl.hookimpl({option}=True)
+def rcetl_sinks():
+    return [{entries}]
+'''
+
+
 # Four third-party packages, each with one implementation of rcetl_run_started and rcetl_sinks.
 THIRD_PARTY = {
-    "rcetl_order_first": '''
-import rcetl
-from tests.core.test_pluggy_order import EVENTS, MySink
-
-@rcetl.hookimpl(tryfirst=True)
-def rcetl_run_started(run):
-    EVENTS.append("tryfirst")
-
-@rcetl.hookimpl(tryfirst=True)
-def rcetl_sinks():
-    # named like a built-in: being called first, its entry is the one kept
-    return [rcetl.SinkEntry("filesystem", MySink)]
-''',
-    "rcetl_order_last": '''
-import rcetl
-from tests.core.test_pluggy_order import EVENTS, MySink
-
-@rcetl.hookimpl(trylast=True)
-def rcetl_run_started(run):
-    EVENTS.append("trylast")
-
-@rcetl.hookimpl(trylast=True)
-def rcetl_sinks():
-    return [rcetl.SinkEntry("sqlite", MySink), rcetl.SinkEntry("late-sink", MySink)]
-''',
+    # "filesystem" is named like a built-in: being called first, its entry is the one kept
+    "rcetl_order_first": ordered("tryfirst", "filesystem"),
+    "rcetl_order_last": ordered("trylast", "sqlite", "late-sink"),
     "rcetl_order_wrapper": '''
 import rcetl
 from tests.core.test_pluggy_order import EVENTS
