@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,3 +99,13 @@ def write_pipeline(tmp_path: Path) -> Callable[..., Path]:
 def tree(folder: Path) -> set[str]:
     """Every file and folder under ``folder``, relative."""
     return {str(p.relative_to(folder)) for p in folder.rglob("*")}
+
+
+def in_threads(work: Callable[[int], object], count: int, timeout: float) -> None:
+    """Run ``work(0)`` ... ``work(count - 1)`` each in a thread of its own and wait for them all."""
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    assert not any(thread.is_alive() for thread in threads), f"a thread ran over {timeout} s"

@@ -18,6 +18,8 @@ from rcetl.budget import Budget, GroupLimit
 from rcetl.budget.memory import MemoryBudget
 from tests.services import require_module, service_url
 
+from .conftest import in_threads
+
 REDIS_URL = os.environ.get("RCETL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
@@ -165,11 +167,7 @@ def test_many_threads_never_exceed_the_limit_in_any_sliding_window(make_budget):
             time.sleep(rnd.uniform(0, 0.02))  # the response's latency
             budget.release(slot)
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(20)
+    in_threads(worker, 6, timeout=20)
     assert len(sent) == 24
     sent.sort()
     busiest = max(sum(1 for t in sent if start <= t < start + window) for start in sent)

@@ -10,12 +10,16 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from rcetl.budget import GroupLimit
 from rcetl.budget.persisted import JournalledBudgetProvider
+
+from .conftest import in_threads
 
 CRED = "cred-1"
 
@@ -36,37 +40,39 @@ def _restart(before: JournalledBudgetProvider, url: str, **kwargs) -> Journalled
     return _provider(url, **kwargs)
 
 
+def _heavy_across_a_restart(url: str, limit: int, window: float) -> tuple[Any, Callable[[], Any]]:
+    """CRED's budget of ``limit`` Heavy requests per ``window`` s in this process, and how to get
+    the same budget in the next process (see :func:`_restart`)."""
+    defaults = {"Heavy": GroupLimit(limit, window)}
+    old = _provider(url)
+    return old.budget(CRED, defaults), lambda: _restart(old, url).budget(CRED, defaults)
+
+
 def test_a_restarted_process_waits_for_what_the_last_one_sent(state_url):
-    defaults = {"Heavy": GroupLimit(3, 0.6)}
-    old = _provider(state_url)
-    before = old.budget(CRED, defaults)
+    before, restart = _heavy_across_a_restart(state_url, 3, 0.6)
     first = time.time()
     for _ in range(3):
         before.release(before.acquire("Heavy"))
-    after = _restart(old, state_url).budget(CRED, defaults)
+    after = restart()
     assert after.snapshot()["Heavy"].used == 3
     after.release(after.acquire("Heavy"))
     assert time.time() - first >= 0.6
 
 
 def test_a_penalty_from_a_429_survives_a_restart(state_url):
-    defaults = {"Heavy": GroupLimit(10, 0.3)}
-    old = _provider(state_url)
-    before = old.budget(CRED, defaults)
+    before, restart = _heavy_across_a_restart(state_url, 10, 0.3)
     punished = time.time()  # before: the penalty starts at the release, no earlier
     before.release(before.acquire("Heavy"), retry_after=0.8)
-    after = _restart(old, state_url).budget(CRED, defaults)
+    after = restart()
     assert after.snapshot()["Heavy"].penalty_remaining > 0.5
     after.release(after.acquire("Heavy"))
     assert time.time() - punished >= 0.8
 
 
 def test_learned_limits_survive_a_restart(state_url):
-    defaults = {"Heavy": GroupLimit(10, 60)}
-    old = _provider(state_url)
-    before = old.budget(CRED, defaults)
+    before, restart = _heavy_across_a_restart(state_url, 10, 60)
     before.release(before.acquire("Heavy"), limit=4, remaining=3, window=60)
-    assert _restart(old, state_url).budget(CRED, defaults).snapshot()["Heavy"].limit == 4
+    assert restart().snapshot()["Heavy"].limit == 4
 
 
 def test_a_killed_process_slot_counts_until_its_lease_and_window_end(state_url):
@@ -115,11 +121,9 @@ def test_a_re_stamp_moves_the_journalled_slot_to_the_response(state_url):
 
 
 def test_a_limit_learned_before_a_restart_needs_no_probe(state_url):
-    defaults = {"Heavy": GroupLimit(10, 60)}
-    old = _provider(state_url)
-    budget = old.budget(CRED, defaults)
+    budget, restart = _heavy_across_a_restart(state_url, 10, 60)
     budget.release(budget.acquire("Heavy"), limit=4, remaining=3, window=60)
-    restarted = _restart(old, state_url).budget(CRED, defaults)
+    restarted = restart()
     start = time.monotonic()
     for _ in range(3):
         restarted.acquire("Heavy")  # in flight together at once: the plan is known already
@@ -166,15 +170,11 @@ def test_slots_taken_together_are_all_journalled_and_seen_by_the_next_process(st
     start = threading.Barrier(30)
     taken = []
 
-    def take() -> None:
+    def take(_: int) -> None:
         start.wait()
         taken.append(budget.acquire("Medium"))  # 30 threads at once: a burst of one window
 
-    threads = [threading.Thread(target=take) for _ in range(30)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(10)
+    in_threads(take, 30, timeout=10)
     assert len(taken) == 30
     assert _slot_rows(state_url) == 31  # every slot written before its request could leave
     provider.close()

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import multiprocessing
 import stat
-import threading
 
 import pytest
 import sqlalchemy as sa
 
 from rcetl.state import MIGRATIONS, Migration, StateStore, StateStoreError, add_column
+
+from .conftest import in_threads
 
 
 def test_the_file_and_its_folder_are_private(tmp_path):
@@ -54,11 +55,7 @@ def test_threads_share_one_store(tmp_path):
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    in_threads(work, 4, timeout=60)
     assert errors == []
     assert [i.attempts for i in store.failed("p")] == [80]
 
@@ -101,11 +98,7 @@ def test_an_in_memory_store_serves_many_threads():
         for i in range(10):
             store.put_checkpoint("p", "rc", "s", str(n), i)
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    in_threads(work, 4, timeout=30)
     assert [r.value for r in store.checkpoints("p")] == [9, 9, 9, 9]
 
 
