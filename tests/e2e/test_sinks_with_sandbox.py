@@ -13,7 +13,7 @@ import json
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -139,6 +139,31 @@ def archive_and_check(tmp_path: Path, sb: Sandbox, sinks: dict[str, Any], opened
     return gt, path, db, files
 
 
+@contextlib.contextmanager
+def archived(tmp_path: Path, sinks: dict[str, Any], drop: Callable[[Any], None]
+             ) -> Iterator[tuple[Sandbox, dict[str, Any], Path, Any, Any]]:
+    """A default sandbox archived into ``sinks`` and checked (:func:`archive_and_check`): yields
+    (sandbox, ground truth, pipeline file, "db" sink, "files" sink); afterwards ``drop(db)`` and
+    every opened sink closed."""
+    opened = Opened()
+    db = None
+    with default_sandbox() as sb:
+        try:
+            gt, path, db, files = archive_and_check(tmp_path, sb, sinks, opened)
+            yield sb, gt, path, db, files
+        finally:
+            if db is not None:
+                drop(db)
+            opened.close()
+
+
+def check_changed(gt2: dict[str, Any], db: Any, files: Any, path: Path, rcetl_home: Path) -> None:
+    """After the changes at the source: the archive is the new ground truth and verifies clean."""
+    check_archive(gt2, db, files)
+    assert_exact_counts_and_ids(gt2, db)
+    verify_clean(path, rcetl_home)
+
+
 def change_at_source(sb: Sandbox, gt: dict[str, Any], message: dict[str, Any]
                      ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """Through the REST API: ``message`` deleted (Alive -> Deleted), and one call deleted (marked, with
@@ -162,64 +187,54 @@ def test_sql_database_holds_the_ground_truth_rewrites_nothing_and_updates_in_pla
     url = sql_url(backend, tmp_path)
     prefix = f"e2e{uuid.uuid4().hex[:10]}_"
     sinks = with_files(tmp_path, {"plugin": backend, "url": url, "table_prefix": prefix})
-    opened = Opened()
-    db = None
-    with default_sandbox() as sb:
-        try:
-            gt, path, db, files = archive_and_check(tmp_path, sb, sinks, opened)
-            acct = gt["accounts"][0]
-            counts = {row[0]: row[1] for row in sql_rows(db, " UNION ALL ".join(
-                f"SELECT '{t}', COUNT(*) FROM {prefix}{t}" for t in ("call_log", "recordings", "messages")))}
-            assert counts == {"call_log": len(acct["call_log"]), "recordings": len(acct["recordings"]),
-                              "messages": len(acct["messages"])}
+    with archived(tmp_path, sinks, drop_tables) as (sb, gt, path, db, files):
+        acct = gt["accounts"][0]
+        counts = {row[0]: row[1] for row in sql_rows(db, " UNION ALL ".join(
+            f"SELECT '{t}', COUNT(*) FROM {prefix}{t}" for t in ("call_log", "recordings", "messages")))}
+        assert counts == {"call_log": len(acct["call_log"]), "recordings": len(acct["recordings"]),
+                          "messages": len(acct["messages"])}
 
-            # A message id above 2^53 (odd: no double holds it) is exact in the key, the column, the JSON.
-            big = odd_big_message(gt)
-            assert any(e.key == big["id"] for e in db.archived("message-store"))
-            (row,) = sql_rows(db, f"SELECT id, conversation_id, raw FROM {prefix}messages WHERE id = :id", id=big["id"])
-            assert (type(row[0]), row[0]) == (int, big["id"])
-            assert row[1] == big["conversationId"]
-            assert as_json(row[2])["id"] == big["id"] and as_json(row[2]) == big | {"uri": as_json(row[2])["uri"]}
-            atts = sql_rows(db, f"SELECT id FROM {prefix}attachments WHERE message_id = :id ORDER BY id", id=big["id"])
-            assert [r[0] for r in atts] == sorted(a["id"] for a in big["attachments"])
+        # A message id above 2^53 (odd: no double holds it) is exact in the key, the column, the JSON.
+        big = odd_big_message(gt)
+        assert any(e.key == big["id"] for e in db.archived("message-store"))
+        (row,) = sql_rows(db, f"SELECT id, conversation_id, raw FROM {prefix}messages WHERE id = :id", id=big["id"])
+        assert (type(row[0]), row[0]) == (int, big["id"])
+        assert row[1] == big["conversationId"]
+        assert as_json(row[2])["id"] == big["id"] and as_json(row[2]) == big | {"uri": as_json(row[2])["uri"]}
+        atts = sql_rows(db, f"SELECT id FROM {prefix}attachments WHERE message_id = :id ORDER BY id", id=big["id"])
+        assert [r[0] for r in atts] == sorted(a["id"] for a in big["attachments"])
 
-            # --full-refresh re-reads everything: not one row changes (PostgreSQL: not even its xmin).
-            before = dump_sql(db.engine, prefix)
-            again = run(path, full_refresh=True)
-            assert again.status == "ok", again.errors
-            assert again.streams["call-log"].records == len(acct["call_log"])
-            assert again.streams["message-store"].records == len(acct["messages"])
-            assert files_uploaded(again, "files") == 0
-            assert again.changed_records in (0, None)  # None: MySQL cannot tell
-            if backend != "mysql":
-                assert again.changed_records == 0
-            assert dump_sql(db.engine, prefix) == before
+        # --full-refresh re-reads everything: not one row changes (PostgreSQL: not even its xmin).
+        before = dump_sql(db.engine, prefix)
+        again = run(path, full_refresh=True)
+        assert again.status == "ok", again.errors
+        assert again.streams["call-log"].records == len(acct["call_log"])
+        assert again.streams["message-store"].records == len(acct["messages"])
+        assert files_uploaded(again, "files") == 0
+        assert again.changed_records in (0, None)  # None: MySQL cannot tell
+        if backend != "mysql":
+            assert again.changed_records == 0
+        assert dump_sql(db.engine, prefix) == before
 
-            # Changes at the source: a message deleted (Alive -> Deleted), a call deleted (marked,
-            # new lastModifiedTime). The next runs update the two rows in place, nothing else.
-            call, call2, gt2 = change_at_source(sb, gt, big)
+        # Changes at the source: a message deleted (Alive -> Deleted), a call deleted (marked,
+        # new lastModifiedTime). The next runs update the two rows in place, nothing else.
+        call, call2, gt2 = change_at_source(sb, gt, big)
 
-            incremental = run(path)  # message-sync ISync reports the deleted message
-            assert incremental.status == "ok", incremental.errors
-            (row,) = sql_rows(db, f"SELECT availability, deleted, raw FROM {prefix}messages WHERE id = :id",
-                              id=big["id"])
-            assert (row[0], bool(row[1]), as_json(row[2])["availability"]) == ("Deleted", True, "Deleted")
-            refreshed = run(path, full_refresh=True)  # the call is older than the incremental overlap
-            assert refreshed.status == "ok", refreshed.errors
-            (row,) = sql_rows(db, f"SELECT deleted, raw FROM {prefix}call_log WHERE id = :id", id=call["id"])
-            assert bool(row[0]) is True
-            assert as_json(row[1])["lastModifiedTime"] == call2["lastModifiedTime"]
-            assert as_json(row[1])["deleted"] is True
+        incremental = run(path)  # message-sync ISync reports the deleted message
+        assert incremental.status == "ok", incremental.errors
+        (row,) = sql_rows(db, f"SELECT availability, deleted, raw FROM {prefix}messages WHERE id = :id",
+                          id=big["id"])
+        assert (row[0], bool(row[1]), as_json(row[2])["availability"]) == ("Deleted", True, "Deleted")
+        refreshed = run(path, full_refresh=True)  # the call is older than the incremental overlap
+        assert refreshed.status == "ok", refreshed.errors
+        (row,) = sql_rows(db, f"SELECT deleted, raw FROM {prefix}call_log WHERE id = :id", id=call["id"])
+        assert bool(row[0]) is True
+        assert as_json(row[1])["lastModifiedTime"] == call2["lastModifiedTime"]
+        assert as_json(row[1])["deleted"] is True
 
-            after = dump_sql(db.engine, prefix)
-            assert diff_rows(before, after) == {"call_log": 1, "messages": 1}, "only the two changed rows differ"
-            check_archive(gt2, db, files)
-            assert_exact_counts_and_ids(gt2, db)
-            verify_clean(path, rcetl_home)
-        finally:
-            if db is not None:
-                drop_tables(db)
-            opened.close()
+        after = dump_sql(db.engine, prefix)
+        assert diff_rows(before, after) == {"call_log": 1, "messages": 1}, "only the two changed rows differ"
+        check_changed(gt2, db, files, path, rcetl_home)
 
 
 @pytest.mark.integration
@@ -227,51 +242,41 @@ def test_mongodb_holds_the_ground_truth_rewrites_nothing_and_updates_in_place(
         mongodb_url: str, tmp_path: Path, rcetl_home: Path) -> None:
     database = f"e2e_{uuid.uuid4().hex[:12]}"
     sinks = with_files(tmp_path, {"plugin": "mongodb", "url": mongodb_url, "database": database})
-    opened = Opened()
-    db = None
-    with default_sandbox() as sb:
-        try:
-            gt, path, db, files = archive_and_check(tmp_path, sb, sinks, opened)
-            acct = gt["accounts"][0]
-            assert {n: db.db[f"rc_{n}"].count_documents({}) for n in ("call_log", "recordings", "messages")} == \
-                {"call_log": len(acct["call_log"]), "recordings": len(acct["recordings"]),
-                 "messages": len(acct["messages"])}
+    with archived(tmp_path, sinks, lambda db: db.client.drop_database(database)) as (sb, gt, path, db, files):
+        acct = gt["accounts"][0]
+        assert {n: db.db[f"rc_{n}"].count_documents({}) for n in ("call_log", "recordings", "messages")} == \
+            {"call_log": len(acct["call_log"]), "recordings": len(acct["recordings"]),
+             "messages": len(acct["messages"])}
 
-            big = odd_big_message(gt)
-            doc = db.db.rc_messages.find_one({"key": big["id"]})
-            assert doc is not None and type(doc["key"]).__name__ == "Int64" and doc["key"] == big["id"]
-            assert doc["data"]["id"] == big["id"] and doc["_id"]["id"] == big["id"]
-            assert type(doc["data"]["id"]).__name__ == "Int64"
-            assert db.db.rc_messages.count_documents({"key": big["id"], "data.id": big["id"]}) == 1
-            # BSON Int64 on disk, never a double: a double would not even match the exact id
-            assert db.db.rc_messages.count_documents({"key": float(big["id"])}) == 0
+        big = odd_big_message(gt)
+        doc = db.db.rc_messages.find_one({"key": big["id"]})
+        assert doc is not None and type(doc["key"]).__name__ == "Int64" and doc["key"] == big["id"]
+        assert doc["data"]["id"] == big["id"] and doc["_id"]["id"] == big["id"]
+        assert type(doc["data"]["id"]).__name__ == "Int64"
+        assert db.db.rc_messages.count_documents({"key": big["id"], "data.id": big["id"]}) == 1
+        # BSON Int64 on disk, never a double: a double would not even match the exact id
+        assert db.db.rc_messages.count_documents({"key": float(big["id"])}) == 0
 
-            before = dump_mongo(db.db)
-            again = run(path, full_refresh=True)
-            assert again.status == "ok", again.errors
-            assert again.streams["call-log"].records == len(acct["call_log"])
-            assert files_uploaded(again, "files") == 0
-            assert dump_mongo(db.db) == before
+        before = dump_mongo(db.db)
+        again = run(path, full_refresh=True)
+        assert again.status == "ok", again.errors
+        assert again.streams["call-log"].records == len(acct["call_log"])
+        assert files_uploaded(again, "files") == 0
+        assert dump_mongo(db.db) == before
 
-            call, call2, gt2 = change_at_source(sb, gt, big)
-            assert run(path).status == "ok"
-            doc = db.db.rc_messages.find_one({"key": big["id"]})
-            assert (doc["deleted"], doc["data"]["availability"]) == (True, "Deleted")
-            assert run(path, full_refresh=True).status == "ok"
-            doc = db.db.rc_call_log.find_one({"key": call["id"]})
-            assert doc["deleted"] is True and doc["data"]["lastModifiedTime"] == call2["lastModifiedTime"]
+        call, call2, gt2 = change_at_source(sb, gt, big)
+        assert run(path).status == "ok"
+        doc = db.db.rc_messages.find_one({"key": big["id"]})
+        assert (doc["deleted"], doc["data"]["availability"]) == (True, "Deleted")
+        assert run(path, full_refresh=True).status == "ok"
+        doc = db.db.rc_call_log.find_one({"key": call["id"]})
+        assert doc["deleted"] is True and doc["data"]["lastModifiedTime"] == call2["lastModifiedTime"]
 
-            after = dump_mongo(db.db)
-            assert {n: len(docs) for n, docs in after.items()} == {n: len(docs) for n, docs in before.items()}
-            changed = {n: sum(1 for a, b in zip(before[n], after[n], strict=True) if a != b) for n in before}
-            assert {n: c for n, c in changed.items() if c} == {"rc_call_log": 1, "rc_messages": 1}
-            check_archive(gt2, db, files)
-            assert_exact_counts_and_ids(gt2, db)
-            verify_clean(path, rcetl_home)
-        finally:
-            if db is not None:
-                db.client.drop_database(database)
-            opened.close()
+        after = dump_mongo(db.db)
+        assert {n: len(docs) for n, docs in after.items()} == {n: len(docs) for n, docs in before.items()}
+        changed = {n: sum(1 for a, b in zip(before[n], after[n], strict=True) if a != b) for n in before}
+        assert {n: c for n, c in changed.items() if c} == {"rc_call_log": 1, "rc_messages": 1}
+        check_changed(gt2, db, files, path, rcetl_home)
 
 
 # --- object stores -------------------------------------------------------------------------------
@@ -537,6 +542,17 @@ def assert_corruption_reported(path: Path, summary: rcetl.RunSummary, rec_id: st
     assert rec_id not in {e.key for e in db.archived("recording")}
 
 
+def retry_completes(path: Path, gt: dict[str, Any], db: Any, opened: Opened, rcetl_home: Path) -> None:
+    """The fault gone, `rcetl run --retry-now` (the item's backoff is 60 s) stores the recording that
+    failed: nothing is left failed, the archive is the ground truth and verifies clean."""
+    second = run(path, retry_now=True)
+    assert second.status == "ok" and second.failed_items == 0, second.errors
+    assert second.streams["recording"].retried == 1
+    assert failed_items(path) == []
+    check_archive(gt, db, opened.open(path, "files"))
+    verify_clean(path, rcetl_home)
+
+
 @pytest.mark.integration
 def test_s3_corrupted_upload_is_caught_then_the_next_run_completes(
         s3_url: str, tmp_path: Path, rcetl_home: Path) -> None:
@@ -554,12 +570,7 @@ def test_s3_corrupted_upload_is_caught_then_the_next_run_completes(
             assert_corruption_reported(path, first, rec_id, store, db, suffix)
 
             proxy.active = False
-            second = run(path, retry_now=True)  # `rcetl run --retry-now`: the item's backoff is 60 s
-            assert second.status == "ok" and second.failed_items == 0, second.errors
-            assert second.streams["recording"].retried == 1
-            assert failed_items(path) == []
-            check_archive(gt, db, opened.open(path, "files"))
-            verify_clean(path, rcetl_home)
+            retry_completes(path, gt, db, opened, rcetl_home)
         finally:
             opened.close()
             proxy.close()
@@ -591,12 +602,7 @@ def test_dropbox_corrupted_upload_is_caught_then_the_next_run_completes(tmp_path
             assert_corruption_reported(path, first, rec_id, store, db, suffix)
 
             del fake.commit  # the fault is gone
-            second = run(path, retry_now=True)
-            assert second.status == "ok" and second.failed_items == 0, second.errors
-            assert second.streams["recording"].retried == 1
-            assert failed_items(path) == []
-            check_archive(gt, db, opened.open(path, "files"))
-            verify_clean(path, rcetl_home)
+            retry_completes(path, gt, db, opened, rcetl_home)
         finally:
             with contextlib.suppress(AttributeError):
                 del fake.commit
