@@ -52,20 +52,16 @@ def parse_iso(value: str) -> int:
     return int(dt.timestamp() * 1000)
 
 
+def _present(out: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """``out`` with the fields that have a value: the API leaves out a field it has no value for."""
+    out.update((key, value) for key, value in fields.items() if value is not None)
+    return out
+
+
 def _party(p: Party, *, location: bool = True) -> dict[str, Any]:
     phone, number, ext_id, name, loc = p
-    out: dict[str, Any] = {}
-    if phone is not None:
-        out["phoneNumber"] = phone
-    if number is not None:
-        out["extensionNumber"] = number
-    if ext_id is not None:
-        out["extensionId"] = ext_id
-    if name is not None:
-        out["name"] = name
-    if loc is not None and location:
-        out["location"] = loc
-    return out
+    return _present({}, phoneNumber=phone, extensionNumber=number, extensionId=ext_id, name=name,
+                    location=loc if location else None)
 
 
 def recording_ref(rec: Recording, urls: Urls, account_id: str) -> dict[str, Any]:
@@ -104,10 +100,7 @@ def call_record(call: Call, urls: Urls, account_id: str, detailed: bool) -> dict
         "direction": call.direction,
         "action": call.action,
     }
-    if call.result is not None:
-        out["result"] = call.result
-    if call.reason is not None:
-        out["reason"] = call.reason
+    _present(out, result=call.result, reason=call.reason)
     out["to"] = _party(call.to_party)
     out["from"] = _party(call.from_party)
     if call.extension_id is not None:
@@ -244,10 +237,7 @@ def attachment_json(att: Attachment, urls: Urls, account_id: str, ext_id: int) -
         "type": att.type,
         "contentType": att.content_type,
     }
-    if att.vm_duration is not None:
-        out["vmDuration"] = att.vm_duration
-    if att.file_name is not None:
-        out["fileName"] = att.file_name
+    _present(out, vmDuration=att.vm_duration, fileName=att.file_name)
     out["size"] = att.size
     return out
 
