@@ -58,19 +58,19 @@ class Credentials:
         return False
 
 
+@dataclass(kw_only=True, eq=False)
 class BrowseApp:
     """WSGI application over one archive: an index (record sink) and the blob sinks."""
 
-    def __init__(self, *, name: str, index: ArchiveIndex, blob_sinks: dict[str, Any], state: Any = None,
-                 reports_dir: Path | None = None, credentials: Credentials | None = None,
-                 message_retention_days: int = coverage_view.MESSAGE_RETENTION_DEFAULT) -> None:
-        self.name = name
-        self.index = index
-        self.blob_sinks = blob_sinks
-        self.state = state
-        self.reports_dir = reports_dir
-        self.credentials = credentials
-        self.message_retention_days = message_retention_days
+    name: str
+    index: ArchiveIndex
+    blob_sinks: dict[str, Any]
+    state: Any = None
+    reports_dir: Path | None = None
+    credentials: Credentials | None = None
+    message_retention_days: int = coverage_view.MESSAGE_RETENTION_DEFAULT
+
+    def __post_init__(self) -> None:
         self.templates = Environment(loader=PackageLoader("rcetl.plugins.browse", "templates"),
                                      autoescape=select_autoescape(default=True, default_for_string=True))
         self.templates.filters["when"] = _when
