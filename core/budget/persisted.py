@@ -321,9 +321,9 @@ class JournalledWindows(MemoryWindows):
     def _binds(self, group: str, base: GroupLimit, cap: int | None) -> bool:
         return self._limit(group, base, cap).limit <= UNBOUNDED
 
-    def try_take(self, group: str, base: GroupLimit, cap: int | None) -> tuple[str | None, float]:
+    def try_take(self, group: str, base: GroupLimit, cap: int | None, reserve: int = 0) -> tuple[str | None, float]:
         self._load(group)
-        slot_id, wait = super().try_take(group, base, cap)
+        slot_id, wait = super().try_take(group, base, cap, reserve)
         if slot_id is not None and self._binds(group, base, cap):
             self._fresh[str(threading.get_ident())] = (group, slot_id, self._slots[group][slot_id])
         return slot_id, wait

@@ -128,7 +128,9 @@ class RedisWindows(WindowStore):
     def _limit_args(base: GroupLimit, cap: int | None) -> list[str]:
         return [str(int(base.limit)), repr(float(base.window)), str(int(cap or 0))]
 
-    def try_take(self, group: str, base: GroupLimit, cap: int | None) -> tuple[str | None, float]:
+    def try_take(self, group: str, base: GroupLimit, cap: int | None, reserve: int = 0) -> tuple[str | None, float]:
+        # not parallel: only the head of a line asks (other processes' waiters compete anyway)
+        assert reserve == 0, "RedisWindows is not parallel"
         slot_id = uuid.uuid4().hex
         taken, wait = self._take(
             keys=self._keys(group), args=[*self._limit_args(base, cap), slot_id, repr(self._lease)]

@@ -115,3 +115,33 @@ def test_download_pools_are_sized_from_the_credentials_budget():
     assert pool.submit(lambda item: item.origin["connection"], routed).result(5) == "rc"
     pool.shutdown()
     assert pool.pools() == {"rc": 40}
+
+
+def test_a_waiter_takes_a_slot_that_frees_without_waiting_for_the_head_of_the_line():
+    """When a window's slots free together, each waiter goes at its slot's moment: one behind the
+    head does not wait for the head to be scheduled first (a hand-over chain fell behind the window
+    on a loaded machine), and a slot is left for every waiter ahead of it."""
+    budget = MemoryBudget({"Medium": GroupLimit(2, 0.3)})
+    for _ in range(2):
+        budget.release(budget.acquire("Medium"), limit=2, remaining=0, window=0.3)
+    head_may_go = threading.Event()
+    announced = threading.Event()
+
+    def stuck_head(group, seconds):  # the head of the line is not scheduled (here: stuck in an observer)
+        if not announced.is_set():
+            announced.set()
+            head_may_go.wait(10)
+
+    budget.on_wait = stuck_head
+    head = threading.Thread(target=lambda: budget.acquire("Medium"))
+    head.start()
+    assert announced.wait(5)
+    behind = threading.Thread(target=lambda: budget.acquire("Medium"))
+    behind.start()
+    behind.join(5)
+    assert not behind.is_alive()  # it went while the head was still stuck ...
+    assert head.is_alive()
+    head_may_go.set()
+    head.join(5)
+    assert not head.is_alive()  # ... and the head's slot was still there for it
+    assert budget.snapshot()["Medium"].sent == 4
