@@ -358,7 +358,8 @@ class QueuedBudget(Budget):
                     if not ahead:
                         line.blocked_since = line.blocked_since or started
                     self._sleep(line, ticket, cond, min(wait, self._store.poll_cap) + _WAKE_MARGIN)
-                    line.waited += time.monotonic() - started
+                    if not ahead:  # the head's wait: the time the group was exhausted with someone waiting
+                        line.waited += time.monotonic() - started
             except BaseException:
                 # Leave the line, or everyone behind this ticket would wait for ever.
                 if ticket in line.conds:
