@@ -26,7 +26,7 @@ from ..run import RunStats
 from ..secrets import redact
 from ..stopping import RunStopped
 from .ledger import BlobLedger, LedgerLookups, reuse
-from .spool import HashingSpool
+from .spool import SpoolFiles
 
 log = logging.getLogger("rcetl.engine")
 
@@ -93,6 +93,7 @@ class BatchArchiver:
         self.redownload = redownload
         # Looked up many binaries at a time, not one query per download.
         self._lookups = LedgerLookups(ledger) if ledger is not None and not redownload else None
+        self._spools = SpoolFiles(spool_dir)
         self._inflight: dict[tuple[str, str], Future[BlobResult]] = {}
         self._inflight_lock = threading.Lock()
 
@@ -215,7 +216,7 @@ class BatchArchiver:
         reused = self._reuse(item, ref)
         if reused is not None:
             return reused
-        spool = HashingSpool(self.spool_dir)
+        spool = self._spools.open()
         try:
             try:
                 item.stream.download(ref, spool)
@@ -252,7 +253,7 @@ class BatchArchiver:
                     self.stats.add_sink(sink_name, files=1, bytes=stored.size)
             return result
         finally:
-            spool.discard()
+            self._spools.release(spool)
 
     # --- records -----------------------------------------------------------------------------
 

@@ -4,7 +4,8 @@ Writes are atomic and create-only: the bytes go to a temporary file in the archi
 ``.rcetl-tmp/`` folder (same file system), are fsynced, then hard-linked under the final name
 (``link`` fails if the name exists, so two writers never clobber each other). A crash leaves at
 most a temp file there, never a half file under a final name; the next run's ``open`` removes temp
-files whose process is gone.
+files whose process is gone. A binary in the engine's own spool file (``linkable``) on the same file
+system is not copied at all: that file is checked, fsynced and hard-linked under its final name.
 
 The folders that gained names are fsynced once per batch, by :meth:`FilesystemSink.sync`, which
 the engine calls after a batch's binaries are stored and before any record naming them is written
@@ -15,10 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import functools
 import hashlib
 import os
 import secrets
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -69,6 +70,8 @@ class FilesystemSink(rcetl.ObjectStoreSink):
         # a day's folder holds many files, so each is resolved and created once, not per file.
         self._inside: set[str] = set()
         self._made: set[str] = set()
+        # Spool files are hard-linked into the archive until a link fails (another file system).
+        self._link_spools = True
         # Folders whose new entries are not yet durable; fsynced by sync() once per batch.
         self._unsynced: set[str] = set()
         self._unsynced_lock = threading.Lock()
@@ -120,12 +123,18 @@ class FilesystemSink(rcetl.ObjectStoreSink):
         one (files are fsynced before they get their name). Called before records point at them."""
         with self._unsynced_lock:
             folders, self._unsynced = self._unsynced, set()
+        left = sorted(folders, key=len)  # taken from the end: deepest first, then their parents
+
+        def fsync_all() -> None:
+            while left:
+                _fsync_path(left[-1])
+                left.pop()
+
         try:
-            for folder in sorted(folders, key=len, reverse=True):  # deepest first, then their parents
-                self._guarded(functools.partial(self._fsync_dir, Path(folder)), f"syncing {folder}")
+            self._guarded(fsync_all, "syncing the folders of stored files")
         except BaseException:
-            with self._unsynced_lock:  # not durable yet: the next call tries again
-                self._unsynced |= folders
+            with self._unsynced_lock:  # not durable yet: the next call tries them again
+                self._unsynced.update(left)
             raise
 
     # --- primitives ---------------------------------------------------------------------------
@@ -165,6 +174,10 @@ class FilesystemSink(rcetl.ObjectStoreSink):
     ) -> rcetl.ObjectInfo:
         final = self._path(key)
         self._makedirs(final.parent)
+        if self._link_spools and getattr(blob, "linkable", False):
+            linked = self._link_spooled(blob, final)
+            if linked is not None:
+                return linked
         tmp = self._temp_path()
         try:
             digest, size = self._copy(blob.path, tmp, blob.size)
@@ -177,6 +190,43 @@ class FilesystemSink(rcetl.ObjectStoreSink):
             tmp.unlink(missing_ok=True)
             raise
         tmp.unlink()  # published under its final name by a hard link: drop the temp name
+        return rcetl.ObjectInfo(size=size, sha256=digest)
+
+    def _link_spooled(self, blob: rcetl.SpooledBlob, final: Path) -> rcetl.ObjectInfo | None:
+        """Publish the engine's spool file itself under ``final``: hashed (the bytes on disk must
+        be those the download hashed), given the archive's mode and checksum attribute, fsynced,
+        then hard-linked (atomic and create-only, like a copy's publication). None when it cannot
+        be linked (another file system, no hard links, a file a sink already linked): copy it."""
+        fd = os.open(blob.path, os.O_RDONLY)
+        try:
+            st = os.fstat(fd)
+            if st.st_nlink != 1:
+                return None  # another sink published this file already: each archive gets its own
+            digest = _hash_fd(fd)
+            size = os.fstat(fd).st_size
+            if digest != blob.sha256 or size != blob.size:
+                # Not what was downloaded: never published; the caller's check reports it.
+                return rcetl.ObjectInfo(size=size, sha256=digest)
+            if stat.S_IMODE(st.st_mode) != self.config.file_mode:
+                os.fchmod(fd, self.config.file_mode)
+            try:
+                os.setxattr(fd, _XATTR, digest.encode())
+            except OSError:
+                pass  # no user xattrs here: the sidecar carries it
+            if self.config.fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(blob.path, final)
+        except FileExistsError:
+            raise self.KeyExists(str(final)) from None
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+                raise
+            self._link_spools = exc.errno == errno.EMLINK  # only a full inode may link next time
+            return None
+        self._unsynced_name(final.parent)
         return rcetl.ObjectInfo(size=size, sha256=digest)
 
     def _copy(self, src: str, dst: Path, size: int | None = None) -> tuple[str, int]:
@@ -280,19 +330,22 @@ class FilesystemSink(rcetl.ObjectStoreSink):
                 self._unsynced.add(str(folder))
 
     def _fsync_dir(self, folder: Path) -> None:
-        if not self.config.fsync:
-            return
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        if self.config.fsync:
+            _fsync_path(str(folder))
 
 
 def _remember(known: set[str], folder: str) -> None:
     if len(known) >= _KNOWN_DIRS:
         known.clear()
     known.add(folder)
+
+
+def _fsync_path(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _hash_fd(fd: int) -> str:

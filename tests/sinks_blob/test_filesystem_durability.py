@@ -1,0 +1,191 @@
+"""The local folder's durability and its fast path for the engine's own spool files.
+
+Files are fsynced before they get their final name; the folders that gained names are fsynced
+once per batch by ``sync()`` (the engine calls it before any record names the batch). A binary in
+the engine's private spool file is published by a hard link instead of a copy, after the same
+checks and fsync a copy gets.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+import rcetl
+from rcetl.engine.spool import HashingSpool, SpoolFiles
+from rcetl.plugins.sinks import filesystem
+
+from .conftest import BlobMaker, build_sink, run_context
+
+
+def _sink(ctx: rcetl.RunContext, **options: object) -> filesystem.FilesystemSink:
+    sink = build_sink(filesystem.FilesystemSink, "archive", {"path": "archive", **options}, ctx)
+    sink.open()
+    return sink
+
+
+def _engine_blob(spool_dir: Path, data: bytes, blob_id: str = "rec-1") -> tuple[HashingSpool, rcetl.SpooledBlob]:
+    """A binary the way the engine hands it over: written through its hashing spool."""
+    spool = HashingSpool(spool_dir)
+    spool.write(data)
+    ref = rcetl.BlobRef(blob_id, f"https://media.example/{blob_id}", "recording", "audio/mpeg",
+                        variables={"date": "2024-03-05T14:30:00Z", "extension": "101", "id": blob_id})
+    record = rcetl.Record("recording", blob_id, {"id": blob_id}, account="acc-1", blobs=[ref])
+    return spool, spool.finish(ref, record)
+
+
+@pytest.fixture
+def fsynced(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every folder the sink fsyncs, in order."""
+    seen: list[str] = []
+    real = filesystem._fsync_path
+
+    def spy(path: str) -> None:
+        seen.append(path)
+        real(path)
+
+    monkeypatch.setattr(filesystem, "_fsync_path", spy)
+    return seen
+
+
+def test_folders_that_gained_names_are_fsynced_by_sync_once(ctx, tmp_path, blobs: BlobMaker, fsynced) -> None:
+    sink = _sink(ctx)
+    first = sink.store(blobs(b"ID3 one", blob_id="rec-1"))
+    sink.store(blobs(b"ID3 two", blob_id="rec-2"))
+    assert fsynced == []  # names published, their folders not yet fsynced: that is sync's job
+    sink.sync()
+    folder = os.path.dirname(first.location)
+    assert fsynced.count(folder) == 1  # one fsync for the two files (and their sidecars) in it
+    # every new level of the key's folders: each one's parent gained a name
+    archive = str(tmp_path / "archive")
+    for level in ("2024", "2024/03", "2024/03/05", "2024/03/05/101"):
+        assert os.path.join(archive, *level.split("/")) in fsynced
+    assert archive in fsynced
+    assert fsynced.index(folder) < fsynced.index(archive)  # deepest first
+    fsynced.clear()
+    sink.sync()
+    assert fsynced == []  # nothing new since
+
+
+def test_a_failed_folder_fsync_is_reported_and_tried_again(ctx, blobs: BlobMaker, monkeypatch) -> None:
+    sink = _sink(ctx)
+    stored = sink.store(blobs(b"ID3 one"))
+    calls: list[str] = []
+
+    def failing(path: str) -> None:
+        calls.append(path)
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(filesystem, "_fsync_path", failing)
+    with pytest.raises(rcetl.TransientError, match="I/O fault"):
+        sink.sync()
+    monkeypatch.undo()
+    retried: list[str] = []
+    monkeypatch.setattr(filesystem, "_fsync_path", retried.append)
+    sink.sync()
+    assert os.path.dirname(stored.location) in retried  # still owed after the failure
+
+
+def test_no_fsync_means_no_folder_fsync(ctx, blobs: BlobMaker, fsynced) -> None:
+    sink = _sink(ctx, fsync=False)
+    sink.store(blobs(b"ID3 one"))
+    sink.sync()
+    assert fsynced == []
+
+
+def test_close_syncs_what_is_still_owed(ctx, blobs: BlobMaker, fsynced) -> None:
+    sink = _sink(ctx)
+    stored = sink.store(blobs(b"ID3 one"))
+    sink.close()
+    assert os.path.dirname(stored.location) in fsynced
+
+
+# --- the engine's spool files are linked, not copied ----------------------------------------------
+
+
+def test_an_engine_spool_file_is_published_by_a_hard_link(ctx, tmp_path, monkeypatch) -> None:
+    def no_copy(src: int, dst: int) -> None:
+        raise AssertionError("an engine spool file on the same file system is linked, not copied")
+
+    monkeypatch.setattr(filesystem, "_copy_fd", no_copy)
+    sink = _sink(ctx, file_mode=0o640)
+    spool, blob = _engine_blob(tmp_path, b"ID3 the recording")
+    stored = sink.store(blob)
+    assert not stored.skipped and stored.sha256 == blob.sha256
+    archived = os.stat(stored.location)
+    assert archived.st_ino == os.stat(blob.path).st_ino
+    assert stat.S_IMODE(archived.st_mode) == 0o640
+    try:
+        assert os.getxattr(stored.location, "user.rcetl.sha256").decode() == blob.sha256
+    except OSError:
+        pass  # no user xattrs on this file system
+    SpoolFiles(tmp_path).release(spool)  # the engine is done with it: the spool name goes
+    assert not os.path.exists(blob.path)
+    assert Path(stored.location).read_bytes() == b"ID3 the recording"
+    assert sink.store(_engine_blob(tmp_path, b"ID3 the recording")[1]).skipped
+
+
+def test_a_spool_file_whose_bytes_changed_is_never_linked(ctx, tmp_path) -> None:
+    sink = _sink(ctx)
+    _spool, blob = _engine_blob(tmp_path, b"ID3 the recording")
+    Path(blob.path).write_bytes(b"ID3 something else")  # the bytes on disk are not what was hashed
+    with pytest.raises(rcetl.IntegrityError):
+        sink.store(blob)
+    key = tmp_path / "archive" / sink.key_for(blob.ref, blob.record)
+    assert not key.exists() and not Path(f"{key}.json").exists()
+
+
+def test_a_second_folder_gets_its_own_copy(ctx, tmp_path) -> None:
+    one = _sink(ctx)
+    other = build_sink(filesystem.FilesystemSink, "other", {"path": "other"}, ctx)
+    other.open()
+    _spool, blob = _engine_blob(tmp_path, b"ID3 the recording")
+    a, b = one.store(blob), other.store(blob)
+    assert os.stat(a.location).st_ino == os.stat(blob.path).st_ino
+    assert os.stat(b.location).st_ino != os.stat(blob.path).st_ino
+    assert Path(b.location).read_bytes() == b"ID3 the recording"
+
+
+def test_across_file_systems_the_spool_file_is_copied(ctx, tmp_path, monkeypatch) -> None:
+    real_link = os.link
+    tried: list[str] = []
+
+    def cross_device(src: str, dst: str, *args: object, **kwargs: object) -> None:
+        if os.fspath(src).startswith(str(tmp_path / "blob-")):  # the engine's spool files
+            tried.append(os.fspath(src))
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        real_link(src, dst, *args, **kwargs)  # the temp copy's own publication
+
+    monkeypatch.setattr(filesystem.os, "link", cross_device)
+    sink = _sink(ctx)
+    _spool, blob = _engine_blob(tmp_path, b"ID3 the recording")
+    stored = sink.store(blob)
+    assert tried == [blob.path]
+    assert os.stat(stored.location).st_ino != os.stat(blob.path).st_ino
+    assert Path(stored.location).read_bytes() == b"ID3 the recording"
+    _spool2, blob2 = _engine_blob(tmp_path, b"ID3 another one", blob_id="rec-2")
+    sink.store(blob2)
+    assert tried == [blob.path]  # not tried again on this file system
+
+
+def test_a_failed_link_leaves_nothing_under_the_final_name(ctx, tmp_path, monkeypatch) -> None:
+    def dies(src: str, dst: str, *args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt  # stands in for the process being killed at the link
+
+    sink = _sink(ctx)
+    _spool, blob = _engine_blob(tmp_path, b"ID3 the recording")
+    monkeypatch.setattr(filesystem.os, "link", dies)
+    with pytest.raises(KeyboardInterrupt):
+        sink.store(blob)
+    monkeypatch.undo()
+    assert sink.stat(blob.ref, blob.record) is None
+    assert not sink.store(blob).skipped
+
+
+@pytest.fixture
+def ctx(tmp_path: Path) -> rcetl.RunContext:
+    return run_context(tmp_path)
