@@ -245,6 +245,12 @@ class BlobSink(Sink):
     def store(self, blob: SpooledBlob) -> StoredBlob:
         """Store one spooled binary idempotently and return where it went and its verified checksum."""
 
+    def sync(self) -> None:
+        """Make durable everything :meth:`store` returned so far (default: nothing to do, for a store
+        whose writes are durable when they return). The engine calls it once per batch, after the
+        batch's binaries are stored and before the blob ledger or any record names them, or a
+        checkpoint moves (invariants 1 and 2): a sink may defer per-file durability work to it."""
+
     def stat(self, blob_ref: BlobRef, record: Record | None = None) -> StoredBlob | None:
         """What the sink holds for this binary, or None."""
         raise NotImplementedError
