@@ -99,7 +99,7 @@ _PARTY_COLUMNS = {p: (f"{p}_number", f"{p}_e164", f"{p}_name", f"{p}_extension_i
 def _party_into(row: Row, prefix: str, party: Any, extension: bool = True) -> None:
     """A party's columns, written into ``row`` (the hot path of every call and leg)."""
     number_col, e164_col, name_col, extension_col = _PARTY_COLUMNS[prefix]
-    get: Callable[[str], Any] = party.get if isinstance(party, Mapping) else _NO_FIELDS.get
+    get: Callable[[str], Any] = party.get if type(party) is dict or isinstance(party, Mapping) else _NO_FIELDS.get
     number = get("phoneNumber")
     row[number_col] = text(number or get("extensionNumber"), 64)
     row[e164_col] = phone(number)
@@ -128,7 +128,8 @@ def _call_fields(data: Mapping[str, Any], row: Row | None = None) -> Row:
     _party_into(out, "from", get("from"))
     _party_into(out, "to", get("to"))
     extension = get("extension")
-    out["extension_id"] = integer(extension.get("id")) if isinstance(extension, Mapping) else None
+    out["extension_id"] = integer(extension.get("id")) \
+        if type(extension) is dict or isinstance(extension, Mapping) else None
     return out
 
 
@@ -248,18 +249,22 @@ class StreamLayout:
     child_table: str | None = None
 
     def add_rows(self, ar: rcetl.ArchivedRecord, out: TableRows) -> None:
-        rec, archive = ar.record, ar.archive_json()
+        rec = ar.record
+        archive = ar.archive_json() if ar.blobs else []
         row: Row = {"account": rec.account, self.key_column: rec.key, **self.columns(rec.data)}
         if self.table == "recordings":
             with_blob(row, archive[0] if archive else None)
-        row.update(deleted=is_deleted(rec), raw=rec.data, archive=archive)
+        row["deleted"] = is_deleted(rec)
+        row["raw"] = rec.data
+        row["archive"] = archive
         out.add(self.table, row)
         if self.child_table == "call_legs":
             out.replaced_parents.setdefault("call_legs", []).append((rec.account, rec.key))
+            legs = out.rows.setdefault("call_legs", [])
             for i, leg in enumerate(rec.data.get("legs") or []):
-                if isinstance(leg, Mapping):
-                    out.add("call_legs", {"account": rec.account, "call_id": rec.key, "leg_index": i,
-                                          **leg_columns(leg)})
+                if type(leg) is dict or isinstance(leg, Mapping):
+                    legs.append(_call_fields(leg, {"account": rec.account, "call_id": rec.key, "leg_index": i,
+                                                   "leg_type": text(leg.get("legType"), 64)}))
         elif self.child_table == "attachments":
             out.replaced_parents.setdefault("attachments", []).append((rec.account, rec.key))
             blobs = {b["blob_id"]: b for b in archive}
