@@ -187,7 +187,7 @@ class MessageStoreStream(rcetl.Stream):
                 yield rcetl.Checkpoint(value=state, partition=partition)
             return
         if not state.get("syncToken"):
-            state = yield from self._start(partition, account, self._default_since(now))
+            state = yield from self._start(partition, account, None)
         backfill = state.get("backfill")
         if backfill:
             start, end = parse_instant(backfill["next"]), parse_instant(backfill["end"])
@@ -211,10 +211,15 @@ class MessageStoreStream(rcetl.Stream):
     def _default_since(self, now: datetime) -> datetime:
         return utc(self.config.since) if self.config.since else now - DEFAULT_BACKFILL
 
-    def _start(self, partition: str, account: str, since: datetime):
+    def _start(self, partition: str, account: str, since: datetime | None):
         """FSync first (its token marks the moment from which ISync reports changes), then plan a
-        dated backfill from ``since`` up to that moment."""
+        dated backfill from ``since`` (None: the default reach back from that moment) up to it."""
         now = now_utc()
+        if since is None:
+            # From the same instant as the backfill's end: a reach taken from an earlier clock
+            # reading made the span a few milliseconds longer than whole windows whenever a second
+            # boundary fell in between, and a fourth, empty list request for that sliver.
+            since = self._default_since(now)
         body = self.connection.client.get_json(
             self._path(partition, "/message-sync"),
             {

@@ -89,3 +89,21 @@ def test_a_dry_run_counts_a_medium_download_per_attachment_but_none_for_purged_m
     purged = message_store.message_record({"id": 8, "availability": "Purged", "attachments": [attachment]}, "1", "2")
     assert [stream.planned_download(ref) for ref in alive.blobs] == ["Medium"]
     assert [stream.planned_download(ref) for ref in purged.blobs] == [None]  # download() asks nothing either
+
+
+def test_a_first_run_lists_whole_backfill_windows_however_the_clock_moves(connected, monkeypatch) -> None:
+    """The default backfill (3 years in 365-day windows) is 3 list requests per mailbox, also when the
+    clock moves between the run's start and the FSync (it once reached back from an earlier clock
+    reading than the backfill's end, and a millisecond between them made a fourth, empty window)."""
+    from datetime import timedelta
+
+    from rcetl.plugins.sources import message_store as ms
+
+    sb, ctx, conn = connected()
+    real = ms.now_utc
+    ticks = iter(range(1, 1_000_000))
+    monkeypatch.setattr(ms, "now_utc", lambda: real() + timedelta(milliseconds=7 * next(ticks)))
+    box = sb.ground_truth()["accounts"][0]["extensions"][0]["id"]
+    stream = stream_of(message_store, ctx, conn, extensions=[box])
+    drain(stream)
+    assert sb.counters()["by_endpoint"].get("message-list", 0) == 3
