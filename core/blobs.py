@@ -279,6 +279,18 @@ def hash_file(path: str, *extra: Any) -> str:
     return sha.hexdigest()
 
 
+def sidecar_json(doc: Any) -> bytes:
+    """``doc`` as indented JSON with sorted keys (what a sidecar holds): orjson, and the standard
+    library for what orjson refuses (ints beyond 64 bits, lone surrogates, non-string keys)."""
+    import orjson  # here: `import rcetl` stays cheap
+
+    try:
+        return orjson.dumps(doc, default=str, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
+                            | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS)
+    except TypeError:
+        return json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True, default=str).encode()
+
+
 class ObjectStoreSink(BlobSink):
     """A blob sink over a key/value object store. Subclasses implement the primitives only.
 
@@ -493,7 +505,7 @@ class ObjectStoreSink(BlobSink):
             },
             "record": blob.record.to_json() if blob.record is not None else None,
         }
-        return json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True, default=str).encode()
+        return sidecar_json(doc)
 
     def _list(self) -> Iterator[str]:
         """Every key under the sink's prefix (for finding binaries stored twice). Optional."""

@@ -22,6 +22,8 @@ from ..coordination import process_alive
 from ..records import BlobRef, Record, SpooledBlob
 
 CHUNK = 1024 * 1024
+#: Writes smaller than this are gathered before they reach the file (a source may write small pieces).
+_GATHER = 256 * 1024
 
 
 @dataclass
@@ -43,7 +45,10 @@ class HashingSpool:
         else:
             fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
         self.path = path
-        self._fh = os.fdopen(fd, "wb", buffering=CHUNK)
+        # A raw descriptor: bodies arrive in chunks of up to a megabyte, and a buffered file object
+        # would cost three system calls more per binary to set up (fstat, isatty, lseek).
+        self._fd: int | None = fd
+        self._gathered = bytearray()
         self._sha = hashlib.sha256()
         self.size = 0
         #: A source may set what the server said the bytes are (the listing may not know).
@@ -53,11 +58,17 @@ class HashingSpool:
         self._evidence = EvidenceRecorder()  # first and last bytes, for the content check
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
-        self._fh.write(data)
+        n, offset = len(data), self.size
         self._sha.update(data)
         self._evidence.update(data)
-        self.size += len(data)
-        return len(data)
+        self.size += n
+        if self._gathered or n < _GATHER:
+            self._gathered += data
+            if len(self._gathered) >= _GATHER:
+                self.flush()  # everything gathered ends at self.size
+        else:
+            self._write_out(data, offset)
+        return n
 
     def evidence(self) -> Evidence:
         """What the content check needs to know of the bytes written so far."""
@@ -70,11 +81,21 @@ class HashingSpool:
         return True
 
     def flush(self) -> None:
-        self._fh.flush()
+        if self._gathered:
+            self._write_out(self._gathered, self.size - len(self._gathered))
+            self._gathered = bytearray()
+
+    def _write_out(self, data: bytes | bytearray | memoryview, offset: int) -> None:
+        if self._fd is None:
+            raise ValueError("write to a finished spool file")
+        view = memoryview(data)
+        while view:
+            done = os.pwrite(self._fd, view, offset)
+            view, offset = view[done:], offset + done
 
     def finish(self, ref: BlobRef, record: Record | None) -> SpooledBlob:
         """The spooled blob; its ref carries the served content type when the source learnt it."""
-        self._fh.close()
+        self.close()
         served = (self.content_type or "").split(";", 1)[0].strip().lower()
         if served and served != (ref.content_type or "").split(";", 1)[0].strip().lower() \
                 and served != "application/octet-stream":
@@ -85,11 +106,20 @@ class HashingSpool:
                                   content_type=ref.content_type, record=record)
 
     def close(self) -> None:
-        self._fh.close()
+        """Write out what is gathered and close the file (idempotent)."""
+        if self._fd is None:
+            return
+        try:
+            self.flush()
+        finally:
+            fd, self._fd = self._fd, None
+            os.close(fd)
 
     def discard(self) -> None:
         try:
-            self._fh.close()
+            fd, self._fd = self._fd, None
+            if fd is not None:
+                os.close(fd)
         finally:
             try:
                 os.unlink(self.path)

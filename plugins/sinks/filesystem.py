@@ -63,7 +63,8 @@ class FilesystemSink(rcetl.ObjectStoreSink):
     def __init__(self, name: str, config: FilesystemConfig, ctx: rcetl.RunContext) -> None:
         super().__init__(name, config, ctx)
         self.root = Path(os.path.realpath(ctx.resolve(config.path)))
-        self.location_prefix = str(self.root) + os.sep
+        self._root = str(self.root)
+        self.location_prefix = self._root + os.sep
         # One helper thread hashes a large spooled file while the kernel copies it.
         self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"rcetl-{name}-hash")
         # Folders known to exist inside the archive (checked for symlinks out of it, or made here):
@@ -80,18 +81,18 @@ class FilesystemSink(rcetl.ObjectStoreSink):
 
     def open(self) -> None:
         try:
-            self._guarded(lambda: self._makedirs(self.root / TEMP_DIR), "creating the folder")
+            self._guarded(lambda: self._makedirs(os.path.join(self._root, TEMP_DIR)), "creating the folder")
         except rcetl.PermanentError as exc:  # a read-only mount stops root too, where mode bits don't
             raise rcetl.ConfigError(f"{self.name}: cannot write to {self.root}: {exc}",
                                     hint="check the folder's owner and mode, and that its file system "
                                          "is mounted read-write") from None
         self._guarded(self._clear_stale_temp_files, "clearing temp files of killed runs")
 
-    def _temp_path(self) -> Path:
+    def _temp_path(self) -> str:
         # Writes in flight live in one folder of the archive (same file system, so publishing is
         # still an atomic link/rename) named by their process, so leftovers of a killed run are
         # found without walking the archive.
-        return self.root / TEMP_DIR / f"{os.getpid()}-{secrets.token_hex(6)}.part"
+        return os.path.join(self._root, TEMP_DIR, f"{os.getpid()}-{secrets.token_hex(6)}.part")
 
     def _clear_stale_temp_files(self) -> None:
         now = time.time()
@@ -138,16 +139,17 @@ class FilesystemSink(rcetl.ObjectStoreSink):
             raise
 
     # --- primitives ---------------------------------------------------------------------------
+    # Paths are plain strings here: pathlib objects cost more than the system calls they wrap.
 
-    def _path(self, key: str) -> Path:
-        path = self.root.joinpath(*key.split("/"))
-        folder = str(path.parent)
+    def _path(self, key: str) -> str:
+        path = os.path.join(self._root, *key.split("/"))
+        folder = os.path.dirname(path)
         if folder in self._inside:
             return path
         # Keys are sanitised already; this guards against a symlink inside the archive pointing out.
-        exists = path.parent.exists()
+        exists = os.path.exists(folder)
         parent = os.path.realpath(folder) if exists else folder
-        if os.path.commonpath([parent, str(self.root)]) != str(self.root):
+        if os.path.commonpath([parent, self._root]) != self._root:
             raise rcetl.PermanentError(f"{self.name}: refusing to write {key!r} outside {self.root}")
         if exists:
             _remember(self._inside, folder)
@@ -156,24 +158,24 @@ class FilesystemSink(rcetl.ObjectStoreSink):
     def _head(self, key: str) -> rcetl.ObjectInfo | None:
         path = self._path(key)
         try:
-            size = path.stat().st_size
+            size = os.stat(path).st_size
         except FileNotFoundError:
             return None
         return rcetl.ObjectInfo(size=size, sha256=self._recorded_sha256(path, key))
 
-    def _recorded_sha256(self, path: Path, key: str) -> str:
+    def _recorded_sha256(self, path: str, key: str) -> str:
         try:
             return os.getxattr(path, _XATTR).decode()
         except OSError:
             pass
         # A folder copied without xattrs still has its sidecars; failing both, rehash the file.
-        return self._sidecar_sha256(key) or self.hash_file(str(path))
+        return self._sidecar_sha256(key) or self.hash_file(path)
 
     def _upload(
         self, key: str, blob: rcetl.SpooledBlob, metadata: dict[str, str]
     ) -> rcetl.ObjectInfo:
         final = self._path(key)
-        self._makedirs(final.parent)
+        self._makedirs(os.path.dirname(final))
         if self._link_spools and getattr(blob, "linkable", False):
             linked = self._link_spooled(blob, final)
             if linked is not None:
@@ -187,12 +189,12 @@ class FilesystemSink(rcetl.ObjectStoreSink):
                 pass  # no user xattrs here (some tmpfs, network mounts): the sidecar carries it
             self._publish(tmp, final)
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            _unlink_quietly(tmp)
             raise
-        tmp.unlink()  # published under its final name by a hard link: drop the temp name
+        os.unlink(tmp)  # published under its final name by a hard link: drop the temp name
         return rcetl.ObjectInfo(size=size, sha256=digest)
 
-    def _link_spooled(self, blob: rcetl.SpooledBlob, final: Path) -> rcetl.ObjectInfo | None:
+    def _link_spooled(self, blob: rcetl.SpooledBlob, final: str) -> rcetl.ObjectInfo | None:
         """Publish the engine's spool file itself under ``final``: hashed (the bytes on disk must
         be those the download hashed), given the archive's mode and checksum attribute, fsynced,
         then hard-linked (atomic and create-only, like a copy's publication). None when it cannot
@@ -202,8 +204,7 @@ class FilesystemSink(rcetl.ObjectStoreSink):
             st = os.fstat(fd)
             if st.st_nlink != 1:
                 return None  # another sink published this file already: each archive gets its own
-            digest = _hash_fd(fd)
-            size = os.fstat(fd).st_size
+            digest, size = _hash_fd(fd, st.st_size)
             if digest != blob.sha256 or size != blob.size:
                 # Not what was downloaded: never published; the caller's check reports it.
                 return rcetl.ObjectInfo(size=size, sha256=digest)
@@ -220,16 +221,16 @@ class FilesystemSink(rcetl.ObjectStoreSink):
         try:
             os.link(blob.path, final)
         except FileExistsError:
-            raise self.KeyExists(str(final)) from None
+            raise self.KeyExists(final) from None
         except OSError as exc:
             if exc.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
                 raise
             self._link_spools = exc.errno == errno.EMLINK  # only a full inode may link next time
             return None
-        self._unsynced_name(final.parent)
+        self._unsynced_name(os.path.dirname(final))
         return rcetl.ObjectInfo(size=size, sha256=digest)
 
-    def _copy(self, src: str, dst: Path, size: int | None = None) -> tuple[str, int]:
+    def _copy(self, src: str, dst: str, size: int | None = None) -> tuple[str, int]:
         """Copy ``src`` to a new ``dst``; return the SHA-256 and the size of the bytes copied.
 
         The kernel copies (sendfile, no user-space buffers). A small file is hashed here first
@@ -241,7 +242,7 @@ class FilesystemSink(rcetl.ObjectStoreSink):
         try:
             hashing = None
             if size is not None and size <= _INLINE_HASH_BYTES:
-                digest = _hash_fd(fin)
+                digest, _ = _hash_fd(fin, size)
                 os.lseek(fin, 0, os.SEEK_SET)
             else:
                 hashing = self._hasher.submit(self.hash_file, src)
@@ -257,23 +258,23 @@ class FilesystemSink(rcetl.ObjectStoreSink):
             os.close(fin)
         return (hashing.result() if hashing is not None else digest), copied
 
-    def _publish(self, tmp: Path, final: Path) -> None:
+    def _publish(self, tmp: str, final: str) -> None:
         try:
             os.link(tmp, final)  # atomic and create-only
         except FileExistsError:
-            raise self.KeyExists(str(final)) from None
+            raise self.KeyExists(final) from None
         except OSError as exc:
             if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
                 raise
             # No hard links on this file system: rename is still atomic, only not create-only.
-            if final.exists():
-                raise self.KeyExists(str(final)) from None
+            if os.path.exists(final):
+                raise self.KeyExists(final) from None
             os.rename(tmp, final)
-        self._unsynced_name(final.parent)
+        self._unsynced_name(os.path.dirname(final))
 
     def _put_small(self, key: str, data: bytes, content_type: str) -> None:
         final = self._path(key)
-        self._makedirs(final.parent)
+        self._makedirs(os.path.dirname(final))
         tmp = self._temp_path()
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, self.config.file_mode)
@@ -287,9 +288,9 @@ class FilesystemSink(rcetl.ObjectStoreSink):
                 os.close(fd)
             os.replace(tmp, final)
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            _unlink_quietly(tmp)
             raise
-        self._unsynced_name(final.parent)
+        self._unsynced_name(os.path.dirname(final))
 
     def _open(self, key: str) -> BinaryIO:
         return open(self._path(key), "rb")
@@ -303,35 +304,36 @@ class FilesystemSink(rcetl.ObjectStoreSink):
                     yield name if rel == "." else f"{rel.replace(os.sep, '/')}/{name}"
 
     def _delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        _unlink_quietly(self._path(key))
 
     # --- helpers ------------------------------------------------------------------------------
 
-    def _makedirs(self, folder: Path) -> None:
-        if str(folder) in self._made:
+    def _makedirs(self, folder: str) -> None:
+        if folder in self._made:
             return
         # mkdir(parents=True) gives only the last folder the mode; every new level gets it here.
-        made = str(folder)
+        made = folder
         missing = []
-        while not folder.is_dir():
+        while not os.path.isdir(folder):
             missing.append(folder)
-            folder = folder.parent
+            folder = os.path.dirname(folder)
         for level in reversed(missing):
             with contextlib.suppress(FileExistsError):
-                level.mkdir(mode=self.config.dir_mode)
+                os.mkdir(level, self.config.dir_mode)
             os.chmod(level, self.config.dir_mode)  # the umask must not widen it
-            self._unsynced_name(level.parent)  # its parent gained a name
+            self._unsynced_name(os.path.dirname(level))  # its parent gained a name
         _remember(self._made, made)
 
-    def _unsynced_name(self, folder: Path) -> None:
+    def _unsynced_name(self, folder: str) -> None:
         """``folder`` gained a name that :meth:`sync` must make durable."""
         if self.config.fsync:
             with self._unsynced_lock:
-                self._unsynced.add(str(folder))
+                self._unsynced.add(folder)
 
-    def _fsync_dir(self, folder: Path) -> None:
-        if self.config.fsync:
-            _fsync_path(str(folder))
+
+def _unlink_quietly(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
 
 
 def _remember(known: set[str], folder: str) -> None:
@@ -348,11 +350,18 @@ def _fsync_path(path: str) -> None:
         os.close(fd)
 
 
-def _hash_fd(fd: int) -> str:
+def _hash_fd(fd: int, size: int) -> tuple[str, int]:
+    """SHA-256 and length of what ``fd`` holds from its position on; ``size``: the length expected
+    (one read for a small file: a read past it finds the end)."""
     sha = hashlib.sha256()
-    while chunk := os.read(fd, _COPY_CHUNK):
+    read = 0
+    while True:
+        want = min(max(size - read + 1, 1), _COPY_CHUNK)
+        chunk = os.read(fd, want)
         sha.update(chunk)
-    return sha.hexdigest()
+        read += len(chunk)
+        if len(chunk) < want:  # a short read of a regular file: its end
+            return sha.hexdigest(), read
 
 
 def _copy_fd(src: int, dst: int) -> None:
