@@ -81,6 +81,7 @@ def run_sink(name: str, url: str, n_calls: int, template, tmp: Path) -> float:
             spent += time.perf_counter() - start
         return spent
     finally:
+        sink.close()  # first: its closing ANALYZE needs the tables
         drop(sink.engine, sink.tables.prefix)
         sink.close()
 
