@@ -69,11 +69,19 @@ def index_for(sinks: dict[str, Any], wanted: str | None) -> tuple[str, Any]:
             from .mongo_index import MongoArchiveIndex
 
             return name, MongoArchiveIndex(sink)
+        if hasattr(getattr(sink, "client", None), "fetch") and hasattr(sink.config, "database"):
+            from .couch_index import CouchArchiveIndex
+
+            return name, CouchArchiveIndex(sink)
+        if hasattr(sink, "files") and hasattr(sink, "partition_dir") and hasattr(sink, "fs"):
+            from .lake_index import LakeArchiveIndex
+
+            return name, LakeArchiveIndex(sink)
     known = ", ".join(sinks) or "none"
     raise rcetl.ConfigError(
         f"no record sink browse can search{f' named {wanted!r}' if wanted else ''} (record sinks: {known})",
-        hint="browse searches SQL (sqlite, mysql, postgres, mssql, sql) and mongodb record sinks; add one "
-             "to the pipeline or name it with --sink")
+        hint="browse searches SQL (sqlite, mysql, postgres, mssql, sql), mongodb, couchdb and lake record "
+             "sinks; add one to the pipeline or name it with --sink")
 
 
 def browse(
@@ -81,7 +89,7 @@ def browse(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; anything but loopback needs "
                              f"{TOKEN_ENV} or {USER_ENV}/{PASSWORD_ENV} in the environment."),
     port: int = typer.Option(8765, "--port", help="Port to listen on (0: any free port)."),
-    sink: str | None = typer.Option(None, "--sink", help="The record sink to search (default: the first SQL one)."),
+    sink: str | None = typer.Option(None, "--sink", help="The record sink to search (default: the first one browse can search)."),
     open_browser: bool = typer.Option(False, "--open", help="Open the page in the default web browser."),
 ) -> None:
     """Search, hear and read the archive in a local web page (read-only), and see coverage per day."""

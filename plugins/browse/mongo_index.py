@@ -11,7 +11,19 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
-from .query import DayCount, Detail, Filters, Hit, Page, binaries_from_archive, decode_cursor, encode_cursor
+from .query import (
+    DayCount,
+    Detail,
+    Filters,
+    Hit,
+    Page,
+    attachment_names,
+    binaries_from_archive,
+    conversation_of,
+    decode_cursor,
+    encode_cursor,
+    hit_from_json,
+)
 
 
 class MongoArchiveIndex:
@@ -97,15 +109,9 @@ class MongoArchiveIndex:
         if doc is None:
             return None
         data = doc.get("data") or {}
-        names = {}
-        for att in data.get("attachments") or []:
-            if isinstance(att, dict) and att.get("fileName"):
-                for entry in doc.get("archive") or []:
-                    if str(entry.get("blob_id", "")).endswith(f"-{att.get('id')}"):
-                        names[entry["blob_id"]] = att["fileName"]
-        conversation = (data.get("conversation") or {}).get("id") or data.get("conversationId")
-        return Detail(hit=_message_hit(doc), raw=data, binaries=binaries_from_archive(doc.get("archive"), names),
-                      conversation_id=str(conversation) if conversation is not None else None)
+        return Detail(hit=_message_hit(doc), raw=data,
+                      binaries=binaries_from_archive(doc.get("archive"), attachment_names(data, doc.get("archive"))),
+                      conversation_id=conversation_of(data))
 
     def thread(self, account: str, conversation_id: str, limit: int = 200) -> list[Hit]:
         ids: list[Any] = [conversation_id]
@@ -131,28 +137,11 @@ class MongoArchiveIndex:
                 yield stream, doc.get("account", ""), str(doc.get("key")), doc["occurred_at"].strftime("%Y-%m-%d")
 
 
-def _party(data: dict[str, Any], side: str) -> tuple[str | None, str | None]:
-    party = data.get(side)
-    if isinstance(party, list):
-        party = party[0] if party else None
-    if not isinstance(party, dict):
-        return None, None
-    return party.get("phoneNumber") or party.get("extensionNumber"), party.get("name")
-
-
 def _call_hit(doc: dict[str, Any]) -> Hit:
-    data = doc.get("data") or {}
-    (fnum, fname), (tnum, tname) = _party(data, "from"), _party(data, "to")
-    return Hit(stream="call-log", id=str(doc.get("key")), account=doc.get("account", ""), time=doc.get("occurred_at"),
-               type=data.get("type"), direction=data.get("direction"), from_number=fnum, from_name=fname,
-               to_number=tnum, to_name=tname, result=data.get("result"), duration=data.get("duration"),
-               has_recording=bool((data.get("recording") or {}).get("id")), deleted=bool(doc.get("deleted")))
+    return hit_from_json("call-log", doc.get("account", ""), doc.get("key"), doc.get("occurred_at"),
+                         doc.get("data") or {}, bool(doc.get("deleted")))
 
 
 def _message_hit(doc: dict[str, Any]) -> Hit:
-    data = doc.get("data") or {}
-    (fnum, fname), (tnum, tname) = _party(data, "from"), _party(data, "to")
-    return Hit(stream="message-store", id=str(doc.get("key")), account=doc.get("account", ""),
-               time=doc.get("occurred_at"), type=data.get("type"), direction=data.get("direction"), from_number=fnum,
-               from_name=fname, to_number=tnum, to_name=tname, subject=data.get("subject"),
-               deleted=bool(doc.get("deleted")))
+    return hit_from_json("message-store", doc.get("account", ""), doc.get("key"), doc.get("occurred_at"),
+                         doc.get("data") or {}, bool(doc.get("deleted")))

@@ -1,13 +1,19 @@
 """What a browse search asks and what it gets back, independent of the store that answers it.
 
 The web layer parses a request into :class:`Filters`; an :class:`ArchiveIndex` (one per kind of
-record sink: SQL, MongoDB) answers with :class:`Hit` rows and a cursor for the next page. Phone
-numbers are compared in E.164 (``rcetl.normalize_phone``), the form the sinks index.
+record sink: SQL, MongoDB, CouchDB, the Parquet lake) answers with :class:`Hit` rows and a cursor
+for the next page. Phone numbers are compared in E.164 (``rcetl.normalize_phone``), the form the
+sinks index.
+
+Where a store has no typed field for a filter (a party's name everywhere but SQL; the sender's
+extension of a message in CouchDB and the lake; "has a recording" in CouchDB), the index narrows by
+what it can and checks the rest on the API's JSON with :func:`json_check`, so every store answers
+with the same records as the SQL index.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
@@ -204,3 +210,94 @@ def decode_cursor(cursor: str) -> tuple[datetime | None, str]:
         return (datetime.fromisoformat(stamp) if stamp else None), ident
     except ValueError:
         raise BadQuery("cursor: not a cursor this page made") from None
+
+
+# --- the API's JSON: what every store keeps and every index can read ---------------------------
+
+def party(data: Mapping[str, Any], side: str) -> tuple[str | None, str | None]:
+    """(number as shown, name) of ``from``/``to``; of a message's recipients, the first (as the SQL
+    sink's ``to_*`` columns)."""
+    found = data.get(side)
+    if isinstance(found, list):
+        found = found[0] if found else None
+    if not isinstance(found, Mapping):
+        return None, None
+    return found.get("phoneNumber") or found.get("extensionNumber"), found.get("name")
+
+
+def hit_from_json(stream: str, account: str, key: Any, time: datetime | None, data: Mapping[str, Any],
+                  deleted: bool) -> Hit:
+    """A result row from the record's JSON as RingCentral sent it (``stream``: call-log or message-store)."""
+    (fnum, fname), (tnum, tname) = party(data, "from"), party(data, "to")
+    if stream == "call-log":
+        return Hit(stream=stream, id=str(key), account=account, time=time, type=data.get("type"),
+                   direction=data.get("direction"), from_number=fnum, from_name=fname, to_number=tnum,
+                   to_name=tname, result=data.get("result"), duration=data.get("duration"),
+                   has_recording=has_recording(data), deleted=deleted)
+    return Hit(stream=stream, id=str(key), account=account, time=time, type=data.get("type"),
+               direction=data.get("direction"), from_number=fnum, from_name=fname, to_number=tnum, to_name=tname,
+               subject=data.get("subject"), deleted=deleted)
+
+
+def has_recording(data: Mapping[str, Any]) -> bool:
+    recording = data.get("recording")
+    return isinstance(recording, Mapping) and recording.get("id") is not None
+
+
+def conversation_of(data: Mapping[str, Any]) -> str | None:
+    conversation = data.get("conversation")
+    found = (conversation.get("id") if isinstance(conversation, Mapping) else None) or data.get("conversationId")
+    return str(found) if found is not None else None
+
+
+def attachment_names(data: Mapping[str, Any], archive: Any) -> dict[str, str]:
+    """blob id -> the attachment's ``fileName`` (the engine names an attachment's blob ``...-<id>``)."""
+    names: dict[str, str] = {}
+    for att in data.get("attachments") or []:
+        if isinstance(att, Mapping) and att.get("fileName"):
+            for entry in archive or []:
+                if isinstance(entry, Mapping) and str(entry.get("blob_id", "")).endswith(f"-{att.get('id')}"):
+                    names[str(entry["blob_id"])] = att["fileName"]
+    return names
+
+
+#: Filters :func:`json_check` can decide from the API's JSON.
+JSON_FILTERS = ("name", "extension", "has_recording")
+
+
+def json_check(filters: Filters, stream: str, only: tuple[str, ...] = JSON_FILTERS
+               ) -> Callable[[Mapping[str, Any]], bool] | None:
+    """A test of a record's JSON for the filters in ``only`` that ``filters`` sets, with the SQL index's
+    meaning (None: nothing to test). ``name``: a substring of the ``from`` or (first) ``to`` party's
+    name, ignoring case; ``extension``: a message's sender's ``extensionId`` (a call's is its mailbox,
+    ``extension.id``); ``has_recording``: the call has ``recording.id``."""
+    tests: list[Callable[[Mapping[str, Any]], bool]] = []
+    if filters.name and "name" in only:
+        wanted = filters.name.casefold()
+        tests.append(lambda d: any(wanted in str(party(d, side)[1] or "").casefold() for side in ("from", "to")))
+    if filters.extension and "extension" in only:
+        ext = int(filters.extension)
+        if stream == "call-log":
+            tests.append(lambda d: _int(_field(d, "extension", "id")) == ext)
+        else:
+            tests.append(lambda d: _int(_field(d, "from", "extensionId")) == ext)
+    if filters.has_recording and "has_recording" in only and stream == "call-log":
+        tests.append(has_recording)
+    if not tests:
+        return None
+    return lambda data: all(test(data) for test in tests)
+
+
+def _field(data: Mapping[str, Any], outer: str, inner: str) -> Any:
+    found = data.get(outer)
+    return found.get(inner) if isinstance(found, Mapping) else None
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return None

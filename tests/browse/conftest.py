@@ -30,17 +30,23 @@ class Served:
     archive: rcetl.OpenedArchive
 
 
-@pytest.fixture(scope="session")
-def demo_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("browse-demo")
+def run_demo(folder: Path, sinks: str = "") -> Path:
+    """pipelines/demo.yaml in ``folder`` with the record sinks ``sinks`` (YAML, indented as under
+    ``sinks:``) added before the folder sink, run once by the real CLI."""
+    text = (ROOT / "pipelines" / "demo.yaml").read_text()
     pipeline = folder / "demo.yaml"
-    pipeline.write_text((ROOT / "pipelines" / "demo.yaml").read_text())
+    pipeline.write_text(text.replace("  files:", f"{sinks}  files:", 1))
     env = {**os.environ, "RCETL_HOME": str(folder / "home")}
     done = subprocess.run([sys.executable, "-m", "rcetl.cli.main", "run", str(pipeline), "--json"],
                           capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout)["status"] == "ok"
     return pipeline
+
+
+@pytest.fixture(scope="session")
+def demo_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return run_demo(tmp_path_factory.mktemp("browse-demo"))
 
 
 def serve(app: Any, host: str = "127.0.0.1") -> tuple[str, Any]:

@@ -4,9 +4,6 @@ into both (one run, two record sinks), searched and opened through each index.""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -16,23 +13,15 @@ from rcetl.plugins.browse.cli import index_for
 from rcetl.plugins.browse.query import parse_filters
 
 from ..servers import unique
-from .conftest import ROOT
+from .conftest import run_demo
 from .test_browse import three_ways
 
 
 @pytest.fixture(scope="module")
 def both(tmp_path_factory: pytest.TempPathFactory, mongodb_url: str):  # noqa: ANN201
-    folder = tmp_path_factory.mktemp("browse-mongo")
-    text = (ROOT / "pipelines" / "demo.yaml").read_text()
     prefix = unique("br").replace("-", "_")
-    text = text.replace("  files:", f"  mongo:\n    plugin: mongodb\n    url: {mongodb_url}\n"
-                                     f"    collection_prefix: {prefix}_\n  files:", 1)
-    pipeline = folder / "demo.yaml"
-    pipeline.write_text(text)
-    env = {**os.environ, "RCETL_HOME": str(folder / "home")}
-    done = subprocess.run([sys.executable, "-m", "rcetl.cli.main", "run", str(pipeline), "--json"],
-                          capture_output=True, text=True, timeout=600, env=env)
-    assert done.returncode == 0, done.stderr[-3000:]
+    pipeline = run_demo(tmp_path_factory.mktemp("browse-mongo"),
+                        f"  mongo:\n    plugin: mongodb\n    url: {mongodb_url}\n    collection_prefix: {prefix}_\n")
     with rcetl.open_archive(pipeline) as archive:
         yield index_for(archive.record_sinks, "archive")[1], index_for(archive.record_sinks, "mongo")[1]
 
