@@ -76,7 +76,7 @@ lint: install-test  ## ruff
 format: install-test
 	$(BIN)/ruff format core plugins sandbox tests bench
 
-bench: install-bench  ## the full benchmark suite (about 25 minutes); writes bench/results/ (tracked)
+bench: install-bench  ## the full benchmark suite (about 40 minutes); writes bench/results/ (tracked)
 	$(PY) -m bench.run --full
 
 bench-quick: install-bench  ## a few minutes of ratios (CI): missed targets printed, a regression fails it; writes bench/results/tmp/
