@@ -52,31 +52,48 @@ def reports_dir(pipeline: Any) -> Path:
     return pipeline.base_dir / ".rcetl" / pipeline.name / "reports"
 
 
+def _kind(sink: Any) -> str | None:
+    """Which index serves ``sink``: duck-typed on what each sink publishes (its tables and engine,
+    its database, its CouchDB client, its Parquet files), so browse imports a store's client library
+    only when the pipeline uses that store."""
+    if hasattr(sink, "tables") and hasattr(sink, "engine"):
+        return "sql"
+    if hasattr(sink, "db") and hasattr(sink.config, "collection_prefix"):
+        return "mongo"
+    if hasattr(getattr(sink, "client", None), "fetch") and hasattr(sink.config, "database"):
+        return "couch"
+    if hasattr(sink, "files") and hasattr(sink, "partition_dir") and hasattr(sink, "fs"):
+        return "lake"
+    return None
+
+
+#: Without ``--sink``: the store whose searches cost least (indexed SQL and MongoDB, then CouchDB's
+#: Mango, then the lake, which reads files), the pipeline's order among equals.
+PREFERENCE = ("sql", "mongo", "couch", "lake")
+
+
 def index_for(sinks: dict[str, Any], wanted: str | None) -> tuple[str, Any]:
-    """The record sink browse queries: ``--sink`` or the first one it knows how to search."""
-    names = [wanted] if wanted else list(sinks)
-    for name in names:
-        sink = sinks.get(name)
-        if sink is None:
-            continue
-        # Duck-typed on what each sink publishes (its tables and engine; its database), so browse
-        # imports a store's client library only when the pipeline uses that store.
-        if hasattr(sink, "tables") and hasattr(sink, "engine"):
+    """The record sink browse queries: ``--sink``, or the one it searches best (:data:`PREFERENCE`)."""
+    found = [(name, kind) for name in ([wanted] if wanted else list(sinks))
+             if name in sinks and (kind := _kind(sinks[name])) is not None]
+    if found:
+        name, kind = min(found, key=lambda nk: PREFERENCE.index(nk[1]))
+        sink = sinks[name]
+        if kind == "sql":
             from .sql_index import SqlArchiveIndex
 
             return name, SqlArchiveIndex(sink)
-        if hasattr(sink, "db") and hasattr(sink.config, "collection_prefix"):
+        if kind == "mongo":
             from .mongo_index import MongoArchiveIndex
 
             return name, MongoArchiveIndex(sink)
-        if hasattr(getattr(sink, "client", None), "fetch") and hasattr(sink.config, "database"):
+        if kind == "couch":
             from .couch_index import CouchArchiveIndex
 
             return name, CouchArchiveIndex(sink)
-        if hasattr(sink, "files") and hasattr(sink, "partition_dir") and hasattr(sink, "fs"):
-            from .lake_index import LakeArchiveIndex
+        from .lake_index import LakeArchiveIndex
 
-            return name, LakeArchiveIndex(sink)
+        return name, LakeArchiveIndex(sink)
     known = ", ".join(sinks) or "none"
     raise rcetl.ConfigError(
         f"no record sink browse can search{f' named {wanted!r}' if wanted else ''} (record sinks: {known})",
@@ -89,7 +106,7 @@ def browse(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; anything but loopback needs "
                              f"{TOKEN_ENV} or {USER_ENV}/{PASSWORD_ENV} in the environment."),
     port: int = typer.Option(8765, "--port", help="Port to listen on (0: any free port)."),
-    sink: str | None = typer.Option(None, "--sink", help="The record sink to search (default: the first one browse can search)."),
+    sink: str | None = typer.Option(None, "--sink", help="The record sink to search (default: SQL, else MongoDB, CouchDB, lake)."),
     open_browser: bool = typer.Option(False, "--open", help="Open the page in the default web browser."),
 ) -> None:
     """Search, hear and read the archive in a local web page (read-only), and see coverage per day."""
