@@ -247,6 +247,10 @@ class _Line:
             del self.until[ticket]
             self.conds[ticket].notify()
 
+    def wake_head(self) -> None:
+        if self.waiting:
+            self.wake(self.waiting[0])
+
     def wake_next(self) -> None:
         """After a slot was taken or released: the first waiter that sleeps for its turn (not
         towards a time) may now have one. Those sleeping towards a time keep it: a slot taken
@@ -439,7 +443,11 @@ class QueuedBudget(Budget):
                 line.told = told
                 line.wake_all()  # the rest may go, or the headers changed every waiter's slot
             else:
-                # The slot's end is known now: the first waiter that waited for it to be may go.
+                # The slot's end is known now. The head of the line computed its wait from the
+                # oldest slot, which may be this one's provisional end (acquire + lease: up to two
+                # windows late), so it looks again; a waiter behind that slept until the end was
+                # known may have a time now.
+                line.wake_head()
                 line.wake_next()
         if retry_after is not None and retry_after > 0:
             tally.note(self.credential, line.name, throttled=1)
