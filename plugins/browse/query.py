@@ -13,6 +13,7 @@ with the same records as the SQL index.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -269,12 +270,12 @@ def json_check(filters: Filters, stream: str, only: tuple[str, ...] = JSON_FILTE
                ) -> Callable[[Mapping[str, Any]], bool] | None:
     """A test of a record's JSON for the filters in ``only`` that ``filters`` sets, with the SQL index's
     meaning (None: nothing to test). ``name``: a substring of the ``from`` or (first) ``to`` party's
-    name, ignoring case; ``extension``: a message's sender's ``extensionId`` (a call's is its mailbox,
+    name, letter case ignored for A-Z (:func:`fold`, as SQLite's ``LIKE``); ``extension``: a message's sender's ``extensionId`` (a call's is its mailbox,
     ``extension.id``); ``has_recording``: the call has ``recording.id``."""
     tests: list[Callable[[Mapping[str, Any]], bool]] = []
     if filters.name and "name" in only:
-        wanted = filters.name.casefold()
-        tests.append(lambda d: any(wanted in str(party(d, side)[1] or "").casefold() for side in ("from", "to")))
+        wanted = fold(filters.name)
+        tests.append(lambda d: any(wanted in fold(str(party(d, side)[1] or "")) for side in ("from", "to")))
     if filters.extension and "extension" in only:
         ext = int(filters.extension)
         if stream == "call-log":
@@ -286,6 +287,23 @@ def json_check(filters: Filters, stream: str, only: tuple[str, ...] = JSON_FILTE
     if not tests:
         return None
     return lambda data: all(test(data) for test in tests)
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_TEXT_RUN = re.compile(r'[ !#-\[\]-~]+')  # printable ASCII that JSON text holds as it is (no " or \\)
+
+
+def fold(text: str) -> str:
+    """``text`` with A-Z as a-z: how a name search compares (SQLite's ``LIKE``; other letters exact)."""
+    return text.translate(_ASCII_LOWER)
+
+
+def raw_run(name: str) -> str | None:
+    """The longest part of ``name`` that stands as it is in any record's raw JSON text holding the
+    name (printable ASCII but ``"`` and ``\\``: ``rcetl.json_dumps`` may escape any other character),
+    for a store to narrow a name search on the text before the exact check; None if under 2 characters."""
+    run = max(_TEXT_RUN.findall(name), key=len, default="")
+    return run if len(run) >= 2 else None
 
 
 def _field(data: Mapping[str, Any], outer: str, inner: str) -> Any:
