@@ -94,6 +94,19 @@ def utilisation(times: list[float], start: float, wall: float, limit: int, windo
     return len(times) / ideal, len(times) / (limit * (wall / window + 1))
 
 
+def where_lost(times: list[float], start: float, limit: int, window: float) -> dict[str, float]:
+    """Where a group's span went beyond the ideal, to find what to fix (seconds; see bench/README.md):
+    ``first_burst_s``: the mean offset of the first ``limit`` requests from the run's first request
+    (an ideal client sends them all at once: start-up, listing before the first download);
+    ``per_cycle_ms``: the mean time by which request ``i + limit`` left later than a window after
+    request ``i`` (stamping at the response, waking, sending: paid once per window, on every slot)."""
+    if len(times) <= limit:
+        return {"first_burst_s": 0.0, "per_cycle_ms": 0.0}
+    first = sum(t - start for t in times[:limit]) / limit
+    cycle = sum(times[i + limit] - times[i] - window for i in range(len(times) - limit)) / (len(times) - limit)
+    return {"first_burst_s": round(first, 4), "per_cycle_ms": round(cycle * 1000, 2)}
+
+
 def projected(n: int, span: float, limit: int, window: float) -> float:
     """Utilisation at RingCentral's real 60 s windows, if the seconds lost here are fixed costs
     (round trips, batch pauses) that do not grow with the window: an estimate, not a measurement."""
@@ -123,6 +136,7 @@ def bench_heavy(recordings: int, time_scale: float, seed: int = 11) -> tuple[lis
     heavy = log.times("Heavy")
     first = log.entries[0][0]
     util, util_wall = utilisation(heavy, first, m.wall, PLAN["Heavy"], window)
+    lost = where_lost(heavy, first, PLAN["Heavy"], window)
     sent = counters["by_group"].get("Heavy", 0)
     mins = minimum_heavy(truth, now)
     statuses = counters["by_status"]
@@ -133,7 +147,9 @@ def bench_heavy(recordings: int, time_scale: float, seed: int = 11) -> tuple[lis
                margin=0.07, note=f"{sent:,} Heavy requests in {heavy[-1] - first:.1f} s = "
                                  f"{(heavy[-1] - first) / window:.0f} windows of {window:.2f} s (time_scale {time_scale:g}); "
                                  f"over the whole process wall time {util_wall:.3f}; projected at real 60 s windows "
-                                 f"{projected(len(heavy), heavy[-1] - first, PLAN['Heavy'], window):.3f}"),
+                                 f"{projected(len(heavy), heavy[-1] - first, PLAN['Heavy'], window):.3f}; "
+                                 f"first window's requests {lost['first_burst_s']:.3f} s after the first request on "
+                                 f"average, each slot {lost['per_cycle_ms']:.1f} ms late per window"),
         Figure(b, "Heavy 429 responses", counters["throttled"], 0, "<=", note="sandbox count, all groups"),
         Figure(b, "Heavy requests / minimum (window-aware)", round(sent / mins["window_aware"], 4), 1.01, "<=",
                margin=0.02, note=f"minimum {mins['window_aware']:,} = {mins['retained_recordings']:,} retained recordings "
@@ -146,7 +162,7 @@ def bench_heavy(recordings: int, time_scale: float, seed: int = 11) -> tuple[lis
     ]
     raw = {"time_scale": time_scale, "window_s": window, "wall_s": m.wall, "sent": sent, "minimum": mins,
            "statuses": statuses, "endpoints": counters["by_endpoint"], "rcetl_requests": summary.get("requests"),
-           "utilisation": util, "utilisation_wall": util_wall, "peak_rss_mb": m.peak_rss / 2**20}
+           "utilisation": util, "utilisation_wall": util_wall, "lost": lost, "peak_rss_mb": m.peak_rss / 2**20}
     return figures, raw
 
 
@@ -167,13 +183,16 @@ def bench_messages(messages: int, time_scale: float, seed: int = 12) -> tuple[li
     mins = minimum_messages(truth, mailboxes, list_windows)
     medium_t = log.times("Medium")
     util_m, util_m_wall = utilisation(medium_t, first, m.wall, PLAN["Medium"], window)
+    lost = where_lost(medium_t, first, PLAN["Medium"], window)
     medium, light = counters["by_group"].get("Medium", 0), counters["by_group"].get("Light", 0)
     b = "budget"
     figures = [
         Figure(b, "Medium utilisation (attachments; requests / ideal)", round(util_m, 3), 0.97, ">=", margin=0.07,
                note=f"{medium:,} Medium requests in {(medium_t[-1] - first) / window:.0f} windows of {window:.2f} s; "
                     f"over the whole wall time {util_m_wall:.3f}; projected at real 60 s windows "
-                    f"{projected(len(medium_t), medium_t[-1] - first, PLAN['Medium'], window):.3f}"),
+                    f"{projected(len(medium_t), medium_t[-1] - first, PLAN['Medium'], window):.3f}; first window's "
+                    f"requests {lost['first_burst_s']:.3f} s after the first request on average, each slot "
+                    f"{lost['per_cycle_ms']:.1f} ms late per window"),
         Figure(b, "Medium + Light 429 responses", counters["throttled"], 0, "<="),
         Figure(b, "Medium requests / minimum", round(medium / mins["medium"], 4), 1.01, "<=", margin=0.02,
                note=f"minimum {mins['medium']:,} = {mins['attachments']:,} attachments still held + 1 extension list; "
@@ -189,7 +208,7 @@ def bench_messages(messages: int, time_scale: float, seed: int = 12) -> tuple[li
     ]
     raw = {"time_scale": time_scale, "window_s": window, "wall_s": m.wall, "medium": medium, "light": light,
            "minimum": mins, "statuses": counters["by_status"], "endpoints": by_endpoint,
-           "utilisation_medium": util_m, "utilisation_medium_wall": util_m_wall}
+           "utilisation_medium": util_m, "utilisation_medium_wall": util_m_wall, "lost_medium": lost}
     return figures, raw
 
 
