@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -68,39 +67,3 @@ def test_empty_list_is_one_request() -> None:
     fetch, calls = make_server(0, 1000, lying_next=True)
     assert list(iter_records(fetch, BASE, {"perPage": 1000})) == []
     assert len(calls) == 1
-
-
-def test_prefetching_sends_the_requests_a_plain_read_sends() -> None:
-    for total, lying in [(2500, False), (2000, True), (1500, True), (0, True)]:
-        fetch, calls = make_server(total, 1000, lying_next=lying)
-        ids = [r["id"] for p in iter_pages(fetch, BASE, {"perPage": 1000}, prefetch=True) for r in p["records"]]
-        plain_fetch, plain_calls = make_server(total, 1000, lying_next=lying)
-        list(iter_pages(plain_fetch, BASE, {"perPage": 1000}))
-        assert ids == list(range(total))
-        assert calls == plain_calls  # the same pages, each once, in the same order
-
-
-def test_prefetch_asks_for_the_next_page_before_handing_over_this_one() -> None:
-    fetch, calls = make_server(3000, 1000)
-    seen_when_handed: list[int] = []
-    for _page in iter_pages(fetch, BASE, {"perPage": 1000}, prefetch=True):
-        expected = min(len(seen_when_handed) + 2, 3)
-        deadline = time.monotonic() + 30  # the request runs in a thread: wait for it (not a timing bound)
-        while len(calls) < expected and time.monotonic() < deadline:
-            time.sleep(0.005)
-        seen_when_handed.append(len(calls))
-    assert seen_when_handed == [2, 3, 3]  # page 2 asked for while page 1 is in hand; never a page 4
-
-
-def test_prefetch_keeps_loop_detection_and_a_stopped_reader_leaves_no_thread_running() -> None:
-    fetch, calls = make_server(5000, 1000, loop=True)
-    pages = []
-    with pytest.raises(rcetl.TransientError, match="paging loop"):
-        for page in iter_pages(fetch, BASE, {"perPage": 1000}, prefetch=True):
-            pages.append(page)
-    assert len(pages) == 1 and len(calls) == 1  # the page is handed over before the loop is reported
-    fetch, calls = make_server(5000, 1000)
-    reader = iter_pages(fetch, BASE, {"perPage": 1000}, prefetch=True)
-    next(reader)
-    reader.close()  # waits for the page asked for ahead; nothing runs after
-    assert len(calls) == 2

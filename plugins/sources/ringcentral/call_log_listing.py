@@ -112,7 +112,7 @@ def read_windows(
             "showDeleted": "true" if options.show_deleted else "false",
             **(extra_params or {}),
         }
-        for page in iter_pages(fetch, url, params, prefetch=True):
+        for page in iter_pages(fetch, url, params):
             for raw in records_of(page, "call-log"):
                 yield from to_records(raw, account)
         # A run over an explicit past window must not move an incremental position backwards.

@@ -9,9 +9,7 @@ really the last page, so the stop rule is: no records, fewer records than ``perP
 
 from __future__ import annotations
 
-import contextvars
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -21,44 +19,8 @@ import rcetl
 FetchPage = Callable[[str, Mapping[str, Any] | None], Mapping[str, Any]]
 
 
-def iter_pages(fetch: FetchPage, url: str, params: Mapping[str, Any] | None = None, *,
-               prefetch: bool = False) -> Iterator[Mapping[str, Any]]:
-    """Yield each page of a list once, in server order.
-
-    ``prefetch``: the next page is requested (in a thread, in the caller's context, so it is
-    counted and paced like the caller's own requests) as soon as this page names it, before this
-    page is handed over: the server prepares page N+1 while the caller works through page N,
-    instead of both waiting for each other in turn. The same requests in the same order, at most
-    one ahead; a caller that stops early leaves at most that one unused."""
-    if not prefetch:
-        yield from _pages(fetch, url, params)
-        return
-    with ThreadPoolExecutor(1, thread_name_prefix="rcetl-page") as pool:
-        ahead: Future[Mapping[str, Any]] | None = None
-
-        def fetch_ahead(u: str, p: Mapping[str, Any] | None) -> Mapping[str, Any]:
-            nonlocal ahead
-            if ahead is not None:  # asked for the page fetched ahead (the generator's next request)
-                page, ahead = ahead.result(), None
-                return page
-            return fetch(u, p)
-
-        def on_next(u: str) -> None:
-            nonlocal ahead
-            ahead = pool.submit(contextvars.copy_context().run, fetch, u, None)
-
-        try:
-            yield from _pages(fetch_ahead, url, params, on_next)
-        finally:
-            if ahead is not None and not ahead.cancel():
-                try:
-                    ahead.result()  # let the request end before the pool goes; its page is not used
-                except Exception:  # noqa: BLE001,S110 - an unused page's failure is nobody's
-                    pass
-
-
-def _pages(fetch: FetchPage, url: str, params: Mapping[str, Any] | None,
-           on_next: Callable[[str], None] | None = None) -> Iterator[Mapping[str, Any]]:
+def iter_pages(fetch: FetchPage, url: str, params: Mapping[str, Any] | None = None) -> Iterator[Mapping[str, Any]]:
+    """Yield each page of a list once, in server order."""
     requested = _per_page(params)
     seen: set[str] = set()
     next_url: str | None = url
@@ -66,37 +28,24 @@ def _pages(fetch: FetchPage, url: str, params: Mapping[str, Any] | None,
     while next_url is not None:
         page = fetch(next_url, next_params)
         seen.add(_page_identity(next_url, next_params))
-        try:
-            following, refused = _following(page, requested, url, seen), None
-        except rcetl.RcetlError as exc:  # raised once this page is handed over, as it always was
-            following, refused = None, exc
-        if following is not None and on_next is not None:
-            on_next(following)  # requested now; fetch() returns it when the loop asks for it
         yield page
-        if refused is not None:
-            raise refused
-        next_url, next_params = following, None
-
-
-def _following(page: Mapping[str, Any], requested: int | None, url: str, seen: set[str]) -> str | None:
-    """The URL of the page after ``page``, or None when ``page`` is the last (see the module's stop rule)."""
-    records = page.get("records") if isinstance(page, Mapping) else None
-    if not isinstance(records, list):
-        return None  # the caller reports a page that is not a list of records
-    paging = page.get("paging")
-    per_page = (_int(paging.get("perPage")) if isinstance(paging, Mapping) else None) or requested
-    if not records or (per_page is not None and len(records) < per_page):
-        return None
-    navigation = page.get("navigation") if isinstance(page, Mapping) else None
-    nxt = ((navigation or {}).get("nextPage") or {}).get("uri") if isinstance(navigation, Mapping) else None
-    if not nxt:
-        return None
-    _same_server(str(nxt), url)
-    if _page_identity(str(nxt), None) in seen:
-        # A loop: the pages after it (if any) cannot be reached, so the list is not known complete.
-        raise rcetl.TransientError(f"{urlsplit(url).path}: nextPage leads back to a page already read "
-                                   "(a paging loop); the list is incomplete")
-    return str(nxt)
+        records = page.get("records") if isinstance(page, Mapping) else None
+        if not isinstance(records, list):
+            return  # the caller reports a page that is not a list of records
+        paging = page.get("paging")
+        per_page = (_int(paging.get("perPage")) if isinstance(paging, Mapping) else None) or requested
+        if not records or (per_page is not None and len(records) < per_page):
+            return
+        navigation = page.get("navigation") if isinstance(page, Mapping) else None
+        nxt = ((navigation or {}).get("nextPage") or {}).get("uri") if isinstance(navigation, Mapping) else None
+        if not nxt:
+            return
+        _same_server(str(nxt), url)
+        if _page_identity(str(nxt), None) in seen:
+            # A loop: the pages after it (if any) cannot be reached, so the list is not known complete.
+            raise rcetl.TransientError(f"{urlsplit(url).path}: nextPage leads back to a page already read "
+                                       "(a paging loop); the list is incomplete")
+        next_url, next_params = str(nxt), None
 
 
 def _same_server(nxt: str, first: str) -> None:
