@@ -338,6 +338,11 @@ class ObjectStoreSink(BlobSink):
         folder fsyncs each folder that gained names once here). A store whose writes are durable
         when they return (S3, GCS) has nothing to do."""
 
+    def _found(self, key: str) -> None:
+        """``key`` already holds the bytes being stored: it is about to be reported stored
+        (skipped). A store that defers durability to :meth:`sync` must cover it too: a run killed
+        before its ``sync()`` may have left it there, written but not yet durable."""
+
     def _disconnect(self, handle: Any) -> None:
         """Close the client :meth:`_connect` made (default: nothing to close)."""
 
@@ -401,6 +406,7 @@ class ObjectStoreSink(BlobSink):
                     if existing is None:
                         continue
             if self._same_content(blob, existing):
+                self._found(key)
                 return self._stored(key, blob, skipped=True)
             if self._replaces_invalid(key, blob):
                 continue  # the bad bytes are gone: write the good ones under the same key

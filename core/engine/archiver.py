@@ -93,7 +93,7 @@ class BatchArchiver:
         self.redownload = redownload
         # Looked up many binaries at a time, not one query per download.
         self._lookups = LedgerLookups(ledger) if ledger is not None and not redownload else None
-        self._spools = SpoolFiles(spool_dir)
+        self._spools = SpoolFiles.of(spool_dir)
         self._inflight: dict[tuple[str, str], Future[BlobResult]] = {}
         self._inflight_lock = threading.Lock()
 
@@ -172,18 +172,15 @@ class BatchArchiver:
         return out
 
     def _sync_blob_sinks(self, batch: Sequence[Routed]) -> None:
-        """Make the batch's binaries durable in every blob sink that defers it (see
-        ObjectStoreSink.sync) before the ledger or any record names them (invariants 1 and 2)."""
+        """Make the batch's binaries durable in every blob sink that defers it (BlobSink.sync)
+        before the ledger or any record names them (invariants 1 and 2)."""
         sinks: dict[int, tuple[str, BlobSink]] = {}
         for item in batch:
             for name, sink in item.blob_sinks:
                 sinks.setdefault(id(sink), (name, sink))
         for name, sink in sinks.values():
-            sync = getattr(sink, "sync", None)
-            if sync is None:
-                continue
             try:
-                _retrying(f"blob sink {name!r}", sync)
+                _retrying(f"blob sink {name!r}", sink.sync)
             except SinkUnavailable:
                 raise
             except Exception as exc:  # noqa: BLE001 - nothing of the batch is known durable: stop

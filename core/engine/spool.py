@@ -128,19 +128,37 @@ class HashingSpool:
 
 
 class SpoolFiles:
-    """The spool files of one run, truncated and reused instead of created and deleted per binary.
+    """The spool files of one spool folder, truncated and reused instead of created and deleted
+    per binary.
 
     Creating a file right after deleting others is costly on ext4 (it searches its inode bitmap
     past recently deleted inodes: ~20 % of a run's CPU when thousands of small recordings passed
     through fresh spool files). A file a sink took a hard link to (its bytes are now an archived
-    file) is only unlinked, never reused.
+    file) is only unlinked, never reused. A kept file is emptied when its binary is done with (no
+    recording stays on disk once stored), and every session on the folder (a Celery worker runs one
+    per task) shares one :meth:`of` it, so at most ``keep`` files wait there whatever the tasks.
     """
+
+    _shared: ClassVar[dict[str, SpoolFiles]] = {}
+    _shared_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, folder: Path, keep: int = 32) -> None:
         self.folder = folder
         self.keep = keep
         self._free: list[str] = []
         self._lock = threading.Lock()
+
+    @classmethod
+    def of(cls, folder: Path) -> SpoolFiles:
+        """The spool files of ``folder``, shared by every archiver spooling there."""
+        with cls._shared_lock:
+            files = cls._shared.get(str(folder))
+            if files is None:
+                if len(cls._shared) >= 64:  # folders of closed pipelines (removed with their files)
+                    for gone in [k for k in cls._shared if not os.path.isdir(k)]:
+                        del cls._shared[gone]
+                files = cls._shared[str(folder)] = cls(folder)
+            return files
 
     def open(self) -> HashingSpool:
         with self._lock:
@@ -153,14 +171,17 @@ class SpoolFiles:
         return HashingSpool(self.folder)
 
     def release(self, spool: HashingSpool) -> None:
-        """``spool`` is no longer needed: keep its file for the next binary, or remove it."""
+        """``spool`` is no longer needed: keep its file (emptied) for the next binary, or remove it."""
         try:
             spool.close()
             if os.stat(spool.path).st_nlink == 1:
                 with self._lock:
-                    if len(self._free) < self.keep:
+                    keep = len(self._free) < self.keep
+                if keep:
+                    os.truncate(spool.path, 0)
+                    with self._lock:
                         self._free.append(spool.path)
-                        return
+                    return
         except OSError:
             pass
         spool.discard()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import os
 import secrets
@@ -35,6 +36,24 @@ _COPY_CHUNK = 8 << 20
 #: Files up to this size are hashed in the storing thread (a hand-off to the hash thread costs
 #: more than hashing them); larger ones are hashed by the hash thread while the kernel copies.
 _INLINE_HASH_BYTES = 1 << 20
+
+
+def _process_umask() -> int:
+    """This process's umask, read without changing it (os.umask sets it: not thread-safe)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
+
+
+#: What a file created here loses of its requested mode (a linked spool file is given the same).
+_UMASK = _process_umask()
+#: Threads that fsync a batch's folders at once.
+_SYNC_THREADS = 8
 #: Folders remembered as checked (inside the archive) and created; forgotten past this many.
 _KNOWN_DIRS = 4096
 
@@ -73,9 +92,11 @@ class FilesystemSink(rcetl.ObjectStoreSink):
         self._made: set[str] = set()
         # Spool files are hard-linked into the archive until a link fails (another file system).
         self._link_spools = True
+        self._groups: dict[str, int] = {}  # folder -> the group its new files get
         # Folders whose new entries are not yet durable; fsynced by sync() once per batch.
         self._unsynced: set[str] = set()
         self._unsynced_lock = threading.Lock()
+        self._sync_pool: ThreadPoolExecutor | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -118,25 +139,44 @@ class FilesystemSink(rcetl.ObjectStoreSink):
             self.sync()
         finally:
             self._hasher.shutdown(wait=True)
+            if self._sync_pool is not None:
+                self._sync_pool.shutdown(wait=True)
 
     def sync(self) -> None:
         """Make every name published since the last call durable: fsync the folders that gained
-        one (files are fsynced before they get their name). Called before records point at them."""
+        one (files are fsynced before they get their name). Called before records point at them.
+
+        The folders are fsynced by several threads at once: each fsync waits for the device, and a
+        batch of recordings spread over days and extensions can name a thousand folders."""
         with self._unsynced_lock:
             folders, self._unsynced = self._unsynced, set()
-        left = sorted(folders, key=len)  # taken from the end: deepest first, then their parents
+        if not folders:
+            return
+        owed = set(folders)
 
-        def fsync_all() -> None:
-            while left:
-                _fsync_path(left[-1])
-                left.pop()
+        def fsync(folder: str) -> None:
+            _fsync_path(folder)
+            owed.discard(folder)
 
         try:
-            self._guarded(fsync_all, "syncing the folders of stored files")
+            if len(folders) == 1:
+                self._guarded(functools.partial(fsync, next(iter(folders))), "syncing a folder of stored files")
+            else:
+                pool = self._syncers()
+                futures = [pool.submit(self._guarded, functools.partial(fsync, f), f"syncing {f}") for f in folders]
+                for fut in futures:
+                    fut.result()
         except BaseException:
             with self._unsynced_lock:  # not durable yet: the next call tries them again
-                self._unsynced.update(left)
+                self._unsynced.update(owed)
             raise
+
+    def _syncers(self) -> ThreadPoolExecutor:
+        with self._unsynced_lock:
+            if self._sync_pool is None:
+                self._sync_pool = ThreadPoolExecutor(max_workers=_SYNC_THREADS,
+                                                     thread_name_prefix=f"rcetl-{self.name}-sync")
+            return self._sync_pool
 
     # --- primitives ---------------------------------------------------------------------------
     # Paths are plain strings here: pathlib objects cost more than the system calls they wrap.
@@ -208,8 +248,16 @@ class FilesystemSink(rcetl.ObjectStoreSink):
             if digest != blob.sha256 or size != blob.size:
                 # Not what was downloaded: never published; the caller's check reports it.
                 return rcetl.ObjectInfo(size=size, sha256=digest)
-            if stat.S_IMODE(st.st_mode) != self.config.file_mode:
-                os.fchmod(fd, self.config.file_mode)
+            # The owner, group and mode a file created in the archive folder would get (as a copy's).
+            group = self._group_in(os.path.dirname(final))
+            if st.st_gid != group:
+                try:
+                    os.fchown(fd, -1, group)
+                except OSError:
+                    return None  # not a member of the folder's group: a copy gets it
+            mode = self.config.file_mode & ~_UMASK
+            if stat.S_IMODE(st.st_mode) != mode:
+                os.fchmod(fd, mode)
             try:
                 os.setxattr(fd, _XATTR, digest.encode())
             except OSError:
@@ -229,6 +277,18 @@ class FilesystemSink(rcetl.ObjectStoreSink):
             return None
         self._unsynced_name(os.path.dirname(final))
         return rcetl.ObjectInfo(size=size, sha256=digest)
+
+    def _group_in(self, folder: str) -> int:
+        """The group a file created in ``folder`` gets: the folder's own when it is set-group-id
+        (a shared archive), else this process's."""
+        group = self._groups.get(folder)
+        if group is None:
+            st = os.stat(folder)
+            group = st.st_gid if st.st_mode & stat.S_ISGID else os.getegid()
+            if len(self._groups) >= _KNOWN_DIRS:
+                self._groups.clear()
+            self._groups[folder] = group
+        return group
 
     def _copy(self, src: str, dst: str, size: int | None = None) -> tuple[str, int]:
         """Copy ``src`` to a new ``dst``; return the SHA-256 and the size of the bytes copied.
@@ -323,6 +383,18 @@ class FilesystemSink(rcetl.ObjectStoreSink):
             os.chmod(level, self.config.dir_mode)  # the umask must not widen it
             self._unsynced_name(os.path.dirname(level))  # its parent gained a name
         _remember(self._made, made)
+
+    def _found(self, key: str) -> None:
+        # A file found in place may be a killed run's, published but never synced: its folder and
+        # every folder above it (up to the archive's root) are fsynced by the next sync().
+        if not self.config.fsync:
+            return
+        folder = os.path.dirname(self._path(key))
+        with self._unsynced_lock:
+            while folder.startswith(self.location_prefix):
+                self._unsynced.add(folder)
+                folder = os.path.dirname(folder)
+            self._unsynced.add(self._root)
 
     def _unsynced_name(self, folder: str) -> None:
         """``folder`` gained a name that :meth:`sync` must make durable."""

@@ -1,7 +1,9 @@
 """The ``s3`` blob sink: Amazon S3 and S3-compatible stores through boto3.
 
 Uploads ask S3 for a SHA-256 checksum (``ChecksumAlgorithm='SHA256'``) and compare what S3
-reports with the SHA-256 the engine took while downloading. Large files go up in parts
+reports with the SHA-256 the engine took while downloading: a file below ``multipart_threshold``
+goes up in one PUT whose answer carries that checksum (no transfer manager, no HEAD); large files
+go up in parts
 (boto3's TransferConfig); S3 then reports a composite checksum (SHA-256 of the parts' SHA-256s),
 which is recomputed locally in the same pass that re-checks the whole-file digest.
 Writes are create-only (``If-None-Match: *``) so two writers never clobber each other.
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -196,6 +199,8 @@ class S3Sink(rcetl.ObjectStoreSink):
     ) -> rcetl.ObjectInfo:
         args = self._write_args(blob.content_type or blob.ref.content_type)
         args["Metadata"] = metadata
+        if blob.size < self.config.multipart_threshold:
+            return self._put_file(key, blob, args)
         with self._lock:
             self._create_only.add(key)
         try:
@@ -211,6 +216,28 @@ class S3Sink(rcetl.ObjectStoreSink):
         if info is None:
             raise rcetl.TransientError(f"{self.name}: {key} is not visible right after its upload")
         return info
+
+    def _put_file(self, key: str, blob: rcetl.SpooledBlob, args: dict[str, Any]) -> rcetl.ObjectInfo:
+        """One create-only PUT for a binary below the multipart threshold (most recordings, every
+        fax): no transfer manager (a thread pool per upload) and no HEAD afterwards, because S3
+        answers a PUT that carries a checksum with the SHA-256 of the bytes it received."""
+        with open(blob.path, "rb") as body:
+            size = os.fstat(body.fileno()).st_size
+            try:
+                answer = self.client.put_object(Bucket=self.config.bucket, Key=key, Body=body,
+                                                IfNoneMatch="*", **args)
+            except Exception as exc:
+                if _code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                    raise self.KeyExists(key) from exc
+                raise
+        if not answer.get("ChecksumSHA256"):  # a store that does not say: ask it, as for parts
+            info = self._head(key)
+            if info is None:
+                raise rcetl.TransientError(f"{self.name}: {key} is not visible right after its upload")
+            return info
+        return rcetl.ObjectInfo(size=size, sha256=args["Metadata"].get("sha256"),
+                                content_type=args.get("ContentType"),
+                                checksums={"sha256_s3": answer["ChecksumSHA256"]})
 
     def _verify(self, blob: rcetl.SpooledBlob, info: rcetl.ObjectInfo) -> None:
         reported = info.checksums.get("sha256_s3")

@@ -211,7 +211,9 @@ def test_spool_files_are_reused_unless_a_sink_linked_them(tmp_path: Path) -> Non
     files = SpoolFiles(tmp_path)
     first = files.open()
     first.write(b"a long first recording")
+    first.finish(rcetl.BlobRef("a", "u", "recording"), None)
     files.release(first)
+    assert os.path.getsize(first.path) == 0  # kept empty: no recording waits on disk once stored
     second = files.open()
     assert second.path == first.path  # truncated and reused, not a new file
     second.write(b"short")
@@ -224,3 +226,9 @@ def test_spool_files_are_reused_unless_a_sink_linked_them(tmp_path: Path) -> Non
     third = files.open()
     assert third.path != second.path
     third.discard()
+
+
+def test_every_archiver_on_a_spool_folder_shares_its_kept_files(tmp_path: Path) -> None:
+    a = BatchArchiver(tmp_path, ThreadPoolExecutor(1), RunStats())
+    b = BatchArchiver(tmp_path, ThreadPoolExecutor(1), RunStats())  # a Celery worker's next task
+    assert a._spools is b._spools is SpoolFiles.of(tmp_path)
