@@ -336,37 +336,61 @@ def _run_records(quick: bool) -> tuple[list[Figure], dict[str, Any]]:
     return figures, raw
 
 
-def _run_binaries(quick: bool) -> tuple[list[Figure], dict[str, Any]]:
+def _binaries_once(calls: int, recordings: int, work: Path) -> dict[str, Any]:
+    """One sandbox with ``recordings`` recorded calls: the bare loop, then rcetl (folder + SQLite)."""
     from rcetl.sandbox import Sandbox
 
-    recordings = 500 if quick else 10_000
-    binary_calls = 5_000 if quick else 100_000
-    raw: dict[str, Any] = {"recordings": recordings, "binary_calls": binary_calls}
+    with Sandbox(seed=21, size="tiny", calls=calls, recordings=recordings, messages=0, **UNLIMITED) as sb:
+        env = sandbox_env(sb)
+        pipe = write_pipeline(work, time_scale=1, sources={"recording": {}},
+                              sinks={"db": {"plugin": "sqlite", "url": "sqlite:///archive.db"},
+                                     "files": {"plugin": "filesystem", "path": "files"}})
+        bare, bare_s, bare_rss = _child(["bare", "binaries", str(DOWNLOADS)], env)
+        m = rcetl_run(pipe, env, interval=0.1)
+    s = (m.summary or {}).get("streams", {}).get("recording", {})
+    return {"bare": {**bare, "seconds": bare_s, "peak_rss_mb": mb(bare_rss)},
+            "rcetl": {"files": int(s.get("files", 0)), "bytes": int(s.get("bytes", 0)), "seconds": m.wall,
+                      "peak_rss_mb": mb(m.peak_rss)}}
+
+
+def _run_binaries(quick: bool) -> tuple[list[Figure], dict[str, Any]]:
+    """Recordings -> folder (+ their rows in SQLite) against a bare 8-thread download loop, each on a
+    sandbox whose call log is as short as the recordings allow (the record path's figures measure
+    listings).
+
+    Two figures. The wall-time ratio (informational): both processes timed from start to exit, so at
+    a few thousand small files it mostly compares start-up costs (rcetl imports, validates, opens its
+    state, sinks and ledger: about a second before its first download). The gated one is the steady
+    per-file rate: each contender's wall minus its own wall on the same account without recordings
+    (an empty run: start-up, listing windows, shut-down), files over what is left."""
+    recordings = 5_000 if quick else 10_000
+    calls = 2 * recordings
+    raw: dict[str, Any] = {"recordings": recordings, "binary_calls": calls}
     figures: list[Figure] = []
     b = "throughput"
-    # binaries: recordings -> folder (+ their rows in SQLite), on a sandbox of their own whose call log
-    # is as short as the recordings allow: the figure is the binary path against a bare download loop,
-    # not the listing of 100,000 calls (the record path's figures above measure that).
-    with Sandbox(seed=21, size="tiny", calls=binary_calls, recordings=recordings, messages=0, **UNLIMITED) as sb:
-        env = sandbox_env(sb)
-        with tempfile.TemporaryDirectory(prefix="rcetl-bench-") as tmp:
-            pipe = write_pipeline(Path(tmp) / "binaries", time_scale=1, sources={"recording": {}},
-                                  sinks={"db": {"plugin": "sqlite", "url": "sqlite:///archive.db"},
-                                         "files": {"plugin": "filesystem", "path": "files"}})
-            bare_t, bare_t_s, _ = _child(["bare", "binaries", str(DOWNLOADS)], env)
-            m = rcetl_run(pipe, env, interval=0.1)
-            s = (m.summary or {}).get("streams", {}).get("recording", {})
-            rc_files, rc_bytes = int(s.get("files", 0)), int(s.get("bytes", 0))
-            raw["binaries"] = {"bare_threads": {**bare_t, "seconds": bare_t_s},
-                               "rcetl": {"files": rc_files, "bytes": rc_bytes, "seconds": m.wall, "peak_rss_mb": mb(m.peak_rss)}}
-            ceiling_fps = bare_t["files"] / bare_t_s
-            rc_fps = rc_files / m.wall
-            figures.append(Figure(b, "recordings/s, rcetl (folder + SQLite) / bare requests loop", round(rc_fps / ceiling_fps, 3),
-                                  0.7, ">=", "x", margin=0.15,
-                                  note=f"rcetl {rc_fps:,.0f} files/s, {mb(rc_bytes) / m.wall:.1f} MB/s; bare loop "
-                                       f"{bare_t['files'] / bare_t_s:,.0f} files/s with {DOWNLOADS} threads "
-                                       f"({mb(bare_t['binary_bytes']) / bare_t_s:.1f} MB/s); "
-                                       f"{rc_files:,} files"))
+    with tempfile.TemporaryDirectory(prefix="rcetl-bench-") as tmp:
+        full = _binaries_once(calls, recordings, Path(tmp) / "binaries")
+        empty = _binaries_once(calls, 0, Path(tmp) / "empty")
+    raw["binaries"] = {"bare_threads": full["bare"], "rcetl": full["rcetl"],
+                       "empty": {"bare_threads": empty["bare"], "rcetl": empty["rcetl"]}}
+    bare, rc = full["bare"], full["rcetl"]
+    bare_fps, rc_fps = bare["files"] / bare["seconds"], rc["files"] / rc["seconds"]
+    bare_steady = bare["files"] / max(bare["seconds"] - empty["bare"]["seconds"], 1e-3)
+    rc_steady = rc["files"] / max(rc["seconds"] - empty["rcetl"]["seconds"], 1e-3)
+    loop = f"bare loop with {DOWNLOADS} threads"
+    figures.append(Figure(b, "recordings/s, rcetl (folder + SQLite) / bare requests loop, steady (minus empty-run walls)",
+                          round(rc_steady / bare_steady, 3), 0.8, ">=", "x", margin=0.15,
+                          note=f"rcetl {rc_steady:,.0f} files/s, {loop} {bare_steady:,.0f} files/s, once each "
+                               f"one's empty run (rcetl {empty['rcetl']['seconds']:.2f} s, bare "
+                               f"{empty['bare']['seconds']:.2f} s) is taken off; {rc['files']:,} files"))
+    figures.append(Figure(b, "recordings/s, rcetl (folder + SQLite) / bare requests loop, wall", round(rc_fps / bare_fps, 3),
+                          0.7, ">=", "x", margin=0.15, gate=False,
+                          note=f"start to exit: rcetl {rc_fps:,.0f} files/s, {mb(rc['bytes']) / rc['seconds']:.1f} MB/s; "
+                               f"{loop} {bare_fps:,.0f} files/s ({mb(bare['binary_bytes']) / bare['seconds']:.1f} MB/s); "
+                               f"{rc['files']:,} files"))
+    figures.append(Figure(b, "peak RSS of rcetl archiving recordings (folder + SQLite)", round(rc["peak_rss_mb"]),
+                          150, "<=", "MB", margin=15,
+                          note=f"bare loop {bare['peak_rss_mb']:.0f} MB; {rc['files']:,} files"))
     return figures, raw
 
 
