@@ -1,0 +1,130 @@
+"""Review of the binary path's batch-deferred durability (e7d8fd6, aa7280f, 43e0fe8).
+
+A folder's fsync is deferred to ``sync()``, once per batch. A run killed between a file's link and
+its batch's ``sync()`` leaves the file under its final name with a folder entry that may not be on
+disk yet. The next run downloads the binary again (the ledger never heard of it), finds the file in
+place with the right bytes and reports it stored (skipped) -- then its records, ledger and checkpoint
+name a file whose folder entry nobody fsynced: a power cut afterwards can lose it while the archive's
+evidence says it is there. Before e7d8fd6 the window was the microseconds between a link and the
+folder's fsync; since, it is a whole batch of downloads.
+
+Also aa7280f's hard link of the engine's spool file: the archived file must get what a file created
+in the archive folder gets (a set-group-id folder's group), and a spool file whose bytes are not
+what was downloaded never gets the final name, not even until the base class's check deletes it.
+Each of these tests failed on 43e0fe8.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import rcetl
+from rcetl.plugins.sinks import filesystem
+
+from .conftest import BlobMaker, build_sink
+from .test_filesystem_durability import fsynced  # noqa: F401 - the fixture: every folder fsynced
+
+
+def _sink(ctx: rcetl.RunContext) -> filesystem.FilesystemSink:
+    sink = build_sink(filesystem.FilesystemSink, "archive", {"path": "archive"}, ctx)
+    sink.open()
+    return sink
+
+
+def test_a_file_found_in_place_gets_its_folder_fsynced_before_records_name_it(ctx, blobs: BlobMaker,
+                                                                             fsynced: list[str]) -> None:  # noqa: F811
+    killed = _sink(ctx)
+    first = killed.store(blobs(b"ID3 the recording"))
+    folder = os.path.dirname(first.location)
+    killed._unsynced.clear()  # the process is killed here: its sync() never runs
+    fsynced.clear()
+    rerun = _sink(ctx)
+    again = rerun.store(blobs(b"ID3 the recording"))
+    assert again.skipped and again.location == first.location  # found in place: not written again
+    rerun.sync()  # what the engine calls before the ledger, the records and the checkpoint name it
+    assert folder in fsynced, "the folder holding a file reported stored was never made durable"
+
+
+def _engine_blob(spool_dir, data: bytes, blob_id: str = "rec-1") -> rcetl.SpooledBlob:
+    """A binary the way the engine hands it over: in its own (linkable) spool file."""
+    from rcetl.engine.spool import HashingSpool
+
+    spool = HashingSpool(spool_dir)
+    spool.write(data)
+    ref = rcetl.BlobRef(blob_id, f"https://media.example/{blob_id}", "recording", "audio/mpeg",
+                        variables={"date": "2024-03-05T14:30:00Z", "extension": "101", "id": blob_id})
+    return spool.finish(ref, rcetl.Record("recording", blob_id, {"id": blob_id}, account="acc-1", blobs=[ref]))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs to give the archive folder a group of its own")
+def test_a_linked_spool_file_gets_the_group_of_a_setgid_archive_like_a_copy(ctx, tmp_path, blobs: BlobMaker) -> None:
+    # A shared archive: its folder's group (an auditors' group) reads every file (mode 0640).
+    group = 100 if os.getgid() != 100 else 65534
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    os.chown(archive, -1, group)
+    os.chmod(archive, 0o2770)
+    sink = build_sink(filesystem.FilesystemSink, "archive",
+                      {"path": "archive", "dir_mode": 0o2770, "file_mode": 0o640}, ctx)
+    sink.open()
+    copied = sink.store(blobs(b"ID3 copied", blob_id="rec-copy"))  # a copy: created inside the archive
+    assert os.stat(copied.location).st_gid == group
+    spool = tmp_path / "engine-spool"
+    spool.mkdir(mode=0o700)
+    linked = sink.store(_engine_blob(spool, b"ID3 linked", blob_id="rec-link"))
+    assert os.stat(linked.location).st_gid == group, "the archived file left the archive folder's group"
+
+
+def test_a_spool_file_whose_bytes_changed_never_gets_the_final_name_even_for_a_moment(ctx, tmp_path,
+                                                                                     monkeypatch) -> None:
+    """The sink's own check must refuse the link: publishing first and letting the base class's
+    checksum check delete it afterwards leaves the wrong bytes under the final name if the process
+    dies in between (a later run then finds a file that is not what its key names)."""
+    sink = build_sink(filesystem.FilesystemSink, "archive", {"path": "archive"}, ctx)
+    sink.open()
+    spool = tmp_path / "engine-spool"
+    spool.mkdir(mode=0o700)
+    blob = _engine_blob(spool, b"ID3 the recording")
+    with open(blob.path, "r+b") as f:  # the bytes on disk are not what was hashed (same size)
+        f.write(b"XXX")
+    linked: list[str] = []
+    real_link = os.link
+
+    def spy(src, dst, *args, **kwargs):
+        if os.fspath(src) == blob.path:
+            linked.append(os.fspath(dst))
+        return real_link(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(filesystem.os, "link", spy)
+    with pytest.raises(rcetl.IntegrityError):
+        sink.store(blob)
+    assert linked == []
+
+
+def test_a_linked_spool_file_is_fsynced_before_it_gets_its_final_name(ctx, tmp_path, monkeypatch) -> None:
+    """Like a copy, the bytes are on disk before any name in the archive points at them (the folder's
+    fsync in sync() makes only the name durable)."""
+    sink = build_sink(filesystem.FilesystemSink, "archive", {"path": "archive"}, ctx)
+    sink.open()
+    spool = tmp_path / "engine-spool"
+    spool.mkdir(mode=0o700)
+    blob = _engine_blob(spool, b"ID3 the recording")
+    inode = os.stat(blob.path).st_ino
+    events: list[tuple[str, int]] = []
+    real_fsync, real_link = os.fsync, os.link
+
+    def fsync(fd):
+        events.append(("fsync", os.fstat(fd).st_ino))
+        return real_fsync(fd)
+
+    def link(src, dst, *args, **kwargs):
+        events.append(("link", os.stat(src).st_ino))
+        return real_link(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(filesystem.os, "fsync", fsync)
+    monkeypatch.setattr(filesystem.os, "link", link)
+    stored = sink.store(blob)
+    assert os.stat(stored.location).st_ino == inode  # published by the link path
+    assert ("fsync", inode) in events and events.index(("fsync", inode)) < events.index(("link", inode))
