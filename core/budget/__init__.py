@@ -10,6 +10,9 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypedDict
+
+from typing_extensions import Unpack
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,16 @@ class GroupState:
     wait_reason: str = ""  # why it is blocked: "429 penalty" or "window full", for progress displays
 
 
+class Reported(TypedDict, total=False):
+    """What a response told about its group, as :meth:`Budget.release` takes it (each may be absent
+    or None): the X-Rate-Limit-* headers and, on a 429, Retry-After."""
+
+    limit: int | None  # requests per window
+    remaining: int | None  # requests left in the server's current window
+    window: float | None  # seconds
+    retry_after: float | None  # seconds of penalty
+
+
 class Budget(abc.ABC):
     """A rate budget of one credential, per API group.
 
@@ -51,15 +64,7 @@ class Budget(abc.ABC):
         Lower ``priority`` values go first when several callers wait."""
 
     @abc.abstractmethod
-    def release(
-        self,
-        slot: object,
-        *,
-        limit: int | None = None,
-        remaining: int | None = None,
-        window: float | None = None,
-        retry_after: float | None = None,
-    ) -> None:
+    def release(self, slot: object, **reported: Unpack[Reported]) -> None:
         """Report the response: limits learned from headers, and ``retry_after`` on a 429 (a penalty
         during which no request of the group is sent)."""
 

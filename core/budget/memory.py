@@ -23,8 +23,10 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from typing_extensions import Unpack
+
 from ..stopping import RunStopped
-from . import Budget, BudgetProvider, GroupLimit, GroupState, tally
+from . import Budget, BudgetProvider, GroupLimit, GroupState, Reported, tally
 
 #: The limit of a group no default and no header has described yet (RingCentral's Auth group).
 FALLBACK_LIMIT = GroupLimit(limit=5, window=60.0)
@@ -408,15 +410,8 @@ class QueuedBudget(Budget):
         finally:
             self._lock.acquire()
 
-    def release(
-        self,
-        slot: object,
-        *,
-        limit: int | None = None,
-        remaining: int | None = None,
-        window: float | None = None,
-        retry_after: float | None = None,
-    ) -> None:
+    def release(self, slot: object, **reported: Unpack[Reported]) -> None:
+        limit, window, retry_after = reported.get("limit"), reported.get("window"), reported.get("retry_after")
         if not isinstance(slot, Slot):
             raise TypeError(f"release() expects the slot acquire() returned, not {type(slot).__name__}")
         with self._lock:
@@ -428,7 +423,7 @@ class QueuedBudget(Budget):
                 slot.slot_id,
                 *self._base(slot.group),
                 limit=limit,
-                remaining=remaining,
+                remaining=reported.get("remaining"),
                 window=window,
                 retry_after=retry_after,
             )
