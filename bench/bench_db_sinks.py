@@ -153,15 +153,17 @@ def bench_backend(name: str, url: str, sizes: list[int], template, tmp: Path) ->
 def figures(results: list[dict]) -> list[dict]:
     out = []
     for r in results:
+        # "gate": the must-show figures; bench/run.py prints TARGET MISSED for a miss past the margin.
         out.append({"name": f"{r['database']}: call-log records/s, sink / hand-written script", "value": r["ratio"],
-                    "target": TARGET_RATIO, "op": ">=", "unit": "x",
+                    "target": TARGET_RATIO, "op": ">=", "unit": "x", "gate": True, "margin": 0.1,
                     "note": f"sink {r['sink_records_per_s']:,} rec/s, script {r['script_records_per_s']:,} rec/s, "
                             f"{r['calls']:,} calls"})
         for key, value in r.items():
             if key.startswith("cost_"):
                 sizes = key[5:].replace("_over_", "/")
                 out.append({"name": f"{r['database']}: cost per record {sizes} calls", "value": value,
-                            "target": TARGET_FLAT, "op": "<=", "unit": "x", "note": "sink seconds per record"})
+                            "target": TARGET_FLAT, "op": "<=", "unit": "x", "gate": True, "margin": 0.1,
+                            "note": "sink seconds per record"})
     return out
 
 

@@ -126,7 +126,7 @@ def _compile(table: sa.Table, dialect: sa.engine.Dialect) -> _Compiled:
         sql = _NAMED.sub("%s", sql)
     if sorted(columns) != sorted(c.name for c in table.columns):
         raise AssertionError(f"{table.name}: the compiled upsert binds {columns}")  # a schema/upsert bug
-    processors = []
+    processors: list[tuple[int, Callable[[Any], Any]]] = []
     for i, name in enumerate(columns):
         column_type = table.c[name].type.dialect_impl(dialect)
         if isinstance(column_type, sa.JSON):
