@@ -98,5 +98,5 @@ def rcetl_connections() -> list[rcetl.ConnectionSpec]:
 
 @rcetl.hookimpl
 def rcetl_sources() -> list[rcetl.SourceSpec]:
-    return [rcetl.SourceSpec("items", FakeConfig, lambda c, ctx, conn: FakeSource(c, ctx, conn), "fake",
+    return [rcetl.SourceSpec("items", FakeConfig, FakeSource, "fake",
                              ("items",), "test items with binaries")]

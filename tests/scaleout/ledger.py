@@ -128,5 +128,5 @@ def rcetl_connections() -> list[rcetl.ConnectionSpec]:
 
 @rcetl.hookimpl
 def rcetl_sources() -> list[rcetl.SourceSpec]:
-    return [rcetl.SourceSpec("ledger", LedgerConfig, lambda c, ctx, conn: LedgerSource(c, ctx, conn), "ledger",
+    return [rcetl.SourceSpec("ledger", LedgerConfig, LedgerSource, "ledger",
                              ("entries",), "per-account test entries with binaries")]
