@@ -1,5 +1,6 @@
 """SQL Server cannot run on this project's machines: check the SQL the sink sends it, compiled
-offline with the mssql dialect (SQL Server 2022, NVARCHAR(max)), against reviewed golden files.
+offline with the mssql dialect (SQL Server 2022, NVARCHAR(max)), against reviewed golden files
+(golden/*.sql.txt: the compiler's output, data that is regenerated, never edited by hand).
 
 Regenerate after an intended change with ``RCETL_UPDATE_GOLDEN=1 pytest tests/sinks_db/test_mssql_sql.py``
 and review the diff. Every test of test_sql_sink.py and test_sql_migrations.py also runs live against SQL Server
@@ -30,7 +31,7 @@ def dialect():
 
 
 def check_golden(name: str, text: str) -> None:
-    path = GOLDEN / name
+    path = GOLDEN / f"{name}.txt"
     if os.environ.get("RCETL_UPDATE_GOLDEN"):
         path.write_text(text)
     assert text == path.read_text(), f"{name} changed; if intended, regenerate it (see module docstring)"
