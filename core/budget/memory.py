@@ -139,6 +139,14 @@ class MemoryWindows(WindowStore):
         self._lease = in_flight_lease
         # group -> slot id -> score: the response's arrival once released, acquire + lease while in flight.
         self._slots: dict[str, dict[str, float]] = {}
+        # group -> heap of (score, slot id), one entry per score a slot was given: ageing slots out
+        # pops from it (an entry whose slot has another score now is stale and skipped), so each
+        # request costs O(log n) instead of a scan of every slot of the window.
+        self._ages: dict[str, list[tuple[float, str]]] = {}
+        # Slot ids: unique across processes (a journalled store reads back another process's
+        # slots), without a random draw per request.
+        self._id_prefix = uuid.uuid4().hex[:22]
+        self._ids = itertools.count()
         self._learned: dict[str, tuple[int | None, float | None]] = {}
         self._penalty_until: dict[str, float] = {}  # a 429's Retry-After: nothing is sent before
         self._full_until: dict[str, float] = {}  # the server said remaining == 0: nothing before
@@ -146,10 +154,33 @@ class MemoryWindows(WindowStore):
     def _limit(self, group: str, base: GroupLimit, cap: int | None) -> GroupLimit:
         return effective_limit(base, cap, *self._learned.get(group, (None, None)))
 
-    def _counted(self, group: str, now: float, window: float) -> dict[str, float]:
+    def _restore(self, group: str, slots: dict[str, float]) -> None:
+        """Replace a group's slots (read back from a journal)."""
+        self._slots[group] = dict(slots)
+        ages = [(score, slot_id) for slot_id, score in slots.items()]
+        heapq.heapify(ages)
+        self._ages[group] = ages
+
+    def _stamp(self, group: str, slot_id: str, score: float) -> None:
         slots = self._slots.setdefault(group, {})
-        for slot_id in [s for s, score in slots.items() if score <= now - window]:
-            del slots[slot_id]
+        slots[slot_id] = score
+        ages = self._ages.setdefault(group, [])
+        heapq.heappush(ages, (score, slot_id))
+        if len(ages) > 2 * len(slots) + 64:  # mostly stale (released slots' in-flight stamps): compact
+            self._restore(group, slots)
+
+    def _new_id(self) -> str:
+        return f"{self._id_prefix}{next(self._ids):010x}"
+
+    def _counted(self, group: str, now: float, window: float) -> dict[str, float]:
+        """The group's slots that still count at ``now`` (those that aged out are dropped)."""
+        slots = self._slots.setdefault(group, {})
+        ages = self._ages.setdefault(group, [])
+        horizon = now - window
+        while ages and ages[0][0] <= horizon:
+            score, slot_id = heapq.heappop(ages)
+            if slots.get(slot_id) == score:
+                del slots[slot_id]
         return slots
 
     parallel = True
@@ -162,8 +193,8 @@ class MemoryWindows(WindowStore):
         if blocked > 0:
             return None, blocked
         if len(slots) + reserve < lim.limit:
-            slot_id = uuid.uuid4().hex
-            slots[slot_id] = now + in_flight_lease(self._lease, lim.window)
+            slot_id = self._new_id()
+            self._stamp(group, slot_id, now + in_flight_lease(self._lease, lim.window))
             return slot_id, 0.0
         # The caller's slot frees up when enough of the oldest slots have aged out.
         expire = len(slots) + reserve - lim.limit  # how many must age out, less one
@@ -184,7 +215,7 @@ class MemoryWindows(WindowStore):
         )
         lim = self._limit(group, base, cap)
         slots = self._counted(group, now, lim.window)
-        slots[slot_id] = now
+        self._stamp(group, slot_id, now)
         if retry_after is not None and retry_after > 0:
             self._penalty_until[group] = max(self._penalty_until.get(group, 0.0), now + retry_after)
         if remaining is not None and remaining <= 0:

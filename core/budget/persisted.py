@@ -39,7 +39,7 @@ from . import Budget, GroupLimit
 from .memory import IN_FLIGHT_LEASE, MemoryWindows, PerCredentialProvider, QueuedBudget
 
 _RACE_ATTEMPTS = 5
-# Rows that are not slots; slot ids are uuid hex, so they never start with "~".
+# Rows that are not slots; slot ids are hex (a random prefix and a counter), so they never start with "~".
 _PENALTY, _FULL, _LIMIT, _WINDOW = "~penalty", "~full", "~limit", "~window"
 #: A group allowing more requests per window than this does not bind (no RingCentral plan comes near:
 #: the standard ones allow 5 to 50 per 60 s; an unlimited test server says 1,000,000,000). Its slots
@@ -313,7 +313,7 @@ class JournalledWindows(MemoryWindows):
             return
         self._loaded.add(group)
         rows = self._journal.load(self._credential, group)
-        self._slots[group] = {s: v for s, v in rows.items() if not s.startswith("~")}
+        self._restore(group, {s: v for s, v in rows.items() if not s.startswith("~")})
         self._learned[group] = (int(rows[_LIMIT]) if _LIMIT in rows else None, rows.get(_WINDOW))
         self._penalty_until[group] = rows.get(_PENALTY, 0.0)
         self._full_until[group] = rows.get(_FULL, 0.0)
