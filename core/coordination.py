@@ -55,6 +55,10 @@ class FileCoordinator(Coordinator):
             os.chmod(level, 0o700)
         self._thread_locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
+        self._values: dict[str, str] = {}  # name -> its value file's path
+        # name -> (the value file's identity when last parsed, the value): a token is read on every
+        # request, and a stat is all it takes to see that no process has replaced the file since.
+        self._seen: dict[str, tuple[tuple[int, int, int, int], dict[str, Any]]] = {}
 
     def _thread_lock(self, name: str) -> threading.Lock:
         with self._guard:
@@ -77,16 +81,36 @@ class FileCoordinator(Coordinator):
         finally:
             tl.release()
 
+    def _value_path(self, name: str) -> str:
+        path = self._values.get(name)
+        if path is None:
+            path = self._values[name] = str(self.folder / f"{_safe_name(name)}.json")
+        return path
+
     def get(self, name: str) -> dict[str, Any] | None:
-        path = self.folder / f"{_safe_name(name)}.json"
+        path = self._value_path(name)
         try:
-            found: dict[str, Any] = json.loads(path.read_text())
+            st = os.stat(path)
+        except FileNotFoundError:
+            return None
+        # put() replaces the file (a new inode); any writer changes mtime/ctime or size.
+        identity = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        seen = self._seen.get(name)
+        if seen is not None and seen[0] == identity:
+            return dict(seen[1])
+        try:
+            # Read after the stat: the value is at least as new as the identity it is kept under
+            # (a replacement in between is read again at the next call, never missed).
+            with open(path, "rb") as fh:
+                found: dict[str, Any] = json.loads(fh.read())
         except (FileNotFoundError, ValueError):
             return None
-        return found
+        if isinstance(found, dict):
+            self._seen[name] = (identity, found)
+        return dict(found) if isinstance(found, dict) else found
 
     def put(self, name: str, value: dict[str, Any]) -> None:
-        path = self.folder / f"{_safe_name(name)}.json"
+        path = Path(self._value_path(name))
         tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:

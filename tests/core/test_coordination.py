@@ -94,3 +94,30 @@ def test_a_held_redis_lock_times_out_the_next_caller_and_outlives_its_lease():
             pass
     finally:
         holder.clear()
+
+
+def _put_in_child(folder: str, value: dict) -> None:
+    FileCoordinator(Path(folder)).put("token", value)
+
+
+def test_a_file_value_replaced_by_another_process_is_read_again(tmp_path):
+    """get() keeps the last parsed value while the file is unchanged; a value another process
+    stored meanwhile (same size, within the same clock tick) is read, never the kept one."""
+    folder = str(tmp_path / "coord")
+    reader = FileCoordinator(Path(folder))
+    reader.put("token", {"fingerprint": "aaaa"})
+    assert reader.get("token") == {"fingerprint": "aaaa"}
+    for fingerprint in ("bbbb", "cccc", "dddd"):
+        child = multiprocessing.get_context("spawn").Process(
+            target=_put_in_child, args=(folder, {"fingerprint": fingerprint})
+        )
+        child.start()
+        child.join(30)
+        assert reader.get("token") == {"fingerprint": fingerprint}
+    # In this process too, through another coordinator object on the same folder.
+    FileCoordinator(Path(folder)).put("token", {"fingerprint": "eeee"})
+    assert reader.get("token") == {"fingerprint": "eeee"}
+    found = reader.get("token")
+    assert found is not None
+    found["fingerprint"] = "changed by the caller"
+    assert reader.get("token") == {"fingerprint": "eeee"}
