@@ -165,7 +165,7 @@ class CouchArchiveIndex:
             if check is not None and not check(data):
                 continue
             if len(hits) == filters.limit:
-                return query.Page(hits, query.encode_cursor(_instant(last.get("time")), last["_id"]))
+                return query.Page(hits, query.encode_cursor(_moment(last.get("time")), last["_id"]))
             hits.append(_hit(doc, data))
             last = doc
         return query.Page(hits)
@@ -306,7 +306,7 @@ def _couch_time(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def _instant(text: Any) -> datetime | None:
+def _moment(text: Any) -> datetime | None:
     if not isinstance(text, str) or not text:
         return None
     try:
@@ -341,4 +341,4 @@ def _raw(doc: Mapping[str, Any]) -> dict[str, Any]:
 
 def _hit(doc: Mapping[str, Any], data: Mapping[str, Any]) -> query.Hit:
     return query.hit_from_json(doc.get("stream") or "", doc.get("account") or "", doc.get("key"),
-                         _instant(doc.get("time")), data, bool(doc.get("deleted")))
+                         _moment(doc.get("time")), data, bool(doc.get("deleted")))
