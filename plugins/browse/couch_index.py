@@ -11,10 +11,11 @@ party's name, a message sender's extension, "has a recording"), are narrowed by 
 ``raw`` JSON text and then decided exactly on the parsed JSON (:func:`query.json_check`).
 
 Paging is by keyset, as for SQL: rows of a Mango JSON index are ordered by the index key and then
-the document id, so the cursor is ``(time, _id)`` of the last row shown and the next page reads
-``time == t and _id < id`` (the rest of that instant) and then ``time < t``: two index ranges, no
-``skip``, and the same cost for page 1 and page 2,000. Mango's ``bookmark`` would do for one query,
-but not for the caller/callee merge, and PouchDB Server does not return one.
+the document id (raw bytes), so the cursor is ``(time, _id)`` of the last row shown and the next
+page reads the instant ``t`` (cut below ``id`` here: :meth:`CouchArchiveIndex._instant`) and then
+``time <= t`` less that instant: index ranges, ``skip`` only inside one instant, and the same cost
+for page 1 and page 2,000 (:meth:`CouchArchiveIndex._walk`). Mango's ``bookmark`` would do for one
+query, but not for the caller/callee merge, and PouchDB Server does not return one.
 
 Selectors are always written as one top-level ``$and`` list: PouchDB Server rejects a ``$and`` next
 to plain fields, and CouchDB reads both forms alike.
