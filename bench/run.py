@@ -40,17 +40,22 @@ BENCHES = [
 #: is what fails CI when a figure gets worse. Keyed by the start of the figure's name; raise a floor
 #: when a figure improves, never lower it to make a run pass.
 FLOORS: dict[str, float] = {
-    "Heavy utilisation": 0.90,
-    "Medium utilisation": 0.85,
+    "Heavy utilisation": 0.95,
+    "Medium utilisation": 0.92,
     "Heavy requests / minimum (window-aware)": 1.04,
     "Medium requests / minimum": 1.03,
     "call-log records/s, rcetl (into SQLite) / bare": 0.25,
     # Re-based, not lowered to pass: since the sandbox stopped delaying small responses by ~40 ms
     # (TCP_NODELAY, 4ed3563) the bare loop this figure divides by went from ~135 to ~900 files/s
     # on this machine, while rcetl's own rate rose from 85 to ~170 files/s; 0.5 was a level of the
-    # old baseline (bench/README.md, "Gaps": recordings/s).
-    "recordings/s, rcetl (folder + SQLite) / bare": 0.2,
-    "`rcetl validate` / `python -c pass`": 35,
+    # old baseline (bench/README.md, "Gaps": recordings/s). Raised to 0.35 with the steady per-file
+    # figure (each side minus its own empty run; measured 0.39-0.48 under load 4-9).
+    "recordings/s, rcetl (folder + SQLite) / bare": 0.35,
+    "call-log records/s, rcetl / hand-written script (sqlite)": 0.3,
+    "call-log records/s, rcetl / hand-written script (mysql)": 0.35,
+    "call-log records/s, rcetl / hand-written script (postgres)": 0.4,
+    "call-log records/s, rcetl (SQLite) / dlt": 3.5,
+    "`rcetl validate` / `python -c pass`": 14,
     "`rcetl --help` / `python -c pass`": 25,
 }
 
