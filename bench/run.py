@@ -242,10 +242,13 @@ def update_readme(body: str) -> None:
     readme.write_text(head + sep + "\n" + body.rstrip() + "\n")
 
 
-def readme_section(m: dict[str, Any], figures: list[Figure]) -> str:
+def readme_section(m: dict[str, Any], figures: list[Figure], mode: str = "full") -> str:
+    what = ("What `make bench` measured (full run" if mode == "full" else
+            "What `make bench-quick` measured (CI's sizes; the peers' sink and scale-out benchmarks run only in "
+            "`make bench`, see bench/results/results.md for the last full run")
     return "\n".join([
-        "What `make bench` measured (full run; figures are ratios inside one run; causes and planned fixes of "
-        "every gap in [bench/README.md](bench/README.md), raw figures in `bench/results/results.json`).",
+        f"{what}; figures are ratios inside one run; causes and planned fixes of every gap in "
+        "[bench/README.md](bench/README.md), raw figures in `bench/results/`).",
         "",
         f"Machine: {machine_line(m)}.",
         "",
@@ -260,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--full", action="store_true", help="every benchmark at full size (about 40 minutes)")
     parser.add_argument("--only", action="append", help="run only this benchmark (e.g. budget); repeatable")
     parser.add_argument("--no-readme", action="store_true", help="do not rewrite README's Performance section")
+    parser.add_argument("--readme", action="store_true",
+                        help="with --quick: rewrite README's Performance section from this quick run (labelled so)")
     args = parser.parse_args(argv)
     quick = not args.full
     started = time.perf_counter()
@@ -286,8 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     (folder / f"{stem}.json").write_text(json.dumps(
         {"mode": mode_name, "machine": m, "seconds": seconds, "total_seconds": round(total, 1),
          "figures": [f.to_json() for f in figures], "raw": raw}, indent=2, default=str) + "\n")
-    if not quick and not args.only and not args.no_readme:
-        update_readme(readme_section(m, figures))
+    if not args.only and not args.no_readme and (not quick or args.readme):
+        update_readme(readme_section(m, figures, mode_name))
     print(f"results written to {folder}")
     failed = failures(figures)
     if failed:
