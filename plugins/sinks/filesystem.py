@@ -18,6 +18,7 @@ import contextlib
 import errno
 import functools
 import hashlib
+import itertools
 import os
 import secrets
 import stat
@@ -97,6 +98,10 @@ class FilesystemSink(rcetl.ObjectStoreSink):
         self._unsynced: set[str] = set()
         self._unsynced_lock = threading.Lock()
         self._sync_pool: ThreadPoolExecutor | None = None
+        # Temp names: the process id (stale files of killed runs are found by it), a random part
+        # drawn once per sink (two sinks or forks of a process never collide), and a counter.
+        self._temp_names = itertools.count()
+        self._temp_token = secrets.token_hex(4)
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -113,7 +118,9 @@ class FilesystemSink(rcetl.ObjectStoreSink):
         # Writes in flight live in one folder of the archive (same file system, so publishing is
         # still an atomic link/rename) named by their process, so leftovers of a killed run are
         # found without walking the archive.
-        return os.path.join(self._root, TEMP_DIR, f"{os.getpid()}-{secrets.token_hex(6)}.part")
+        # (no random draw per file: it was one getrandom system call per stored binary)
+        name = f"{os.getpid()}-{self._temp_token}{next(self._temp_names):x}.part"
+        return os.path.join(self._root, TEMP_DIR, name)
 
     def _clear_stale_temp_files(self) -> None:
         now = time.time()
