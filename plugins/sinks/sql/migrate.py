@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.schema import CreateIndex, CreateTable
 
 import rcetl
 
@@ -57,13 +58,49 @@ def stored_version(conn: Connection, tables: Tables) -> int | None:
     return conn.execute(sa.select(sa.func.max(tables.schema_version.c.version))).scalar()
 
 
-def create(conn: Connection, tables: Tables) -> None:
-    """A fresh archive at the newest version: straight to the end state, no steps to replay."""
-    tables.metadata.create_all(conn)
+def create(conn: Connection, tables: Tables, *, indexes: bool = True) -> None:
+    """A fresh archive at the newest version: straight to the end state, no steps to replay.
+
+    With ``indexes=False`` the tables get their primary keys but not their secondary indexes:
+    the first fill then maintains one index per table row by row, and the sink builds the others
+    in one pass each once the fill is over (``missing_indexes``/``create_indexes``), as bulk
+    loaders do. Random-key indexes (phone numbers) maintained row by row outgrow the database's
+    cache on large archives and make each row cost more the more rows there are."""
+    if indexes:
+        tables.metadata.create_all(conn)
+    else:
+        inspector = sa.inspect(conn)
+        for table in tables.metadata.sorted_tables:
+            if not inspector.has_table(table.name, schema=table.schema):
+                conn.execute(CreateTable(table))
     conn.execute(tables.schema_version.insert().values(version=tables.version))
 
 
-def ensure_schema(conn: Connection, tables: Tables, *, create_tables: bool, where: str) -> None:
+def missing_indexes(conn: Connection, tables: Tables) -> dict[sa.Table, list[sa.Index]]:
+    """The secondary indexes of each data table that the database does not have (yet)."""
+    inspector = sa.inspect(conn)
+    missing: dict[sa.Table, list[sa.Index]] = {}
+    for table in tables.data_tables():
+        present = {i["name"] for i in inspector.get_indexes(table.name, schema=table.schema)}
+        absent = [i for i in sorted(table.indexes, key=_name) if _name(i) not in present]
+        if absent:
+            missing[table] = absent
+    return missing
+
+
+def is_empty(conn: Connection, table: sa.Table) -> bool:
+    return conn.execute(sa.select(sa.literal(1)).select_from(table).limit(1)).first() is None
+
+
+def create_indexes(conn: Connection, indexes: list[sa.Index]) -> None:
+    """Build ``indexes``; where the dialect can say so, one another process made meanwhile is kept."""
+    if_not_exists = conn.dialect.name in ("postgresql", "sqlite") or getattr(conn.dialect, "is_mariadb", False)
+    for index in indexes:
+        conn.execute(CreateIndex(index, if_not_exists=if_not_exists))
+
+
+def ensure_schema(conn: Connection, tables: Tables, *, create_tables: bool, where: str,
+                  indexes: bool = True) -> None:
     version = stored_version(conn, tables)
     if version == LATEST_VERSION:
         return
@@ -79,7 +116,7 @@ def ensure_schema(conn: Connection, tables: Tables, *, create_tables: bool, wher
             hint="set `create_tables: true` to let rcetl create or upgrade them, or check table_prefix/schema",
         )
     if version is None:
-        create(conn, tables)
+        create(conn, tables, indexes=indexes)
     else:
         upgrade(conn, tables, version)
 
@@ -212,8 +249,6 @@ def upgrade_sql(dialect: Dialect, prefix: str, schema: str | None, from_version:
 
 def create_sql(dialect: Dialect, tables: Tables) -> str:
     """The DDL of a fresh archive, as ``create`` would run it."""
-    from sqlalchemy.schema import CreateIndex, CreateTable
-
     out = []
     for table in tables.metadata.sorted_tables:
         out.append(str(CreateTable(table).compile(dialect=dialect)).strip() + ";")

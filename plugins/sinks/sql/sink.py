@@ -187,6 +187,7 @@ class SqlSink(rcetl.RecordSink):
         self._written: dict[str, int] = {}  # rows written per table since the last ANALYZE
         self._analyze_at: dict[str, int] = {}
         self._writer: ThreadPoolExecutor | None = None
+        self._deferred: list[sa.Index] = []  # secondary indexes built at close (a first fill)
 
     # --- connection ----------------------------------------------------------------------------
 
@@ -246,8 +247,34 @@ class SqlSink(rcetl.RecordSink):
         # `rcetl validate` loads this class without opening anything (its start-up budget).
         from . import migrate
 
-        self._run(lambda conn: migrate.ensure_schema(conn, self.tables, create_tables=self.config.create_tables,
-                                                     where=self.where), keys=[])
+        def opening(conn: Connection) -> tuple[dict[sa.Table, list[sa.Index]], set[sa.Table]]:
+            migrate.ensure_schema(conn, self.tables, create_tables=self.config.create_tables, where=self.where,
+                                  indexes=False)
+            missing = migrate.missing_indexes(conn, self.tables)
+            return missing, {t for t in missing if migrate.is_empty(conn, t)}
+
+        missing, empty = self._run(opening, keys=[])
+        # A new archive's secondary indexes are built once its first fill is over (at close): until
+        # then only the primary keys, which the sink's own lookups use, are kept up row by row. A
+        # table that has rows but lacks indexes had a fill that never reached its close (a kill, a
+        # crash): they are built now, so every run ends with them whatever happened before.
+        self._deferred = [i for t, indexes in missing.items() if t in empty for i in indexes]
+        self._build_indexes([i for t, indexes in missing.items() if t not in empty for i in indexes])
+
+    def _build_indexes(self, indexes: list[sa.Index]) -> None:
+        if not indexes:
+            return
+        from . import migrate
+
+        names = ", ".join(str(i.name) for i in indexes)
+        if not self.config.create_tables:  # no DDL allowed: say what is missing
+            log.warning("sink %r: the archive in %s lacks the indexes %s (create_tables is off)",
+                        self.name, self.where, names)
+            return
+        try:
+            self._run(lambda conn: migrate.create_indexes(conn, indexes), keys=[])
+        except rcetl.RcetlError as exc:  # the rows are stored; the next open tries again
+            log.warning("sink %r: could not build the indexes %s: %s", self.name, names, exc)
 
     def _analyze(self, tables: list[sa.Table], *, keys_only: bool = True) -> None:
         """Refresh the planner's statistics (PostgreSQL, SQLite; InnoDB keeps its own current).
@@ -285,6 +312,9 @@ class SqlSink(rcetl.RecordSink):
         if self._writer is not None:
             self._writer.shutdown(wait=True)
             self._writer = None
+        deferred, self._deferred = self._deferred, []
+        if self._engine is not None:
+            self._build_indexes(deferred)
         bulk = [self._table(name) for name, n in self._written.items() if n >= _FULL_ANALYZE]
         self._written.clear()
         if bulk and self._engine is not None and self._engine.dialect.name == "postgresql":
