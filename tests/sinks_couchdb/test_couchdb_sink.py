@@ -273,3 +273,20 @@ def test_a_time_outside_the_calendar_in_utc_is_no_time(sink: CouchDBArchiveSink)
     doc = sink.client.get_doc(doc_id("call-log", "1", "early"))
     assert doc is not None and (doc["time"], doc["direction"]) == (None, "Inbound")
     assert rcetl.json_loads(doc["raw"]) == data
+
+
+def test_a_message_documents_its_mailbox_extension_from_its_uri() -> None:
+    # RingCentral's message JSON names the mailbox's extension only in its uri (the message schema
+    # has no extensionId); a call names it in extension.id.
+    from rcetl.plugins.sinks.couchdb.documents import typed_fields
+
+    message = {"id": 9007199254769054, "type": "SMS", "direction": "Inbound",
+               "uri": "https://platform.ringcentral.com/restapi/v1.0/account/37439510/extension/"
+                      "1234567890/message-store/9007199254769054",
+               "from": {"phoneNumber": "+16505550123"}, "to": [{"phoneNumber": "+16505550188"}]}
+    assert typed_fields("message-store", message)["extension_id"] == "1234567890"
+    assert typed_fields("message-store", {**message, "uri": "https://x/restapi/v1.0/account/~/message-store/1"}
+                        )["extension_id"] is None
+    call = {"id": "abc", "extension": {"id": 62, "uri": "https://x/restapi/v1.0/account/1/extension/62"},
+            "uri": "https://x/restapi/v1.0/account/1/extension/99/call-log/abc"}
+    assert typed_fields("call-log", call)["extension_id"] == "62"

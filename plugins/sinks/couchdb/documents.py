@@ -110,6 +110,16 @@ def _e164(party: Any) -> str | None:
     return None
 
 
+def _mailbox(uri: Any) -> str | None:
+    """The extension of a message's mailbox, from its ``uri`` (``.../extension/{id}/message-store/...``):
+    RingCentral's message JSON names it nowhere else."""
+    if not isinstance(uri, str):
+        return None
+    head, sep, _ = uri.partition("/message-store/")
+    owner = head.rsplit("/extension/", 1)[-1] if sep and "/extension/" in head else ""
+    return owner if owner and "/" not in owner else None
+
+
 def typed_fields(stream: str, data: Mapping[str, Any]) -> dict[str, Any]:
     """The fields people filter on, from the API's JSON (the raw JSON stays the authority)."""
     call = found if stream == "recording" and isinstance(found := data.get("call"), Mapping) else data
@@ -128,7 +138,7 @@ def typed_fields(stream: str, data: Mapping[str, Any]) -> dict[str, Any]:
         "time": _utc(call.get("startTime") or data.get("creationTime")),
         "direction": _text(call.get("direction") or data.get("direction")),
         "type": _text(data.get("type")),
-        "extension_id": _text(extension.get("id") if extension else data.get("extensionId")),
+        "extension_id": _text(extension.get("id") if extension else _mailbox(data.get("uri"))),
         "from_number": _number(from_),
         "to_number": _number(to_),
         "from_e164": from_e164,
