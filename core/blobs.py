@@ -251,6 +251,15 @@ class ObjectStoreConfig(PluginConfig):
         return "/".join(parts)
 
 
+class BucketStoreConfig(ObjectStoreConfig):
+    """Options of an object store that keeps the archive in one bucket (S3, GCS)."""
+
+    bucket: str
+    """The bucket's name (each store's own pattern is checked by its config)."""
+    create_bucket: bool = False
+    """Create the bucket if it does not exist (demos and tests; production buckets are provisioned)."""
+
+
 @dataclass
 class ObjectInfo:
     """What a store reports about one object. ``sha256`` is the hex digest of the whole object when
@@ -574,6 +583,31 @@ class ObjectStoreSink(BlobSink):
     def open_stored(self, location: str) -> BinaryIO:
         key = self.key_of(location)
         return self._guarded(lambda: self._open(key), f"opening {location}")
+
+
+class BucketStoreSink(ObjectStoreSink):
+    """An object store whose binaries live in one bucket: locations are
+    ``<location_scheme>://<bucket>/<key>``; the bucket is checked (and made, with
+    ``create_bucket: true``) when the sink opens and by ``rcetl check``."""
+
+    config: BucketStoreConfig
+    #: The scheme of the store's locations: ``s3``, ``gs``.
+    location_scheme: ClassVar[str]
+
+    def __init__(self, name: str, config: BucketStoreConfig, ctx: Any) -> None:
+        super().__init__(name, config, ctx)
+        self.location_prefix = f"{self.location_scheme}://{config.bucket}/"
+
+    def open(self) -> None:
+        self._guarded(self._ensure_bucket, f"opening bucket {self.config.bucket}")
+
+    def check(self) -> None:
+        self.open()
+
+    def _ensure_bucket(self) -> None:
+        """Check that the bucket exists; create it when it does not and ``create_bucket`` is set,
+        else let the store's error through (classified by :meth:`_classify`)."""
+        raise NotImplementedError
 
 
 _TRANSIENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EAGAIN, errno.EIO, errno.EINTR, errno.EBUSY}

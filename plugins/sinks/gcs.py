@@ -17,13 +17,14 @@ from typing import Any, BinaryIO, Literal
 from pydantic import Field, field_validator, model_validator
 
 import rcetl
+from rcetl.blobs import BucketStoreConfig, BucketStoreSink
 
 MiB = 1 << 20
 CHUNK_UNIT = 256 * 1024  # GCS resumable chunks must be multiples of 256 KiB
 LIBRARY_MULTIPART_MAX = 8 * MiB  # google-cloud-storage uploads larger files resumably anyway
 
 
-class GCSConfig(rcetl.ObjectStoreConfig):
+class GCSConfig(BucketStoreConfig):
     bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$",
                         description="bucket name (lowercase letters, digits, dots, hyphens, underscores)")
     project: str | None = None
@@ -43,7 +44,6 @@ class GCSConfig(rcetl.ObjectStoreConfig):
     """Seconds per request."""
     retry_deadline: float = 120.0
     """How long the client keeps retrying a transient fault before the item is left for the next run."""
-    create_bucket: bool = False
 
     @field_validator("chunk_size")
     @classmethod
@@ -61,14 +61,14 @@ class GCSConfig(rcetl.ObjectStoreConfig):
         return self
 
 
-class GCSSink(rcetl.ObjectStoreSink):
+class GCSSink(BucketStoreSink):
+    location_scheme = "gs"
     config_model = GCSConfig
     description = "Google Cloud Storage: resumable uploads, CRC32C verified, create-only."
     config: GCSConfig
 
     def __init__(self, name: str, config: GCSConfig, ctx: rcetl.RunContext) -> None:
         super().__init__(name, config, ctx)
-        self.location_prefix = f"gs://{config.bucket}/"
         self._retry: Any = None
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -99,12 +99,6 @@ class GCSSink(rcetl.ObjectStoreSink):
             path = str(self.ctx.resolve(c.credentials_file))
             return storage.Client.from_service_account_json(path, project=c.project)
         return storage.Client(project=c.project)
-
-    def open(self) -> None:
-        self._guarded(self._ensure_bucket, f"opening bucket {self.config.bucket}")
-
-    def check(self) -> None:
-        self.open()
 
     def _ensure_bucket(self) -> None:
         from google.api_core.exceptions import NotFound

@@ -22,13 +22,14 @@ from typing import Any, BinaryIO, Literal
 from pydantic import Field, model_validator
 
 import rcetl
+from rcetl.blobs import BucketStoreConfig, BucketStoreSink
 
 MiB = 1 << 20
 # S3's own limits: parts of at least 5 MiB (but the last), at most 10,000 parts.
 MIN_PART = 5 * MiB
 
 
-class S3Config(rcetl.ObjectStoreConfig):
+class S3Config(BucketStoreConfig):
     bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
                         description="bucket name (3-63 lowercase letters, digits, dots, hyphens)")
     region: str | None = None
@@ -51,8 +52,6 @@ class S3Config(rcetl.ObjectStoreConfig):
     legal_hold: bool = False
     max_attempts: int = 5
     """Attempts per request (botocore's standard retry mode backs off between them)."""
-    create_bucket: bool = False
-    """Create the bucket if it does not exist (demos and tests; production buckets are provisioned)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> S3Config:
@@ -67,14 +66,14 @@ class S3Config(rcetl.ObjectStoreConfig):
         return self
 
 
-class S3Sink(rcetl.ObjectStoreSink):
+class S3Sink(BucketStoreSink):
+    location_scheme = "s3"
     config_model = S3Config
     description = "Amazon S3 or an S3-compatible store: multipart, SHA-256 verified, create-only."
     config: S3Config
 
     def __init__(self, name: str, config: S3Config, ctx: rcetl.RunContext) -> None:
         super().__init__(name, config, ctx)
-        self.location_prefix = f"s3://{config.bucket}/"
         self._transfer: Any = None
         # Keys being uploaded create-only; the request hook adds If-None-Match to their final call.
         self._create_only: set[str] = set()
@@ -123,12 +122,6 @@ class S3Sink(rcetl.ObjectStoreSink):
     def _add_if_none_match(self, params: dict[str, Any], **_: Any) -> None:
         if params.get("Key") in self._create_only:
             params["IfNoneMatch"] = "*"
-
-    def open(self) -> None:
-        self._guarded(self._ensure_bucket, f"opening bucket {self.config.bucket}")
-
-    def check(self) -> None:
-        self.open()
 
     def _ensure_bucket(self) -> None:
         from botocore.exceptions import ClientError
