@@ -12,7 +12,7 @@ UNIX seconds in a double: comparable everywhere, with no time-zone conversion by
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -27,6 +27,17 @@ _ITEM_KEY = 255
 JsonText = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
 
 SCHEMA_COMPONENT = "state"
+
+
+def keyed_table(name: str, md: sa.MetaData, keys: Mapping[str, sa.types.TypeEngine], *rest: sa.schema.SchemaItem) -> sa.Table:
+    """A table whose primary key is ``keys`` (column name: type, in order), followed by ``rest``."""
+    return sa.Table(name, md, *(sa.Column(k, t, primary_key=True) for k, t in keys.items()), *rest)
+
+
+def item_keys() -> dict[str, sa.types.TypeEngine]:
+    """The key of one item of one stream and account in a pipeline (``item_key`` is ``json.dumps(key)``)."""
+    return {"pipeline": sa.String(_NAME), "stream": sa.String(_NAME), "account": sa.String(_NAME),
+            "item_key": sa.String(_ITEM_KEY)}
 
 
 @dataclass(frozen=True)
@@ -48,14 +59,12 @@ def define_tables(prefix: str = "rcetl_") -> Tables:
         sa.Column("component", sa.String(50), primary_key=True),
         sa.Column("version", sa.Integer, nullable=False),
     )
-    checkpoints = sa.Table(
+    checkpoints = keyed_table(
         f"{prefix}checkpoints",
         md,
-        sa.Column("pipeline", sa.String(_NAME), primary_key=True),
-        sa.Column("source", sa.String(_NAME), primary_key=True),
-        sa.Column("stream", sa.String(_NAME), primary_key=True),
         # "partition" and "key" are reserved words in MySQL: plain names keep hand-written SQL safe.
-        sa.Column("part", sa.String(_ITEM_KEY), primary_key=True),
+        {"pipeline": sa.String(_NAME), "source": sa.String(_NAME), "stream": sa.String(_NAME),
+         "part": sa.String(_ITEM_KEY)},
         sa.Column("value", JsonText, nullable=False),
         sa.Column("updated_at", sa.Double, nullable=False),
     )
@@ -70,13 +79,10 @@ def define_tables(prefix: str = "rcetl_") -> Tables:
         sa.Column("started_at", sa.Double, nullable=False),
         sa.Column("finished_at", sa.Double, nullable=True),
     )
-    failed = sa.Table(
+    failed = keyed_table(
         f"{prefix}failed_items",
         md,
-        sa.Column("pipeline", sa.String(_NAME), primary_key=True),
-        sa.Column("stream", sa.String(_NAME), primary_key=True),
-        sa.Column("account", sa.String(_NAME), primary_key=True),
-        sa.Column("item_key", sa.String(_ITEM_KEY), primary_key=True),  # json.dumps(key)
+        item_keys(),
         sa.Column("record", JsonText, nullable=False),
         sa.Column("error", sa.Text, nullable=False),
         sa.Column("attempts", sa.Integer, nullable=False),
@@ -99,13 +105,10 @@ def define_tables(prefix: str = "rcetl_") -> Tables:
     # What ``rcetl verify`` proved of an item (its stored bytes read back from every sink, hashed and
     # content-checked, or re-downloaded and compared): ``purge`` deletes at the source only an item
     # with a recent proof of the binaries the archive holds now (``digest``).
-    proofs = sa.Table(
+    proofs = keyed_table(
         f"{prefix}proofs",
         md,
-        sa.Column("pipeline", sa.String(_NAME), primary_key=True),
-        sa.Column("stream", sa.String(_NAME), primary_key=True),
-        sa.Column("account", sa.String(_NAME), primary_key=True),
-        sa.Column("item_key", sa.String(_ITEM_KEY), primary_key=True),
+        item_keys(),
         sa.Column("digest", sa.String(64), nullable=False),
         sa.Column("how", sa.String(20), nullable=False),
         sa.Column("at", sa.Double, nullable=False),

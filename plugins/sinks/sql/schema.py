@@ -144,6 +144,14 @@ def _index(prefix: str, short: str, *cols: sa.Column, since: int = 1) -> sa.Inde
     return sa.Index(f"{prefix}ix_{short}", *cols, info={"since": since})
 
 
+def _child_of(parent: sa.Table, column: str, fk_name: str) -> tuple[sa.Column, sa.ForeignKeyConstraint]:
+    """A child table's tail: its own copy of its JSON until version 3 (the parent's ``raw`` holds
+    it), and since version 3 its foreign key to the parent, whose deletion takes it along."""
+    return (_col("raw", _json(), until=3),
+            sa.ForeignKeyConstraint(["account", column], [parent.c.account, parent.c.id], name=fk_name,
+                                    ondelete="CASCADE", info={"since": 3}))
+
+
 def build_tables(prefix: str, schema: str | None = None, version: int = LATEST_VERSION) -> Tables:
     """The tables as they are at ``version`` (the newest by default)."""
     if not IDENTIFIER.match(prefix or "_"):
@@ -180,9 +188,7 @@ def build_tables(prefix: str, schema: str | None = None, version: int = LATEST_V
         _col("leg_type", sa.Unicode(64)),
         *_call_fields(version),
         # Until version 3 each leg's JSON was stored again here; it is the call's raw["legs"][leg_index].
-        _col("raw", _json(), until=3),
-        sa.ForeignKeyConstraint(["account", "call_id"], [call_log.c.account, call_log.c.id],
-                                name=f"{prefix}fk_leg_call", ondelete="CASCADE", info={"since": 3}),
+        *_child_of(call_log, "call_id", f"{prefix}fk_leg_call"),
     )
     recordings = table(
         "recordings",
@@ -235,9 +241,7 @@ def build_tables(prefix: str, schema: str | None = None, version: int = LATEST_V
         _col("file_name", sa.Unicode(255)),
         *_blob_columns(),
         # Until version 3 the attachment's JSON was stored again here; it is in the message's raw.
-        _col("raw", _json(), until=3),
-        sa.ForeignKeyConstraint(["account", "message_id"], [messages.c.account, messages.c.id],
-                                name=f"{prefix}fk_att_msg", ondelete="CASCADE", info={"since": 3}),
+        *_child_of(messages, "message_id", f"{prefix}fk_att_msg"),
     )
     records = table(
         "records",
