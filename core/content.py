@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import BinaryIO
 
 import filetype
@@ -175,16 +175,40 @@ class EvidenceRecorder:
 
 @dataclass(frozen=True)
 class ContentVerdict:
-    """The outcome of a content check; ``problems`` is empty when the bytes are what was announced."""
+    """The outcome of a content check; ``problems`` is empty when the bytes are what was announced.
 
-    expected: str
-    found: str
-    head: str
-    problems: tuple[str, ...] = field(default_factory=tuple)
+    What was expected, what was found and the first bytes are described when asked for (a failed
+    check's message): every download is checked, and describing cost as much as checking."""
+
+    problems: tuple[str, ...]
+    ref: BlobRef
+    evidence: Evidence
+    accepted: tuple[str, ...] = ()
+    served: str | None = None
+    detected: str | None = None
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    @property
+    def expected(self) -> str:
+        expected = " or ".join(self.accepted) if self.accepted else "any content"
+        if self.ref.size is not None:
+            expected += f", {self.ref.size} bytes"
+        return expected
+
+    @property
+    def found(self) -> str:
+        return ", ".join(x for x in (
+            f"{self.evidence.size} bytes",
+            f"served as {self.served}" if self.served else "",
+            f"looks like {self.detected}" if self.detected else "no known signature",
+        ) if x)
+
+    @property
+    def head(self) -> str:
+        return describe_head(self.evidence.head)
 
     def message(self, what: str) -> str:
         """One line a user can act on: what was expected, what came, the first bytes (sanitised)."""
@@ -234,15 +258,7 @@ def check_content(ref: BlobRef, evidence: Evidence) -> ContentVerdict:
     if evidence.size:
         problems += _format_problems(accepted, detected, evidence)
 
-    found = ", ".join(x for x in (
-        f"{evidence.size} bytes",
-        f"served as {served}" if served else "",
-        f"looks like {detected}" if detected else "no known signature",
-    ) if x)
-    expected = " or ".join(accepted) if accepted else "any content"
-    if declared_size is not None:
-        expected += f", {declared_size} bytes"
-    return ContentVerdict(expected, found, describe_head(evidence.head), tuple(problems))
+    return ContentVerdict(tuple(problems), ref, evidence, accepted, served, detected)
 
 
 def _format_problems(accepted: tuple[str, ...], detected: str | None, evidence: Evidence) -> list[str]:
