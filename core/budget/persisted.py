@@ -35,6 +35,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ..state.schema import keyed_table
 from . import Budget, GroupLimit
 from .memory import IN_FLIGHT_LEASE, MemoryWindows, PerCredentialProvider, QueuedBudget
 
@@ -52,12 +53,10 @@ _KEEP_SECONDS = 3600.0
 
 
 def slot_table(metadata: sa.MetaData, prefix: str = "rcetl_") -> sa.Table:
-    return sa.Table(
+    return keyed_table(
         f"{prefix}budget_slots",
         metadata,
-        sa.Column("credential", sa.String(200), primary_key=True),
-        sa.Column("grp", sa.String(64), primary_key=True),
-        sa.Column("slot", sa.String(40), primary_key=True),
+        {"credential": sa.String(200), "grp": sa.String(64), "slot": sa.String(40)},
         sa.Column("score", sa.Float, nullable=False),  # a slot's stamp, a block's end, a learned figure
     )
 

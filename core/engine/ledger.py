@@ -26,15 +26,14 @@ import sqlalchemy as sa
 from ..errors import RcetlError
 from ..interfaces import BlobSink
 from ..records import BlobRef, BlobResult, StoredBlob
+from ..state.schema import keyed_table
 
 
 def ledger_table(metadata: sa.MetaData, prefix: str = "rcetl_") -> sa.Table:
-    return sa.Table(
+    return keyed_table(
         f"{prefix}blob_ledger",
         metadata,
-        sa.Column("pipeline", sa.String(200), primary_key=True),
-        sa.Column("account", sa.String(64), primary_key=True),
-        sa.Column("blob_id", sa.String(200), primary_key=True),
+        {"pipeline": sa.String(200), "account": sa.String(64), "blob_id": sa.String(200)},
         sa.Column("status", sa.String(16), nullable=False),  # "stored" | "gone"
         sa.Column("size", sa.BigInteger, nullable=True),
         sa.Column("sha256", sa.String(64), nullable=True),
