@@ -67,9 +67,7 @@ class GCSSink(BucketStoreSink):
     description = "Google Cloud Storage: resumable uploads, CRC32C verified, create-only."
     config: GCSConfig
 
-    def __init__(self, name: str, config: GCSConfig, ctx: rcetl.RunContext) -> None:
-        super().__init__(name, config, ctx)
-        self._retry: Any = None
+    _retry: Any = None  # the client's retry policy, set when the client is made (_connect)
 
     # --- lifecycle ----------------------------------------------------------------------------
 

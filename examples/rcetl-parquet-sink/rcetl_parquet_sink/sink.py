@@ -54,14 +54,12 @@ class ParquetSink(rcetl.RecordSink):
     description = "Example third-party sink: records as append-only Parquet files (use the built-in lake in production)"
     config: ParquetConfig
 
-    def __init__(self, name: str, config: ParquetConfig, ctx: rcetl.RunContext) -> None:
-        super().__init__(name, config, ctx)
-        if "://" in config.path:
-            self.fs, self.root = pafs.FileSystem.from_uri(config.path)
-        else:
-            self.fs, self.root = pafs.LocalFileSystem(), str(ctx.resolve(config.path))
-
     def open(self) -> None:
+        # The file system is resolved when the sink opens (a URI's credentials are read then).
+        if "://" in self.config.path:
+            self.fs, self.root = pafs.FileSystem.from_uri(self.config.path)
+        else:
+            self.fs, self.root = pafs.LocalFileSystem(), str(self.ctx.resolve(self.config.path))
         try:
             self.fs.create_dir(self.root, recursive=True)
         except OSError as exc:

@@ -10,27 +10,26 @@ from __future__ import annotations
 from .config import MssqlSinkConfig, MysqlSinkConfig, PostgresSinkConfig, SqliteSinkConfig, SqlSinkConfig
 from .sink import SqlSink
 
-
-class AnySqlSink(SqlSink):
-    config_model = SqlSinkConfig
-    description = "Records into any SQLAlchemy database (typed columns + full JSON, upserts)"
-
-
-class SqliteSink(SqlSink):
-    config_model = SqliteSinkConfig
-    description = "Records into a SQLite file (the sql sink with SQLite defaults)"
-
-
-class MysqlSink(SqlSink):
-    config_model = MysqlSinkConfig
-    description = "Records into MySQL or MariaDB (the sql sink with PyMySQL, utf8mb4)"
+#: Class name: (options model, description). The classes differ in nothing else.
+_VARIANTS: dict[str, tuple[type[SqlSinkConfig], str]] = {
+    "AnySqlSink": (SqlSinkConfig, "Records into any SQLAlchemy database (typed columns + full JSON, upserts)"),
+    "SqliteSink": (SqliteSinkConfig, "Records into a SQLite file (the sql sink with SQLite defaults)"),
+    "MysqlSink": (MysqlSinkConfig, "Records into MySQL or MariaDB (the sql sink with PyMySQL, utf8mb4)"),
+    "PostgresSink": (PostgresSinkConfig, "Records into PostgreSQL (the sql sink with psycopg 3, JSONB)"),
+    "MssqlSink": (MssqlSinkConfig, "Records into SQL Server (the sql sink with pymssql, MERGE upserts)"),
+}
 
 
-class PostgresSink(SqlSink):
-    config_model = PostgresSinkConfig
-    description = "Records into PostgreSQL (the sql sink with psycopg 3, JSONB)"
+def _variant(name: str) -> type[SqlSink]:
+    """The SQL sink under one more name: a subclass declaring its options model and description,
+    made here so that the table above is the only place they are stated."""
+    config, description = _VARIANTS[name]
+    return type(name, (SqlSink,), {"config_model": config, "description": description,
+                                   "__module__": __name__, "__qualname__": name})
 
 
-class MssqlSink(SqlSink):
-    config_model = MssqlSinkConfig
-    description = "Records into SQL Server (the sql sink with pymssql, MERGE upserts)"
+AnySqlSink = _variant("AnySqlSink")
+SqliteSink = _variant("SqliteSink")
+MysqlSink = _variant("MysqlSink")
+PostgresSink = _variant("PostgresSink")
+MssqlSink = _variant("MssqlSink")
