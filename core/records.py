@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import ModuleType
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, ClassVar
 
 # A natural key: call-log ids are strings, message ids are 64-bit ints. Never a float.
 Key = str | int
@@ -183,6 +183,11 @@ class SpooledBlob:
     sha256: str
     content_type: str | None = None
     record: Record | None = None
+
+    #: The file is the engine's own spool file: written once, never changed afterwards and dropped
+    #: once every sink stored it, so a sink on the same file system may publish it by a hard link
+    #: (after an fsync) instead of copying its bytes.
+    linkable: ClassVar[bool] = False
 
     def open(self) -> BinaryIO:
         return open(self.path, "rb")

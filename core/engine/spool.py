@@ -28,10 +28,8 @@ _GATHER = 256 * 1024
 
 @dataclass
 class PrivateSpooledBlob(SpooledBlob):
-    """A blob in a spool file of the engine's own: written once, never changed after
-    :meth:`HashingSpool.finish`, and dropped by the engine once every sink has stored it (a file a
-    sink took a hard link to is never reused). A sink on the same file system may therefore
-    publish it by a hard link (after an fsync) instead of copying its bytes."""
+    """A blob in a spool file of the engine's own (see :attr:`SpooledBlob.linkable`): never changed
+    after :meth:`HashingSpool.finish`, and a file a sink took a hard link to is never reused."""
 
     linkable: ClassVar[bool] = True
 

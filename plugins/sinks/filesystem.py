@@ -223,7 +223,7 @@ class FilesystemSink(rcetl.ObjectStoreSink):
     ) -> rcetl.ObjectInfo:
         final = self._path(key)
         self._makedirs(os.path.dirname(final))
-        if self._link_spools and getattr(blob, "linkable", False):
+        if self._link_spools and blob.linkable:
             linked = self._link_spooled(blob, final)
             if linked is not None:
                 return linked
