@@ -37,10 +37,10 @@ def write_old_archive(sink, records, version: int) -> None:
     raws = {(ar.record.stream, ar.record.key): ar.record.data for ar in records}
     with sink.engine.begin() as conn:
         migrate.create(conn, old)
-        for name, rows in batch.rows.items():
+        for name, rows in batch.tables.items():
             table = getattr(old, name)
             conn.execute(upsert_statement(table, conn.dialect),
-                         [{c.name: _legacy_value(table.name, c, r, raws) for c in table.c} for r in rows])
+                         [{c.name: _legacy_value(table.name, c, r, raws) for c in table.c} for r in rows.dicts()])
 
 
 @pytest.mark.parametrize("from_version", [1, 2])

@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
-from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,7 +18,7 @@ import rcetl
 
 from . import errors
 from .config import SqlSinkConfig
-from .rows import CHILDREN, STREAMS, Row, TableRows, to_rows
+from .rows import CHILDREN, STREAMS, Rows, TableRows, to_rows
 from .schema import Tables, build_tables
 from .upsert import upsert_statement
 
@@ -59,23 +58,23 @@ class _Compiled:
     columnar: str | None = None  # PostgreSQL: the upsert reading one array per column (unnest)
     literal: bool = False  # PyMySQL: rows rendered as SQL literals here (see _mysql_literal)
 
-    def params(self, rows: Sequence[Row]) -> list[Any]:
-        """The driver's tuple of each row (with ``literal``, each row's ``(...)`` SQL text)."""
-        if self.literal:
-            return ["(" + ", ".join(map(_mysql_literal, values)) + ")"
-                    for values in zip(*self.column_values(rows), strict=True)]
-        if not self.processors:
-            return list(map(itemgetter(*self.columns), rows))
-        return list(zip(*self.column_values(rows), strict=True))
-
-    def column_values(self, rows: Sequence[Row]) -> list[Sequence[Any]]:
-        """The values of each column, converted (the columns of ``params``): a conversion is one
-        pass over its column instead of a step in every row's loop."""
-        columns: list[Sequence[Any]] = list(zip(*map(itemgetter(*self.columns), rows), strict=True)) if rows \
-            else [() for _ in self.columns]
+    def column_values(self, rows: Rows) -> list[list[Any]]:
+        """The values of each bound column, converted for the driver: a conversion is one pass over
+        its column instead of a step in every row's loop."""
+        columns = [rows.columns[name] for name in self.columns]
         for i, convert in self.processors:
             columns[i] = [None if v is None else convert(v) for v in columns[i]]
         return columns
+
+    def params(self, rows: Rows) -> list[Any]:
+        """What :meth:`SqlSink._upsert_rows` sends: the driver's tuple of each row; PostgreSQL's
+        columns (one array each); with ``literal``, each row's ``(...)`` SQL text."""
+        columns = self.column_values(rows)
+        if self.columnar is not None:
+            return columns
+        if self.literal:
+            return ["(" + ", ".join(map(_mysql_literal, values)) + ")" for values in zip(*columns, strict=True)]
+        return list(zip(*columns, strict=True))
 
     def multi_row(self, n: int) -> str:
         start, end = self.values_group  # type: ignore[misc]
@@ -369,7 +368,7 @@ class SqlSink(rcetl.RecordSink):
         if len(records) < 2 * _PART or self.engine.dialect.name not in _PIPELINED:
             batch = to_rows(records)
             changed = self._run(lambda conn: self._write_rows(conn, batch), keys=keys)
-            counts = {name: len(rows) for name, rows in batch.rows.items()}
+            counts = {name: rows.count for name, rows in batch.tables.items()}
         else:
             changed = self._run(lambda conn: self._write_pipelined(conn, records, counts), keys=keys)
         self._count_written(counts)  # after the commit: ANALYZE sees the rows
@@ -388,8 +387,8 @@ class SqlSink(rcetl.RecordSink):
         try:
             for part in _chunks(latest, _PART):
                 batch = to_rows(part)
-                for name, rows in batch.rows.items():
-                    counts[name] = counts.get(name, 0) + len(rows)
+                for name, rows in batch.tables.items():
+                    counts[name] = counts.get(name, 0) + rows.count
                 pending.append(self._writer.submit(self._write_rows, conn, batch, self._prepare(conn.dialect, batch)))
         finally:
             wait(pending)  # every part has ended before the transaction does, whatever happened
@@ -399,7 +398,7 @@ class SqlSink(rcetl.RecordSink):
     def _prepare(self, dialect: sa.engine.Dialect, batch: TableRows) -> dict[str, list[Any]]:
         """The driver's parameter tuples of every table of ``batch`` (its JSON encoded here)."""
         out = {}
-        for name, rows in batch.rows.items():
+        for name, rows in batch.tables.items():
             compiled = self._compiled.get(name)
             if compiled is None:
                 compiled = self._compiled[name] = _compile(self._table(name), dialect)
@@ -416,22 +415,24 @@ class SqlSink(rcetl.RecordSink):
         existed = {child: self._existing(conn, _PARENT[child], parents)
                    for child, parents in batch.replaced_parents.items()}
         changed = 0
-        for name, rows in batch.rows.items():
+        for name, rows in batch.tables.items():
             if name not in CHILDREN:
                 changed += self._upsert_rows(conn, name, rows, (prepared or {}).get(name))
         for name in batch.replaced_parents:
-            rows = batch.rows.get(name, [])
+            rows = batch.tables.get(name) or Rows()
             if existed[name]:
                 self._delete_stale_children(conn, name, existed[name], rows)
             self._upsert_rows(conn, name, rows, (prepared or {}).get(name))
         return changed if exact else None
 
-    def _upsert_rows(self, conn: Connection, name: str, rows: list[Row], params: list[Any] | None = None) -> int:
+    def _upsert_rows(self, conn: Connection, name: str, rows: Rows, params: list[Any] | None = None) -> int:
         """Upsert ``rows`` into table ``name``; how many rows the database reports as written."""
+        if not rows.count:
+            return 0
         size = self.config.batch_size
         changed = 0
         if conn.dialect.name not in _FAST:
-            for chunk in _chunks(rows, size):
+            for chunk in _chunks(rows.dicts(), size):
                 result = conn.execute(self._upsert(name, conn), list(chunk))
                 changed += max(result.rowcount or 0, 0)
             return changed
@@ -445,9 +446,9 @@ class SqlSink(rcetl.RecordSink):
                 result = conn.exec_driver_sql(compiled.sql, list(chunk))
                 changed += max(result.rowcount or 0, 0)
             return changed
-        if compiled.columnar is not None:  # PostgreSQL: a column of values per parameter
-            for chunk in _chunks(params, size):
-                result = conn.exec_driver_sql(compiled.columnar, tuple(list(col) for col in zip(*chunk, strict=True)))
+        if compiled.columnar is not None:  # PostgreSQL: an array of values per column
+            for start in range(0, rows.count, size):
+                result = conn.exec_driver_sql(compiled.columnar, tuple(col[start:start + size] for col in params))
                 changed += max(result.rowcount or 0, 0)
             return changed
         if compiled.literal:  # PyMySQL: the rows' SQL text, made in params, up to ~4 MB a statement
@@ -484,13 +485,13 @@ class SqlSink(rcetl.RecordSink):
         return found
 
     def _delete_stale_children(self, conn: Connection, name: str, parents: list[tuple[str, Any]],
-                               rows: list[Row]) -> None:
+                               rows: Rows) -> None:
         """Children the parent no longer has (a leg, an attachment) go; the others are upserted.
 
         Deleting only what is gone, instead of all and re-inserting, keeps a rewrite a no-op."""
         table = self._table(name)
         parent_col, child_col = CHILDREN[name]
-        keep = {(r["account"], r[parent_col], r[child_col]) for r in rows}
+        keep = set(zip(*(rows.columns.get(c, ()) for c in ("account", parent_col, child_col)), strict=True))
         by_account: dict[str, list[Any]] = {}
         for account, key in parents:
             by_account.setdefault(account, []).append(key)
