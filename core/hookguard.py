@@ -17,7 +17,7 @@ is why this wrapper exists; it is the only place rcetl catches a plugin's except
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -108,6 +108,10 @@ class HookGuard:
     @hookimpl(wrapper=True, tryfirst=True)
     def rcetl_item_archived(self, run: RunInfo, item: ArchivedRecord) -> Wrapped:
         return (yield from self._guard("rcetl_item_archived", {"run": run, "item": item}))
+
+    @hookimpl(wrapper=True, tryfirst=True)
+    def rcetl_items_archived(self, run: RunInfo, items: Sequence[ArchivedRecord]) -> Wrapped:
+        return (yield from self._guard("rcetl_items_archived", {"run": run, "items": items}))
 
     @hookimpl(wrapper=True, tryfirst=True)
     def rcetl_item_failed(self, run: RunInfo, record: Record, error: str) -> Wrapped:

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import typer
 
     from .interfaces import ConnectionSpec, EmbeddedServerSpec, ObserverSpec, SinkEntry, SourceSpec
@@ -84,6 +86,13 @@ def rcetl_run_finished(run: RunInfo, summary: RunSummary) -> None:
 def rcetl_item_archived(run: RunInfo, item: ArchivedRecord) -> None:
     """Called after a record and its binaries are durably stored in every sink of its stream.
     Called from worker threads: keep it fast and thread-safe."""
+
+
+@hookspec
+def rcetl_items_archived(run: RunInfo, items: Sequence[ArchivedRecord]) -> None:
+    """Called once per batch with every record of it that is durably stored in every sink of its
+    stream (the batch form of ``rcetl_item_archived``: one call per batch instead of one per record,
+    which a backfill of millions of calls feels). Called from worker threads."""
 
 
 @hookspec

@@ -217,8 +217,16 @@ class PluginManager:
     def run_finished(self, run: RunInfo, summary: RunSummary) -> None:
         self._pm.hook.rcetl_run_finished(run=run, summary=summary)
 
-    def item_archived(self, run: RunInfo, item: ArchivedRecord) -> None:
-        self._pm.hook.rcetl_item_archived(run=run, item=item)
+    def items_archived(self, run: RunInfo, items: Sequence[ArchivedRecord]) -> None:
+        """Tell observers about a batch's archived records: once through ``rcetl_items_archived``,
+        and record by record through ``rcetl_item_archived`` only where a plugin implements it."""
+        if not items:
+            return
+        self._pm.hook.rcetl_items_archived(run=run, items=items)
+        if self.has_observers("rcetl_item_archived"):  # asked per batch: plugins may come and go
+            hook = self._pm.hook.rcetl_item_archived
+            for item in items:
+                hook(run=run, item=item)
 
     def item_failed(self, run: RunInfo, record: Record, error: str) -> None:
         self._pm.hook.rcetl_item_failed(run=run, record=record, error=error)

@@ -212,14 +212,15 @@ class RunSession:
 
     def _archived(self, items: list[ArchivedRecord]) -> None:
         """Resolve archived items that were queued as failed, and tell observers."""
-        for item in items:
-            keys = self._failed_keys.get(item.stream)
-            if keys and (item.record.account, repr(item.key)) in keys:
-                with self._failed_lock:
-                    keys.discard((item.record.account, repr(item.key)))
-                self.state.resolve_failed(self.pipeline.name, item.stream, item.record.account, item.key)
-                self.stats.add(item.stream, retried=1)
-            self.pm.item_archived(self.run, item)
+        if self._failed_keys:
+            for item in items:
+                keys = self._failed_keys.get(item.stream)
+                if keys and (item.record.account, repr(item.key)) in keys:
+                    with self._failed_lock:
+                        keys.discard((item.record.account, repr(item.key)))
+                    self.state.resolve_failed(self.pipeline.name, item.stream, item.record.account, item.key)
+                    self.stats.add(item.stream, retried=1)
+        self.pm.items_archived(self.run, items)
 
     def track_failed(self) -> None:
         """Note the queued failed items of this run's streams, so archiving one again resolves it

@@ -10,6 +10,7 @@ once each, and hand the events to both observers. See docs/observers.md.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from ..hookspecs import hookimpl
 from ..interfaces import ObserverSpec
@@ -45,8 +46,8 @@ def rcetl_run_started(run: RunInfo) -> None:
 
 
 @hookimpl
-def rcetl_item_archived(run: RunInfo, item: ArchivedRecord) -> None:
-    _collectors.get(run).archived(item)
+def rcetl_items_archived(run: RunInfo, items: Sequence[ArchivedRecord]) -> None:
+    _collectors.get(run).archived(items)
 
 
 @hookimpl

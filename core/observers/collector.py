@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,12 +36,23 @@ class RunCollector:
     def _second(self) -> int:
         return max(int(time.time() - self.run.started_at), 0)
 
-    def archived(self, item: ArchivedRecord) -> None:
-        size = sum(b.size or 0 for b in item.blobs if b.status == "stored")
+    def archived(self, items: Sequence[ArchivedRecord]) -> None:
+        """Count a batch's archived items (and their stored bytes) into the current second."""
+        counts: dict[str, list[int]] = {}
+        for item in items:
+            size = sum(b.size or 0 for b in item.blobs if b.status == "stored") if item.blobs else 0
+            count = counts.get(item.record.stream)
+            if count is None:
+                counts[item.record.stream] = [1, size]
+            else:
+                count[0] += 1
+                count[1] += size
         with self.lock:
-            bucket = self.seconds[self._second()].setdefault(item.stream, [0, 0])
-            bucket[0] += 1
-            bucket[1] += size
+            per = self.seconds[self._second()]
+            for stream, (n, size) in counts.items():
+                bucket = per.setdefault(stream, [0, 0])
+                bucket[0] += n
+                bucket[1] += size
 
     def failed(self, record: Record, error: str) -> None:
         with self.lock:

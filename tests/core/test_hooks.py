@@ -57,6 +57,10 @@ class Observer:
         self._log("rcetl_item_archived", run=run, item=item)
 
     @rcetl.hookimpl
+    def rcetl_items_archived(self, run: RunInfo, items: list[rcetl.ArchivedRecord]) -> None:
+        self._log("rcetl_items_archived", run=run, items=list(items))
+
+    @rcetl.hookimpl
     def rcetl_item_failed(self, run: RunInfo, record: rcetl.Record, error: str) -> None:
         self._log("rcetl_item_failed", run=run, record=record, error=error)
 
@@ -114,6 +118,17 @@ def test_rcetl_item_archived_is_called_for_every_stored_record(pm, observer: Obs
     for item in items:
         [blob] = item.blobs
         assert blob.status == "stored" and blob.sha256 and {s.sink for s in blob.stored} == {"files"}
+
+
+def test_rcetl_items_archived_is_called_per_batch_with_the_same_items(pm, observer: Observer, write_pipeline) -> None:
+    fakesource.FAIL_DOWNLOADS.add(f"blob-{BIG + 3}")
+    summary = run(write_pipeline(OBSERVED), pm)
+    batches = [c["items"] for c in observer.of("rcetl_items_archived")]
+    singles = [c["item"] for c in observer.of("rcetl_item_archived")]
+    assert all(c["run"].run_id == summary.run_id for c in observer.of("rcetl_items_archived"))
+    assert [i for batch in batches for i in batch] == singles  # same records, same order, nothing twice
+    assert sorted(i.key for i in singles) == [BIG + i for i in range(6) if i != 3]  # the failed one is in neither
+    assert all(batches) and len(batches) < len(singles)  # one call per (non-empty) batch, not one per item
 
 
 def test_rcetl_item_failed_is_called_for_a_queued_item(pm, observer: Observer, write_pipeline) -> None:
