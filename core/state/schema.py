@@ -16,15 +16,24 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql
 
 # Key columns are short enough that a composite primary key fits MySQL's 3072-byte index limit
 # in utf8mb4 (4 bytes a character).
 _NAME = 100
 _ITEM_KEY = 255
 
-# MySQL's TEXT holds 64 KiB; a failed call-log record with many legs can be larger.
-JsonText = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+_MYSQL = ("mysql", "mariadb")
+
+
+def json_text(dialect: str | None = None) -> sa.types.TypeEngine:
+    """Text for JSON values. MySQL's TEXT holds 64 KiB and a failed call-log record with many legs
+    can be larger: LONGTEXT there. Given the ``dialect`` the tables are for, the MySQL dialect
+    module (~0.1 s of imports) is loaded only for MySQL and MariaDB; without one, for any."""
+    if dialect is not None and dialect not in _MYSQL:
+        return sa.Text()
+    from sqlalchemy.dialects import mysql
+
+    return sa.Text().with_variant(mysql.LONGTEXT(), *_MYSQL)
 
 SCHEMA_COMPONENT = "state"
 
@@ -50,9 +59,11 @@ class Tables:
     proofs: sa.Table
 
 
-def define_tables(prefix: str = "rcetl_") -> Tables:
-    """The tables as the latest migration leaves them, with names under ``prefix``."""
+def define_tables(prefix: str = "rcetl_", dialect: str | None = None) -> Tables:
+    """The tables as the latest migration leaves them, with names under ``prefix``; for the
+    database ``dialect`` (its name) if given, else with the variant types of every dialect."""
     md = sa.MetaData()
+    json_type = json_text(dialect)
     version = sa.Table(
         f"{prefix}schema_version",
         md,
@@ -65,7 +76,7 @@ def define_tables(prefix: str = "rcetl_") -> Tables:
         # "partition" and "key" are reserved words in MySQL: plain names keep hand-written SQL safe.
         {"pipeline": sa.String(_NAME), "source": sa.String(_NAME), "stream": sa.String(_NAME),
          "part": sa.String(_ITEM_KEY)},
-        sa.Column("value", JsonText, nullable=False),
+        sa.Column("value", json_type, nullable=False),
         sa.Column("updated_at", sa.Double, nullable=False),
     )
     runs = sa.Table(
@@ -74,8 +85,8 @@ def define_tables(prefix: str = "rcetl_") -> Tables:
         sa.Column("run_id", sa.String(32), primary_key=True),
         sa.Column("pipeline", sa.String(_NAME), nullable=False, index=True),
         sa.Column("status", sa.String(20), nullable=False),
-        sa.Column("info", JsonText, nullable=False),
-        sa.Column("summary", JsonText, nullable=True),
+        sa.Column("info", json_type, nullable=False),
+        sa.Column("summary", json_type, nullable=True),
         sa.Column("started_at", sa.Double, nullable=False),
         sa.Column("finished_at", sa.Double, nullable=True),
     )
@@ -83,7 +94,7 @@ def define_tables(prefix: str = "rcetl_") -> Tables:
         f"{prefix}failed_items",
         md,
         item_keys(),
-        sa.Column("record", JsonText, nullable=False),
+        sa.Column("record", json_type, nullable=False),
         sa.Column("error", sa.Text, nullable=False),
         sa.Column("attempts", sa.Integer, nullable=False),
         sa.Column("first_failed_at", sa.Double, nullable=False),

@@ -22,9 +22,9 @@ import sqlalchemy as sa
 
 from ..records import Key
 from .backoff import Backoff
-from .database import create_state_engine, reported, safe_url, schema_lock
+from .database import READ_ONLY, create_state_engine, reported, safe_url, schema_lock
 from .rows import CheckpointRow, FailedItem, ProofRow, PurgeRow, RunRow
-from .schema import MIGRATIONS, Migration, define_tables, migrate
+from .schema import MIGRATIONS, Migration, current_version, define_tables, migrate
 
 # Attempts at a write that raced another writer's insert of the same row, or at the first-use
 # migration that raced another process's.
@@ -82,9 +82,9 @@ class StateStore:
     ) -> None:
         self._url = url
         self.backoff = backoff
-        self.tables = define_tables(table_prefix)
         self._migrations = migrations if migrations is not None else MIGRATIONS
         self._engine = create_state_engine(url)
+        self.tables = define_tables(table_prefix, self._engine.dialect.name)
         # An in-memory SQLite database is one shared connection: transactions must take turns.
         self._serial = threading.RLock() if self._engine.pool.__class__.__name__ == "StaticPool" else None
         self._pid = os.getpid()
@@ -105,13 +105,16 @@ class StateStore:
     # -- plumbing -------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _begin(self) -> Iterator[sa.Connection]:
+    def _begin(self, *, read_only: bool = False) -> Iterator[sa.Connection]:
         if os.getpid() != self._pid:
             # A forked child must not reuse its parent's pooled connections.
             self._engine.dispose(close=False)
             self._pid = os.getpid()
-        with self._serial or contextlib.nullcontext(), self._engine.begin() as conn:
-            yield conn
+        with self._serial or contextlib.nullcontext(), self._engine.connect() as conn:
+            if read_only:  # SQLite: a plain BEGIN, no write lock taken
+                conn.execution_options(**READ_ONLY)
+            with conn.begin():
+                yield conn
 
     @contextlib.contextmanager
     def _tx(self, action: str) -> Iterator[sa.Connection]:
@@ -125,6 +128,13 @@ class StateStore:
             return
         with self._ready_lock:
             if self._ready:
+                return
+            # Every run but a store's first finds the schema current: one read says so, without the
+            # server-wide lock and the transaction per migration that bringing it up to date takes.
+            current = self._current_version()
+            if current is not None and current >= max((m.version for m in self._migrations), default=0):
+                self.schema_version = current
+                self._ready = True
                 return
             lock_name = f"rcetl-schema-{self.tables.version.name}"
             with (
@@ -140,6 +150,14 @@ class StateStore:
                             raise
                         time.sleep(0.05 * (attempt + 1))  # another process was migrating: look again
             self._ready = True
+
+    def _current_version(self) -> int | None:
+        """The schema's version, or None when it cannot be read (no tables yet)."""
+        try:
+            with self._begin(read_only=True) as conn:
+                return current_version(conn, self.tables)
+        except sa.exc.DBAPIError:
+            return None  # a missing table, or a database error the migration then reports
 
     def _write(self, action: str, work: Callable[[sa.Connection], Any]) -> Any:
         """Run ``work`` in its own transaction, again if it lost an insert race."""
