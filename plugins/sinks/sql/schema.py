@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mssql, mysql, postgresql
 
 #: The newest schema version this rcetl writes; an archive at an older version is upgraded in place.
 LATEST_VERSION = 3
@@ -27,22 +26,47 @@ SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _BINARY_COLLATION = "Latin1_General_100_BIN2"
 
 
-def _key_text(length: int) -> sa.types.TypeEngine:
-    return sa.Unicode(length).with_variant(mssql.NVARCHAR(length, collation=_BINARY_COLLATION), "mssql")
+_MYSQL = ("mysql", "mariadb")
 
 
-def _time() -> sa.types.TypeEngine:
-    # API times carry milliseconds; keep them (MySQL's DATETIME and SQL Server's DATETIME drop them).
-    return (
-        sa.DateTime()
-        .with_variant(mysql.DATETIME(fsp=3), "mysql", "mariadb")
-        .with_variant(mssql.DATETIME2(3), "mssql")
-    )
+@dataclass(frozen=True)
+class _Types:
+    """The column types that differ by database. ``dialect``: the name of the one the tables are for,
+    whose variant types alone are made (its dialect module alone imported: PostgreSQL's, MySQL's and
+    SQL Server's together cost ~0.1 s of imports on every run); None: every database's."""
 
+    dialect: str | None = None
 
-def _json() -> sa.types.TypeEngine:
-    # JSONB on PostgreSQL (queryable, comparable); MySQL JSON; text where the dialect has no JSON.
-    return sa.JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
+    def for_(self, *names: str) -> bool:
+        return self.dialect is None or self.dialect in names
+
+    def key_text(self, length: int) -> sa.types.TypeEngine:
+        if not self.for_("mssql"):
+            return sa.Unicode(length)
+        from sqlalchemy.dialects import mssql
+
+        return sa.Unicode(length).with_variant(mssql.NVARCHAR(length, collation=_BINARY_COLLATION), "mssql")
+
+    def time(self) -> sa.types.TypeEngine:
+        # API times carry milliseconds; keep them (MySQL's DATETIME and SQL Server's DATETIME drop them).
+        t = sa.DateTime()
+        if self.for_(*_MYSQL):
+            from sqlalchemy.dialects import mysql
+
+            t = t.with_variant(mysql.DATETIME(fsp=3), *_MYSQL)
+        if self.for_("mssql"):
+            from sqlalchemy.dialects import mssql
+
+            t = t.with_variant(mssql.DATETIME2(3), "mssql")
+        return t
+
+    def json(self) -> sa.types.TypeEngine:
+        # JSONB on PostgreSQL (queryable, comparable); MySQL JSON; text where the dialect has no JSON.
+        if not self.for_("postgresql"):
+            return sa.JSON(none_as_null=True)
+        from sqlalchemy.dialects import postgresql
+
+        return sa.JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
 
 
 def _col(name: str, type_: sa.types.TypeEngine, *, key: bool = False, since: int = 1,
@@ -71,8 +95,8 @@ def _e164(prefix: str) -> sa.Column:
     return _col(f"{prefix}_e164", sa.String(16), since=3)
 
 
-def _account() -> sa.Column:
-    return _col("account", _key_text(64), key=True)
+def _account(ty: _Types) -> sa.Column:
+    return _col("account", ty.key_text(64), key=True)
 
 
 def _party(prefix: str, version: int) -> list[sa.Column]:
@@ -86,10 +110,10 @@ def _party(prefix: str, version: int) -> list[sa.Column]:
     ]
 
 
-def _call_fields(version: int) -> list[sa.Column]:
+def _call_fields(version: int, ty: _Types) -> list[sa.Column]:
     """What a call and each of its legs have in common (``rows._call_fields`` fills them)."""
     return [
-        _col("start_time", _time()),
+        _col("start_time", ty.time()),
         _col("duration", sa.Integer()),
         _col("type", sa.Unicode(32)),
         _col("direction", sa.Unicode(16)),
@@ -113,11 +137,8 @@ def _blob_columns() -> list[sa.Column]:
     ]
 
 
-def _tail(*, archive: bool = True) -> list[sa.Column]:
-    cols = [_col("deleted", sa.Boolean()), _col("raw", _json())]
-    if archive:
-        cols.append(_col("archive", _json()))
-    return cols
+def _tail(ty: _Types) -> list[sa.Column]:
+    return [_col("deleted", sa.Boolean()), _col("raw", ty.json()), _col("archive", ty.json())]
 
 
 @dataclass(frozen=True)
@@ -144,24 +165,28 @@ def _index(prefix: str, short: str, *cols: sa.Column, since: int = 1) -> sa.Inde
     return sa.Index(f"{prefix}ix_{short}", *cols, info={"since": since})
 
 
-def _child_of(parent: sa.Table, column: str, fk_name: str) -> tuple[sa.Column, sa.ForeignKeyConstraint]:
+def _child_of(ty: _Types, parent: sa.Table, column: str, fk_name: str) -> tuple[sa.Column, sa.ForeignKeyConstraint]:
     """A child table's tail: its own copy of its JSON until version 3 (the parent's ``raw`` holds
     it), and since version 3 its foreign key to the parent, whose deletion takes it along."""
-    return (_col("raw", _json(), until=3),
+    return (_col("raw", ty.json(), until=3),
             sa.ForeignKeyConstraint(["account", column], [parent.c.account, parent.c.id], name=fk_name,
                                     ondelete="CASCADE", info={"since": 3}))
 
 
-def build_tables(prefix: str, schema: str | None = None, version: int = LATEST_VERSION) -> Tables:
-    """The tables as they are at ``version`` (the newest by default)."""
+def build_tables(prefix: str, schema: str | None = None, version: int = LATEST_VERSION,
+                 dialect: str | None = None) -> Tables:
+    """The tables as they are at ``version`` (the newest by default), for the database ``dialect``
+    (a dialect name such as ``"sqlite"``; None: with every database's variant types)."""
+    ty = _Types(dialect)
     if not IDENTIFIER.match(prefix or "_"):
         raise ValueError(f"table prefix {prefix!r} must match {IDENTIFIER.pattern}")
     if schema is not None and not SCHEMA_NAME.match(schema):
         raise ValueError(f"schema {schema!r} must match {SCHEMA_NAME.pattern}")
     md = sa.MetaData(schema=schema)
     # MySQL/MariaDB: utf8mb4 for emoji in names and texts, binary collation for exact keys.
+    # (SQLAlchemy loads a dialect to check options named for it: only MySQL's tables get these.)
     opts: dict[str, Any] = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin", "mariadb_charset": "utf8mb4",
-            "mariadb_collate": "utf8mb4_bin"}
+            "mariadb_collate": "utf8mb4_bin"} if ty.for_(*_MYSQL) else {}
 
     def table(name: str, *items: sa.Column | sa.Constraint) -> sa.Table:
         kept: list[sa.schema.SchemaItem] = [i for i in items if i.info.get("since", 1) <= version < i.info.get("until", version + 1)]
@@ -169,35 +194,35 @@ def build_tables(prefix: str, schema: str | None = None, version: int = LATEST_V
 
     call_log = table(
         "call_log",
-        _account(),
-        _col("id", _key_text(64), key=True),
+        _account(ty),
+        _col("id", ty.key_text(64), key=True),
         _col("session_id", sa.Unicode(64)),
         _col("telephony_session_id", sa.Unicode(128)),
-        *_call_fields(version),
+        *_call_fields(version, ty),
         # Joins rc_recordings.id: the same type and (on SQL Server) binary collation since version 3.
         _versioned(version, _col("recording_id", sa.Unicode(64), since=2),
-                   _col("recording_id", _key_text(64), since=3, retyped=True)),
-        _col("last_modified_time", _time()),
-        *_tail(),
+                   _col("recording_id", ty.key_text(64), since=3, retyped=True)),
+        _col("last_modified_time", ty.time()),
+        *_tail(ty),
     )
     call_legs = table(
         "call_legs",
-        _account(),
-        _col("call_id", _key_text(64), key=True),
+        _account(ty),
+        _col("call_id", ty.key_text(64), key=True),
         _col("leg_index", sa.Integer(), key=True),
         _col("leg_type", sa.Unicode(64)),
-        *_call_fields(version),
+        *_call_fields(version, ty),
         # Until version 3 each leg's JSON was stored again here; it is the call's raw["legs"][leg_index].
-        *_child_of(call_log, "call_id", f"{prefix}fk_leg_call"),
+        *_child_of(ty, call_log, "call_id", f"{prefix}fk_leg_call"),
     )
     recordings = table(
         "recordings",
-        _account(),
-        _col("id", _key_text(64), key=True),
+        _account(ty),
+        _col("id", ty.key_text(64), key=True),
         # Joins rc_call_log.id: same type and collation since version 3.
-        _versioned(version, _col("call_id", sa.Unicode(64)), _col("call_id", _key_text(64), since=3, retyped=True)),
+        _versioned(version, _col("call_id", sa.Unicode(64)), _col("call_id", ty.key_text(64), since=3, retyped=True)),
         _col("session_id", sa.Unicode(64)),
-        _col("start_time", _time()),
+        _col("start_time", ty.time()),
         _col("duration", sa.Integer()),
         _col("direction", sa.Unicode(16)),
         _col("type", sa.Unicode(32)),
@@ -208,17 +233,17 @@ def build_tables(prefix: str, schema: str | None = None, version: int = LATEST_V
         _col("to_number", sa.Unicode(64)),
         _e164("to"),
         *_blob_columns(),
-        *_tail(),
+        *_tail(ty),
     )
     messages = table(
         "messages",
-        _account(),
+        _account(ty),
         _col("id", sa.BigInteger(), key=True),
         _col("conversation_id", sa.BigInteger()),
         _col("type", sa.Unicode(16)),
         _col("direction", sa.Unicode(16)),
-        _col("creation_time", _time()),
-        _col("last_modified_time", _time()),
+        _col("creation_time", ty.time()),
+        _col("last_modified_time", ty.time()),
         *_party("from", version),
         _col("to_number", sa.Unicode(64)),  # first recipient; every recipient is in raw["to"]
         _e164("to"),
@@ -229,11 +254,11 @@ def build_tables(prefix: str, schema: str | None = None, version: int = LATEST_V
         _col("availability", sa.Unicode(16)),
         _col("attachment_count", sa.Integer()),
         _col("fax_page_count", sa.Integer(), since=2),
-        *_tail(),
+        *_tail(ty),
     )
     attachments = table(
         "attachments",
-        _account(),
+        _account(ty),
         _col("message_id", sa.BigInteger(), key=True),
         _col("id", sa.BigInteger(), key=True),
         _col("type", sa.Unicode(32)),
@@ -241,17 +266,17 @@ def build_tables(prefix: str, schema: str | None = None, version: int = LATEST_V
         _col("file_name", sa.Unicode(255)),
         *_blob_columns(),
         # Until version 3 the attachment's JSON was stored again here; it is in the message's raw.
-        *_child_of(messages, "message_id", f"{prefix}fk_att_msg"),
+        *_child_of(ty, messages, "message_id", f"{prefix}fk_att_msg"),
     )
     records = table(
         "records",
-        _account(),
-        _col("stream", _key_text(64), key=True),
+        _account(ty),
+        _col("stream", ty.key_text(64), key=True),
         # "int" or "str": the key comes back with the exact type it had, and 42 is not "42".
         _col("key_type", sa.String(8), key=True),
-        _col("record_key", _key_text(255), key=True),
-        _col("occurred_at", _time()),
-        *_tail(),
+        _col("record_key", ty.key_text(255), key=True),
+        _col("occurred_at", ty.time()),
+        *_tail(ty),
     )
     schema_version = sa.Table(f"{prefix}schema_version", md, sa.Column("version", sa.Integer(), nullable=False))
 
