@@ -126,8 +126,10 @@ class BatchArchiver:
         self._remember(batch, blob_results)
         ready: list[tuple[Routed, ArchivedRecord]] = []
         for item in batch:
-            outcomes = [blob_results.get(id(item), {}).get(ref.blob_id) for ref in item.record.blobs] \
-                if item.blob_sinks else []
+            if not item.blob_sinks or not item.record.blobs:  # most records: nothing to wait for
+                ready.append((item, ArchivedRecord(item.record, [])))
+                continue
+            outcomes = [blob_results.get(id(item), {}).get(ref.blob_id) for ref in item.record.blobs]
             if any(o is not None and o.status == "stopped" for o in outcomes):
                 result.stopped.append(item)
                 continue
@@ -137,12 +139,14 @@ class BatchArchiver:
                 continue
             ready.append((item, ArchivedRecord(item.record, [o for o in outcomes if o is not None])))
         self._write_records(ready, result)
+        rejected = {id(r) for r, _ in result.failed}
+        records: dict[str, int] = {}  # counted per stream, added once: the stats take a lock
+        s = self.stats
         for routed, archived in ready:
-            if any(r is routed for r, _ in result.failed):
+            if id(routed) in rejected:
                 continue
             result.archived.append(archived)
-            s = self.stats
-            s.add(routed.record.stream, records=1)
+            records[routed.record.stream] = records.get(routed.record.stream, 0) + 1
             for b in archived.blobs:
                 if b.status == "gone":
                     s.add(routed.record.stream, gone=1)
@@ -150,6 +154,8 @@ class BatchArchiver:
                     uploaded = [x for x in b.stored if not x.skipped]
                     s.add(routed.record.stream, files=1, bytes=b.size or 0,
                           skipped_files=1 if not uploaded else 0)
+        for stream, n in records.items():
+            s.add(stream, records=n)
         for routed, _ in result.failed:
             self.stats.add(routed.record.stream, failed=1)
         return result
