@@ -219,10 +219,29 @@ def _tree_rss(proc: Any) -> int:
     return total
 
 
+_compiled = False
+
+
+def compile_rcetl() -> None:
+    """Compile rcetl's own modules to bytecode once, as an installed rcetl has them (pip compiles
+    them; an editable install does not): in a PYTHONDONTWRITEBYTECODE=1 shell every timed `rcetl run`
+    would otherwise compile them again (~0.4 s of CPU a run, measured on an empty run), a fixed
+    cost users never pay. The hand-written script's modules come compiled from site-packages."""
+    global _compiled
+    if not _compiled:
+        import compileall
+
+        for folder in ("core", "plugins", "sandbox"):
+            compileall.compile_dir(str(ROOT / folder), quiet=2)
+        _compiled = True
+
+
 def measure(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None,
             interval: float = 0.02, timeout: float = 900) -> Measured:
     """Run ``cmd``, sampling its resident set (with children) every ``interval`` seconds."""
     import psutil
+
+    compile_rcetl()
 
     full_env = {**os.environ, **(env or {})}
     full_env.setdefault("PYTHONUNBUFFERED", "1")
