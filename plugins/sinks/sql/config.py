@@ -91,6 +91,8 @@ class SqlSinkConfig(rcetl.PluginConfig):
                                   description="database schema holding the tables (PostgreSQL, SQL Server)")
     batch_size: int = Field(1000, ge=1, le=100_000, description="rows per executemany statement")
     create_tables: bool = Field(True, description="create the tables, and upgrade an older archive in place")
+    writer_process: bool = Field(True, description="SQLite files: write from a process of its own, so SQLite's "
+                                 "work runs on another core beside the run's (false: in the run's process)")
 
     @field_validator("url")
     @classmethod

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
@@ -20,6 +20,9 @@ from . import errors
 from .config import SqlSinkConfig
 from .rows import CHILDREN, STREAMS, Rows, TableRows, to_rows
 from .schema import Tables, build_tables
+
+if TYPE_CHECKING:
+    from .sqlite_writer import SqliteWriter
 from .upsert import upsert_statement
 
 # Parent keys per IN (...) list: well under SQL Server's 2,100 parameters per statement.
@@ -215,6 +218,7 @@ class SqlSink(rcetl.RecordSink):
         self._analyze_at: dict[str, int] = {}
         self._writer: ThreadPoolExecutor | None = None
         self._deferred: list[sa.Index] = []  # secondary indexes built at close (a first fill)
+        self._sqlite_writer: SqliteWriter | None = None  # a SQLite file's writer process
 
     # --- connection ----------------------------------------------------------------------------
 
@@ -242,7 +246,7 @@ class SqlSink(rcetl.RecordSink):
     def _create_engine(self) -> Engine:
         backend = self.url.get_backend_name()
         connect_args: dict[str, Any] = {
-            "sqlite": {"timeout": 30},
+            "sqlite": {"timeout": _SQLITE_TIMEOUT},
             "mysql": {"connect_timeout": 10},
             "mariadb": {"connect_timeout": 10},
             "postgresql": {"connect_timeout": 10},
@@ -345,6 +349,9 @@ class SqlSink(rcetl.RecordSink):
         if self._writer is not None:
             self._writer.shutdown(wait=True)
             self._writer = None
+        if self._sqlite_writer is not None:
+            self._sqlite_writer.close()
+            self._sqlite_writer = None
         deferred, self._deferred = self._deferred, []
         if self._engine is not None:
             self._build_indexes(deferred)
@@ -399,7 +406,10 @@ class SqlSink(rcetl.RecordSink):
             return 0
         keys = [(ar.record.stream, ar.record.key) for ar in records]
         counts: dict[str, int] = {}
-        if len(records) < 2 * _PART or self.engine.dialect.name not in _PIPELINED:
+        writer = self._writer_process()
+        if writer is not None:
+            changed: int | None = self._write_by_process(writer, records, keys, counts)
+        elif len(records) < 2 * _PART or self.engine.dialect.name not in _PIPELINED:
             batch = to_rows(records)
             changed = self._run(lambda conn: self._write_rows(conn, batch), keys=keys)
             counts = {name: rows.count for name, rows in batch.tables.items()}
@@ -407,6 +417,64 @@ class SqlSink(rcetl.RecordSink):
             changed = self._run(lambda conn: self._write_pipelined(conn, records, counts), keys=keys)
         self._count_written(counts)  # after the commit: ANALYZE sees the rows
         return changed
+
+    def _writer_process(self) -> SqliteWriter | None:
+        """The writer process of a SQLite file archive (see :mod:`.sqlite_writer`), unless the
+        pipeline turned it off; in-memory and URI databases are written in this process."""
+        if self._sqlite_writer is None and self.config.writer_process \
+                and self.url.get_backend_name() == "sqlite" and self.url.get_driver_name() == "pysqlite":
+            database = self.url.database
+            if database and database != ":memory:" and not database.startswith("file:") and not self.url.query:
+                from .sqlite_writer import SqliteWriter
+
+                self._sqlite_writer = SqliteWriter(database, list(_SQLITE_PRAGMAS), _SQLITE_TIMEOUT)
+        return self._sqlite_writer
+
+    def _write_by_process(self, writer: SqliteWriter, records: Sequence[rcetl.ArchivedRecord],
+                          keys: list[tuple[str, rcetl.Key]], counts: dict[str, int]) -> int:
+        """The batch through the writer process, in parts: the child writes one part while this
+        thread maps the next to rows; one transaction, committed before this returns."""
+        from .sqlite_writer import WriterFailed, WriterGone
+
+        latest = list({(ar.record.stream, ar.record.account, ar.record.key): ar for ar in records}.values())
+
+        def parts() -> Iterator[list[tuple[Any, ...]]]:
+            for part in _chunks(latest, _PART):
+                batch = to_rows(part)
+                for name, rows in batch.tables.items():
+                    counts[name] = counts.get(name, 0) + rows.count
+                yield self._writer_ops(batch)
+
+        try:
+            return writer.write(parts())
+        except WriterFailed as exc:
+            import sqlite3
+
+            failure = sa.exc.DBAPIError.instance(exc.sql, None, exc.error, sqlite3.Error)  # type: ignore[arg-type]
+            raise errors.translate(failure, where=self.where, keys=keys) from exc.error
+        except WriterGone as exc:
+            raise rcetl.TransientError(f"sink {self.name!r}: {exc}; the batch was not committed",
+                                       hint="it is written again; if this repeats, set writer_process: false "
+                                            "on the sink and report it") from exc
+
+    def _writer_ops(self, batch: TableRows) -> list[tuple[Any, ...]]:
+        """What the writer process runs for ``batch``, in :meth:`_write_rows`'s order: the parent
+        tables' upserts (their changes counted), then per child table the children its parents no
+        longer have go and the others are upserted."""
+        prepared = self._prepare(batch)
+        ops: list[tuple[Any, ...]] = [("upsert", self._compiled_of(name).sql, params, True)
+                                      for name, params in prepared.items() if name not in CHILDREN]
+        prep = self.engine.dialect.identifier_preparer
+        for name, parents in batch.replaced_parents.items():
+            parent_col, child_col = CHILDREN[name]
+            table = prep.format_table(self._table(name))
+            account, parent, child = (prep.quote(c) for c in ("account", parent_col, child_col))
+            ops.append(("stale", f"SELECT {child} FROM {table} WHERE {account} = ? AND {parent} = ?",
+                        f"DELETE FROM {table} WHERE {account} = ? AND {parent} = ? AND {child} = ?",
+                        parents, _kept(name, batch.tables.get(name) or Rows())))
+            if prepared.get(name):
+                ops.append(("upsert", self._compiled_of(name).sql, prepared[name], False))
+        return ops
 
     def _write_pipelined(self, conn: Connection, records: Sequence[rcetl.ArchivedRecord],
                          counts: dict[str, int]) -> int | None:
@@ -534,7 +602,7 @@ class SqlSink(rcetl.RecordSink):
         Deleting only what is gone, instead of all and re-inserting, keeps a rewrite a no-op."""
         table = self._table(name)
         parent_col, child_col = CHILDREN[name]
-        keep = set(zip(*(rows.columns.get(c, ()) for c in ("account", parent_col, child_col)), strict=True))
+        keep = _kept(name, rows)
         by_account: dict[str, list[Any]] = {}
         for account, key in parents:
             by_account.setdefault(account, []).append(key)
@@ -589,16 +657,30 @@ class SqlSink(rcetl.RecordSink):
         return int(self._run(lambda conn: conn.execute(query).scalar_one(), keys=[(stream, "*")]))
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def _kept(child_table: str, rows: Rows) -> set[tuple[Any, Any, Any]]:
+    """(account, parent key, child key) of each of ``rows`` of a child table: the children kept."""
+    parent_col, child_col = CHILDREN[child_table]
+    return set(zip(*(rows.columns.get(c, ()) for c in ("account", parent_col, child_col)), strict=True))
+
+
+#: Every connection to a SQLite archive, the writer process's too.
+_SQLITE_PRAGMAS = (
     # WAL lets `rcetl verify` read while a run writes. FULL, not NORMAL: in WAL mode NORMAL fsyncs
     # only at a checkpoint, so a power cut could lose rows committed since, while the state store (a
     # file of its own) keeps a checkpoint past them -- a gap. FULL fsyncs the WAL once per commit
     # (one per batch), so records are durable before the engine moves a checkpoint (invariant 2).
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=FULL")
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=FULL",
     # Checkpoint the WAL into the database every ~40 MB instead of every 4 MB: a batch of calls
     # dirties thousands of index pages, so the default checkpointed (and fsynced) on almost every
     # commit, half of the commit's time. Readers are unaffected; the last close checkpoints.
-    cur.execute("PRAGMA wal_autocheckpoint=10000")
+    "PRAGMA wal_autocheckpoint=10000",
+)
+_SQLITE_TIMEOUT = 30  # seconds a connection waits for another's write lock
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    for pragma in _SQLITE_PRAGMAS:
+        cur.execute(pragma)
     cur.close()

@@ -1,0 +1,249 @@
+"""SQLite's writes in a process of their own, so SQLite's work runs beside the run's Python.
+
+SQLite works inside the process that calls it, and Python's ``sqlite3`` takes the GIL back after
+every row's step: a run that archives into SQLite keeps one core busy with page decoding, row
+building *and* SQLite's B-trees, while the second core idles. Here a small child process (the
+standard library only: this file is its program) holds the archive's write connection and runs
+each batch's statements; the sink builds the next part while the child writes the last one. A
+batch is one transaction, committed (with the archive's ``synchronous=FULL``) before ``write``
+returns, so the engine still moves a checkpoint only after its records are durable.
+
+No library does this for SQLite (``multiprocessing`` pools cannot start from Celery's daemonic
+workers, and keep no transaction per connection): the protocol is a handful of pickled messages
+over a socket pair (``multiprocessing.Pipe``):
+
+* ``("open", path, pragmas, timeout)`` -> ``("ok", {"journal_mode": ..., "synchronous": ...})``
+* ``("write", ops)``: no answer; each op is ``("upsert", sql, rows, counted)`` or
+  ``("stale", select_sql, delete_sql, parents, keep)`` (children a parent no longer has go); the
+  first op of a transaction begins it (``BEGIN IMMEDIATE``); after an error, ops are skipped
+* ``("commit",)`` -> ``("ok", changed)`` or ``("error", exception, sql)`` (then rolled back)
+* ``("rollback",)`` -> ``("ok",)``; ``("close",)`` or the pipe's end: roll back and exit.
+
+The child also ends when the run's process dies (the pipe ends): SQLite rolls back whatever it had
+not committed, so a kill anywhere leaves the archive at its last commit.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterable
+from multiprocessing import Pipe
+from multiprocessing.connection import Connection
+from typing import Any
+
+Op = tuple[Any, ...]
+
+
+# --- the child --------------------------------------------------------------------------------
+
+
+def _serve(channel: Connection) -> None:
+    import sqlite3
+
+    db: sqlite3.Connection | None = None
+    in_transaction = False
+    failed: tuple[BaseException, str] | None = None
+    changed = 0
+
+    def end(commit: bool) -> None:
+        nonlocal in_transaction, failed, changed
+        if db is not None and in_transaction:
+            db.execute("COMMIT" if commit else "ROLLBACK")
+        in_transaction, failed, changed = False, None, 0
+
+    while True:
+        try:
+            message = channel.recv()
+        except (EOFError, OSError):
+            message = ("close",)
+        kind = message[0]
+        if kind == "open":
+            _, path, pragmas, timeout = message
+            try:
+                db = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+                for pragma in pragmas:
+                    db.execute(pragma)
+                # what the connection now runs with, for the run to check (e.g. synchronous=FULL)
+                settings = {name: db.execute(f"PRAGMA {name}").fetchone()[0] for name in ("journal_mode", "synchronous")}
+                channel.send(("ok", settings))
+            except sqlite3.Error as exc:
+                channel.send(("error", exc, "connect"))
+        elif kind == "write":
+            if failed is not None or db is None:
+                continue
+            sql = "BEGIN IMMEDIATE"
+            try:
+                if not in_transaction:
+                    db.execute(sql)
+                    in_transaction = True
+                for op in message[1]:
+                    sql = op[1]
+                    if op[0] == "upsert":
+                        count = db.executemany(sql, op[2]).rowcount
+                        if op[3]:
+                            changed += max(count, 0)
+                    else:  # stale children: those of a written parent that the new rows do not keep
+                        _, select_sql, delete_sql, parents, keep = op
+                        stale = [(account, key, child) for account, key in parents
+                                 for (child,) in db.execute(select_sql, (account, key))
+                                 if (account, key, child) not in keep]
+                        if stale:
+                            sql = delete_sql
+                            db.executemany(delete_sql, stale)
+            except Exception as exc:  # noqa: BLE001 - reported at the commit, which rolls back
+                failed = (exc, sql)
+        elif kind == "commit":
+            if failed is not None:
+                exc, sql = failed
+                try:
+                    end(commit=False)
+                except sqlite3.Error:
+                    pass
+                channel.send(("error", exc, sql))
+                continue
+            try:
+                done = changed
+                end(commit=True)
+                channel.send(("ok", done))
+            except sqlite3.Error as exc:
+                try:
+                    end(commit=False)
+                except sqlite3.Error:
+                    pass
+                channel.send(("error", exc, "COMMIT"))
+        elif kind == "rollback":
+            try:
+                end(commit=False)
+            except sqlite3.Error:
+                pass
+            channel.send(("ok",))
+        else:  # close, or the run's process is gone
+            try:
+                end(commit=False)
+            finally:
+                if db is not None:
+                    db.close()
+            return
+
+
+# --- the run's side ---------------------------------------------------------------------------
+
+
+class WriterGone(Exception):
+    """The writer process ended (killed, crashed): the batch was not committed; a new one starts."""
+
+
+class WriterFailed(Exception):
+    """SQLite refused a statement of the batch (rolled back); ``error`` is SQLite's exception."""
+
+    def __init__(self, error: BaseException, sql: str) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.sql = sql
+
+
+class SqliteWriter:
+    """The run's handle on one writer process for one SQLite file, started at the first write
+    (a run that only reads, such as ``rcetl verify``, starts none) and again after it ended.
+    One batch at a time: SQLite has one writer per file anyway."""
+
+    def __init__(self, path: str, pragmas: list[str], timeout: float) -> None:
+        self.path = path
+        self.pragmas = pragmas
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._channel: Connection | None = None
+        self._pid = 0  # the process that started the child (a forked Celery worker starts its own)
+        #: What the child's connection runs with (``journal_mode``, ``synchronous``), once started.
+        self.settings: dict[str, Any] = {}
+
+    def _started(self) -> Connection:
+        if self._channel is not None and self._pid == os.getpid() and self._proc is not None \
+                and self._proc.poll() is None:
+            return self._channel
+        self._forget()
+        ours, theirs = Pipe()  # a socket pair; the child gets its end by number
+        try:
+            self._proc = subprocess.Popen([sys.executable, "-I", "-S", os.path.abspath(__file__), str(theirs.fileno())],
+                                          pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self._channel = ours
+        self._pid = os.getpid()
+        self._channel.send(("open", self.path, self.pragmas, self.timeout))
+        reply = self._recv()
+        if reply[0] != "ok":
+            self._forget()
+            raise WriterFailed(reply[1], reply[2])
+        self.settings = reply[1]
+        return self._channel
+
+    @property
+    def pid(self) -> int | None:
+        """The writer process's id while it runs."""
+        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+
+    def _recv(self) -> tuple[Any, ...]:
+        assert self._channel is not None
+        try:
+            reply: tuple[Any, ...] = self._channel.recv()
+        except (EOFError, OSError) as exc:
+            self._forget()
+            raise WriterGone(f"the SQLite writer process ended ({exc or 'its pipe closed'})") from exc
+        return reply
+
+    def write(self, parts: Iterable[list[Op]]) -> int:
+        """Run every part's ops in one transaction and commit it; how many parent rows changed.
+        Each part is sent as soon as it is made, so the child writes it while the next is made."""
+        with self._lock:
+            channel = self._started()
+            try:
+                for ops in parts:
+                    channel.send(("write", ops))
+                channel.send(("commit",))
+            except (EOFError, OSError) as exc:
+                self._forget()
+                raise WriterGone(f"the SQLite writer process ended ({exc})") from exc
+            except BaseException:
+                # Making a part failed (a bad key, a stop): nothing of this batch may commit.
+                try:
+                    channel.send(("rollback",))
+                    self._recv()
+                except Exception:  # noqa: BLE001 - a lost child loses its transaction too
+                    self._forget()
+                raise
+            reply = self._recv()
+        if reply[0] == "error":
+            raise WriterFailed(reply[1], reply[2])
+        return int(reply[1])
+
+    def close(self) -> None:
+        with self._lock:
+            if self._channel is not None and self._pid == os.getpid():
+                try:
+                    self._channel.send(("close",))
+                except OSError:
+                    pass
+            self._forget(wait=True)
+
+    def _forget(self, wait: bool = False) -> None:
+        channel, proc, self._channel, self._proc = self._channel, self._proc, None, None
+        if channel is not None:
+            channel.close()
+        if proc is not None and self._pid == os.getpid():
+            try:
+                proc.wait(timeout=30 if wait else 0.5)  # it rolls back and exits when its pipe ends
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+if __name__ == "__main__":
+    _serve(Connection(int(sys.argv[1])))
