@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import orjson
@@ -279,11 +279,12 @@ class ApiClient:
         prepared = requests.PreparedRequest()
         prepared.method = "GET"
         prepared.prepare_url(url, None)
-        merged = requests.structures.CaseInsensitiveDict(self.session.headers)
+        merged = requests.structures.CaseInsensitiveDict(cast("Mapping[str, str]", self.session.headers))
         merged.update(headers)
         prepared.headers = merged
-        return self.session.get_adapter(prepared.url).send(  # type: ignore[arg-type]  # url is set
-            prepared, stream=True, timeout=self.timeout, verify=self.session.verify, cert=self.session.cert,
+        verify = cast("bool | str", self.session.verify)  # set by __init__: a bundle's path, True or False
+        return self.session.get_adapter(cast(str, prepared.url)).send(
+            prepared, stream=True, timeout=self.timeout, verify=verify, cert=self.session.cert,
             proxies=self._proxies(url))
 
     # --- helpers ---------------------------------------------------------------------------------
