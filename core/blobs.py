@@ -51,6 +51,8 @@ _WINDOWS_DEVICES = {
     *(f"COM{i}" for i in range(10)),
     *(f"LPT{i}" for i in range(10)),
 }
+# What is safe as it is (ids, dates, extension numbers): no step of sanitize_component changes it.
+_PLAIN = re.compile(r"[A-Za-z0-9_-](?:[A-Za-z0-9_.-]*[A-Za-z0-9_-])?")
 # Control, format (bidi overrides can disguise an extension), surrogate, private and line separators.
 _UNSAFE_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
 
@@ -62,6 +64,9 @@ def sanitize_component(value: object, max_bytes: int = MAX_COMPONENT_BYTES) -> s
     Unicode letters are kept (NFC-normalised). A name cut for length keeps its extension and gains
     a short hash of the original, so two long names that share a prefix stay distinct.
     """
+    if type(value) is str and len(value) <= max_bytes and _PLAIN.fullmatch(value) \
+            and value.split(".", 1)[0].upper() not in _WINDOWS_DEVICES:
+        return value  # ASCII letters, digits, '-', '_' and inner dots: every step below keeps it as is
     text = unicodedata.normalize("NFC", str(value))
     text = "".join("_" if unicodedata.category(ch) in _UNSAFE_CATEGORIES else ch for ch in text)
     text = _RESERVED.sub("_", text)
@@ -147,6 +152,12 @@ def template_fields(template: str) -> list[str]:
     return names
 
 
+@functools.lru_cache(maxsize=64)
+def _checked(template: str) -> None:
+    """:func:`template_fields`' check of a template, once per template (not once per binary)."""
+    template_fields(template)
+
+
 def render_key(template: str, variables: Mapping[str, Any]) -> str:
     """Render a blob key from a template and the variables of a :class:`rcetl.BlobRef`.
 
@@ -154,7 +165,7 @@ def render_key(template: str, variables: Mapping[str, Any]) -> str:
     and accepts a datetime or an ISO-8601 string; a missing variable renders as ``_``. The result
     is a relative POSIX key without empty, ``.`` or ``..`` segments.
     """
-    template_fields(template)
+    _checked(template)
     rendered = _FORMATTER.vformat(template, (), variables)
     # Several variables in one segment ({id}-{name}) can together exceed the cap each one met.
     segments = [
@@ -316,6 +327,11 @@ class ObjectStoreSink(BlobSink):
     hash_file = staticmethod(hash_file)
     #: What ``location`` strings start with (``s3://bucket/``); a location is this plus the key.
     location_prefix: str = ""
+    #: The store makes a sidecar's bytes durable only at :meth:`sync` (the local folder fsyncs them
+    #: there, with the batch's folders): a run killed before its sync() may leave a binary whose
+    #: sidecar is missing or cut short, so a binary found in place has its sidecar read back and
+    #: rewritten when it does not describe it. Stores whose writes are durable on return: False.
+    sidecar_durable_at_sync: ClassVar[bool] = False
 
     def __init__(self, name: str, config: ObjectStoreConfig, ctx: Any) -> None:
         super().__init__(name, config, ctx)
@@ -416,6 +432,9 @@ class ObjectStoreSink(BlobSink):
                         continue
             if self._same_content(blob, existing):
                 self._found(key)
+                if self.config.sidecar and self.sidecar_durable_at_sync \
+                        and self._sidecar_sha256(key) != blob.sha256:
+                    self._put_small(self.sidecar_key(key), self.sidecar_bytes(key, blob), "application/json")
                 return self._stored(key, blob, skipped=True)
             if self._replaces_invalid(key, blob):
                 continue  # the bad bytes are gone: write the good ones under the same key

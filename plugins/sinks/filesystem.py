@@ -9,7 +9,11 @@ system is not copied at all: that file is checked, fsynced and hard-linked under
 
 The folders that gained names are fsynced once per batch, by :meth:`FilesystemSink.sync`, which
 the engine calls after a batch's binaries are stored and before any record naming them is written
-(or the checkpoint moves): one fsync per folder and batch instead of two per file.
+(or the checkpoint moves): one fsync per folder and batch instead of two per file. Sidecars are
+fsynced there too (before their folders), by the sync threads, not by the thread storing the binary:
+a binary is still fsynced before it gets its name, but its sidecar's bytes need only be durable
+before a record names the binary. A sidecar a crash cut short before ``sync()`` is rewritten when
+the next run finds its binary in place (see ``sidecar_durable_at_sync``).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import secrets
 import stat
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
@@ -59,6 +63,17 @@ _SYNC_THREADS = 8
 _KNOWN_DIRS = 4096
 
 
+#: This process's id for temp names, kept current in a forked child (not a getpid call per file).
+_pid = os.getpid()
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
+
 #: Folder inside the archive for writes in flight, and when a leftover there is surely stale.
 TEMP_DIR = ".rcetl-tmp"
 STALE_TEMP_SECONDS = 24 * 3600
@@ -76,6 +91,8 @@ class FilesystemConfig(rcetl.ObjectStoreConfig):
 class FilesystemSink(rcetl.ObjectStoreSink):
     #: Reading a local file back is cheap, so `rcetl verify` re-hashes stored bytes by default.
     rehash_is_cheap = True
+    #: Sidecars are fsynced by sync(): one a crash cut short is rewritten when its binary is found.
+    sidecar_durable_at_sync = True
     config_model = FilesystemConfig
     description = "Local or mounted folder: atomic, create-only writes with JSON sidecars."
     config: FilesystemConfig
@@ -96,6 +113,8 @@ class FilesystemSink(rcetl.ObjectStoreSink):
         self._groups: dict[str, int] = {}  # folder -> the group its new files get
         # Folders whose new entries are not yet durable; fsynced by sync() once per batch.
         self._unsynced: set[str] = set()
+        # Sidecars written since the last sync(), their bytes not yet fsynced.
+        self._unsynced_files: list[str] = []
         self._unsynced_lock = threading.Lock()
         self._sync_pool: ThreadPoolExecutor | None = None
         # Temp names: the process id (stale files of killed runs are found by it), a random part
@@ -119,7 +138,7 @@ class FilesystemSink(rcetl.ObjectStoreSink):
         # still an atomic link/rename) named by their process, so leftovers of a killed run are
         # found without walking the archive.
         # (no random draw per file: it was one getrandom system call per stored binary)
-        name = f"{os.getpid()}-{self._temp_token}{next(self._temp_names):x}.part"
+        name = f"{_pid}-{self._temp_token}{next(self._temp_names):x}.part"
         return os.path.join(self._root, TEMP_DIR, name)
 
     def _clear_stale_temp_files(self) -> None:
@@ -156,27 +175,32 @@ class FilesystemSink(rcetl.ObjectStoreSink):
         The folders are fsynced by several threads at once: each fsync waits for the device, and a
         batch of recordings spread over days and extensions can name a thousand folders."""
         with self._unsynced_lock:
+            files, self._unsynced_files = self._unsynced_files, []
             folders, self._unsynced = self._unsynced, set()
-        if not folders:
-            return
-        owed = set(folders)
-
-        def fsync(folder: str) -> None:
-            _fsync_path(folder)
-            owed.discard(folder)
-
+        owed_files, owed = set(files), set(folders)
         try:
-            if len(folders) == 1:
-                self._guarded(functools.partial(fsync, next(iter(folders))), "syncing a folder of stored files")
-            else:
-                pool = self._syncers()
-                futures = [pool.submit(self._guarded, functools.partial(fsync, f), f"syncing {f}") for f in folders]
-                for fut in futures:
-                    fut.result()
+            # The sidecars' bytes first, then the names of everything in the folders.
+            self._fsync_all(owed_files, _fsync_file, "a sidecar")
+            self._fsync_all(owed, _fsync_path, "a folder of stored files")
         except BaseException:
             with self._unsynced_lock:  # not durable yet: the next call tries them again
+                self._unsynced_files.extend(owed_files)
                 self._unsynced.update(owed)
             raise
+
+    def _fsync_all(self, paths: set[str], fsync_one: Callable[[str], None], what: str) -> None:
+        """fsync every path of ``paths`` (removing each from it once durable), several at once."""
+        def fsync(path: str) -> None:
+            fsync_one(path)
+            paths.discard(path)
+
+        if len(paths) == 1:
+            self._guarded(functools.partial(fsync, next(iter(paths))), f"syncing {what}")
+        elif paths:
+            pool = self._syncers()
+            futures = [pool.submit(self._guarded, functools.partial(fsync, p), f"syncing {p}") for p in list(paths)]
+            for fut in futures:
+                fut.result()
 
     def _syncers(self) -> ThreadPoolExecutor:
         with self._unsynced_lock:
@@ -349,15 +373,14 @@ class FilesystemSink(rcetl.ObjectStoreSink):
                 view = memoryview(data)
                 while view:
                     view = view[os.write(fd, view):]
-                if self.config.fsync:
-                    os.fsync(fd)
             finally:
                 os.close(fd)
             os.replace(tmp, final)
         except BaseException:
             _unlink_quietly(tmp)
             raise
-        self._unsynced_name(os.path.dirname(final))
+        # Its bytes are fsynced by sync(), with its folder, before any record names its binary.
+        self._unsynced_name(os.path.dirname(final), final)
 
     def _open(self, key: str) -> BinaryIO:
         return open(self._path(key), "rb")
@@ -403,11 +426,13 @@ class FilesystemSink(rcetl.ObjectStoreSink):
                 folder = os.path.dirname(folder)
             self._unsynced.add(self._root)
 
-    def _unsynced_name(self, folder: str) -> None:
-        """``folder`` gained a name that :meth:`sync` must make durable."""
+    def _unsynced_name(self, folder: str, file: str | None = None) -> None:
+        """``folder`` gained a name that :meth:`sync` must make durable (and ``file``, its bytes)."""
         if self.config.fsync:
             with self._unsynced_lock:
                 self._unsynced.add(folder)
+                if file is not None:
+                    self._unsynced_files.append(file)
 
 
 def _unlink_quietly(path: str) -> None:
@@ -423,6 +448,18 @@ def _remember(known: set[str], folder: str) -> None:
 
 def _fsync_path(path: str) -> None:
     fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(path: str) -> None:
+    """fsync a sidecar written since the last sync; one replaced or deleted since is not owed."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
     try:
         os.fsync(fd)
     finally:

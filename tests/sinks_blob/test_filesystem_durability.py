@@ -9,6 +9,7 @@ checks and fsync a copy gets.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import stat
 from pathlib import Path
@@ -68,6 +69,105 @@ def test_folders_that_gained_names_are_fsynced_by_sync_once(ctx, tmp_path, blobs
     fsynced.clear()
     sink.sync()
     assert fsynced == []  # nothing new since
+
+
+@pytest.fixture
+def synced_files(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every sidecar the sink fsyncs in sync() (by path), in order."""
+    seen: list[str] = []
+    real = filesystem._fsync_file
+
+    def spy(path: str) -> None:
+        seen.append(path)
+        real(path)
+
+    monkeypatch.setattr(filesystem, "_fsync_file", spy)
+    return seen
+
+
+def test_sidecars_are_fsynced_by_sync_before_their_folders(ctx, blobs: BlobMaker, monkeypatch) -> None:
+    sink = _sink(ctx)
+    order: list[str] = []
+    real_file, real_path = filesystem._fsync_file, filesystem._fsync_path
+    monkeypatch.setattr(filesystem, "_fsync_file", lambda p: (order.append(f"file {p}"), real_file(p)))
+    monkeypatch.setattr(filesystem, "_fsync_path", lambda p: (order.append(f"folder {p}"), real_path(p)))
+    fsyncs: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (fsyncs.append(fd), real_fsync(fd)))
+    one = sink.store(blobs(b"ID3 one", blob_id="rec-1"))
+    two = sink.store(blobs(b"ID3 two", blob_id="rec-2"))
+    assert len(fsyncs) == 2  # each binary before its name; the sidecars wait for sync()
+    assert order == []
+    sink.sync()
+    sidecars = [f"file {one.location}.json", f"file {two.location}.json"]
+    assert sorted(order[:2]) == sorted(sidecars)  # the sidecars' bytes first ...
+    assert all(o.startswith("folder ") for o in order[2:]) and f"folder {os.path.dirname(one.location)}" in order
+    order.clear()
+    sink.sync()
+    assert order == []  # nothing owed any more
+
+
+def test_a_failed_sidecar_fsync_is_reported_and_tried_again(ctx, blobs: BlobMaker, monkeypatch,
+                                                           synced_files, fsynced) -> None:
+    sink = _sink(ctx)
+    stored = sink.store(blobs(b"ID3 one"))
+    real = filesystem._fsync_file
+
+    def failing(path: str) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(filesystem, "_fsync_file", failing)
+    with pytest.raises(rcetl.TransientError):
+        sink.sync()
+    assert fsynced == []  # no folder made durable before the sidecar's bytes are
+    monkeypatch.setattr(filesystem, "_fsync_file", real)
+    synced_files.clear()
+    sink.sync()  # the next sync owes the sidecar still
+    assert os.path.dirname(stored.location) in fsynced
+
+
+def test_a_sidecar_deleted_before_sync_is_not_owed(ctx, blobs: BlobMaker, synced_files) -> None:
+    sink = _sink(ctx)
+    stored = sink.store(blobs(b"ID3 one"))
+    os.unlink(stored.location + ".json")
+    sink.sync()  # no error: nothing of it left to make durable
+
+
+@pytest.mark.parametrize("damage", ["missing", "empty", "cut", "another binary's"])
+def test_a_sidecar_a_crash_cut_short_is_rewritten_when_its_binary_is_found(ctx, blobs: BlobMaker, damage) -> None:
+    """A run killed before sync() can leave a binary whose sidecar never reached the disk whole
+    (its bytes are fsynced only by sync()); the next run finds the binary and rewrites the sidecar."""
+    sink = _sink(ctx)
+    blob = blobs(b"ID3 one", blob_id="rec-1")
+    stored = sink.store(blob)
+    sink.sync()
+    sidecar = Path(stored.location + ".json")
+    whole = sidecar.read_bytes()
+    if damage == "missing":
+        sidecar.unlink()
+    elif damage == "empty":
+        sidecar.write_bytes(b"")
+    elif damage == "cut":
+        sidecar.write_bytes(whole[: len(whole) // 2])
+    else:
+        sidecar.write_bytes(whole.replace(blob.sha256.encode(), b"0" * 64))
+    again = sink.store(blobs(b"ID3 one", blob_id="rec-1"))
+    assert again.skipped and again.location == stored.location
+    assert json.loads(sidecar.read_bytes()) == json.loads(whole)
+    sink.close()
+
+
+def test_a_whole_sidecar_is_left_alone_when_its_binary_is_found(ctx, blobs: BlobMaker, synced_files) -> None:
+    sink = _sink(ctx)
+    stored = sink.store(blobs(b"ID3 one", blob_id="rec-1"))
+    sink.sync()
+    sidecar = Path(stored.location + ".json")
+    before = sidecar.stat()
+    synced_files.clear()
+    assert sink.store(blobs(b"ID3 one", blob_id="rec-1")).skipped
+    assert sidecar.stat().st_ino == before.st_ino  # not rewritten
+    sink.sync()
+    assert synced_files == []
 
 
 def test_a_failed_folder_fsync_is_reported_and_tried_again(ctx, blobs: BlobMaker, monkeypatch) -> None:
@@ -188,3 +288,23 @@ def test_a_failed_link_leaves_nothing_under_the_final_name(ctx, tmp_path, monkey
 @pytest.fixture
 def ctx(tmp_path: Path) -> rcetl.RunContext:
     return run_context(tmp_path)
+
+
+def test_temp_names_of_a_forked_child_carry_its_own_pid(ctx) -> None:
+    """Temp names hold the process id (a killed run's leftovers are found by it) without a getpid
+    call per file: a forked child (a Celery prefork worker) must still name its own."""
+    sink = _sink(ctx)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its temp name and leave at once
+        try:
+            os.write(write, os.path.basename(sink._temp_path()).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    child_name = os.read(read, 4096).decode()
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert child_name.split("-", 1)[0] == str(pid)
+    assert os.path.basename(sink._temp_path()).split("-", 1)[0] == str(os.getpid())
+    assert child_name != os.path.basename(sink._temp_path())
