@@ -5,10 +5,11 @@ value-by-value function gives for every value, hostile ones included, in any mix
 from __future__ import annotations
 
 import itertools
-from datetime import datetime
+from datetime import datetime, timezone
 
 import pytest
 
+import rcetl
 from rcetl.plugins.sinks.sql.rows import (
     Rows,
     integer,
@@ -61,6 +62,26 @@ def test_phones_is_phone_of_each_value() -> None:
     for a, b in itertools.product(PHONES, repeat=2):
         values = [a, b]
         assert _typed(phones(list(values))) == _typed([phone(v) for v in values]), values
+
+
+def test_json_column_is_json_dumps_of_each_value() -> None:
+    from rcetl.plugins.sinks.sql.sink import _json_column
+
+    values = [{"id": 1, "name": "José"}, None, {"id": 2**70}, {"name": "lone \udcde"}, [1, "x"], "text", 3]
+    for a, b in itertools.product(values, repeat=2):
+        assert _json_column([a, b]) == [None if v is None else rcetl.json_dumps(v) for v in (a, b)], (a, b)
+
+
+def test_sqlite_datetimes_are_sqlalchemys_text() -> None:
+    import sqlalchemy as sa
+
+    from rcetl.plugins.sinks.sql.sink import _sqlite_datetimes
+
+    dialect = sa.create_engine("sqlite://").dialect
+    convert = sa.DateTime().dialect_impl(dialect).bind_processor(dialect)
+    values = [datetime(2016, 6, 6, 18, 26, 52), datetime(2016, 6, 6, 18, 26, 52, 120000), None,
+              datetime(2016, 6, 6, 18, 26, 52, tzinfo=timezone.utc)]
+    assert _sqlite_datetimes(convert)(values) == [None if v is None else convert(v) for v in values]
 
 
 def test_rows_extend_keeps_the_callers_lists_and_gives_dicts() -> None:

@@ -138,10 +138,10 @@ def test_the_writer_ends_with_the_run_that_started_it(tmp_path: Path) -> None:
         conn.execute("CREATE TABLE t (k TEXT PRIMARY KEY)")
     program = textwrap.dedent(f"""
         import os, sys
-        from rcetl.plugins.sinks.sql.sqlite_writer import SqliteWriter
+        from rcetl.plugins.sinks.sql.sqlite_writer import SqliteWriter, _packed
         w = SqliteWriter({str(db)!r}, ["PRAGMA journal_mode=WAL"], 30)
         w.write([[("upsert", "INSERT INTO t VALUES (?)", [("kept",)], True)]])
-        w._channel.send(("write", [("upsert", "INSERT INTO t VALUES (?)", [("lost",)], True)]))
+        w._channel.send_bytes(_packed(("write", [("upsert", "INSERT INTO t VALUES (?)", [("lost",)], True)])))
         print(w.pid, flush=True)
         os.kill(os.getpid(), 9)
     """)

@@ -25,7 +25,9 @@ not committed, so a kill anywhere leaves the archive at its last commit.
 
 from __future__ import annotations
 
+import io
 import os
+import pickle
 import subprocess
 import sys
 import threading
@@ -38,6 +40,16 @@ Op = tuple[Any, ...]
 
 
 # --- the child --------------------------------------------------------------------------------
+
+
+def _packed(message: tuple[Any, ...]) -> bytes:
+    """A message to the child, pickled without pickle's memo: a batch's rows are tuples of
+    distinct values, which the memo (an entry per object) only slows down (about half the time)."""
+    out = io.BytesIO()
+    pickler = pickle.Pickler(out, protocol=pickle.HIGHEST_PROTOCOL)
+    pickler.fast = True
+    pickler.dump(message)
+    return out.getvalue()
 
 
 def _serve(channel: Connection) -> None:
@@ -56,7 +68,7 @@ def _serve(channel: Connection) -> None:
 
     while True:
         try:
-            message = channel.recv()
+            message = pickle.loads(channel.recv_bytes())
         except (EOFError, OSError):
             message = ("close",)
         kind = message[0]
@@ -177,7 +189,7 @@ class SqliteWriter:
             theirs.close()
         self._channel = ours
         self._pid = os.getpid()
-        self._channel.send(("open", self.path, self.pragmas, self.timeout))
+        self._channel.send_bytes(_packed(("open", self.path, self.pragmas, self.timeout)))
         reply = self._recv()
         if reply[0] != "ok":
             self._forget()
@@ -206,15 +218,15 @@ class SqliteWriter:
             channel = self._started()
             try:
                 for ops in parts:
-                    channel.send(("write", ops))
-                channel.send(("commit",))
+                    channel.send_bytes(_packed(("write", ops)))
+                channel.send_bytes(_packed(("commit",)))
             except (EOFError, OSError) as exc:
                 self._forget()
                 raise WriterGone(f"the SQLite writer process ended ({exc})") from exc
             except BaseException:
                 # Making a part failed (a bad key, a stop): nothing of this batch may commit.
                 try:
-                    channel.send(("rollback",))
+                    channel.send_bytes(_packed(("rollback",)))
                     self._recv()
                 except Exception:  # noqa: BLE001 - a lost child loses its transaction too
                     self._forget()
@@ -228,7 +240,7 @@ class SqliteWriter:
         with self._lock:
             if self._channel is not None and self._pid == os.getpid():
                 try:
-                    self._channel.send(("close",))
+                    self._channel.send_bytes(_packed(("close",)))
                 except OSError:
                     pass
             self._forget(wait=True)
