@@ -182,9 +182,9 @@ class SqliteWriter:
         try:
             self._proc = subprocess.Popen([sys.executable, "-I", "-S", os.path.abspath(__file__), str(theirs.fileno())],
                                           pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
-        except BaseException:
+        except OSError as exc:
             ours.close()
-            raise
+            raise WriterGone(f"the SQLite writer process could not start: {exc}") from exc
         finally:
             theirs.close()
         self._channel = ours
