@@ -39,7 +39,10 @@ def integer(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        value = int(value)
+        try:
+            value = int(value)
+        except ValueError:  # isdigit takes what int refuses: "²", "--5" (a hostile payload's)
+            return None
     if isinstance(value, int) and INT64_MIN <= value <= INT64_MAX:
         return value
     return None
@@ -192,7 +195,7 @@ def _party_columns(cols: Columns, prefix: str, parties: list[Any], extension: bo
         cols[f"{prefix}_extension_id"] = integers([p.get("extensionId") for p in found])
 
 
-def _call_columns(datas: list[Mapping[str, Any]], cols: Columns) -> Columns:
+def _call_columns(datas: Sequence[Mapping[str, Any]], cols: Columns) -> Columns:
     """The columns a call-log record and each of its legs share, for each of ``datas``."""
     cols["start_time"] = timestamps([d.get("startTime") for d in datas])
     cols["duration"] = integers([d.get("duration") for d in datas])
@@ -207,7 +210,7 @@ def _call_columns(datas: list[Mapping[str, Any]], cols: Columns) -> Columns:
     return cols
 
 
-def _call_log_columns(datas: list[Mapping[str, Any]]) -> Columns:
+def _call_log_columns(datas: Sequence[Mapping[str, Any]]) -> Columns:
     cols: Columns = {"session_id": texts([d.get("sessionId") for d in datas], 64),
                      "telephony_session_id": texts([d.get("telephonySessionId") for d in datas], 128)}
     _call_columns(datas, cols)
@@ -216,9 +219,15 @@ def _call_log_columns(datas: list[Mapping[str, Any]]) -> Columns:
     return cols
 
 
-def _leg_columns(legs: list[Mapping[str, Any]], cols: Columns) -> Columns:
+def _leg_columns(legs: Sequence[Mapping[str, Any]], cols: Columns) -> Columns:
     cols["leg_type"] = texts([leg.get("legType") for leg in legs], 64)
     return _call_columns(legs, cols)
+
+
+def _list(value: Any) -> list[Any]:
+    """A JSON array field's items; nothing for anything else a hostile payload sends (a number
+    there raised TypeError; a string or an object gave no rows before either)."""
+    return value if type(value) is list or isinstance(value, (list, tuple)) else []
 
 
 def _one(cols: Columns) -> Row:
@@ -375,7 +384,7 @@ def _call_log_rows(batch: list[rcetl.ArchivedRecord], out: TableRows) -> None:
     cols["archive"] = [ar.archive_json() if ar.blobs else [] for ar in batch]
     out.add_columns("call_log", cols, len(recs))
     out.replaced_parents.setdefault("call_legs", []).extend(zip(cols["account"], cols["id"], strict=True))
-    legs = [(rec, i, leg) for rec in recs for i, leg in enumerate(rec.data.get("legs") or [])
+    legs = [(rec, i, leg) for rec in recs for i, leg in enumerate(_list(rec.data.get("legs")))
             if type(leg) is dict or isinstance(leg, Mapping)]
     leg_cols: Columns = {"account": [rec.account for rec, _, _ in legs], "call_id": [rec.key for rec, _, _ in legs],
                          "leg_index": [i for _, i, _ in legs]}
@@ -415,7 +424,7 @@ class StreamLayout:
             out.replaced_parents.setdefault("attachments", []).append((rec.account, rec.key))
             blobs = {b["blob_id"]: b for b in archive}
             seen: set[int] = set()
-            for att in rec.data.get("attachments") or []:
+            for att in _list(rec.data.get("attachments")):
                 att_id = integer(att.get("id")) if isinstance(att, Mapping) else None
                 if att_id is None or att_id in seen:
                     continue  # no id (or a repeated one): it stays in the message's raw JSON only

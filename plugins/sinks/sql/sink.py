@@ -468,7 +468,7 @@ class SqlSink(rcetl.RecordSink):
         except WriterFailed as exc:
             import sqlite3
 
-            failure = sa.exc.DBAPIError.instance(exc.sql, None, exc.error, sqlite3.Error)  # type: ignore[arg-type]
+            failure = sa.exc.DBAPIError.instance(exc.sql, None, exc.error, sqlite3.Error)
             raise errors.translate(failure, where=self.where, keys=keys) from exc.error
         except WriterGone as exc:
             raise rcetl.TransientError(f"sink {self.name!r}: {exc}; the batch was not committed",
@@ -587,15 +587,17 @@ class SqlSink(rcetl.RecordSink):
         conn.exec_driver_sql(staged.create)
         dbapi = conn.connection.dbapi_connection
         assert dbapi is not None  # a connection in a transaction has its DBAPI connection
-        with dbapi.cursor() as cur:
-            try:
-                with cur.copy(staged.copy) as copy:
-                    write_row = copy.write_row
-                    for row in zip(*columns, strict=True):
-                        write_row(row)
-            except Exception as exc:
-                # As SQLAlchemy reports what it runs, so errors.translate names it like any other.
-                raise sa.exc.DBAPIError.instance(staged.copy, None, exc, type(exc)) from exc
+        cur = dbapi.cursor()
+        try:
+            with cur.copy(staged.copy) as copy:  # psycopg's cursor
+                write_row = copy.write_row
+                for row in zip(*columns, strict=True):
+                    write_row(row)
+        except Exception as exc:
+            # As SQLAlchemy reports what it runs, so errors.translate names it like any other.
+            raise sa.exc.DBAPIError.instance(staged.copy, None, exc, type(exc)) from exc
+        finally:
+            cur.close()
         changed = max(conn.exec_driver_sql(staged.upsert).rowcount or 0, 0)
         conn.exec_driver_sql(staged.empty)
         return changed

@@ -20,7 +20,9 @@ over a socket pair (``multiprocessing.Pipe``):
 * ``("rollback",)`` -> ``("ok",)``; ``("close",)`` or the pipe's end: roll back and exit.
 
 The child also ends when the run's process dies (the pipe ends): SQLite rolls back whatever it had
-not committed, so a kill anywhere leaves the archive at its last commit.
+not committed, so a kill anywhere leaves the archive at its last commit. It ignores SIGINT and
+SIGTERM (and runs in a session of its own, out of the terminal's Ctrl-C): the run stops gracefully
+on those, writing its batch in flight through this process, which must still be there.
 """
 
 from __future__ import annotations
@@ -109,12 +111,12 @@ def _serve(channel: Connection) -> None:
                 failed = (exc, sql)
         elif kind == "commit":
             if failed is not None:
-                exc, sql = failed
+                error, failed_sql = failed
                 try:
                     end(commit=False)
                 except sqlite3.Error:
                     pass
-                channel.send(("error", exc, sql))
+                channel.send(("error", error, failed_sql))
                 continue
             try:
                 done = changed
@@ -181,7 +183,8 @@ class SqliteWriter:
         ours, theirs = Pipe()  # a socket pair; the child gets its end by number
         try:
             self._proc = subprocess.Popen([sys.executable, "-I", "-S", os.path.abspath(__file__), str(theirs.fileno())],
-                                          pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
+                                          pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
+                                          start_new_session=True)  # no Ctrl-C of the terminal's group
         except OSError as exc:
             ours.close()
             raise WriterGone(f"the SQLite writer process could not start: {exc}") from exc
@@ -258,4 +261,12 @@ class SqliteWriter:
 
 
 if __name__ == "__main__":
+    # The run stops gracefully on Ctrl-C and SIGTERM and still writes (and commits) the batch in
+    # flight; the terminal's Ctrl-C reaches its whole process group and a service manager's SIGTERM
+    # every process of the unit. The writer outlives both: it ends when the run closes it or dies
+    # (its pipe ends), and a run that must go kills it (SIGKILL).
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _serve(Connection(int(sys.argv[1])))
