@@ -224,7 +224,7 @@ def _leg_columns(legs: Sequence[Mapping[str, Any]], cols: Columns) -> Columns:
     return _call_columns(legs, cols)
 
 
-def _list(value: Any) -> list[Any]:
+def _list(value: Any) -> Sequence[Any]:
     """A JSON array field's items; nothing for anything else a hostile payload sends (a number
     there raised TypeError; a string or an object gave no rows before either)."""
     return value if type(value) is list or isinstance(value, (list, tuple)) else []
