@@ -47,6 +47,9 @@ _PARENT = {"call_legs": "call_log", "attachments": "messages"}
 # slower pipelined (1,705-1,915 against 2,294-2,909 records/s at 20k calls on 2 busy cores).
 _PART = 250
 _PIPELINED = {"postgresql", "mysql", "mariadb"}
+# Records per part sent to SQLite's writer process: small, so that what is left to write once the
+# last part is made (the run waits for it, and for the commit) is short.
+_WRITER_PART = 100
 _NAMED = re.compile(r"%\((\w+)\)s")
 log = logging.getLogger(__name__)
 
@@ -450,14 +453,15 @@ class SqlSink(rcetl.RecordSink):
 
     def _write_by_process(self, writer: SqliteWriter, records: Sequence[rcetl.ArchivedRecord],
                           keys: list[tuple[str, rcetl.Key]], counts: dict[str, int]) -> int:
-        """The batch through the writer process, in parts: the child writes one part while this
-        thread maps the next to rows; one transaction, committed before this returns."""
+        """The batch through the writer process, in parts of ``_WRITER_PART`` records: the child
+        writes one part while this thread maps the next to rows; one transaction, committed before
+        this returns."""
         from .sqlite_writer import WriterFailed, WriterGone
 
         latest = list({(ar.record.stream, ar.record.account, ar.record.key): ar for ar in records}.values())
 
         def parts() -> Iterator[list[tuple[Any, ...]]]:
-            for part in _chunks(latest, _PART):
+            for part in _chunks(latest, _WRITER_PART):
                 batch = to_rows(part)
                 for name, rows in batch.tables.items():
                     counts[name] = counts.get(name, 0) + rows.count
@@ -487,7 +491,7 @@ class SqlSink(rcetl.RecordSink):
             parent_col, child_col = CHILDREN[name]
             table = prep.format_table(self._table(name))
             account, parent, child = (prep.quote(c) for c in ("account", parent_col, child_col))
-            ops.append(("stale", f"SELECT {child} FROM {table} WHERE {account} = ? AND {parent} = ?",
+            ops.append(("stale", f"SELECT {parent}, {child} FROM {table} WHERE {account} = ? AND {parent} IN",
                         f"DELETE FROM {table} WHERE {account} = ? AND {parent} = ? AND {child} = ?",
                         parents, _kept(name, batch.tables.get(name) or Rows())))
             if prepared.get(name):

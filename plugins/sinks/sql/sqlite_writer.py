@@ -14,7 +14,8 @@ over a socket pair (``multiprocessing.Pipe``):
 
 * ``("open", path, pragmas, timeout)`` -> ``("ok", {"journal_mode": ..., "synchronous": ...})``
 * ``("write", ops)``: no answer; each op is ``("upsert", sql, rows, counted)`` or
-  ``("stale", select_sql, delete_sql, parents, keep)`` (children a parent no longer has go); the
+  ``("stale", select_sql, delete_sql, parents, keep)`` (children a parent no longer has go:
+  ``select_sql`` ends in ``IN``, completed with one placeholder per parent of a chunk); the
   first op of a transaction begins it (``BEGIN IMMEDIATE``); after an error, ops are skipped
 * ``("commit",)`` -> ``("ok", changed)`` or ``("error", exception, sql)`` (then rolled back)
 * ``("rollback",)`` -> ``("ok",)``; ``("close",)`` or the pipe's end: roll back and exit.
@@ -39,6 +40,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 Op = tuple[Any, ...]
+_IN_CHUNK = 500  # parents per query (SQLite before 3.32 allows 999 variables a statement)
 
 
 # --- the child --------------------------------------------------------------------------------
@@ -101,9 +103,16 @@ def _serve(channel: Connection) -> None:
                             changed += max(count, 0)
                     else:  # stale children: those of a written parent that the new rows do not keep
                         _, select_sql, delete_sql, parents, keep = op
-                        stale = [(account, key, child) for account, key in parents
-                                 for (child,) in db.execute(select_sql, (account, key))
-                                 if (account, key, child) not in keep]
+                        by_account: dict[Any, list[Any]] = {}
+                        for account, key in parents:
+                            by_account.setdefault(account, []).append(key)
+                        stale = []
+                        for account, keys in by_account.items():
+                            for i in range(0, len(keys), _IN_CHUNK):  # one query per chunk of parents
+                                chunk = keys[i:i + _IN_CHUNK]
+                                query = f"{select_sql} ({', '.join('?' * len(chunk))})"
+                                stale += [(account, key, child) for key, child in db.execute(query, (account, *chunk))
+                                          if (account, key, child) not in keep]
                         if stale:
                             sql = delete_sql
                             db.executemany(delete_sql, stale)
