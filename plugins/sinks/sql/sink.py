@@ -613,6 +613,15 @@ class SqlSink(rcetl.RecordSink):
         for account, key in keys:
             by_account.setdefault(account, []).append(key)
         found: list[tuple[str, Any]] = []
+        if conn.dialect.name == "postgresql":
+            # One array parameter: the statement's text never changes (SQLAlchemy's IN expands one
+            # parameter per key, a new statement for psycopg and PostgreSQL at every part).
+            prep = conn.dialect.identifier_preparer
+            sql = (f"SELECT {prep.quote('id')} FROM {prep.format_table(table)} "
+                   f"WHERE {prep.quote('account')} = %s AND {prep.quote('id')} = ANY(%s)")
+            for account, account_keys in by_account.items():
+                found += [(account, k) for (k,) in conn.exec_driver_sql(sql, (account, account_keys))]
+            return found
         for account, account_keys in by_account.items():
             for chunk in _chunks(account_keys, _IN_CHUNK):
                 found += [(account, k) for (k,) in conn.execute(
