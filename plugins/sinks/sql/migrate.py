@@ -93,10 +93,27 @@ def is_empty(conn: Connection, table: sa.Table) -> bool:
 
 
 def create_indexes(conn: Connection, indexes: list[sa.Index]) -> None:
-    """Build ``indexes``; where the dialect can say so, one another process made meanwhile is kept."""
+    """Build ``indexes``; where the dialect can say so, one another process made meanwhile is kept.
+
+    MySQL/MariaDB get one ``ALTER TABLE ... ADD INDEX ..., ADD INDEX ...`` per table: InnoDB then
+    reads its clustered table once for all of them, not once per index, which past the buffer pool
+    is most of the work (100k calls into MariaDB: the five call-log indexes in 1.9-2.4 s against
+    4.6-7.1 s one by one, and the close's index build grew 36x from 10k to 100k calls)."""
     if_not_exists = conn.dialect.name in ("postgresql", "sqlite") or getattr(conn.dialect, "is_mariadb", False)
+    if conn.dialect.name not in ("mysql", "mariadb"):
+        for index in indexes:
+            conn.execute(CreateIndex(index, if_not_exists=if_not_exists))
+        return
+    prep = conn.dialect.identifier_preparer
+    by_table: dict[sa.Table, list[sa.Index]] = {}
     for index in indexes:
-        conn.execute(CreateIndex(index, if_not_exists=if_not_exists))
+        by_table.setdefault(index.table, []).append(index)  # type: ignore[arg-type]  # build_tables binds every index
+    for table, table_indexes in by_table.items():
+        adds = ", ".join(
+            f"ADD INDEX {'IF NOT EXISTS ' if if_not_exists else ''}{prep.quote(_name(index))} "
+            f"({', '.join(prep.quote(c.name) for c in index.columns)})"
+            for index in table_indexes)
+        conn.exec_driver_sql(f"ALTER TABLE {prep.format_table(table)} {adds}")
 
 
 def ensure_schema(conn: Connection, tables: Tables, *, create_tables: bool, where: str,
