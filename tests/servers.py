@@ -40,6 +40,20 @@ __all__ = ["FakeDropbox", "ForwardingProxy", "drop_tables", "dropbox_server", "f
            "moto_server", "unique", "wait_for_port"]
 
 
+class QuietHandler(BaseHTTPRequestHandler):
+    """A test server's request handler that logs nothing (subclass it, define do_GET, ...)."""
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def serve(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+    """``handler`` served on a free local port by a daemon thread; ``shutdown()`` it when done."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 def unique(prefix: str) -> str:
     """A name no other test (or xdist worker, or helper on the same servers) uses."""
     return f"{prefix}-{os.getpid()}-{os.urandom(4).hex()}"

@@ -3,9 +3,8 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -14,6 +13,7 @@ import requests
 import rcetl
 from rcetl.plugins.sources.ringcentral import http
 from rcetl.plugins.sources.ringcentral.download import download
+from tests.servers import QuietHandler, serve
 
 PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 BODY = b"ID3" + bytes(range(256)) * 40
@@ -44,7 +44,7 @@ class _Out:
 
 
 def _server(seen: list[tuple[str, dict[str, str]]]) -> ThreadingHTTPServer:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
@@ -68,12 +68,7 @@ def _server(seen: list[tuple[str, dict[str, str]]]) -> ThreadingHTTPServer:
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+    return serve(Handler)
 
 
 @pytest.fixture
