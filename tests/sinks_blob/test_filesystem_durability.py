@@ -39,18 +39,23 @@ def _engine_blob(spool_dir: Path, data: bytes, blob_id: str = "rec-1") -> tuple[
     return spool, spool.finish(ref, record)
 
 
-@pytest.fixture
-def fsynced(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every folder the sink fsyncs, in order."""
+def _spy(monkeypatch: pytest.MonkeyPatch, name: str) -> list[str]:
+    """The paths the folder sink's fsync function ``name`` is called with, in order (it still fsyncs)."""
     seen: list[str] = []
-    real = filesystem._fsync_path
+    real = getattr(filesystem, name)
 
     def spy(path: str) -> None:
         seen.append(path)
         real(path)
 
-    monkeypatch.setattr(filesystem, "_fsync_path", spy)
+    monkeypatch.setattr(filesystem, name, spy)
     return seen
+
+
+@pytest.fixture
+def fsynced(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every folder the sink fsyncs, in order."""
+    return _spy(monkeypatch, "_fsync_path")
 
 
 def test_folders_that_gained_names_are_fsynced_by_sync_once(ctx, tmp_path, blobs: BlobMaker, fsynced) -> None:
@@ -74,15 +79,7 @@ def test_folders_that_gained_names_are_fsynced_by_sync_once(ctx, tmp_path, blobs
 @pytest.fixture
 def synced_files(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every sidecar the sink fsyncs in sync() (by path), in order."""
-    seen: list[str] = []
-    real = filesystem._fsync_file
-
-    def spy(path: str) -> None:
-        seen.append(path)
-        real(path)
-
-    monkeypatch.setattr(filesystem, "_fsync_file", spy)
-    return seen
+    return _spy(monkeypatch, "_fsync_file")
 
 
 def test_sidecars_are_fsynced_by_sync_before_their_folders(ctx, blobs: BlobMaker, monkeypatch) -> None:
