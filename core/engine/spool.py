@@ -9,6 +9,7 @@ removed (or truncated and reused, see :class:`SpoolFiles`) when the blob has bee
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import shutil
 import tempfile
@@ -37,9 +38,13 @@ class PrivateSpooledBlob(SpooledBlob):
 class HashingSpool:
     """A write-only file that hashes what passes through it (``path``: a truncated file to reuse)."""
 
-    def __init__(self, folder: Path, path: str | None = None) -> None:
+    def __init__(self, folder: Path, path: str | None = None, *, new: bool = False) -> None:
+        """``path``: a truncated file to reuse, or (``new``) a name to create (owner-only, failing if
+        it exists); neither: a fresh random name in ``folder``."""
         if path is None:
             fd, path = tempfile.mkstemp(prefix="blob-", suffix=".part", dir=folder)  # mode 0600
+        elif new:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         else:
             fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
         self.path = path
@@ -145,6 +150,11 @@ class SpoolFiles:
         self.keep = keep
         self._free: list[str] = []
         self._lock = threading.Lock()
+        # New files are named by a counter (the folder is the run's own, ``<pid>-<run>/``), not
+        # by mkstemp's random draw: most binaries of a run need a new file (a sink hard-linked the
+        # last one), and the draw cost more Python than the file's creation.
+        self._prefix = os.path.join(str(folder), f"blob-{os.urandom(3).hex()}-")
+        self._names = itertools.count()
 
     @classmethod
     def of(cls, folder: Path) -> SpoolFiles:
@@ -166,6 +176,11 @@ class SpoolFiles:
                 return HashingSpool(self.folder, path)
             except OSError:  # removed meanwhile (the run's folder cleaned up): start a new one
                 pass
+        for _ in range(3):
+            try:
+                return HashingSpool(self.folder, f"{self._prefix}{next(self._names):x}.part", new=True)
+            except FileExistsError:  # another process's file of that name (a forked worker): skip it
+                continue
         return HashingSpool(self.folder)
 
     def release(self, spool: HashingSpool) -> None:

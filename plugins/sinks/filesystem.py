@@ -189,18 +189,41 @@ class FilesystemSink(rcetl.ObjectStoreSink):
             raise
 
     def _fsync_all(self, paths: set[str], fsync_one: Callable[[str], None], what: str) -> None:
-        """fsync every path of ``paths`` (removing each from it once durable), several at once."""
-        def fsync(path: str) -> None:
-            fsync_one(path)
-            paths.discard(path)
+        """fsync every path of ``paths`` (removing each from it once durable), several at once.
 
+        The paths are dealt out to at most ``_SYNC_THREADS`` lanes, one task each (this thread takes
+        the first): a task per path cost a future, a queue hand-off and a thread wake-up per file,
+        and each fsync waits for the device anyway. Every lane runs to its end (or its first
+        failure) before this returns, so ``paths`` is left holding exactly what is not durable."""
+        if not paths:
+            return
         if len(paths) == 1:
-            self._guarded(functools.partial(fsync, next(iter(paths))), f"syncing {what}")
-        elif paths:
-            pool = self._syncers()
-            futures = [pool.submit(self._guarded, functools.partial(fsync, p), f"syncing {p}") for p in list(paths)]
-            for fut in futures:
+            path = next(iter(paths))
+            self._guarded(functools.partial(fsync_one, path), f"syncing {what}")
+            paths.discard(path)
+            return
+        todo = list(paths)
+        lanes = min(_SYNC_THREADS, len(todo))
+
+        def lane(group: list[str]) -> None:
+            for path in group:
+                self._guarded(functools.partial(fsync_one, path), f"syncing {path}")
+                paths.discard(path)
+
+        pool = self._syncers()
+        futures = [pool.submit(lane, todo[i::lanes]) for i in range(1, lanes)]
+        first: BaseException | None = None
+        try:
+            lane(todo[0::lanes])
+        except BaseException as exc:  # noqa: BLE001 - raised below, once the other lanes are done
+            first = exc
+        for fut in futures:
+            try:
                 fut.result()
+            except BaseException as exc:  # noqa: BLE001
+                first = first or exc
+        if first is not None:
+            raise first
 
     def _syncers(self) -> ThreadPoolExecutor:
         with self._unsynced_lock:
@@ -219,12 +242,15 @@ class FilesystemSink(rcetl.ObjectStoreSink):
             return path
         # Keys are sanitised already; this guards against a symlink inside the archive pointing out.
         exists = os.path.exists(folder)
-        parent = os.path.realpath(folder) if exists else folder
-        if os.path.commonpath([parent, self._root]) != self._root:
+        if not self._is_inside(folder, exists):
             raise rcetl.PermanentError(f"{self.name}: refusing to write {key!r} outside {self.root}")
         if exists:
             _remember(self._inside, folder)
         return path
+
+    def _is_inside(self, folder: str, exists: bool = True) -> bool:
+        parent = os.path.realpath(folder) if exists else folder
+        return os.path.commonpath([parent, self._root]) == self._root
 
     def _head(self, key: str) -> rcetl.ObjectInfo | None:
         path = self._path(key)
@@ -407,11 +433,24 @@ class FilesystemSink(rcetl.ObjectStoreSink):
         while not os.path.isdir(folder):
             missing.append(folder)
             folder = os.path.dirname(folder)
+        # Nothing is made under a folder that leads out of the archive (a link in it). A folder made
+        # here under one inside the archive is inside it too (mkdir makes a real folder, never
+        # follows a link): remembered, so the file about to be written there is not checked again
+        # by resolving every level of its path.
+        # (`folder` above the archive's root: the root itself is being made, at open.)
+        inside = not missing or folder in self._inside or folder == self._root \
+            or not folder.startswith(self.location_prefix) or self._is_inside(folder)
+        if not inside:
+            raise rcetl.PermanentError(f"{self.name}: refusing to make {missing[-1]!r} outside {self.root}")
         for level in reversed(missing):
-            with contextlib.suppress(FileExistsError):
+            try:
                 os.mkdir(level, self.config.dir_mode)
+            except FileExistsError:
+                inside = False  # made by someone else meanwhile (or a link): _path checks it
             os.chmod(level, self.config.dir_mode)  # the umask must not widen it
             self._unsynced_name(os.path.dirname(level))  # its parent gained a name
+            if inside and level.startswith(self.location_prefix):
+                _remember(self._inside, level)
         _remember(self._made, made)
 
     def _found(self, key: str) -> None:
