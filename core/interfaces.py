@@ -212,6 +212,19 @@ class RecordSink(Sink):
         May return how many records were new or changed (None: unknown), so a run can say when
         there was nothing new."""
 
+    def prepare(self, records: Sequence[ArchivedRecord]) -> Any:
+        """Do the CPU work of writing ``records`` now (rows, encoded JSON); what it returns is
+        handed to :meth:`write_prepared`, which does the store's part. The engine prepares a batch
+        while the batch before it is still being written (on another thread: prepare must not use
+        the store's connection), so the mapping of one batch overlaps the store's work on the one
+        before. The default prepares nothing: :meth:`write_prepared` then calls :meth:`write`."""
+        return records
+
+    def write_prepared(self, prepared: Any) -> int | None:
+        """Write what :meth:`prepare` returned, durable on return, answering as :meth:`write`. The
+        engine calls it again with the same ``prepared`` after a :class:`TransientError`."""
+        return self.write(prepared)
+
     def archived(self, stream: str, account: str | None = None) -> Iterator[ArchivedEntry]:
         """Everything this sink holds for a stream (for ``rcetl verify``)."""
         raise NotImplementedError(f"sink {self.name!r} cannot list what it holds")

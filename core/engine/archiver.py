@@ -59,6 +59,26 @@ class BatchResult:
     stopped: list[Routed] = field(default_factory=list)
 
 
+@dataclass
+class _SinkWrite:
+    """One record sink's prepared write of a staged batch."""
+
+    name: str
+    sink: RecordSink
+    items: list[tuple[Routed, ArchivedRecord]]
+    write: Callable[[], int | None]
+
+
+@dataclass
+class StagedBatch:
+    """A batch whose binaries are stored and whose record writes are prepared (see
+    :meth:`BatchArchiver.stage`); what failed or was stopped so far is in ``result``."""
+
+    result: BatchResult
+    ready: list[tuple[Routed, ArchivedRecord]] = field(default_factory=list)
+    writes: list[_SinkWrite] = field(default_factory=list)
+
+
 class SinkUnavailable(TransientError):
     """A sink kept failing for the whole batch: the task stops without moving its checkpoint."""
 
@@ -118,13 +138,21 @@ class BatchArchiver:
         return item
 
     def archive(self, batch: Sequence[Routed]) -> BatchResult:
-        result = BatchResult()
+        """Archive ``batch`` now: :meth:`stage` then :meth:`commit`."""
+        return self.commit(self.stage(batch))
+
+    def stage(self, batch: Sequence[Routed]) -> StagedBatch:
+        """Everything of ``batch`` but its records' writes: its binaries stored and durable in
+        every blob sink and noted in the ledger, and each record sink's write prepared
+        (:meth:`RecordSink.prepare`). A run stages the next batch while the last is committed."""
+        staged = StagedBatch(BatchResult())
         if not batch:
-            return result
+            return staged
+        result = staged.result
         blob_results = self._store_blobs(batch)
         self._sync_blob_sinks(batch)
         self._remember(batch, blob_results)
-        ready: list[tuple[Routed, ArchivedRecord]] = []
+        ready = staged.ready
         for item in batch:
             if not item.blob_sinks or not item.record.blobs:  # most records: nothing to wait for
                 ready.append((item, ArchivedRecord(item.record, [])))
@@ -138,11 +166,30 @@ class BatchArchiver:
                 result.failed.append((item, errors[0]))
                 continue
             ready.append((item, ArchivedRecord(item.record, [o for o in outcomes if o is not None])))
-        self._write_records(ready, result)
+        sinks: dict[str, tuple[RecordSink, list[tuple[Routed, ArchivedRecord]]]] = {}
+        for routed, archived in ready:
+            for name, sink in routed.record_sinks:
+                sinks.setdefault(name, (sink, []))[1].append((routed, archived))
+        for name, (sink, items) in sinks.items():
+            records = [a for _, a in items]
+            write: Callable[[], int | None]
+            try:
+                write = functools.partial(sink.write_prepared, sink.prepare(records))
+            except Exception as exc:  # noqa: BLE001 - the commit isolates the record(s) it fails on
+                write = functools.partial(_raise, exc)
+            staged.writes.append(_SinkWrite(name, sink, items, write))
+        return staged
+
+    def commit(self, staged: StagedBatch) -> BatchResult:
+        """Write a staged batch's records into every record sink (durable when this returns) and
+        count what was archived."""
+        result = staged.result
+        for write in staged.writes:
+            self._write_records(write, result)
         rejected = {id(r) for r, _ in result.failed}
         records: dict[str, int] = {}  # counted per stream, added once: the stats take a lock
         s = self.stats
-        for routed, archived in ready:
+        for routed, archived in staged.ready:
             if id(routed) in rejected:
                 continue
             result.archived.append(archived)
@@ -260,30 +307,29 @@ class BatchArchiver:
 
     # --- records -----------------------------------------------------------------------------
 
-    def _write_records(self, ready: list[tuple[Routed, ArchivedRecord]], result: BatchResult) -> None:
-        sinks: dict[str, tuple[RecordSink, list[tuple[Routed, ArchivedRecord]]]] = {}
-        for routed, archived in ready:
-            for name, sink in routed.record_sinks:
-                sinks.setdefault(name, (sink, []))[1].append((routed, archived))
-        for name, (sink, items) in sinks.items():
-            records = [a for _, a in items]
+    def _write_records(self, write: _SinkWrite, result: BatchResult) -> None:
+        name, sink, items = write.name, write.sink, write.items
+        try:
+            changed = _retrying(f"record sink {name!r}", write.write)
+            self.stats.add_sink(name, records=len(items))
+            self.stats.add_changed(changed if isinstance(changed, int) else None)
+            return
+        except SinkUnavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001 - isolate the row(s) the sink rejects
+            log.info("record sink %r rejected a batch (%s); writing one by one", name, redact(str(exc)))
+        for routed, archived in items:
             try:
-                changed = _retrying(f"record sink {name!r}", functools.partial(sink.write, records))
-                self.stats.add_sink(name, records=len(records))
+                changed = _retrying(f"record sink {name!r}", functools.partial(sink.write, [archived]))
+                self.stats.add_sink(name, records=1)
                 self.stats.add_changed(changed if isinstance(changed, int) else None)
-                continue
             except SinkUnavailable:
                 raise
-            except Exception as exc:  # noqa: BLE001 - isolate the row(s) the sink rejects
-                log.info("record sink %r rejected a batch (%s); writing one by one", name, redact(str(exc)))
-            for routed, archived in items:
-                try:
-                    changed = _retrying(f"record sink {name!r}", functools.partial(sink.write, [archived]))
-                    self.stats.add_sink(name, records=1)
-                    self.stats.add_changed(changed if isinstance(changed, int) else None)
-                except SinkUnavailable:
-                    raise
-                except Exception as exc:  # noqa: BLE001
-                    message = exc.message if isinstance(exc, PermanentError) else f"{type(exc).__name__}: {exc}"
-                    result.failed.append((routed, f"record sink {name!r} rejected {routed.record.stream} "
-                                                  f"{routed.record.key!r}: {redact(str(message))}"))
+            except Exception as exc:  # noqa: BLE001
+                message = exc.message if isinstance(exc, PermanentError) else f"{type(exc).__name__}: {exc}"
+                result.failed.append((routed, f"record sink {name!r} rejected {routed.record.stream} "
+                                              f"{routed.record.key!r}: {redact(str(message))}"))
+
+
+def _raise(exc: BaseException) -> int | None:
+    raise exc

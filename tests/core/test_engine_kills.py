@@ -34,7 +34,7 @@ STEPS: dict[str, tuple[Any, str, int]] = {
     # step -> (class, method, how many calls a clean run makes)
     "download": (fakesource.ItemsStream, "download", COUNT),
     "blob-store": (FilesystemSink, "store", COUNT),
-    "record-write": (SqlSink, "write", COUNT // PAGE),
+    "record-write": (SqlSink, "write_prepared", COUNT // PAGE),  # the engine's write of a prepared batch
     "checkpoint": (StateStore, "put_checkpoint", COUNT // PAGE),
 }
 

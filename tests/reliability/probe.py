@@ -9,7 +9,7 @@ state store:
 
 - ``listing``: a stream's ``read`` has yielded ``occurrence`` records of its listing;
 - ``download``: a download has written its first bytes to the spool file (the rest not yet);
-- ``record:<sink name>`` / ``blob:<sink name>``: a sink's ``write`` / ``store`` (``when=before``:
+- ``record:<sink name>`` / ``blob:<sink name>``: a sink's ``write_prepared`` (else ``write``) / ``store`` (``when=before``:
   called, nothing written yet; ``when=after``: it returned, the engine not told yet);
 - ``checkpoint``: ``StateStore.put_checkpoint`` (before or after, as above).
 
@@ -108,7 +108,10 @@ def _wrap_class(cls: type) -> None:
     if issubclass(cls, rcetl.Stream):
         plans = {"read": _listing, "download": _download}
     elif issubclass(cls, rcetl.RecordSink):
-        plans = {"write": functools.partial(_around, lambda s: f"record:{s.name}")}
+        # The engine writes a batch through write_prepared (after prepare made its rows); a sink
+        # that keeps the default reaches its write from there, one that overrides it may not.
+        step = "write_prepared" if "write_prepared" in own else "write"
+        plans = {step: functools.partial(_around, lambda s: f"record:{s.name}")}
     elif issubclass(cls, rcetl.BlobSink):
         plans = {"store": functools.partial(_around, lambda s: f"blob:{s.name}")}
     for name, wrap in plans.items():

@@ -6,7 +6,6 @@ import logging
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -42,16 +41,20 @@ _FIRST_ANALYZE = 1
 # Rows written to a table in one run after which the sink analyses every column as it closes.
 _FULL_ANALYZE = 10_000
 _PARENT = {"call_legs": "call_log", "attachments": "messages"}
-# Records per part of a pipelined write (see _write_pipelined), and the databases written so: those
-# that work in a process of their own. SQLite works in ours: an end-to-end run into SQLite was
-# slower pipelined (1,705-1,915 against 2,294-2,909 records/s at 20k calls on 2 busy cores).
-_PART = 250
-_PIPELINED = {"postgresql", "mysql", "mariadb"}
-# Records per part sent to SQLite's writer process: small, so that what is left to write once the
-# last part is made (the run waits for it, and for the commit) is short.
-_WRITER_PART = 100
 _NAMED = re.compile(r"%\((\w+)\)s")
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Prepared:
+    """A batch made ready to write (SqlSink.prepare): its keys (for error messages), rows per
+    table, and either the writer process's message or the rows with the driver's parameters."""
+
+    keys: list[tuple[str, rcetl.Key]]
+    counts: dict[str, int]
+    message: bytes | None = None
+    batch: TableRows | None = None
+    params: dict[str, list[Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -172,6 +175,7 @@ class _Staged:
     copy: str
     upsert: str
     empty: str
+    direct: str  # COPY straight into the table: for rows known to be new (see SqlSink._write_rows)
 
     @classmethod
     def of(cls, table: sa.Table, dialect: sa.engine.Dialect, columns: tuple[str, ...], insert_head: str,
@@ -183,7 +187,25 @@ class _Staged:
         return cls(create=f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} ({defined})",
                    copy=f"COPY {stage} ({names}) FROM STDIN",
                    upsert=f"{insert_head} SELECT {names} FROM {stage}{conflict_tail}",
-                   empty=f"TRUNCATE {stage}")
+                   empty=f"TRUNCATE {stage}",
+                   direct=f"COPY {prep.format_table(table)} ({names}) FROM STDIN")
+
+
+def _copy(conn: Connection, statement: str, columns: list[list[Any]]) -> None:
+    """``COPY ... FROM STDIN`` of the rows whose columns are ``columns`` (psycopg formats them in C)."""
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None  # a connection in a transaction has its DBAPI connection
+    cur = dbapi.cursor()
+    try:
+        with cur.copy(statement) as copy:  # psycopg's cursor
+            write_row = copy.write_row
+            for row in zip(*columns, strict=True):
+                write_row(row)
+    except Exception as exc:
+        # As SQLAlchemy reports what it runs, so errors.translate names it like any other.
+        raise sa.exc.DBAPIError.instance(statement, None, exc, type(exc)) from exc
+    finally:
+        cur.close()
 
 
 def _json_column(values: list[Any]) -> list[Any]:
@@ -237,7 +259,6 @@ class SqlSink(rcetl.RecordSink):
         self._compiled: dict[str, _Compiled] = {}
         self._written: dict[str, int] = {}  # rows written per table since the last ANALYZE
         self._analyze_at: dict[str, int] = {}
-        self._writer: ThreadPoolExecutor | None = None
         self._deferred: list[sa.Index] = []  # secondary indexes built at close (a first fill)
         self._sqlite_writer: SqliteWriter | None = None  # a SQLite file's writer process
 
@@ -341,7 +362,10 @@ class SqlSink(rcetl.RecordSink):
         lookups use (parents by key, children by parent): that also refreshes the table's size,
         which decides index against scan, at a fifth of the cost of every column (a JSONB ``raw``
         is the expensive one: 270 against 47 ms on 20,000 calls, run again each time the table
-        doubles). Every column is analysed once when the sink closes (``keys_only=False``)."""
+        doubles). Every typed column is analysed once when the sink closes (``keys_only=False``);
+        not the JSON documents: each is unique, so their statistics (whole-document values) help
+        no plan, and reading them was most of the ANALYZE (a query on a field inside ``raw``
+        needs an expression index, which has statistics of its own)."""
         dialect = self.engine.dialect
         if dialect.name not in ("postgresql", "sqlite"):
             return
@@ -351,8 +375,10 @@ class SqlSink(rcetl.RecordSink):
                 conn.exec_driver_sql("PRAGMA analysis_limit=1000")  # sampled, like PostgreSQL's
             for table in tables:
                 columns = ""
-                if keys_only and dialect.name == "postgresql":
-                    columns = " (" + ", ".join(prep.quote(c.name) for c in table.primary_key.columns) + ")"
+                if dialect.name == "postgresql":
+                    chosen = table.primary_key.columns if keys_only else \
+                        [c for c in table.columns if not isinstance(c.type.dialect_impl(dialect), sa.JSON)]
+                    columns = " (" + ", ".join(prep.quote(c.name) for c in chosen) + ")"
                 conn.exec_driver_sql(f"ANALYZE {prep.format_table(table)}{columns}")
 
     def _count_written(self, counts: dict[str, int]) -> None:
@@ -367,9 +393,6 @@ class SqlSink(rcetl.RecordSink):
             self._analyze(due)
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.shutdown(wait=True)
-            self._writer = None
         if self._sqlite_writer is not None:
             self._sqlite_writer.close()
             self._sqlite_writer = None
@@ -423,20 +446,36 @@ class SqlSink(rcetl.RecordSink):
     def write(self, records: Sequence[rcetl.ArchivedRecord]) -> int | None:
         """Upsert the batch; return how many records were new or changed where the database
         reports it exactly (SQLite, PostgreSQL), else None."""
-        if not records:
-            return 0
+        return self.write_prepared(self.prepare(records))
+
+    def prepare(self, records: Sequence[rcetl.ArchivedRecord]) -> _Prepared:
+        """The batch as rows and the driver's parameters, made here (see
+        :meth:`rcetl.RecordSink.prepare`); :meth:`write_prepared` only runs the statements."""
         keys = [(ar.record.stream, ar.record.key) for ar in records]
-        counts: dict[str, int] = {}
-        writer = self._writer_process()
-        if writer is not None:
-            changed: int | None = self._write_by_process(writer, records, keys, counts)
-        elif len(records) < 2 * _PART or self.engine.dialect.name not in _PIPELINED:
-            batch = to_rows(records)
-            changed = self._run(lambda conn: self._write_rows(conn, batch), keys=keys)
-            counts = {name: rows.count for name, rows in batch.tables.items()}
+        batch = to_rows(records)  # the last version of a record in the batch wins
+        counts = {name: rows.count for name, rows in batch.tables.items()}
+        if self._writer_process() is not None:
+            # Pickled here too: the write only hands the bytes over (one system call, no GIL).
+            from .sqlite_writer import pack
+
+            return _Prepared(keys, counts, message=pack(self._writer_ops(batch)))
+        return _Prepared(keys, counts, batch=batch,
+                         params=self._prepare(batch) if self.engine.dialect.name in _FAST else None)
+
+    def write_prepared(self, prepared: _Prepared) -> int | None:
+        """Run a prepared batch's statements in one transaction (a SQLite file's through its
+        writer process); committed when this returns."""
+        if not prepared.keys:
+            return 0
+        if prepared.message is not None:
+            writer = self._writer_process()
+            assert writer is not None  # prepared for a writer process, which this sink keeps
+            changed: int | None = self._write_by_process(writer, prepared.message, prepared.keys)
         else:
-            changed = self._run(lambda conn: self._write_pipelined(conn, records, counts), keys=keys)
-        self._count_written(counts)  # after the commit: ANALYZE sees the rows
+            batch = prepared.batch
+            assert batch is not None
+            changed = self._run(lambda conn: self._write_rows(conn, batch, prepared.params), keys=prepared.keys)
+        self._count_written(prepared.counts)  # after the commit: ANALYZE sees the rows
         return changed
 
     def _writer_process(self) -> SqliteWriter | None:
@@ -451,24 +490,13 @@ class SqlSink(rcetl.RecordSink):
                 self._sqlite_writer = SqliteWriter(database, list(_SQLITE_PRAGMAS), _SQLITE_TIMEOUT)
         return self._sqlite_writer
 
-    def _write_by_process(self, writer: SqliteWriter, records: Sequence[rcetl.ArchivedRecord],
-                          keys: list[tuple[str, rcetl.Key]], counts: dict[str, int]) -> int:
-        """The batch through the writer process, in parts of ``_WRITER_PART`` records: the child
-        writes one part while this thread maps the next to rows; one transaction, committed before
-        this returns."""
+    def _write_by_process(self, writer: SqliteWriter, message: bytes, keys: list[tuple[str, rcetl.Key]]) -> int:
+        """The batch (its ops, packed) through the writer process; one transaction, committed
+        before this returns."""
         from .sqlite_writer import WriterFailed, WriterGone
 
-        latest = list({(ar.record.stream, ar.record.account, ar.record.key): ar for ar in records}.values())
-
-        def parts() -> Iterator[list[tuple[Any, ...]]]:
-            for part in _chunks(latest, _WRITER_PART):
-                batch = to_rows(part)
-                for name, rows in batch.tables.items():
-                    counts[name] = counts.get(name, 0) + rows.count
-                yield self._writer_ops(batch)
-
         try:
-            return writer.write(parts())
+            return writer.write([message])
         except WriterFailed as exc:
             import sqlite3
 
@@ -498,27 +526,6 @@ class SqlSink(rcetl.RecordSink):
                 ops.append(("upsert", self._compiled_of(name).sql, prepared[name], False))
         return ops
 
-    def _write_pipelined(self, conn: Connection, records: Sequence[rcetl.ArchivedRecord],
-                         counts: dict[str, int]) -> int | None:
-        """The batch in parts, in one transaction: while the database writes one part (the driver
-        releases the GIL), this thread maps the next to rows and encodes its JSON. One writer thread
-        per sink, so the parts reach the connection in order, never two at once."""
-        # The last version of a record wins, across the whole batch (to_rows does it per part).
-        latest = list({(ar.record.stream, ar.record.account, ar.record.key): ar for ar in records}.values())
-        if self._writer is None:
-            self._writer = ThreadPoolExecutor(1, thread_name_prefix=f"rcetl-sql-{self.name}")
-        pending: list[Future] = []
-        try:
-            for part in _chunks(latest, _PART):
-                batch = to_rows(part)
-                for name, rows in batch.tables.items():
-                    counts[name] = counts.get(name, 0) + rows.count
-                pending.append(self._writer.submit(self._write_rows, conn, batch, self._prepare(batch)))
-        finally:
-            wait(pending)  # every part has ended before the transaction does, whatever happened
-        changed = [f.result() for f in pending]  # the first failure, if any, is raised here
-        return sum(c or 0 for c in changed) if conn.dialect.name in ("sqlite", "postgresql") else None
-
     def _prepare(self, batch: TableRows) -> dict[str, list[Any]]:
         """The driver's parameter tuples of every table of ``batch`` (its JSON encoded here)."""
         out = {}
@@ -535,18 +542,22 @@ class SqlSink(rcetl.RecordSink):
         # and finding them is one primary-key lookup per parent, never a scan of the child table.
         existed = {child: self._existing(conn, _PARENT[child], parents)
                    for child, parents in batch.replaced_parents.items()}
+        # Tables whose rows are all new: the parents of a child table none of whose parents was
+        # archived, and those children (the foreign key allows no child without its parent).
+        new = {t for child in batch.replaced_parents if not existed[child] for t in (child, _PARENT[child])}
         changed = 0
         for name, rows in batch.tables.items():
             if name not in CHILDREN:
-                changed += self._upsert_rows(conn, name, rows, (prepared or {}).get(name))
+                changed += self._upsert_rows(conn, name, rows, (prepared or {}).get(name), new=name in new)
         for name in batch.replaced_parents:
             rows = batch.tables.get(name) or Rows()
             if existed[name]:
                 self._delete_stale_children(conn, name, existed[name], rows)
-            self._upsert_rows(conn, name, rows, (prepared or {}).get(name))
+            self._upsert_rows(conn, name, rows, (prepared or {}).get(name), new=name in new)
         return changed if exact else None
 
-    def _upsert_rows(self, conn: Connection, name: str, rows: Rows, params: list[Any] | None = None) -> int:
+    def _upsert_rows(self, conn: Connection, name: str, rows: Rows, params: list[Any] | None = None,
+                     new: bool = False) -> int:
         """Upsert ``rows`` into table ``name``; how many rows the database reports as written."""
         if not rows.count:
             return 0
@@ -566,6 +577,10 @@ class SqlSink(rcetl.RecordSink):
                 changed += max(result.rowcount or 0, 0)
             return changed
         if compiled.staged is not None:  # PostgreSQL: COPY into the session's stage, upsert from it
+            if new:
+                inserted = self._copy_new(conn, compiled.staged, params)
+                if inserted is not None:
+                    return inserted
             return self._upsert_staged(conn, compiled.staged, params)
         if compiled.literal:  # PyMySQL: the rows' SQL text, made in params, up to ~4 MB a statement
             chunk_rows: list[str] = []
@@ -589,22 +604,26 @@ class SqlSink(rcetl.RecordSink):
 
     def _upsert_staged(self, conn: Connection, staged: _Staged, columns: list[list[Any]]) -> int:
         conn.exec_driver_sql(staged.create)
-        dbapi = conn.connection.dbapi_connection
-        assert dbapi is not None  # a connection in a transaction has its DBAPI connection
-        cur = dbapi.cursor()
-        try:
-            with cur.copy(staged.copy) as copy:  # psycopg's cursor
-                write_row = copy.write_row
-                for row in zip(*columns, strict=True):
-                    write_row(row)
-        except Exception as exc:
-            # As SQLAlchemy reports what it runs, so errors.translate names it like any other.
-            raise sa.exc.DBAPIError.instance(staged.copy, None, exc, type(exc)) from exc
-        finally:
-            cur.close()
+        _copy(conn, staged.copy, columns)
         changed = max(conn.exec_driver_sql(staged.upsert).rowcount or 0, 0)
         conn.exec_driver_sql(staged.empty)
         return changed
+
+    def _copy_new(self, conn: Connection, staged: _Staged, columns: list[list[Any]]) -> int | None:
+        """COPY rows known to be new straight into their table: no stage, no ``ON CONFLICT``
+        (a backfill's batches are all new; a third of the server's work per record). Under a
+        savepoint: if a row exists after all (another run archived it since the sink looked),
+        its key's unique violation undoes only this, and None says to upsert the rows instead."""
+        savepoint = conn.begin_nested()
+        try:
+            _copy(conn, staged.direct, columns)
+        except sa.exc.IntegrityError as exc:
+            savepoint.rollback()
+            log.info("sink %r: rows taken for new were archived meanwhile (%s); upserting them",
+                     self.name, errors.first_line(exc))
+            return None
+        savepoint.commit()
+        return len(columns[0]) if columns else 0
 
     def _existing(self, conn: Connection, parent: str, keys: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
         """Which of ``keys`` (account, key) the parent table already holds."""

@@ -56,6 +56,11 @@ def _packed(message: tuple[Any, ...]) -> bytes:
     return out.getvalue()
 
 
+def pack(ops: list[Op]) -> bytes:
+    """A part of a batch (its ops) as the message :meth:`SqliteWriter.write` sends, packed ahead."""
+    return _packed(("write", ops))
+
+
 def _serve(channel: Connection) -> None:
     import sqlite3
 
@@ -223,14 +228,15 @@ class SqliteWriter:
             raise WriterGone(f"the SQLite writer process ended ({exc or 'its pipe closed'})") from exc
         return reply
 
-    def write(self, parts: Iterable[list[Op]]) -> int:
+    def write(self, parts: Iterable[list[Op] | bytes]) -> int:
         """Run every part's ops in one transaction and commit it; how many parent rows changed.
-        Each part is sent as soon as it is made, so the child writes it while the next is made."""
+        Each part (its ops, or them packed by :func:`pack`) is sent as soon as it is made, so the
+        child writes it while the next is made."""
         with self._lock:
             channel = self._started()
             try:
                 for ops in parts:
-                    channel.send_bytes(_packed(("write", ops)))
+                    channel.send_bytes(ops if isinstance(ops, bytes) else pack(ops))
                 channel.send_bytes(_packed(("commit",)))
             except (EOFError, OSError) as exc:
                 self._forget()

@@ -1,0 +1,46 @@
+"""A run stages the next batch (its binaries stored, its rows made: ``RecordSink.prepare``) while
+the record sinks write the batch before; each checkpoint is committed only once its batch is
+written (invariant 1), and the records are written in the order they were read."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from rcetl.plugins.sinks.sql.sink import SqlSink
+
+from .archive import assert_archive_exact, checkpoint, pipeline_text, run
+
+
+def test_the_next_batch_is_prepared_while_the_last_is_written(pm, write_pipeline, tmp_path, monkeypatch) -> None:
+    path = write_pipeline(pipeline_text(8, 2).replace("executor: {workers: 2, downloads: 3}",
+                                                       "executor: {workers: 2, downloads: 3, batch_size: 2}"))
+    prepared = threading.Event()
+    overlapped: list[bool] = []
+    order: list[list[Any]] = []
+    checkpoints_seen: list[Any] = []
+    real_prepare, real_write = SqlSink.prepare, SqlSink.write_prepared
+
+    def prepare(self: SqlSink, records: Any) -> Any:
+        out = real_prepare(self, records)
+        prepared.set()
+        return out
+
+    def write_prepared(self: SqlSink, batch: Any) -> Any:
+        prepared.clear()
+        # A run that wrote one batch at a time would make the next batch only after this returns.
+        overlapped.append(prepared.wait(2))
+        checkpoints_seen.append(checkpoint(tmp_path))
+        order.append([k for _, k in batch.keys])
+        return real_write(self, batch)
+
+    monkeypatch.setattr(SqlSink, "prepare", prepare)
+    monkeypatch.setattr(SqlSink, "write_prepared", write_prepared)
+    run(path, pm)
+    assert_archive_exact(tmp_path, 8)
+    assert len(order) == 4 and overlapped[:3] == [True, True, True], overlapped  # the last has no next
+    keys = [k for batch in order for k in batch]
+    assert keys == sorted(keys, key=int)  # written in the order read
+    # While batch n is written, the checkpoint has not passed it: at most the pages before it.
+    for n, seen in enumerate(checkpoints_seen):
+        assert seen is None or int(seen) <= int(order[n][0]), (n, seen, order[n])
