@@ -34,7 +34,10 @@ class RingCentralConfig(rcetl.PluginConfig):
     limits: dict[str, int] | None = None
     timeout: float = Field(60.0, gt=0, description="seconds to connect and between bytes of a response")
     verify_tls: bool = True
-    pool_size: int = Field(16, ge=1, le=256, description="kept-alive connections per host")
+    # At least as many as the engine's download threads for one credential (sized from the budget,
+    # up to 64): with fewer, every window's burst of downloads closed the connections beyond the
+    # pool ("Connection pool is full, discarding connection") and opened them again a window later.
+    pool_size: int = Field(64, ge=1, le=256, description="kept-alive connections per host")
     max_retries: int = Field(6, ge=0, le=20, description="tries after a 5xx or a connection error")
     backoff_cap: float = Field(120.0, gt=0, description="longest pause between tries, in API seconds")
     max_download_bytes: int = Field(

@@ -11,7 +11,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -173,8 +173,13 @@ class ApiClient:
             self._check_trusted(url)
         failures = throttled = 0
         reauthenticated = False
+        # A download is built whole before it waits for its slot: once the slot is ours only the
+        # token is added. (The first slot of each window times the whole run: what is done between
+        # its freeing and the request's departure is paid once a window.)
+        streamed = self._streamed(url, headers) if stream and method == "GET" and params is None and data is None \
+            else None
         while True:
-            send_headers = dict(headers or {})
+            send_headers: MutableMapping[str, str] = dict(headers or {}) if streamed is None else streamed.headers
             token = None
             slot = self.budget.acquire(group, priority=PRIORITY_AUTH if group == AUTH else priority)
             # The token is taken once the slot is ours, not before: a request can wait a window or
@@ -190,8 +195,8 @@ class ApiClient:
             else:
                 send_headers.setdefault("Accept", "application/json")
             try:
-                if stream and method == "GET" and params is None and data is None:
-                    response = self._send_streamed(url, send_headers)
+                if streamed is not None:
+                    response = self._send_streamed(streamed)
                 else:
                     response = self.session.request(
                         method,
@@ -214,7 +219,6 @@ class ApiClient:
                 continue
 
             status = response.status_code
-            self._count(str(status))
             limit, remaining, window = self._rate_headers(response, group)
             if status == 429:
                 retry_after = _header_number(response.headers, "Retry-After")
@@ -223,6 +227,7 @@ class ApiClient:
                 # request sent during a real penalty would restart it), and a longer ask fails now.
                 penalty = min(asked, self.backoff_cap) / self.time_scale
                 self.budget.release(slot, limit=limit, remaining=remaining, window=window, retry_after=penalty)
+                self._count(str(status))
                 response.close()
                 if asked > self.backoff_cap:
                     raise self._wait_too_long(group, asked, response.headers.get("Retry-After"), method, url, status)
@@ -230,7 +235,10 @@ class ApiClient:
                 if throttled > MAX_THROTTLED:
                     raise rcetl.TransientError(f"{method} {url.split('?')[0]}: still rate-limited after {throttled} tries")
                 continue  # acquire() waits out the penalty before the retry leaves
+            # Released first: the slot is stamped at the response's arrival, and every moment
+            # spent before that moves the next window's slot later.
             self.budget.release(slot, limit=limit, remaining=remaining, window=window)
+            self._count(str(status))
 
             if status in RETRYABLE_STATUS:
                 retry_after = _header_number(response.headers, "Retry-After")
@@ -268,7 +276,18 @@ class ApiClient:
                 )
             return response
 
-    def _send_streamed(self, url: str, headers: dict[str, str]) -> requests.Response:
+    def _streamed(self, url: str, headers: Mapping[str, str] | None) -> requests.PreparedRequest:
+        """A streamed GET (a binary's download), prepared for :meth:`_send_streamed`; the bearer
+        token is added to its headers once the budget's slot is taken."""
+        prepared = requests.PreparedRequest()
+        prepared.method = "GET"
+        prepared.prepare_url(url, None)
+        merged = requests.structures.CaseInsensitiveDict(cast("Mapping[str, str]", self.session.headers))
+        merged.update(headers or {})
+        prepared.headers = merged
+        return prepared
+
+    def _send_streamed(self, prepared: requests.PreparedRequest) -> requests.Response:
         """A streamed GET (a binary's download) handed to the session's transport adapter directly.
 
         What ``Session.request`` adds on top of the adapter is nothing a download uses: redirects
@@ -276,14 +295,9 @@ class ApiClient:
         API sets no cookies (none are kept or sent for downloads). Skipping it (request merging,
         cookie jars, hooks, settings resolution) halves requests' own CPU per download. The
         adapter still gives the same proxies, TLS verification, timeouts and exception types."""
-        prepared = requests.PreparedRequest()
-        prepared.method = "GET"
-        prepared.prepare_url(url, None)
-        merged = requests.structures.CaseInsensitiveDict(cast("Mapping[str, str]", self.session.headers))
-        merged.update(headers)
-        prepared.headers = merged
+        url = cast(str, prepared.url)
         verify = cast("bool | str", self.session.verify)  # set by __init__: a bundle's path, True or False
-        return self.session.get_adapter(cast(str, prepared.url)).send(
+        return self.session.get_adapter(url).send(
             prepared, stream=True, timeout=self.timeout, verify=verify, cert=self.session.cert,
             proxies=self._proxies(url))
 
