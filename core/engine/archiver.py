@@ -150,8 +150,11 @@ class BatchArchiver:
             return staged
         result = staged.result
         blob_results = self._store_blobs(batch)
-        self._sync_blob_sinks(batch)
-        self._remember(batch, blob_results)
+        try:
+            self._sync_blob_sinks(batch)
+            self._remember(batch, blob_results)
+        finally:
+            self._done_with(batch)
         ready = staged.ready
         for item in batch:
             if not item.blob_sinks or not item.record.blobs:  # most records: nothing to wait for
@@ -216,13 +219,18 @@ class BatchArchiver:
         for item in batch:
             for blob_id, fut in (item.blob_futures or {}).items():
                 out.setdefault(id(item), {})[blob_id] = fut.result()
+        return out
+
+    def _done_with(self, batch: Sequence[Routed]) -> None:
+        """The batch's binaries are no longer on their way: a record naming one of them again
+        asks the ledger (or downloads it) instead of sharing its download. Called once the ledger
+        holds them: in between, such a record would find neither and download it twice."""
         with self._inflight_lock:
             for item in batch:
                 for ref in item.record.blobs:
                     key = (item.record.account, ref.blob_id)
                     if self._inflight.get(key) is (item.blob_futures or {}).get(ref.blob_id):
                         self._inflight.pop(key, None)
-        return out
 
     def _sync_blob_sinks(self, batch: Sequence[Routed]) -> None:
         """Make the batch's binaries durable in every blob sink that defers it (BlobSink.sync)

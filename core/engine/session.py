@@ -10,6 +10,7 @@ durably stored (invariant 1).
 
 from __future__ import annotations
 
+import collections
 import contextvars
 import dataclasses
 import gc
@@ -19,7 +20,7 @@ import queue
 import socket
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..budget import GroupState
@@ -94,8 +95,9 @@ class RunSession:
         writer = _BatchWriter(f"rcetl-write-{task.label}")
         stopped = False  # a batch's binaries were cut short by the stop
 
-        def settle() -> None:
-            """Wait for the batch in flight; count it, then commit the checkpoints behind it."""
+        def settle(checkpoints_too: bool = True) -> None:
+            """Wait for the oldest batch in flight; count it, then commit the checkpoints behind
+            it (not when a batch before it failed: ``checkpoints_too=False``)."""
             done = writer.settle()
             if done is None:
                 return
@@ -105,8 +107,18 @@ class RunSession:
             self._archived(res.archived)
             for routed, error in res.failed:
                 self._queue_failed(routed, error)
-            for cp in checkpoints:
-                self.state.put_checkpoint(name, sid, task.stream, cp.partition or task.partition, cp.value)
+            if checkpoints_too and not res.stopped:
+                for cp in checkpoints:
+                    self.state.put_checkpoint(name, sid, task.stream, cp.partition or task.partition, cp.value)
+
+        def drain() -> None:
+            """After a failure: the batches still in flight end and are counted; no checkpoint
+            moves (the first error is the one the task reports)."""
+            while writer.busy:
+                try:
+                    settle(checkpoints_too=False)
+                except BaseException:  # noqa: BLE001, S110
+                    pass
 
         def flush() -> bool:
             """Stage the batch and send it to be written; False when the run stopped before all
@@ -114,7 +126,8 @@ class RunSession:
             nonlocal stopped
             staged = self.archiver.stage(batch)
             batch.clear()
-            settle()
+            while writer.full:
+                settle()
             if staged.result.stopped:
                 stopped = True
             writer.send(self.archiver.commit, staged)
@@ -125,8 +138,8 @@ class RunSession:
                 for item in self._read_ahead(task, stream, checkpoint, children, depth=2 * batch_size):
                     if isinstance(item, Checkpoint):
                         # What was read before it is sent to be written (progress is durable at
-                        # every checkpoint); the batch in flight is not waited for here.
-                        if batch and not flush():
+                        # every checkpoint); the batches in flight are not waited for here.
+                        if stopped or (batch and not flush()):
                             # Items were cut short by the stop: the checkpoint stays before them.
                             result.status = "stopped"
                             break
@@ -147,16 +160,16 @@ class RunSession:
                 else:
                     flush()
             except BaseException:
-                # The batch in flight ends before the task does; what it wrote is counted (the
-                # first error is the one the task reports).
-                try:
-                    settle()
-                except BaseException:  # noqa: BLE001
-                    pass
+                drain()
                 raise
             finally:
                 writer.close()
-            settle()  # the last batch's outcome (or the exception it raised)
+            try:
+                while writer.busy:  # the last batches' outcomes (or the exception one raised)
+                    settle()
+            except BaseException:
+                drain()
+                raise
         except RunStopped:
             result.status = "stopped"  # a wait ended by the stop; the checkpoint stays where it was
             return result
@@ -365,76 +378,90 @@ class _Raised:
 
 
 class _BatchWriter:
-    """One task's writing thread, one batch in flight at a time (see RunSession.run_task).
+    """One task's writing thread: batches are written in the order sent, up to ``depth`` of them
+    sent and not yet settled (see RunSession.run_task).
 
     Written by hand, not with a ThreadPoolExecutor: the checkpoints read after a batch belong to
-    that batch (committed once it is written, dropped if it fails), and the thread ends with the
-    task (:meth:`close`). One thread for the task's life: starting a thread per batch waits for
-    the GIL to reach the new thread, measured at 5-10 % of a busy run."""
+    that batch (committed once it and every batch before it are written), and the thread ends
+    with the task (:meth:`close`). One thread for the task's life: starting a thread per batch
+    waited for the GIL to reach the new thread (5-10 % of a busy run). Two batches in flight: the
+    next is already queued when the sink finishes one, so a store in another process (SQLite's
+    writer, a database server) does not wait for this process between batches."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, depth: int = 2) -> None:
         self.name = name
+        self.depth = depth
         self._thread: threading.Thread | None = None
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._done = threading.Event()
-        self._outcome: list[Any] = []  # [result] or [_Raised] once the batch in flight is written
-        self._busy = False
-        self._checkpoints: list[Checkpoint] = []
+        self._inflight: collections.deque[_InFlight] = collections.deque()
+
+    @property
+    def full(self) -> bool:
+        return len(self._inflight) >= self.depth
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._inflight)
 
     def send(self, write: Any, staged: Any) -> None:
-        """Start writing ``staged`` with ``write`` (the batch before must be settled)."""
-        assert not self._busy, "settle the batch in flight first"
-        self._busy, self._outcome, self._checkpoints = True, [], []
-        if not staged.ready and not staged.writes:  # nothing to write: only its failures to count
-            self._outcome.append(write(staged))
-            self._done.set()
-            return
+        """Queue ``staged`` to be written by ``write`` after the batches sent before it."""
+        assert not self.full, "settle the oldest batch first"
+        entry = _InFlight()
+        self._inflight.append(entry)
         if self._thread is None:
             # In the task's context, as the task's own work is (rcetl.budget.tally).
             self._thread = threading.Thread(target=contextvars.copy_context().run, args=(self._serve,),
                                             name=self.name, daemon=True)
             self._thread.start()
-        self._done.clear()
-        self._jobs.put((write, staged, self._outcome))
+        self._jobs.put((write, staged, entry))
 
     def _serve(self) -> None:
+        failed: _Raised | None = None
         while True:
             job = self._jobs.get()
             if job is None:
                 return
-            write, staged, outcome = job
-            try:
-                outcome.append(write(staged))
-            except BaseException as exc:  # noqa: BLE001 - handed to the task at its next settle
-                outcome.append(_Raised(exc))
-            self._done.set()
+            write, staged, entry = job
+            if failed is not None:
+                entry.outcome = failed  # not tried: the task stops at the failure before it
+            else:
+                try:
+                    entry.outcome = write(staged)
+                except BaseException as exc:  # noqa: BLE001 - handed to the task when it settles the batch
+                    entry.outcome = failed = _Raised(exc)
+            entry.done.set()
 
     def hold(self, checkpoint: Checkpoint) -> bool:
-        """Keep ``checkpoint`` until the batch in flight is written (:meth:`settle` hands it
+        """Keep ``checkpoint`` until the last batch sent is written (:meth:`settle` hands it
         back); False if no batch is in flight."""
-        if not self._busy:
+        if not self._inflight:
             return False
-        self._checkpoints.append(checkpoint)
+        self._inflight[-1].checkpoints.append(checkpoint)
         return True
 
     def settle(self) -> tuple[Any, list[Checkpoint]] | None:
-        """The batch in flight's result and the checkpoints behind it, once written; None if
-        there was none. Raises what writing it raised (its checkpoints are dropped)."""
-        if not self._busy:
+        """The oldest batch in flight's result and the checkpoints behind it, once written; None
+        if there was none. Raises what writing it raised."""
+        if not self._inflight:
             return None
-        self._done.wait()
-        self._busy = False
-        outcome, checkpoints = self._outcome, self._checkpoints
-        self._outcome, self._checkpoints = [], []
-        if isinstance(outcome[0], _Raised):
-            raise outcome[0].exc
-        return outcome[0], checkpoints
+        entry = self._inflight.popleft()
+        entry.done.wait()
+        if isinstance(entry.outcome, _Raised):
+            raise entry.outcome.exc
+        return entry.outcome, entry.checkpoints
 
     def close(self) -> None:
-        """End the thread once the batch in flight (if any) is written; its outcome stays for
-        :meth:`settle`."""
+        """End the thread once every batch sent is written; their outcomes stay for :meth:`settle`."""
         if self._thread is not None:
             self._jobs.put(None)
             self._thread.join()
             self._thread = None
 
+
+@dataclass
+class _InFlight:
+    """A batch sent to the writing thread: its outcome once written, the checkpoints behind it."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    outcome: Any = None
+    checkpoints: list[Checkpoint] = field(default_factory=list)

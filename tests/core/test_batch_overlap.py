@@ -15,21 +15,25 @@ from .archive import assert_archive_exact, checkpoint, pipeline_text, run
 def test_the_next_batch_is_prepared_while_the_last_is_written(pm, write_pipeline, tmp_path, monkeypatch) -> None:
     path = write_pipeline(pipeline_text(8, 2).replace("executor: {workers: 2, downloads: 3}",
                                                        "executor: {workers: 2, downloads: 3, batch_size: 2}"))
-    prepared = threading.Event()
+    prepares: list[int] = []  # how many batches were prepared, as each prepare starts
+    cond = threading.Condition()
     overlapped: list[bool] = []
     order: list[list[Any]] = []
     checkpoints_seen: list[Any] = []
     real_prepare, real_write = SqlSink.prepare, SqlSink.write_prepared
 
     def prepare(self: SqlSink, records: Any) -> Any:
-        out = real_prepare(self, records)
-        prepared.set()
-        return out
+        with cond:
+            prepares.append(len(prepares) + 1)
+            cond.notify_all()
+        return real_prepare(self, records)
 
     def write_prepared(self: SqlSink, batch: Any) -> Any:
-        prepared.clear()
-        # A run that wrote one batch at a time would make the next batch only after this returns.
-        overlapped.append(prepared.wait(2))
+        n = len(order) + 1
+        # Batch n+1 is prepared while batch n is being written; a run that wrote one batch at a
+        # time would prepare it only after this returned (the wait would time out).
+        with cond:
+            overlapped.append(cond.wait_for(lambda: len(prepares) > n, timeout=2))
         checkpoints_seen.append(checkpoint(tmp_path))
         order.append([k for _, k in batch.keys])
         return real_write(self, batch)

@@ -232,3 +232,25 @@ def test_every_archiver_on_a_spool_folder_shares_its_kept_files(tmp_path: Path) 
     a = BatchArchiver(tmp_path, ThreadPoolExecutor(1), RunStats())
     b = BatchArchiver(tmp_path, ThreadPoolExecutor(1), RunStats())  # a Celery worker's next task
     assert a._spools is b._spools is SpoolFiles.of(tmp_path)
+
+
+def test_a_binary_named_again_while_its_batch_is_remembered_is_downloaded_once(tmp_path, events, ledger,
+                                                                               monkeypatch) -> None:
+    """The newest message comes back in the next listing while its batch is being staged: the
+    second record shares the first's download or finds it in the ledger, never a second request."""
+    stream, blob_sink, record_sink = Stream(), BlobSink(events), RecordSink(events)
+    first, again = _items(1, stream, blob_sink, record_sink), _items(1, stream, blob_sink, record_sink)
+    with ThreadPoolExecutor(4) as pool:
+        archiver = _archiver(tmp_path, pool, ledger)
+        real = archiver._remember
+
+        def remember(batch: Any, results: Any) -> None:
+            archiver.start(again[0])  # read (and sent on its way) by the reader thread meanwhile
+            real(batch, results)
+
+        monkeypatch.setattr(archiver, "_remember", remember)
+        archiver.archive(first)
+        monkeypatch.setattr(archiver, "_remember", real)
+        result = archiver.archive(again)
+    assert stream.downloads == ["recording-0"]
+    assert [b.status for a in result.archived for b in a.blobs] == ["stored"]
