@@ -30,7 +30,10 @@ class ExecutorOptions(_Strict):
     type: Literal["local", "celery"] = Field("local", description="local threads, or Celery workers")
     workers: int = Field(4, ge=1, le=256, description="streams/partitions worked on at once")
     downloads: int = Field(8, ge=1, le=256, description="binaries downloaded and uploaded at once")
-    batch_size: int = Field(500, ge=1, le=50_000, description="records written to sinks per transaction")
+    # 1,000: one call-log page (perPage 1000) is one batch, one transaction; 500 made two of each
+    # page, and a transaction's fixed costs (commit, fsync, round trips) were 10 % of a backfill
+    # into SQLite (50k calls: 3.9 -> 3.3-3.65 s). Read-ahead holds two batches, the writer two more.
+    batch_size: int = Field(1000, ge=1, le=50_000, description="records written to sinks per transaction")
     broker: str | None = Field(None, description="Celery broker URL (amqp://... or redis://...)")
     backend: str | None = Field(None, description="Celery result backend URL (redis://...)")
     queue: str = Field("rcetl", description="Celery queue name")
