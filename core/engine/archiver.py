@@ -179,7 +179,7 @@ class BatchArchiver:
             try:
                 write = functools.partial(sink.write_prepared, sink.prepare(records))
             except Exception as exc:  # noqa: BLE001 - the commit isolates the record(s) it fails on
-                write = functools.partial(_raise, exc)
+                write = _PrepareFailed(sink, records, exc)
             staged.writes.append(_SinkWrite(name, sink, items, write))
         return staged
 
@@ -339,5 +339,18 @@ class BatchArchiver:
                                               f"{routed.record.key!r}: {redact(str(message))}"))
 
 
-def _raise(exc: BaseException) -> int | None:
-    raise exc
+class _PrepareFailed:
+    """The write of a batch whose :meth:`RecordSink.prepare` raised: its first attempt raises what
+    prepare raised (the commit then retries a TransientError, or isolates the record a sink
+    refuses); a retry prepares the batch again, so a passing fault does not fail the batch."""
+
+    def __init__(self, sink: RecordSink, records: list[ArchivedRecord], exc: Exception) -> None:
+        self.sink = sink
+        self.records = records
+        self.exc: Exception | None = exc
+
+    def __call__(self) -> int | None:
+        exc, self.exc = self.exc, None
+        if exc is not None:
+            raise exc
+        return self.sink.write_prepared(self.sink.prepare(self.records))
