@@ -91,6 +91,9 @@ class SqlSinkConfig(rcetl.PluginConfig):
                                   description="database schema holding the tables (PostgreSQL, SQL Server)")
     batch_size: int = Field(1000, ge=1, le=100_000, description="rows per executemany statement")
     create_tables: bool = Field(True, description="create the tables, and upgrade an older archive in place")
+    connections: int = Field(2, ge=1, le=16, description="PostgreSQL, MySQL/MariaDB: connections a batch is "
+                             "written through at once, a part of its records each (in a transaction of its own; "
+                             "the server works on each in a process of its own); SQLite and SQL Server use one")
     writer_process: bool = Field(True, description="SQLite files: write from a process of its own, so SQLite's "
                                  "work runs on another core beside the run's (false: in the run's process)")
 

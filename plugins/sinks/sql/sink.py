@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +30,9 @@ from .upsert import upsert_statement
 
 # Parent keys per IN (...) list: well under SQL Server's 2,100 parameters per statement.
 _IN_CHUNK = 500
+# A batch is cut in parts (one per connection, see SqlSink._connections) only when each part holds
+# at least this many records: a part's fixed costs (a transaction, its round trips) stay small.
+_MIN_PART = 200
 # Bound values per multi-row statement (PostgreSQL allows 65,535).
 _MAX_PARAMS = 30_000
 # SQL text per statement when rows are sent as literals (MySQL's max_allowed_packet: 4 MB at least).
@@ -54,8 +59,8 @@ class _Prepared:
     keys: list[tuple[str, rcetl.Key]]
     counts: dict[str, int]
     message: bytes | None = None
-    batch: TableRows | None = None
-    params: dict[str, list[Any]] | None = None
+    # Rows and the driver's parameters of each part, written through a connection each
+    parts: list[tuple[TableRows, dict[str, list[Any]] | None]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -289,6 +294,7 @@ class SqlSink(rcetl.RecordSink):
         self._analyze_at: dict[str, int] = {}
         self._deferred: list[sa.Index] = []  # secondary indexes built at close (a first fill)
         self._sqlite_writer: SqliteWriter | None = None  # a SQLite file's writer process
+        self._parts_pool: ThreadPoolExecutor | None = None  # writes a batch's other parts
 
     # --- connection ----------------------------------------------------------------------------
 
@@ -421,6 +427,9 @@ class SqlSink(rcetl.RecordSink):
             self._analyze(due)
 
     def close(self) -> None:
+        if self._parts_pool is not None:
+            self._parts_pool.shutdown(wait=True)
+            self._parts_pool = None
         if self._sqlite_writer is not None:
             self._sqlite_writer.close()
             self._sqlite_writer = None
@@ -480,19 +489,32 @@ class SqlSink(rcetl.RecordSink):
         """The batch as rows and the driver's parameters, made here (see
         :meth:`rcetl.RecordSink.prepare`); :meth:`write_prepared` only runs the statements."""
         keys = [(ar.record.stream, ar.record.key) for ar in records]
-        batch = to_rows(records)  # the last version of a record in the batch wins
-        counts = {name: rows.count for name, rows in batch.tables.items()}
         if self._writer_process() is not None:
+            batch = to_rows(records)  # the last version of a record in the batch wins
             # Pickled here too: the write only hands the bytes over (one system call, no GIL).
             from .sqlite_writer import pack
 
-            return _Prepared(keys, counts, message=pack(self._writer_ops(batch)))
-        return _Prepared(keys, counts, batch=batch,
-                         params=self._prepare(batch) if self.engine.dialect.name in _FAST else None)
+            return _Prepared(keys, {name: rows.count for name, rows in batch.tables.items()},
+                             message=pack(self._writer_ops(batch)))
+        # The last version of a record wins across the whole batch, before it is cut in parts.
+        latest = list({(ar.record.stream, ar.record.account, ar.record.key): ar for ar in records}.values())
+        fast = self.engine.dialect.name in _FAST
+        n = self._connections() if len(latest) >= 2 * _MIN_PART else 1
+        parts = [to_rows(latest[i * len(latest) // n:(i + 1) * len(latest) // n]) for i in range(n)]
+        counts: dict[str, int] = {}
+        for part in parts:
+            for name, rows in part.tables.items():
+                counts[name] = counts.get(name, 0) + rows.count
+        return _Prepared(keys, counts, parts=[(part, self._prepare(part) if fast else None) for part in parts])
+
+    def _connections(self) -> int:
+        """Connections a batch is written through at once: a database server works on each in a
+        process of its own; SQLite has one writer; SQL Server is not measured here (one)."""
+        return self.config.connections if self.engine.dialect.name in ("postgresql", "mysql", "mariadb") else 1
 
     def write_prepared(self, prepared: _Prepared) -> int | None:
-        """Run a prepared batch's statements in one transaction (a SQLite file's through its
-        writer process); committed when this returns."""
+        """Run a prepared batch's statements (a SQLite file's through its writer process), each
+        part in a transaction of its own, the parts at once; committed when this returns."""
         if not prepared.keys:
             return 0
         if prepared.message is not None:
@@ -500,9 +522,27 @@ class SqlSink(rcetl.RecordSink):
             assert writer is not None  # prepared for a writer process, which this sink keeps
             changed: int | None = self._write_by_process(writer, prepared.message, prepared.keys)
         else:
-            batch = prepared.batch
-            assert batch is not None
-            changed = self._run(lambda conn: self._write_rows(conn, batch, prepared.params), keys=prepared.keys)
+            def write(part: tuple[TableRows, dict[str, list[Any]] | None]) -> int | None:
+                return self._run(lambda conn: self._write_rows(conn, *part), keys=prepared.keys)
+
+            first, *others = prepared.parts
+            pending = []
+            if others:
+                if self._parts_pool is None:  # several tasks may write through this sink at once
+                    self._parts_pool = ThreadPoolExecutor(4 * len(others), thread_name_prefix=f"rcetl-sql-{self.name}")
+                pending = [self._parts_pool.submit(write, part) for part in others]
+            # Every part has ended before this returns, whatever happened; the first error is raised.
+            results: list[int | None] = []
+            error: BaseException | None = None
+            runs: list[Callable[[], int | None]] = [functools.partial(write, first), *(f.result for f in pending)]
+            for run in runs:
+                try:
+                    results.append(run())
+                except BaseException as exc:  # noqa: BLE001 - raised once every part has ended
+                    error = error or exc
+            if error is not None:
+                raise error
+            changed = None if any(r is None for r in results) else sum(r or 0 for r in results)
         self._count_written(prepared.counts)  # after the commit: ANALYZE sees the rows
         return changed
 
