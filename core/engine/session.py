@@ -111,14 +111,21 @@ class RunSession:
                 for cp in checkpoints:
                     self.state.put_checkpoint(name, sid, task.stream, cp.partition or task.partition, cp.value)
 
-        def drain() -> None:
+        def drain(checkpoints_too: bool = False) -> None:
             """After a failure: the batches still in flight end and are counted; no checkpoint
-            moves (the first error is the one the task reports)."""
+            moves (the first error is the one the task reports). After a stop that did not come
+            from a batch (``checkpoints_too``), the checkpoints behind the batches written are
+            committed, up to the first batch that failed."""
             while writer.busy:
                 try:
-                    settle(checkpoints_too=False)
-                except BaseException:  # noqa: BLE001, S110
-                    pass
+                    settle(checkpoints_too=checkpoints_too)
+                except BaseException:  # noqa: BLE001
+                    checkpoints_too = False
+
+        def stopping(exc: BaseException) -> bool:
+            """Whether ``exc`` is a wait ended by the run's stop (not a failure)."""
+            return isinstance(exc, RunStopped) or (
+                self.stop_event.is_set() and isinstance(exc, RcetlError) and isinstance(exc.__cause__, RunStopped))
 
         def flush() -> bool:
             """Stage the batch and send it to be written; False when the run stopped before all
@@ -159,8 +166,9 @@ class RunSession:
                         break
                 else:
                     flush()
-            except BaseException:
-                drain()
+            except BaseException as exc:
+                # Raised here (the reader, a stage, a batch settled): a stop keeps what was written.
+                drain(checkpoints_too=stopping(exc))
                 raise
             finally:
                 writer.close()

@@ -3,6 +3,7 @@ flight per task): the cases its own tests left open. Each test failed before its
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,8 @@ import rcetl
 from rcetl.engine import archiver as archiver_module
 from rcetl.plugins.sinks.sql.sink import SqlSink
 
-from .archive import assert_archive_exact, checkpoint, pipeline_text, run
+from . import fakesource
+from .archive import assert_archive_exact, checkpoint, db_rows, pipeline_text, run
 
 BATCH2 = "executor: {workers: 2, downloads: 3, batch_size: 2}"
 
@@ -47,4 +49,59 @@ def test_a_transient_failure_in_prepare_is_retried_with_a_fresh_prepare(pm, writ
     summary = run(write_pipeline(_text()), pm)
     assert summary.status == "ok", summary.errors
     assert checkpoint(tmp_path) == 8
+    assert_archive_exact(tmp_path, 8)
+
+
+def test_a_stop_seen_by_the_reader_keeps_the_checkpoints_of_the_batches_written(pm, write_pipeline, tmp_path: Path,
+                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # A wait of the reader ended by the stop (RunStopped) while two batches were in flight: both
+    # are written; the checkpoint behind them is committed, as a stop seen between items does
+    # (it was dropped: the next run read again what was stored).
+    real = fakesource.ItemsStream.read
+
+    def read(self: Any, partition: str, cp: Any, window: Any) -> Iterator[Any]:
+        for item in real(self, partition, cp, window):
+            yield item
+            if isinstance(item, rcetl.Checkpoint) and item.value == 4:
+                raise rcetl.RunStopped("the run is stopping")
+
+    monkeypatch.setattr(fakesource.ItemsStream, "read", read)
+    summary = run(write_pipeline(_text()), pm)
+    assert summary.status == "interrupted"
+    assert not summary.errors
+    assert checkpoint(tmp_path) == 4
+    assert len(db_rows(tmp_path / "archive.db")) == 4
+    monkeypatch.setattr(fakesource.ItemsStream, "read", real)
+    summary = run(write_pipeline(_text()), pm)
+    assert summary.status == "ok" and checkpoint(tmp_path) == 8
+    assert_archive_exact(tmp_path, 8)
+
+
+def test_after_a_stop_a_failed_item_that_could_not_be_queued_holds_the_checkpoints_behind_it(
+        pm, write_pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The stop keeps the checkpoints of the batches written, but only up to the first batch whose
+    # settling failed: here its failed item could not be queued, so no checkpoint may pass it.
+    from rcetl.state import StateStore
+
+    real = fakesource.ItemsStream.read
+
+    def read(self: Any, partition: str, cp: Any, window: Any) -> Iterator[Any]:
+        for item in real(self, partition, cp, window):
+            yield item
+            if isinstance(item, rcetl.Checkpoint) and item.value == 4:
+                raise rcetl.RunStopped("the run is stopping")
+
+    def add_failed(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("state store unavailable (injected)")
+
+    fakesource.FAIL_DOWNLOADS.add(f"blob-{2**53 + 1}")  # the first item, in the first batch
+    with monkeypatch.context() as mp:
+        mp.setattr(fakesource.ItemsStream, "read", read)
+        mp.setattr(StateStore, "add_failed", add_failed)
+        summary = run(write_pipeline(_text()), pm)
+    assert summary.status == "interrupted"
+    assert checkpoint(tmp_path) is None
+    fakesource.FAIL_DOWNLOADS.clear()
+    summary = run(write_pipeline(_text()), pm)
+    assert summary.status == "ok" and checkpoint(tmp_path) == 8
     assert_archive_exact(tmp_path, 8)
