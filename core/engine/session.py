@@ -111,16 +111,29 @@ class RunSession:
                 for cp in checkpoints:
                     self.state.put_checkpoint(name, sid, task.stream, cp.partition or task.partition, cp.value)
 
-        def drain(checkpoints_too: bool = False) -> None:
-            """After a failure: the batches still in flight end and are counted; no checkpoint
+        def drain(raised: BaseException, checkpoints_too: bool = False) -> BaseException | None:
+            """After ``raised``: the batches still in flight end and are counted; no checkpoint
             moves (the first error is the one the task reports). After a stop that did not come
             from a batch (``checkpoints_too``), the checkpoints behind the batches written are
-            committed, up to the first batch that failed."""
+            committed, up to the first batch that failed. Another error of a batch is logged; a
+            kill (a BaseException that is not an Exception) is returned, to be raised instead of
+            an ordinary ``raised``."""
+            seen = {id(raised)}  # a batch after a failed one ends with the same exception
+            kill: BaseException | None = None
             while writer.busy:
                 try:
                     settle(checkpoints_too=checkpoints_too)
-                except BaseException:  # noqa: BLE001
+                except BaseException as exc:  # noqa: BLE001 - the task raises ``raised`` (or the kill)
                     checkpoints_too = False
+                    if id(exc) in seen:
+                        continue
+                    seen.add(id(exc))
+                    if not isinstance(exc, Exception):
+                        kill = kill or exc
+                    else:
+                        log.warning("task %s: a batch in flight failed too: %s: %s", task.label,
+                                    type(exc).__name__, redact(str(exc)))
+            return kill if isinstance(raised, Exception) else None
 
         def stopping(exc: BaseException) -> bool:
             """Whether ``exc`` is a wait ended by the run's stop (not a failure)."""
@@ -168,15 +181,19 @@ class RunSession:
                     flush()
             except BaseException as exc:
                 # Raised here (the reader, a stage, a batch settled): a stop keeps what was written.
-                drain(checkpoints_too=stopping(exc))
+                kill = drain(exc, checkpoints_too=stopping(exc))
+                if kill is not None:
+                    raise kill from exc
                 raise
             finally:
                 writer.close()
             try:
                 while writer.busy:  # the last batches' outcomes (or the exception one raised)
                     settle()
-            except BaseException:
-                drain()
+            except BaseException as exc:
+                kill = drain(exc)
+                if kill is not None:
+                    raise kill from exc
                 raise
         except RunStopped:
             result.status = "stopped"  # a wait ended by the stop; the checkpoint stays where it was

@@ -11,6 +11,7 @@ import pytest
 
 import rcetl
 from rcetl.engine import archiver as archiver_module
+from rcetl.plugins.sinks.filesystem import FilesystemSink
 from rcetl.plugins.sinks.sql.sink import SqlSink
 
 from . import fakesource
@@ -105,3 +106,59 @@ def test_after_a_stop_a_failed_item_that_could_not_be_queued_holds_the_checkpoin
     summary = run(write_pipeline(_text()), pm)
     assert summary.status == "ok" and checkpoint(tmp_path) == 8
     assert_archive_exact(tmp_path, 8)
+
+
+def test_a_kill_in_a_batch_in_flight_is_not_swallowed_by_the_failure_before_it(pm, write_pipeline, tmp_path: Path,
+                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # The third batch's blob sink fails (the task stops) while batch 2 is being written and is
+    # killed there: the kill must reach the caller, not vanish in the drain of the batches in flight.
+    real_sync, real_write = FilesystemSink.sync, SqlSink.write_prepared
+    syncs = {"n": 0}
+    writes = {"n": 0}
+
+    def sync(self: FilesystemSink) -> None:
+        syncs["n"] += 1
+        if syncs["n"] == 3:
+            raise OSError("disk gone (injected)")
+        real_sync(self)
+
+    def write_prepared(self: SqlSink, prepared: Any) -> Any:
+        writes["n"] += 1
+        if writes["n"] == 2:
+            raise Killed("write #2")
+        return real_write(self, prepared)
+
+    monkeypatch.setattr(FilesystemSink, "sync", sync)
+    monkeypatch.setattr(SqlSink, "write_prepared", write_prepared)
+    with pytest.raises(Killed):
+        run(write_pipeline(_text()), pm)
+    assert checkpoint(tmp_path) in (None, 2)
+
+
+def test_a_batch_in_flight_failing_after_the_reader_failed_is_logged(pm, write_pipeline, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    # The task reports the source's error; the sink's failure of the batch in flight is not lost
+    # without a word (it was swallowed by the drain).
+    real_read, real_write = fakesource.ItemsStream.read, SqlSink.write_prepared
+    writes = {"n": 0}
+
+    def read(self: Any, partition: str, cp: Any, window: Any) -> Iterator[Any]:
+        for item in real_read(self, partition, cp, window):
+            yield item
+            if isinstance(item, rcetl.Checkpoint) and item.value == 4:
+                raise rcetl.RcetlError("source went away (injected)")
+
+    def write_prepared(self: SqlSink, prepared: Any) -> Any:
+        writes["n"] += 1
+        if writes["n"] >= 2:
+            raise rcetl.TransientError("database restarting (injected)")
+        return real_write(self, prepared)
+
+    monkeypatch.setattr(fakesource.ItemsStream, "read", read)
+    monkeypatch.setattr(SqlSink, "write_prepared", write_prepared)
+    summary = run(write_pipeline(_text()), pm)
+    assert summary.status == "failed"
+    assert [e for e in summary.errors if "source went away" in e] == summary.errors and len(summary.errors) == 1
+    assert any("database restarting" in r.getMessage() and "failed too" in r.getMessage() for r in caplog.records)
+    assert checkpoint(tmp_path) is None
