@@ -431,13 +431,15 @@ class _BatchWriter:
     def send(self, write: Any, staged: Any) -> None:
         """Queue ``staged`` to be written by ``write`` after the batches sent before it."""
         assert not self.full, "settle the oldest batch first"
+        if self._thread is None:
+            # In the task's context, as the task's own work is (rcetl.budget.tally). Started before
+            # the batch counts as in flight: a thread that cannot start leaves none to wait for.
+            thread = threading.Thread(target=contextvars.copy_context().run, args=(self._serve,),
+                                      name=self.name, daemon=True)
+            thread.start()
+            self._thread = thread
         entry = _InFlight()
         self._inflight.append(entry)
-        if self._thread is None:
-            # In the task's context, as the task's own work is (rcetl.budget.tally).
-            self._thread = threading.Thread(target=contextvars.copy_context().run, args=(self._serve,),
-                                            name=self.name, daemon=True)
-            self._thread.start()
         self._jobs.put((write, staged, entry))
 
     def _serve(self) -> None:

@@ -3,6 +3,7 @@ flight per task): the cases its own tests left open. Each test failed before its
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -161,4 +162,25 @@ def test_a_batch_in_flight_failing_after_the_reader_failed_is_logged(pm, write_p
     assert summary.status == "failed"
     assert [e for e in summary.errors if "source went away" in e] == summary.errors and len(summary.errors) == 1
     assert any("database restarting" in r.getMessage() and "failed too" in r.getMessage() for r in caplog.records)
+    assert checkpoint(tmp_path) is None
+
+
+def test_a_writer_thread_that_cannot_start_fails_the_task_instead_of_hanging(pm, write_pipeline, tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    real_start = threading.Thread.start
+
+    def start(self: threading.Thread) -> None:
+        if self.name.startswith("rcetl-write-"):
+            raise RuntimeError("can't start new thread")
+        real_start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    out: list[Any] = []
+    worker = threading.Thread(target=lambda: out.append(run(write_pipeline(_text()), pm)), daemon=True)
+    real_start(worker)
+    worker.join(20)
+    assert not worker.is_alive(), "the run hangs on a batch that was never sent"
+    [summary] = out
+    assert summary.status == "failed"
+    assert any("can't start new thread" in e for e in summary.errors), summary.errors
     assert checkpoint(tmp_path) is None
