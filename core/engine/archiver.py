@@ -149,8 +149,10 @@ class BatchArchiver:
         if not batch:
             return staged
         result = staged.result
-        blob_results = self._store_blobs(batch)
         try:
+            # Also when a store raised (SinkUnavailable): a failed download left in the in-flight
+            # table would fail every later record naming the binary, after the sink is back.
+            blob_results = self._store_blobs(batch)
             self._sync_blob_sinks(batch)
             self._remember(batch, blob_results)
         finally:
