@@ -184,3 +184,106 @@ def test_a_writer_thread_that_cannot_start_fails_the_task_instead_of_hanging(pm,
     assert summary.status == "failed"
     assert any("can't start new thread" in e for e in summary.errors), summary.errors
     assert checkpoint(tmp_path) is None
+
+
+def test_a_kill_while_queuing_a_failed_item_leaves_the_checkpoint_before_it(pm, write_pipeline, tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    # Settling a batch queues its failed items before committing the checkpoints behind it: a kill
+    # in between must not leave a checkpoint past an item that is neither stored nor queued.
+    from rcetl.state import StateStore
+
+    def add_failed(*args: Any, **kwargs: Any) -> None:
+        raise Killed("queuing a failed item")
+
+    fakesource.FAIL_DOWNLOADS.add(f"blob-{2**53 + 1}")  # the first item, in the first batch
+    with monkeypatch.context() as mp:
+        mp.setattr(StateStore, "add_failed", add_failed)
+        with pytest.raises(Killed):
+            run(write_pipeline(_text()), pm)
+    assert checkpoint(tmp_path) is None
+    fakesource.FAIL_DOWNLOADS.clear()
+    summary = run(write_pipeline(_text()), pm)
+    assert summary.status == "ok" and checkpoint(tmp_path) == 8
+    assert_archive_exact(tmp_path, 8)
+
+
+def test_a_binary_cut_short_in_an_earlier_batch_holds_the_checkpoint(pm, write_pipeline, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # A download ended by a stop the task has not seen yet (a Celery worker's session has a stop
+    # signal of its own; the downloads watch the opened pipeline's): the batch is sent at its size,
+    # the next batch is complete, and the checkpoint after both must not pass the item cut short.
+    real = fakesource.ItemsStream.download
+
+    def download(self: Any, ref: rcetl.BlobRef, out: Any) -> None:
+        if ref.blob_id == f"blob-{2**53 + 2}":  # the second item, in the first batch
+            raise rcetl.RunStopped("the run is stopping")
+        real(self, ref, out)
+
+    with monkeypatch.context() as mp:
+        mp.setattr(fakesource.ItemsStream, "download", download)
+        summary = run(write_pipeline(_text(8, 4)), pm)
+    assert summary.status == "interrupted"
+    assert checkpoint(tmp_path) is None
+    summary = run(write_pipeline(_text(8, 4)), pm)
+    assert summary.status == "ok" and checkpoint(tmp_path) == 8
+    assert_archive_exact(tmp_path, 8)
+
+
+def test_a_stop_stores_what_was_read_before_it(pm, write_pipeline, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    # The stop is seen after the third item of a batch of four: those three are still stored (the
+    # checkpoint stays before them), so the next run only rewrites them.
+    from rcetl.engine.archiver import Routed
+    from rcetl.engine.session import RunSession
+
+    real = RunSession._read_ahead
+
+    def ahead(self: RunSession, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        for entry in real(self, *args, **kwargs):
+            if isinstance(entry, Routed) and entry.record.data["n"] == 2:
+                self.stop_event.set("stopped by the test")  # on the task's thread: seen after this item
+            yield entry
+
+    text = pipeline_text(8, 8).replace("executor: {workers: 2, downloads: 3}",
+                                       "executor: {workers: 2, downloads: 3, batch_size: 4}")
+    with monkeypatch.context() as mp:
+        mp.setattr(RunSession, "_read_ahead", ahead)
+        summary = run(write_pipeline(text), pm)
+    assert summary.status == "interrupted"
+    assert checkpoint(tmp_path) is None
+    assert sorted(int(r.key) for r in db_rows(tmp_path / "archive.db")) == [2**53 + 1 + i for i in range(3)]
+    summary = run(write_pipeline(text), pm)
+    assert summary.status == "ok" and checkpoint(tmp_path) == 8
+    assert_archive_exact(tmp_path, 8)
+
+
+def test_no_writing_thread_outlives_its_task(pm, write_pipeline, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # The task waits for its writing thread to end (it lingers a little here after its last batch).
+    import time
+
+    from rcetl.engine.session import _BatchWriter
+
+    real = _BatchWriter._serve
+
+    def serve(self: _BatchWriter) -> None:
+        real(self)
+        time.sleep(0.3)
+
+    monkeypatch.setattr(_BatchWriter, "_serve", serve)
+    summary = run(write_pipeline(_text()), pm)
+    assert summary.status == "ok"
+    assert [t.name for t in threading.enumerate() if t.name.startswith("rcetl-write-")] == []
+
+
+def test_the_task_result_counts_the_records_and_failed_items_of_every_batch(pm, write_pipeline,
+                                                                            tmp_path: Path) -> None:
+    fakesource.FAIL_DOWNLOADS.add(f"blob-{2**53 + 1 + 5}")
+    results: list[Any] = []
+    summary = run(write_pipeline(_text()), pm, on_task_done=results.append)
+    assert summary.status == "partial" and summary.failed_items == 1
+    assert summary.streams["items"].records == 7 and summary.streams["items"].files == 7
+    assert summary.streams["items"].failed == 1
+    [task] = results
+    assert (task.status, task.records, task.failed) == ("ok", 7, 1)
+    assert checkpoint(tmp_path) == 8

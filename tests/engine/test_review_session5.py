@@ -12,6 +12,7 @@ import pytest
 import rcetl
 from rcetl.engine import archiver as archiver_module
 from rcetl.engine.archiver import SinkUnavailable
+from rcetl.engine.ledger import BlobLedger
 
 from .test_binary_path import BlobSink, RecordSink, Stream, _archiver, _items
 
@@ -37,9 +38,40 @@ def test_a_binary_whose_store_raised_is_not_shared_with_a_later_batch(tmp_path: 
     stream, blob_sink, record_sink = Stream(), FailingStores(events), RecordSink(events)
     with ThreadPoolExecutor(4) as pool:
         archiver = _archiver(tmp_path, pool, None)
+        first = _items(2, stream, blob_sink, record_sink)
         with pytest.raises(SinkUnavailable):
-            archiver.archive(_items(2, stream, blob_sink, record_sink))
+            archiver.archive(first)
+        for item in first:  # the first batch's downloads have all ended before the sink is back
+            for fut in (item.blob_futures or {}).values():
+                fut.exception()
         blob_sink.healed = True
         result = archiver.archive(_items(2, stream, blob_sink, record_sink))
     assert [a.record.key for a in result.archived] == ["0", "1"] and not result.failed
     assert sorted(b for what, b in events if what == "store") == ["recording-0", "recording-1"]
+
+
+def test_a_binary_named_while_its_batch_is_synced_shares_the_download_finished(tmp_path: Path) -> None:
+    # Deterministic form of test_binary_path's race: the second record's download has ended before
+    # the first batch is remembered; it must have shared the first's (one request), which it can
+    # only do if the batch's binaries stay in the in-flight table until the ledger holds them.
+    events: list[tuple[str, Any]] = []
+    stream, blob_sink, record_sink = Stream(), BlobSink(events), RecordSink(events)
+    first, again = _items(1, stream, blob_sink, record_sink), _items(1, stream, blob_sink, record_sink)
+    ledger = BlobLedger(f"sqlite:///{tmp_path / 'state.db'}", "p")
+    with ThreadPoolExecutor(4) as pool:
+        archiver = _archiver(tmp_path, pool, ledger)
+        real = archiver._remember
+
+        def remember(batch: Any, results: Any) -> None:
+            archiver.start(again[0])
+            for fut in (again[0].blob_futures or {}).values():
+                fut.result()
+            real(batch, results)
+
+        archiver._remember = remember  # type: ignore[method-assign]
+        archiver.archive(first)
+        archiver._remember = real  # type: ignore[method-assign]
+        result = archiver.archive(again)
+    ledger.close()
+    assert stream.downloads == ["recording-0"]
+    assert [b.status for a in result.archived for b in a.blobs] == ["stored"]
