@@ -95,10 +95,20 @@ class RunSession:
         writer = _BatchWriter(f"rcetl-write-{task.label}")
         stopped = False  # a batch's binaries were cut short by the stop
 
+        unsettled = False  # settling a batch raised: no checkpoint may move after it
+
         def settle(checkpoints_too: bool = True) -> None:
             """Wait for the oldest batch in flight; count it, then commit the checkpoints behind
             it (not when a batch before it failed: ``checkpoints_too=False``)."""
-            done = writer.settle()
+            nonlocal unsettled
+            try:
+                done = writer.settle()
+            except BaseException:
+                unsettled = True
+                raise
+            if done is None:
+                return
+            unsettled = True  # until its failed items are queued and its checkpoints committed
             if done is None:
                 return
             res, checkpoints = done
@@ -110,12 +120,13 @@ class RunSession:
             if checkpoints_too and not res.stopped:
                 for cp in checkpoints:
                     self.state.put_checkpoint(name, sid, task.stream, cp.partition or task.partition, cp.value)
+            unsettled = False
 
         def drain(raised: BaseException, checkpoints_too: bool = False) -> BaseException | None:
             """After ``raised``: the batches still in flight end and are counted; no checkpoint
             moves (the first error is the one the task reports). After a stop that did not come
-            from a batch (``checkpoints_too``), the checkpoints behind the batches written are
-            committed, up to the first batch that failed. Another error of a batch is logged; a
+            from a batch or its settling (``checkpoints_too``), the checkpoints behind the batches
+            written are committed, up to the first batch that failed. Another error of a batch is logged; a
             kill (a BaseException that is not an Exception) is returned, to be raised instead of
             an ordinary ``raised``."""
             seen = {id(raised)}  # a batch after a failed one ends with the same exception
@@ -181,7 +192,7 @@ class RunSession:
                     flush()
             except BaseException as exc:
                 # Raised here (the reader, a stage, a batch settled): a stop keeps what was written.
-                kill = drain(exc, checkpoints_too=stopping(exc))
+                kill = drain(exc, checkpoints_too=stopping(exc) and not unsettled)
                 if kill is not None:
                     raise kill from exc
                 raise

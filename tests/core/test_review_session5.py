@@ -287,3 +287,25 @@ def test_the_task_result_counts_the_records_and_failed_items_of_every_batch(pm, 
     [task] = results
     assert (task.status, task.records, task.failed) == ("ok", 7, 1)
     assert checkpoint(tmp_path) == 8
+
+
+def test_a_stop_raised_while_settling_a_batch_moves_no_checkpoint_behind_it(pm, write_pipeline, tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # The first batch's failed item cannot be queued: its settling ends with RunStopped (an
+    # observer or the state store ended a wait by the stop). That stop came from a batch: the
+    # batches after it may be written, but no checkpoint may pass the item neither stored nor queued.
+    from rcetl.state import StateStore
+
+    def add_failed(*args: Any, **kwargs: Any) -> None:
+        raise rcetl.RunStopped("the run is stopping")
+
+    fakesource.FAIL_DOWNLOADS.add(f"blob-{2**53 + 1}")  # the first item, in the first batch
+    with monkeypatch.context() as mp:
+        mp.setattr(StateStore, "add_failed", add_failed)
+        summary = run(write_pipeline(_text()), pm)
+    assert summary.status == "interrupted"
+    assert checkpoint(tmp_path) is None
+    fakesource.FAIL_DOWNLOADS.clear()
+    summary = run(write_pipeline(_text()), pm)
+    assert summary.status == "ok" and checkpoint(tmp_path) == 8
+    assert_archive_exact(tmp_path, 8)
