@@ -167,3 +167,27 @@ def _alive(pid: int) -> bool:
             return stat.read().split(") ", 1)[1][0] != "Z"
     except OSError:
         return False
+
+
+def test_tasks_preparing_at_once_share_one_writer_process(sink_at, monkeypatch) -> None:
+    """Several tasks prepare through one sink at the same time: one writer process per file."""
+    import threading
+
+    from rcetl.plugins.sinks.sql import sqlite_writer
+
+    sink = sink_at()
+    made: list[object] = []
+    real = sqlite_writer.SqliteWriter.__init__
+
+    def slow_init(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        made.append(self)
+        time.sleep(0.05)  # a second task arrives while the first makes its writer
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(sqlite_writer.SqliteWriter, "__init__", slow_init)
+    threads = [threading.Thread(target=sink.prepare, args=(calls(i * 10, 10),)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(made) == 1

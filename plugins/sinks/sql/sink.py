@@ -6,6 +6,7 @@ import functools
 import logging
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -295,6 +296,7 @@ class SqlSink(rcetl.RecordSink):
         self._deferred: list[sa.Index] = []  # secondary indexes built at close (a first fill)
         self._sqlite_writer: SqliteWriter | None = None  # a SQLite file's writer process
         self._parts_pool: ThreadPoolExecutor | None = None  # writes a batch's other parts
+        self._lock = threading.Lock()  # what tasks' threads share: the writer, the pool, the counts
 
     # --- connection ----------------------------------------------------------------------------
 
@@ -417,12 +419,13 @@ class SqlSink(rcetl.RecordSink):
 
     def _count_written(self, counts: dict[str, int]) -> None:
         due = []
-        for name, n in counts.items():
-            written = self._written.get(name, 0) + n
-            if written >= self._analyze_at.get(name, _FIRST_ANALYZE):
-                due.append(self._table(name))
-                self._analyze_at[name] = max(_FIRST_ANALYZE, written * 2)
-            self._written[name] = written
+        with self._lock:  # several tasks' writing threads count here
+            for name, n in counts.items():
+                written = self._written.get(name, 0) + n
+                if written >= self._analyze_at.get(name, _FIRST_ANALYZE):
+                    due.append(self._table(name))
+                    self._analyze_at[name] = max(_FIRST_ANALYZE, written * 2)
+                self._written[name] = written
         if due:
             self._analyze(due)
 
@@ -528,9 +531,11 @@ class SqlSink(rcetl.RecordSink):
             first, *others = prepared.parts
             pending = []
             if others:
-                if self._parts_pool is None:  # several tasks may write through this sink at once
-                    self._parts_pool = ThreadPoolExecutor(4 * len(others), thread_name_prefix=f"rcetl-sql-{self.name}")
-                pending = [self._parts_pool.submit(write, part) for part in others]
+                with self._lock:  # several tasks may write through this sink at once
+                    if self._parts_pool is None:
+                        self._parts_pool = ThreadPoolExecutor(4 * len(others), thread_name_prefix=f"rcetl-sql-{self.name}")
+                    pool = self._parts_pool
+                pending = [pool.submit(write, part) for part in others]
             # Every part has ended before this returns, whatever happened; the first error is raised.
             results: list[int | None] = []
             error: BaseException | None = None
@@ -555,7 +560,9 @@ class SqlSink(rcetl.RecordSink):
             if database and database != ":memory:" and not database.startswith("file:") and not self.url.query:
                 from .sqlite_writer import SqliteWriter
 
-                self._sqlite_writer = SqliteWriter(database, list(_SQLITE_PRAGMAS), _SQLITE_TIMEOUT)
+                with self._lock:  # several tasks prepare at once: one writer per file
+                    if self._sqlite_writer is None:
+                        self._sqlite_writer = SqliteWriter(database, list(_SQLITE_PRAGMAS), _SQLITE_TIMEOUT)
         return self._sqlite_writer
 
     def _write_by_process(self, writer: SqliteWriter, message: bytes, keys: list[tuple[str, rcetl.Key]]) -> int:
