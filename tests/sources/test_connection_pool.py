@@ -11,27 +11,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
 
 from rcetl.executors.pools import AUTO_MAX
 from rcetl.plugins.sources.ringcentral import http
 from rcetl.plugins.sources.ringcentral.config import RingCentralConfig
 from tests.servers import QuietHandler, serve
+from tests.sources.fakes import FixedTokens, FreeBudget
 
 BODY = b"ID3" + bytes(range(256)) * 4
-
-
-class _Budget:
-    def acquire(self, group: str, priority: int = 0) -> object:
-        return object()
-
-    def release(self, slot: object, **reported: Any) -> None:
-        pass
-
-
-class _Tokens:
-    def access_token(self) -> str:
-        return "tok-1"
 
 
 def test_the_default_pool_holds_as_many_connections_as_the_engine_runs_download_threads():
@@ -59,7 +46,7 @@ def test_a_window_of_concurrent_downloads_keeps_every_connection(caplog):
             self.wfile.write(BODY)
 
     server = serve(Handler)
-    client = http.ApiClient(budget=_Budget(), tokens_factory=lambda post: _Tokens(),
+    client = http.ApiClient(budget=FreeBudget(), tokens_factory=lambda post: FixedTokens(),
                             basic_auth=("id", "secret"), time_scale=1.0, timeout=10, verify_tls=True,
                             pool_size=RingCentralConfig.model_fields["pool_size"].default, max_retries=0, backoff_cap=1.0,
                             trusted_hosts=frozenset({"127.0.0.1"}))

@@ -14,22 +14,10 @@ import rcetl
 from rcetl.plugins.sources.ringcentral import http
 from rcetl.plugins.sources.ringcentral.download import download
 from tests.servers import QuietHandler, serve
+from tests.sources.fakes import FixedTokens, FreeBudget
 
 PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 BODY = b"ID3" + bytes(range(256)) * 40
-
-
-class _Budget:
-    def acquire(self, group: str, priority: int = 0) -> object:
-        return object()
-
-    def release(self, slot: object, **reported: Any) -> None:
-        pass
-
-
-class _Tokens:
-    def access_token(self) -> str:
-        return "tok-1"
 
 
 class _Out:
@@ -83,7 +71,7 @@ def origin(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, list[tuple[st
 
 
 def _client() -> http.ApiClient:
-    return http.ApiClient(budget=_Budget(), tokens_factory=lambda post: _Tokens(),  # type: ignore[arg-type]
+    return http.ApiClient(budget=FreeBudget(), tokens_factory=lambda post: FixedTokens(),  # type: ignore[arg-type]
                           basic_auth=("id", "secret"), time_scale=1.0, timeout=10, verify_tls=True, pool_size=2,
                           max_retries=0, backoff_cap=1.0, trusted_hosts=frozenset({"127.0.0.1"}))
 

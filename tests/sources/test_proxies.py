@@ -12,16 +12,9 @@ import requests
 
 from rcetl.plugins.sources.ringcentral import http
 from tests.servers import QuietHandler, serve
+from tests.sources.fakes import FreeBudget
 
 PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
-
-
-class _Budget:
-    def acquire(self, group: str, priority: int = 0) -> object:
-        return object()
-
-    def release(self, slot: object, **reported: Any) -> None:
-        pass
 
 
 def _server(name: str, seen: list[str]) -> ThreadingHTTPServer:
@@ -55,7 +48,7 @@ def servers(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, list[str], s
 
 
 def _client() -> http.ApiClient:
-    return http.ApiClient(budget=_Budget(), tokens_factory=lambda post: None, basic_auth=("id", "secret"),  # type: ignore[arg-type]
+    return http.ApiClient(budget=FreeBudget(), tokens_factory=lambda post: None, basic_auth=("id", "secret"),  # type: ignore[arg-type]
                           time_scale=1.0, timeout=10, verify_tls=True, pool_size=2, max_retries=0,
                           backoff_cap=1.0, trusted_hosts=frozenset({"127.0.0.1"}))
 
