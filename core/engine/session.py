@@ -90,11 +90,10 @@ class RunSession:
         batch_size = self.pipeline.executor.batch_size
         # One batch's records are written by a thread of the task while the next batch is staged
         # here (its binaries waited for, its rows made): the sinks' work on one batch overlaps the
-        # mapping of the next. At most one batch is in flight; checkpoints are committed here, in
+        # mapping of the next. Up to two batches are in flight; checkpoints are committed here, in
         # order, only once every batch before them is written (invariant 1).
         writer = _BatchWriter(f"rcetl-write-{task.label}")
         stopped = False  # a batch's binaries were cut short by the stop
-
         unsettled = False  # settling a batch raised: no checkpoint may move after it
 
         def settle(checkpoints_too: bool = True) -> None:
@@ -109,8 +108,6 @@ class RunSession:
             if done is None:
                 return
             unsettled = True  # until its failed items are queued and its checkpoints committed
-            if done is None:
-                return
             res, checkpoints = done
             result.records += len(res.archived)
             result.failed += len(res.failed)
