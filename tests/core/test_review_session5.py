@@ -35,6 +35,16 @@ def _instant_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 
+def _stopping_after_checkpoint_4(real: Any) -> Any:
+    """The fake stream's read, whose wait after the checkpoint at item 4 is ended by the stop."""
+    def read(self: Any, partition: str, cp: Any, window: Any) -> Iterator[Any]:
+        for item in real(self, partition, cp, window):
+            yield item
+            if isinstance(item, rcetl.Checkpoint) and item.value == 4:
+                raise rcetl.RunStopped("the run is stopping")
+
+    return read
+
 def _a_clean_rerun_completes_the_archive(pm, write_pipeline, tmp_path: Path) -> None:  # noqa: ANN001
     """Downloads work again: the next run archives all 8 items exactly once, checkpoint at the end."""
     fakesource.FAIL_DOWNLOADS.clear()
@@ -68,12 +78,7 @@ def test_a_stop_seen_by_the_reader_keeps_the_checkpoints_of_the_batches_written(
     # are written; the checkpoint behind them is committed, as a stop seen between items does
     # (it was dropped: the next run read again what was stored).
     real = fakesource.ItemsStream.read
-
-    def read(self: Any, partition: str, cp: Any, window: Any) -> Iterator[Any]:
-        for item in real(self, partition, cp, window):
-            yield item
-            if isinstance(item, rcetl.Checkpoint) and item.value == 4:
-                raise rcetl.RunStopped("the run is stopping")
+    read = _stopping_after_checkpoint_4(real)
 
     monkeypatch.setattr(fakesource.ItemsStream, "read", read)
     summary = run(write_pipeline(_text()), pm)
@@ -94,12 +99,7 @@ def test_after_a_stop_a_failed_item_that_could_not_be_queued_holds_the_checkpoin
     from rcetl.state import StateStore
 
     real = fakesource.ItemsStream.read
-
-    def read(self: Any, partition: str, cp: Any, window: Any) -> Iterator[Any]:
-        for item in real(self, partition, cp, window):
-            yield item
-            if isinstance(item, rcetl.Checkpoint) and item.value == 4:
-                raise rcetl.RunStopped("the run is stopping")
+    read = _stopping_after_checkpoint_4(real)
 
     def add_failed(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("state store unavailable (injected)")
