@@ -22,7 +22,8 @@ def test_deferred_indexes_take_one_statement_per_table_where_the_database_allows
                     lambda _conn, _cur, statement, *_: statements.append(statement))
     sink.close()
     assert missing(sink) == set()
-    ddl = [s for s in statements if s.lstrip().upper().startswith(("CREATE INDEX", "ALTER TABLE"))]
+    ddl = [s for s in statements if s.lstrip().upper().startswith(("CREATE INDEX", "ALTER TABLE"))
+           and "FOREIGN KEY" not in s.upper()]  # PostgreSQL adds a first fill's foreign keys then too
     tables = {t.name for t in sink.tables.data_tables() if t.indexes}
     if sink.engine.dialect.name in ("mysql", "mariadb"):
         assert len(ddl) == len(tables), ddl
