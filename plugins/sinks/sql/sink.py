@@ -403,7 +403,7 @@ class SqlSink(rcetl.RecordSink):
         if not tables and not keys:
             return
         if not self.config.create_tables and (indexes or keys):  # no DDL allowed: say what is missing
-            names = ", ".join(str(item.name) for item in [*indexes, *keys])
+            names = ", ".join([str(i.name) for i in indexes] + [str(k.name) for k in keys])
             log.warning("sink %r: the archive in %s lacks %s (create_tables is off)", self.name, self.where, names)
             by_table, keys = {}, []
 
