@@ -9,10 +9,13 @@ The benchmark wraps the sandbox's rate limiter to log the time and group of ever
 
 Figures, per group:
 
-* utilisation: requests sent / the most an ideal client could send in the same span,
-  ``N / (limit * (span / window + 1))``; the span runs from rcetl's first request (its token) to
-  its last request of the group, and the ``+ 1`` is the first window's burst an ideal client gets
-  too. The same figure over rcetl's whole wall time (process start to exit) is reported beside it.
+* utilisation: the least time the limit allows for the group's ``N`` requests over the time rcetl
+  took, ``ceil(N / limit) * window / (span + window)``; the span runs from rcetl's first request
+  (its token) to its last request of the group, and the ``+ window`` on both sides is the first
+  window's burst an ideal client gets too. The same figure over rcetl's whole wall time (process
+  start to exit) is reported beside it, and in the note the older requests / ideal requests
+  ``N / (limit * (span / window + 1))``, which equals it where ``N`` fills its last window and
+  otherwise charges for requests no one has to send (see ``utilisation``).
 * 429 responses the sandbox sent.
 * requests / the minimum possible, strict and window-aware (see ``minimum_heavy``).
 
@@ -87,11 +90,26 @@ def minimum_messages(truth: dict[str, Any], mailboxes: int, list_windows: int) -
 
 
 def utilisation(times: list[float], start: float, wall: float, limit: int, window: float) -> tuple[float, float]:
+    """How much longer than the limit allows the requests took (the issue's measure: "the archive
+    takes x % longer than the limit allows"): the least time an ideal client needs for them over
+    the time they took, from the run's first request (and over the whole wall time).
+
+    An ideal client sends ``limit`` requests at once, then ``limit`` a window later, and so on: its
+    last of ``N`` leaves ``ceil(N / limit) - 1`` windows after its first. Both spans count the
+    first window's burst as one window more (``+ window``). Where ``N`` fills its windows this is
+    ``requests_per_ideal`` below; where the last window holds a few requests, that figure would
+    charge the client for the requests the limit would still allow there but no one has to send
+    (1,561 Medium requests: at most 0.976 for a perfect client)."""
     if not times:
         return 0.0, 0.0
-    span = times[-1] - start
-    ideal = limit * (span / window + 1)
-    return len(times) / ideal, len(times) / (limit * (wall / window + 1))
+    allowed = math.ceil(len(times) / limit) * window
+    return allowed / (times[-1] - start + window), allowed / (wall + window)
+
+
+def requests_per_ideal(times: list[float], start: float, limit: int, window: float) -> float:
+    """Requests sent / requests the limit allows in the same span, the last window counted whole
+    (the figure of earlier sessions: below 1 for a perfect client unless ``N`` fills its windows)."""
+    return len(times) / (limit * ((times[-1] - start) / window + 1)) if times else 0.0
 
 
 def where_lost(times: list[float], start: float, limit: int, window: float) -> dict[str, float]:
@@ -143,8 +161,11 @@ def bench_heavy(recordings: int, time_scale: float, seed: int = 11) -> tuple[lis
     gone = summary.get("streams", {}).get("recording", {}).get("gone", 0)
     b = "budget"
     figures = [
-        Figure(b, "Heavy utilisation (requests / ideal, first request to last)", round(util, 3), 0.97, ">=",
-               margin=0.07, note=f"{sent:,} Heavy requests in {heavy[-1] - first:.1f} s = "
+        Figure(b, "Heavy utilisation (least time the limit allows / time taken, first request to last)",
+               round(util, 3), 0.97, ">=",
+               margin=0.07, note=f"requests / the most the limit allows in that span (last window counted whole) "
+                                 f"{requests_per_ideal(heavy, first, PLAN['Heavy'], window):.3f}; "
+                                 f"{sent:,} Heavy requests in {heavy[-1] - first:.1f} s = "
                                  f"{(heavy[-1] - first) / window:.0f} windows of {window:.2f} s (time_scale {time_scale:g}); "
                                  f"over the whole process wall time {util_wall:.3f}; projected at real 60 s windows "
                                  f"{projected(len(heavy), heavy[-1] - first, PLAN['Heavy'], window):.3f}; "
@@ -187,8 +208,11 @@ def bench_messages(messages: int, time_scale: float, seed: int = 12) -> tuple[li
     medium, light = counters["by_group"].get("Medium", 0), counters["by_group"].get("Light", 0)
     b = "budget"
     figures = [
-        Figure(b, "Medium utilisation (attachments; requests / ideal)", round(util_m, 3), 0.97, ">=", margin=0.07,
-               note=f"{medium:,} Medium requests in {(medium_t[-1] - first) / window:.0f} windows of {window:.2f} s; "
+        Figure(b, "Medium utilisation (attachments; least time the limit allows / time taken)", round(util_m, 3),
+               0.97, ">=", margin=0.07,
+               note=f"requests / the most the limit allows in that span (last window counted whole) "
+                    f"{requests_per_ideal(medium_t, first, PLAN['Medium'], window):.3f}; "
+                    f"{medium:,} Medium requests in {(medium_t[-1] - first) / window:.0f} windows of {window:.2f} s; "
                     f"over the whole wall time {util_m_wall:.3f}; projected at real 60 s windows "
                     f"{projected(len(medium_t), medium_t[-1] - first, PLAN['Medium'], window):.3f}; first window's "
                     f"requests {lost['first_burst_s']:.3f} s after the first request on average, each slot "
