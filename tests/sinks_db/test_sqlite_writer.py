@@ -191,3 +191,19 @@ def test_tasks_preparing_at_once_share_one_writer_process(sink_at, monkeypatch) 
     for t in threads:
         t.join()
     assert len(made) == 1
+
+
+def test_a_batch_larger_than_the_socket_buffer_arrives_whole(tmp_path: Path) -> None:
+    """A batch's message (here ~12 MB, many times a socket's buffer) reaches the writer whole, however
+    many reads the kernel hands it over in."""
+    db = tmp_path / "w.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (k TEXT PRIMARY KEY, v TEXT)")
+    big = [(f"k{i}", chr(0x100 + i % 500) * 3000) for i in range(2000)]
+    writer = SqliteWriter(str(db), ["PRAGMA journal_mode=WAL"], 30)
+    try:
+        assert writer.write([[("upsert", "INSERT INTO t VALUES (?, ?)", big, True)]]) == 2000
+        assert writer.write([[("upsert", "INSERT INTO t VALUES (?, ?)", [("small", "x")], True)]]) == 1
+    finally:
+        writer.close()
+    assert rows(db, "SELECT k, v FROM t ORDER BY rowid") == [*big, ("small", "x")]
