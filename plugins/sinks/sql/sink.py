@@ -847,16 +847,25 @@ def _kept(child_table: str, rows: Rows) -> set[tuple[Any, Any, Any]]:
 
 #: Every connection to a SQLite archive, the writer process's too.
 _SQLITE_PRAGMAS = (
+    # A new archive's pages hold 16 KB, not 4: a call's row is ~2 KB (its raw JSON ~1.6 KB), so a
+    # 4 KB page held under two rows and a batch's WAL frames, checkpoints and index builds took
+    # four times the system calls (50,000 calls: the writer process's CPU 1.86-2.05 -> 1.56-1.62 s,
+    # the close's index build 0.40-0.45 -> 0.25-0.31 s, the file 151 -> 133 MB, with the memory map
+    # below). Only a new file takes it (before WAL fixes it); an existing archive keeps its own.
+    "PRAGMA page_size=16384",
+    # Reads through a memory map of up to 256 MB; writes and fsyncs go as before (durability alike).
+    "PRAGMA mmap_size=268435456",
     # WAL lets `rcetl verify` read while a run writes. FULL, not NORMAL: in WAL mode NORMAL fsyncs
     # only at a checkpoint, so a power cut could lose rows committed since, while the state store (a
     # file of its own) keeps a checkpoint past them -- a gap. FULL fsyncs the WAL once per commit
     # (one per batch), so records are durable before the engine moves a checkpoint (invariant 2).
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=FULL",
-    # Checkpoint the WAL into the database every ~40 MB instead of every 4 MB: a batch of calls
-    # dirties thousands of index pages, so the default checkpointed (and fsynced) on almost every
-    # commit, half of the commit's time. Readers are unaffected; the last close checkpoints.
-    "PRAGMA wal_autocheckpoint=10000",
+    # Checkpoint the WAL into the database every ~40 MB (2,500 pages of 16 KB; 10 MB in an archive
+    # made with 4 KB pages) instead of every 1,000 pages: a batch of calls dirties thousands of
+    # index pages, so the default checkpointed (and fsynced) on almost every commit, half of the
+    # commit's time. Readers are unaffected; the last close checkpoints.
+    "PRAGMA wal_autocheckpoint=2500",
 )
 _SQLITE_TIMEOUT = 30  # seconds a connection waits for another's write lock
 
