@@ -388,6 +388,11 @@ class ObjectStoreSink(BlobSink):
         """Write a small object (a sidecar), replacing any object under the key."""
         raise NotImplementedError
 
+    def _rewrite_small(self, key: str, data: bytes, content_type: str) -> None:
+        """Replace a sidecar whose binary is already in place (records may name it): atomically,
+        where :meth:`_put_small` may not be (the local folder writes a new key's sidecar in place)."""
+        self._put_small(key, data, content_type)
+
     def _open(self, key: str) -> BinaryIO:
         raise NotImplementedError
 
@@ -434,7 +439,7 @@ class ObjectStoreSink(BlobSink):
                 self._found(key)
                 if self.config.sidecar and self.sidecar_durable_at_sync \
                         and self._sidecar_sha256(key) != blob.sha256:
-                    self._put_small(self.sidecar_key(key), self.sidecar_bytes(key, blob), "application/json")
+                    self._rewrite_small(self.sidecar_key(key), self.sidecar_bytes(key, blob), "application/json")
                 return self._stored(key, blob, skipped=True)
             if self._replaces_invalid(key, blob):
                 continue  # the bad bytes are gone: write the good ones under the same key

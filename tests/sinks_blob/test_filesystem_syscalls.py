@@ -4,8 +4,11 @@ folders by ``sync()``)."""
 
 from __future__ import annotations
 
+import ctypes
 import errno
+import json
 import os
+import stat
 
 import pytest
 
@@ -13,6 +16,15 @@ import rcetl
 from rcetl.plugins.sinks import filesystem
 
 from .conftest import BlobMaker, build_sink
+
+
+@pytest.fixture
+def fsync_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every os.fsync the sink makes (sidecars and folders at sync(); they still fsync)."""
+    seen: list[int] = []
+    real = os.fsync
+    monkeypatch.setattr(filesystem.os, "fsync", lambda fd: (seen.append(fd), real(fd))[1])
+    return seen
 
 
 def _sink(ctx: rcetl.RunContext, **options: object) -> filesystem.FilesystemSink:
@@ -26,7 +38,14 @@ def _blobs_in_many_folders(sink: filesystem.FilesystemSink, blobs: BlobMaker, n:
             for i in range(n)]
 
 
-def test_sync_hands_the_pool_one_task_per_lane_not_one_per_file(ctx, blobs: BlobMaker, monkeypatch) -> None:
+@pytest.fixture
+def per_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """sync() fsyncs each owed path (what it does below _SYNCFS_FROM of them, or without syncfs)."""
+    monkeypatch.setattr(filesystem, "_SYNCFS_FROM", 10**9)
+
+
+def test_sync_hands_the_pool_one_task_per_lane_not_one_per_file(ctx, blobs: BlobMaker, monkeypatch,
+                                                                 per_path) -> None:
     """Forty sidecars and their folders are fsynced in at most _SYNC_THREADS lanes a pass (this
     thread runs one): a task per file cost a future and a thread wake-up per file."""
     sink = _sink(ctx)
@@ -48,7 +67,8 @@ def test_sync_hands_the_pool_one_task_per_lane_not_one_per_file(ctx, blobs: Blob
     sink.close()
 
 
-def test_a_failed_lane_leaves_only_what_is_not_durable_owed(ctx, blobs: BlobMaker, monkeypatch) -> None:
+def test_a_failed_lane_leaves_only_what_is_not_durable_owed(ctx, blobs: BlobMaker, monkeypatch,
+                                                           per_path) -> None:
     """One sidecar's fsync fails: the other lanes finish theirs, sync() raises, and the next sync()
     fsyncs only what the failed lane had not done."""
     sink = _sink(ctx)
@@ -101,4 +121,142 @@ def test_a_link_out_of_the_archive_is_still_refused(ctx, blobs: BlobMaker, tmp_p
     with pytest.raises(rcetl.PermanentError, match="outside"):
         sink.store(blobs(b"ID3 escape", blob_id="rec-x", date="2024-07-08T10:00:00Z"))
     assert list(outside.iterdir()) == []
+    sink.close()
+
+
+needs_syncfs = pytest.mark.skipif(filesystem._syncfs is None, reason="no syncfs(2) here (Linux >= 5.8)")
+
+
+def _spy_syncfs(monkeypatch: pytest.MonkeyPatch, fail: int = 0) -> list[str]:
+    """The folders syncfs is called on (their file system is synced for real); the first ``fail``
+    calls fail with EIO instead."""
+    seen: list[str] = []
+    real = filesystem._syncfs
+    assert real is not None
+
+    def spy(fd: int) -> int:
+        seen.append(os.readlink(f"/proc/self/fd/{fd}"))
+        if len(seen) <= fail:
+            ctypes.set_errno(errno.EIO)
+            return -1
+        return real(fd)
+
+    monkeypatch.setattr(filesystem, "_syncfs", spy)
+    return seen
+
+
+@needs_syncfs
+def test_a_large_sync_is_one_syncfs_not_an_fsync_per_path(ctx, blobs: BlobMaker, monkeypatch, fsync_calls) -> None:
+    """A batch owing at least _SYNCFS_FROM paths (sidecars and folders) is made durable by one
+    syncfs(2) of the archive's file system: no fsync per sidecar or folder."""
+    sink = _sink(ctx)
+    stored = _blobs_in_many_folders(sink, blobs, filesystem._SYNCFS_FROM)
+    calls = _spy_syncfs(monkeypatch)
+    fsync_calls.clear()
+    sink.sync()
+    assert len(calls) == 1 and calls[0].startswith(sink._root)
+    assert fsync_calls == []
+    sink.sync()  # nothing owed any more
+    assert len(calls) == 1
+    assert all(os.path.exists(s.location + ".json") for s in stored)
+    sink.close()
+
+
+@needs_syncfs
+def test_a_failed_syncfs_is_reported_and_everything_stays_owed(ctx, blobs: BlobMaker, monkeypatch) -> None:
+    sink = _sink(ctx)
+    _blobs_in_many_folders(sink, blobs, filesystem._SYNCFS_FROM)
+    calls = _spy_syncfs(monkeypatch, fail=1)
+    with pytest.raises(rcetl.TransientError, match="syncing the archive's file system"):
+        sink.sync()
+    sink.sync()  # tried again: still the whole batch, so still one syncfs
+    assert len(calls) == 2
+    sink.sync()
+    assert len(calls) == 2
+    sink.close()
+
+
+def test_a_small_sync_keeps_its_fsyncs(ctx, blobs: BlobMaker, monkeypatch, fsync_calls) -> None:
+    """Below _SYNCFS_FROM owed paths (an incremental run's few files) sync() fsyncs just those, not
+    the whole file system (which would also write what other processes left dirty on it)."""
+    sink = _sink(ctx)
+    stored = _blobs_in_many_folders(sink, blobs, 3)
+    calls: list[int] = []
+    monkeypatch.setattr(filesystem, "_syncfs", lambda fd: calls.append(fd) or 0)
+    fsync_calls.clear()
+    sink.sync()
+    assert calls == []
+    assert len(fsync_calls) >= 6  # three sidecars, their folders and the folders above them
+    assert all(s.location for s in stored)
+    sink.close()
+
+
+def test_a_new_sidecar_is_made_in_place_without_a_temp_file(ctx, blobs: BlobMaker, monkeypatch) -> None:
+    """A new key's sidecar is created where it stays (create-only): no temp file, no rename."""
+    sink = _sink(ctx)
+    renamed: list[tuple[str, str]] = []
+    real = os.replace
+    monkeypatch.setattr(filesystem.os, "replace", lambda a, b: (renamed.append((a, b)), real(a, b))[1])
+    stored = sink.store(blobs(b"ID3 in place", blob_id="rec-in-place"))
+    assert renamed == []
+    with open(stored.location + ".json", "rb") as fh:
+        assert json.load(fh)["blob"]["sha256"] == stored.sha256
+    assert stat.S_IMODE(os.stat(stored.location + ".json").st_mode) == 0o600 & ~filesystem._UMASK
+    assert os.listdir(os.path.join(sink._root, filesystem.TEMP_DIR)) == []
+    sink.close()
+
+
+def test_a_sidecar_a_killed_run_left_without_its_binary_is_replaced(ctx, blobs: BlobMaker) -> None:
+    """A run killed while writing a new sidecar (its binary not yet named) leaves it cut short; the
+    next store of that key replaces it whole (atomically, through a temp file)."""
+    sink = _sink(ctx)
+    blob = blobs(b"ID3 killed mid-sidecar", blob_id="rec-killed")
+    key = sink.key_for(blob.ref, blob.record)
+    path = os.path.join(sink._root, *key.split("/"))
+    os.makedirs(os.path.dirname(path))
+    with open(path + ".json", "wb") as fh:
+        fh.write(b'{"blob": {"blob_id": "rec-ki')
+    stored = sink.store(blob)
+    assert not stored.skipped
+    with open(stored.location + ".json", "rb") as fh:
+        assert json.load(fh)["blob"]["sha256"] == blob.sha256
+    assert os.listdir(os.path.join(sink._root, filesystem.TEMP_DIR)) == []
+    sink.close()
+
+
+def test_a_failed_sidecar_write_leaves_no_sidecar(ctx, blobs: BlobMaker, monkeypatch) -> None:
+    """The disk fills while a new sidecar is written in place: nothing half-written stays under its
+    name (and the binary never got one)."""
+    sink = _sink(ctx)
+    blob = blobs(b"ID3 disk full", blob_id="rec-full")
+
+    def full(fd: int, data: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(filesystem.os, "write", full)
+    with pytest.raises(rcetl.TransientError, match="disk full"):
+        sink.store(blob)
+    key = sink.key_for(blob.ref, blob.record)
+    path = os.path.join(sink._root, *key.split("/"))
+    assert not os.path.exists(path + ".json") and not os.path.exists(path)
+    sink.close()
+
+
+def test_a_sidecar_rewritten_beside_its_binary_is_replaced_atomically(ctx, blobs: BlobMaker, monkeypatch) -> None:
+    """A binary found in place whose sidecar is missing (records may name it): the new sidecar is
+    written to a temp file and renamed over, never created in place, where a reader or a kill could
+    meet it half-written."""
+    sink = _sink(ctx)
+    blob = blobs(b"ID3 found without sidecar", blob_id="rec-found")
+    stored = sink.store(blob)
+    sink.sync()
+    os.unlink(stored.location + ".json")
+    renamed: list[str] = []
+    real = os.replace
+    monkeypatch.setattr(filesystem.os, "replace", lambda a, b: (renamed.append(b), real(a, b))[1])
+    again = sink.store(blob)
+    assert again.skipped
+    assert renamed == [stored.location + ".json"]
+    with open(stored.location + ".json", "rb") as fh:
+        assert json.load(fh)["blob"]["sha256"] == blob.sha256
     sink.close()
