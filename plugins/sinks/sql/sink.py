@@ -849,12 +849,12 @@ def _kept(child_table: str, rows: Rows) -> set[tuple[Any, Any, Any]]:
 _SQLITE_PRAGMAS = (
     # A new archive's pages hold 16 KB, not 4: a call's row is ~2 KB (its raw JSON ~1.6 KB), so a
     # 4 KB page held under two rows and a batch's WAL frames, checkpoints and index builds took
-    # four times the system calls (50,000 calls: the writer process's CPU 1.86-2.05 -> 1.56-1.62 s,
-    # the close's index build 0.40-0.45 -> 0.25-0.31 s, the file 151 -> 133 MB, with the memory map
-    # below). Only a new file takes it (before WAL fixes it); an existing archive keeps its own.
+    # four times the system calls (50,000 calls: the writer process's CPU 1.86-2.05 -> 1.56-1.62 s
+    # with a memory map, the close's index build 0.40-0.45 -> 0.27-0.31 s, the file 151 -> 133 MB).
+    # Only a new file takes it (before WAL fixes it); an existing archive keeps its own. No memory
+    # map (mmap_size): it saved ~0.03 s more, but every page read through it counts in the resident
+    # set of the process (the close's index build maps the whole archive), which users watch.
     "PRAGMA page_size=16384",
-    # Reads through a memory map of up to 256 MB; writes and fsyncs go as before (durability alike).
-    "PRAGMA mmap_size=268435456",
     # WAL lets `rcetl verify` read while a run writes. FULL, not NORMAL: in WAL mode NORMAL fsyncs
     # only at a checkpoint, so a power cut could lose rows committed since, while the state store (a
     # file of its own) keeps a checkpoint past them -- a gap. FULL fsyncs the WAL once per commit
