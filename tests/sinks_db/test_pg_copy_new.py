@@ -47,8 +47,14 @@ def test_a_first_write_copies_into_the_tables_and_a_rewrite_goes_through_the_sta
     copies.clear()
     before = snapshot(sink)
     assert sink.write(ds.records) == 0  # all archived: upserted, nothing changed
-    assert copies and all(c.startswith("rcetl_stage_") for c in copies), copies
+    # The first fill's COPY of the calls met an archived key: undone, the fill is over, and the
+    # batch went through the lookups, the stage and the upsert.
+    assert copies[0] == f"{prefix}call_log" and not sink._first_fill, copies
+    assert copies[1:] and all(c.startswith("rcetl_stage_") for c in copies[1:]), copies
     assert snapshot(sink) == before
+    copies.clear()
+    assert sink.write(ds.records) == 0  # the fill is over: straight to the lookups and the stage
+    assert copies and all(c.startswith("rcetl_stage_") for c in copies), copies
 
 
 def test_a_row_archived_meanwhile_is_upserted_not_duplicated(make_sql_sink, copies, monkeypatch, caplog):
@@ -77,3 +83,34 @@ def test_a_bad_row_in_a_copy_still_fails_the_whole_batch(make_sql_sink):
     with pytest.raises(rcetl.PermanentError):
         sink.write([*ds.of("call-log"), bad])  # an id longer than its column
     assert sink.count("call-log") == 0
+
+
+def test_a_first_fill_looks_no_key_up_until_a_key_is_archived_already(make_sql_sink):
+    """Tables empty when the sink opened take batches as new without a lookup and are not analysed
+    while the fill lasts; a call sent again (with a leg fewer) ends it, undoes only its own batch's
+    COPY and goes the usual way: its stale leg removed, nothing duplicated, the tables analysed."""
+    import sqlalchemy as sa
+
+    ds = make_dataset()
+    calls = [c for c in ds.of("call-log") if len(c.record.data.get("legs") or []) >= 2]
+    assert len(calls) >= 2
+    sink = make_sql_sink()
+    statements: list[str] = []
+    sa.event.listen(sink.engine, "before_cursor_execute", lambda _c, _cur, sql, *_: statements.append(sql))
+    assert sink._first_fill == {"call_log", "messages"}
+    sink.write(calls[:1])
+    sink.write(calls[1:])
+    assert not [s for s in statements if s.lstrip().upper().startswith(("SELECT", "ANALYZE"))], statements
+    assert sink._first_fill
+
+    shorter = copy.deepcopy(calls[0])
+    shorter.record.data["legs"] = shorter.record.data["legs"][:1]
+    assert sink.write([shorter]) == 1  # changed: one leg fewer
+    assert not sink._first_fill
+    assert any(s.lstrip().upper().startswith("ANALYZE") for s in statements), statements
+    with sink.engine.connect() as conn:
+        legs = sink.tables.call_legs
+        n = conn.execute(sa.select(sa.func.count()).select_from(legs).where(legs.c.call_id == shorter.key)).scalar()
+        total = conn.execute(sa.select(sa.func.count()).select_from(sink.tables.call_log)).scalar()
+    assert n == 1
+    assert total == len(calls)
