@@ -6,7 +6,9 @@ goes up in one PUT whose answer carries that checksum (no transfer manager, no H
 go up in parts
 (boto3's TransferConfig); S3 then reports a composite checksum (SHA-256 of the parts' SHA-256s),
 which is recomputed locally in the same pass that re-checks the whole-file digest.
-Writes are create-only (``If-None-Match: *``) so two writers never clobber each other.
+Writes are create-only (``If-None-Match: *``) so two writers never clobber each other; below the
+multipart threshold that is also how a key already taken is found (the sidecar's PUT answers 412),
+so a new binary costs its sidecar's PUT and its own, no look-up first.
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ from rcetl.blobs import BucketStoreConfig, BucketStoreSink
 MiB = 1 << 20
 # S3's own limits: parts of at least 5 MiB (but the last), at most 10,000 parts.
 MIN_PART = 5 * MiB
+# botocore asks the server for "100 Continue" before sending any PUT's body (a round trip more per
+# request); a body up to this size is sent at once (a refused create-only PUT then costs at most this
+# much of sending for nothing).
+EXPECT_CONTINUE_ABOVE = 1 * MiB
 
 
 class S3Config(BucketStoreConfig):
@@ -112,6 +118,8 @@ class S3Sink(BucketStoreSink):
         # s3transfer does not pass IfNoneMatch through; add it to the request that creates the object.
         for op in ("PutObject", "CompleteMultipartUpload"):
             client.meta.events.register(f"before-parameter-build.s3.{op}", self._add_if_none_match)
+        # botocore adds the header on "before-call.s3", after any handler of a more specific event
+        client.meta.events.register_last("before-call.s3", _no_expect_for_small_bodies)
         self._transfer = TransferConfig(
             multipart_threshold=c.multipart_threshold,
             multipart_chunksize=c.multipart_chunksize,
@@ -210,6 +218,50 @@ class S3Sink(BucketStoreSink):
             raise rcetl.TransientError(f"{self.name}: {key} is not visible right after its upload")
         return info
 
+    def _store_at(self, blob: rcetl.SpooledBlob, base: str) -> rcetl.StoredBlob:
+        """A binary below the multipart threshold is first written with no look-up: its sidecar and
+        then the file are each created only if absent (``If-None-Match: *``), so a new key (nearly
+        every binary a run stores: the engine's ledger skips what is archived) costs two PUTs and no
+        HEAD. A key already taken answers 412 and goes the look-up way (skip, conflict, version)."""
+        if blob.size >= self.config.multipart_threshold:
+            return super()._store_at(blob, base)
+        try:
+            return self._create_new(base, blob)
+        except self.KeyExists:
+            return super()._store_at(blob, base)
+
+    def _create_new(self, key: str, blob: rcetl.SpooledBlob) -> rcetl.StoredBlob:
+        """Sidecar first (once the binary exists its sidecar does too), both create-only. Raises
+        :class:`KeyExists` when either key is taken, leaving no sidecar of ours beside another file."""
+        sidecar = self.sidecar_key(key) if self.config.sidecar else None
+        if sidecar is not None:
+            self._create_small(sidecar, self.sidecar_bytes(key, blob), "application/json")
+        try:
+            info = self._upload(key, blob, {"sha256": blob.sha256})
+        except self.KeyExists:
+            existing = self._head(key)  # a file without a sidecar (stored with ``sidecar: false``)
+            if existing is not None and self._same_content(blob, existing):
+                return self._stored(key, blob, skipped=True)  # the new sidecar describes these bytes
+            if sidecar is not None:
+                self._delete(sidecar)  # not ours to describe other bytes
+            raise
+        try:
+            self._verify(blob, info)
+        except rcetl.IntegrityError:
+            self._discard(key)
+            raise
+        return self._stored(key, blob, skipped=False)
+
+    def _create_small(self, key: str, data: bytes, content_type: str) -> None:
+        """:meth:`_put_small`, create-only: raises :class:`KeyExists` when the key is taken."""
+        try:
+            self.client.put_object(Bucket=self.config.bucket, Key=key, Body=data, IfNoneMatch="*",
+                                   **self._write_args(content_type))
+        except Exception as exc:
+            if _code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                raise self.KeyExists(key) from exc
+            raise
+
     def _put_file(self, key: str, blob: rcetl.SpooledBlob, args: dict[str, Any]) -> rcetl.ObjectInfo:
         """One create-only PUT for a binary below the multipart threshold (most recordings, every
         fax): no transfer manager (a thread pool per upload) and no HEAD afterwards, because S3
@@ -265,6 +317,16 @@ class S3Sink(BucketStoreSink):
 
     def _classify(self, exc: BaseException) -> rcetl.RcetlError | None:
         return _classify(exc, self.config.bucket)
+
+
+def _no_expect_for_small_bodies(model: Any, params: dict[str, Any], **_: Any) -> None:
+    """Drop the ``Expect: 100-continue`` botocore's own handler put on a PUT whose body is small."""
+    if model.name == "PutObject" and "Expect" in params.get("headers", {}):
+        from botocore.utils import determine_content_length
+
+        size = determine_content_length(params.get("body"))
+        if size is not None and size <= EXPECT_CONTINUE_ABOVE:
+            del params["headers"]["Expect"]
 
 
 def _hex(b64: str) -> str:

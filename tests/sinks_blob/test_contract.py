@@ -102,7 +102,7 @@ def test_lost_race_to_a_concurrent_writer_is_a_conflict_not_an_overwrite(
     sink = make_sink(backend, ctx, sidecar=False)
     blob = blobs(b"ours")
     key = sink.key_for(blob.ref, blob.record)
-    real_head = sink._head
+    real_head, real_upload = sink._head, sink._upload
     looks: list[str] = []
 
     def rival_writes_after_our_look(k):
@@ -112,7 +112,14 @@ def test_lost_race_to_a_concurrent_writer_is_a_conflict_not_an_overwrite(
             return None
         return real_head(k)
 
+    def rival_writes_first(k, *args):  # a sink that uploads with no look-up first (S3 below multipart)
+        if not looks:
+            looks.append(k)
+            sink._put_small(key, b"theirs", "audio/mpeg")
+        return real_upload(k, *args)
+
     monkeypatch.setattr(sink, "_head", rival_writes_after_our_look)
+    monkeypatch.setattr(sink, "_upload", rival_writes_first)
     with pytest.raises(rcetl.ConflictError):
         sink.store(blob)
     monkeypatch.undo()

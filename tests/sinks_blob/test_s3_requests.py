@@ -1,5 +1,6 @@
-"""S3 requests per binary against moto's server: a file below the multipart threshold goes up in
-one create-only PUT whose answer carries S3's SHA-256 (no transfer manager, no HEAD afterwards)."""
+"""S3 requests per binary against moto's server: a new binary costs two create-only PUTs (its
+sidecar, then the file, whose answer carries S3's SHA-256: no transfer manager, no HEAD before or
+after); a key already taken is found by S3's 412 and judged by a look-up."""
 
 from __future__ import annotations
 
@@ -25,14 +26,73 @@ def _count_calls(sink) -> Counter[str]:
     return calls
 
 
-def test_a_small_binary_costs_one_lookup_and_two_puts(s3_backend, ctx, blobs: BlobMaker) -> None:
+def test_a_new_binary_costs_two_create_only_puts_and_no_lookup(s3_backend, ctx, blobs: BlobMaker) -> None:
+    """A new key (nearly every binary a run stores: the ledger skips archived ones) needs no HEAD:
+    the sidecar and then the binary are created only if absent, so a taken key is found by S3's
+    412 and judged by the look-up path."""
     sink = make_sink(s3_backend, ctx)
     calls = _count_calls(sink)
-    stored = sink.store(blobs(b"ID3 a short recording"))
-    assert calls == Counter({"HeadObject": 1, "PutObject": 2})  # the lookup, the sidecar, the binary
-    head = sink.client.head_object(Bucket=sink.config.bucket, Key=sink.key_of(stored.location))
-    assert head["Metadata"]["sha256"] == stored.sha256 and head["ContentType"] == "audio/mpeg"
-    calls.clear()
-    assert sink.store(blobs(b"ID3 a short recording")).skipped
-    assert calls == Counter({"HeadObject": 1})
+    stored = sink.store(blobs(b"ID3 a new recording"))
+    assert calls == Counter({"PutObject": 2})
+    key = sink.key_of(stored.location)
+    head = sink.client.head_object(Bucket=sink.config.bucket, Key=key)
+    assert head["Metadata"]["sha256"] == stored.sha256 and not stored.skipped
+    side = sink.client.get_object(Bucket=sink.config.bucket, Key=key + ".json")["Body"].read()
+    assert stored.sha256.encode() in side
 
+
+def test_a_stored_binary_is_skipped_after_its_refused_sidecar(s3_backend, ctx, blobs: BlobMaker) -> None:
+    sink = make_sink(s3_backend, ctx)
+    first = sink.store(blobs(b"ID3 stored once"))
+    calls = _count_calls(sink)
+    again = sink.store(blobs(b"ID3 stored once"))
+    assert again.skipped and again.location == first.location
+    # the sidecar's create-only PUT refused (412, nothing written), then the look-up that finds the same bytes
+    assert calls == Counter({"PutObject": 1, "HeadObject": 1})
+
+
+def test_a_binary_stored_without_sidecar_gets_one_and_is_skipped(s3_backend, ctx, blobs: BlobMaker) -> None:
+    bare = make_sink(s3_backend, ctx, sidecar=False)
+    first = bare.store(blobs(b"ID3 no sidecar yet"))
+    sink = make_sink(s3_backend, ctx)
+    again = sink.store(blobs(b"ID3 no sidecar yet"))
+    assert again.skipped and again.location == first.location
+    side = sink.client.get_object(Bucket=sink.config.bucket, Key=sink.key_of(first.location) + ".json")
+    assert first.sha256.encode() in side["Body"].read()
+
+
+def test_other_bytes_without_sidecar_stay_and_get_no_sidecar_of_ours(s3_backend, ctx, blobs: BlobMaker) -> None:
+    import rcetl
+
+    bare = make_sink(s3_backend, ctx, sidecar=False)
+    first = bare.store(blobs(b"ID3 theirs"))
+    sink = make_sink(s3_backend, ctx)
+    with pytest.raises(rcetl.ConflictError):
+        sink.store(blobs(b"ID3 ours, different"))
+    key = sink.key_of(first.location)
+    assert sink.client.get_object(Bucket=sink.config.bucket, Key=key)["Body"].read() == b"ID3 theirs"
+    listed = sink.client.list_objects_v2(Bucket=sink.config.bucket).get("Contents") or []
+    assert [o["Key"] for o in listed] == [key]
+
+
+def test_a_sidecar_left_without_its_binary_is_replaced(s3_backend, ctx, blobs: BlobMaker) -> None:
+    """A run killed between the sidecar and the binary: the next store writes both."""
+    sink = make_sink(s3_backend, ctx)
+    blob = blobs(b"ID3 after a crash")
+    key = sink.key_for(blob.ref, blob.record)
+    sink.client.put_object(Bucket=sink.config.bucket, Key=key + ".json", Body=b'{"stale": true}')
+    stored = sink.store(blob)
+    assert not stored.skipped
+    side = sink.client.get_object(Bucket=sink.config.bucket, Key=key + ".json")["Body"].read()
+    assert blob.sha256.encode() in side and b"stale" not in side
+
+
+def test_a_small_binary_goes_up_without_waiting_for_100_continue(s3_backend, ctx, blobs: BlobMaker) -> None:
+    """botocore asks the server for ``100 Continue`` before sending a PUT's body (a round trip more
+    per PUT); a small body (a sidecar, a small binary) is sent at once."""
+    sink = make_sink(s3_backend, ctx)
+    expects: list[str | None] = []
+    sink.client.meta.events.register("before-send.s3.PutObject",
+                                     lambda request, **_: expects.append(request.headers.get("Expect")))
+    sink.store(blobs(b"ID3" + b"\x00" * 100_000))
+    assert expects == [None, None]  # the sidecar, the binary
