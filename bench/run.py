@@ -32,6 +32,7 @@ BENCHES = [
     ("bench_startup", "start-up"),
     ("bench_budget", "budget efficiency"),
     ("bench_throughput", "throughput outside the API"),
+    ("bench_s3_binaries", "recordings into S3 (moto)"),
     ("bench_scale", "scale with work"),
     ("bench_memory", "memory"),
 ]
@@ -60,6 +61,10 @@ FLOORS: dict[str, float] = {
     "call-log records/s, rcetl / hand-written script (mysql)": 0.65,
     "call-log records/s, rcetl / hand-written script (postgres)": 0.55,
     "call-log records/s, rcetl (SQLite) / dlt": 4.0,
+    # Sixth session, first measured (bench_s3_binaries --quick x3 at load 4-8; full 0.531 at load
+    # 3-4): rcetl 0.548-0.575 of the plain boto3 loop, peak RSS 173-193 MB (bench/README.md, Gaps).
+    "recordings/s, rcetl (S3 + SQLite) / bare": 0.45,
+    "peak RSS of rcetl archiving recordings (S3 + SQLite)": 200,
     "`rcetl validate` / `python -c pass`": 14,
     "`rcetl --help` / `python -c pass`": 25,
 }
