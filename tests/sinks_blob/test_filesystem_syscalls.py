@@ -124,15 +124,13 @@ def test_a_link_out_of_the_archive_is_still_refused(ctx, blobs: BlobMaker, tmp_p
     sink.close()
 
 
-needs_syncfs = pytest.mark.skipif(filesystem._syncfs is None, reason="no syncfs(2) here (Linux >= 5.8)")
-
-
 def _spy_syncfs(monkeypatch: pytest.MonkeyPatch, fail: int = 0) -> list[str]:
     """The folders syncfs is called on (their file system is synced for real); the first ``fail``
     calls fail with EIO instead."""
     seen: list[str] = []
-    real = filesystem._syncfs
-    assert real is not None
+    # Where libc has no syncfs(2) (before Linux 5.8) the sink never calls it; what these tests check
+    # is the sink's choice and bookkeeping, so there a sync(2) of every file system stands in for it.
+    real = filesystem._syncfs or (lambda _fd: (os.sync(), 0)[1])
 
     def spy(fd: int) -> int:
         seen.append(os.readlink(f"/proc/self/fd/{fd}"))
@@ -145,7 +143,6 @@ def _spy_syncfs(monkeypatch: pytest.MonkeyPatch, fail: int = 0) -> list[str]:
     return seen
 
 
-@needs_syncfs
 def test_a_large_sync_is_one_syncfs_not_an_fsync_per_path(ctx, blobs: BlobMaker, monkeypatch, fsync_calls) -> None:
     """A batch owing at least _SYNCFS_FROM paths (sidecars and folders) is made durable by one
     syncfs(2) of the archive's file system: no fsync per sidecar or folder."""
@@ -162,7 +159,6 @@ def test_a_large_sync_is_one_syncfs_not_an_fsync_per_path(ctx, blobs: BlobMaker,
     sink.close()
 
 
-@needs_syncfs
 def test_a_failed_syncfs_is_reported_and_everything_stays_owed(ctx, blobs: BlobMaker, monkeypatch) -> None:
     sink = _sink(ctx)
     _blobs_in_many_folders(sink, blobs, filesystem._SYNCFS_FROM)
