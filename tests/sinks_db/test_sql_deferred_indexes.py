@@ -13,22 +13,24 @@ from .test_sql_sink import snapshot
 pytestmark = pytest.mark.integration
 
 
-def missing(sink) -> set[str]:
-    """The secondary indexes the schema declares that the database does not have."""
+def _absent(sink, declared, reflect: str) -> set[str]:
+    """The names of what ``declared(table)`` gives for each data table that the database lacks
+    (``reflect``: the inspector's method listing what it has)."""
     with sink.engine.connect() as conn:
         inspector = sa.inspect(conn)
-        present = {i["name"] for t in sink.tables.data_tables()
-                   for i in inspector.get_indexes(t.name, schema=t.schema)}
-    return {str(i.name) for t in sink.tables.data_tables() for i in t.indexes} - present
+        present = {item["name"] for t in sink.tables.data_tables()
+                   for item in getattr(inspector, reflect)(t.name, schema=t.schema)}
+    return {str(item.name) for t in sink.tables.data_tables() for item in declared(t)} - present
+
+
+def missing(sink) -> set[str]:
+    """The secondary indexes the schema declares that the database does not have."""
+    return _absent(sink, lambda t: t.indexes, "get_indexes")
 
 
 def missing_keys(sink) -> set[str]:
     """The foreign keys the schema declares that the database does not have."""
-    with sink.engine.connect() as conn:
-        inspector = sa.inspect(conn)
-        present = {k["name"] for t in sink.tables.data_tables()
-                   for k in inspector.get_foreign_keys(t.name, schema=t.schema)}
-    return {str(k.name) for t in sink.tables.data_tables() for k in t.foreign_key_constraints} - present
+    return _absent(sink, lambda t: t.foreign_key_constraints, "get_foreign_keys")
 
 
 def test_a_first_fill_keeps_only_primary_keys_and_ends_with_every_index(make_sql_sink):
