@@ -73,8 +73,12 @@ def test_a_retry_after_within_backoff_cap_is_honoured(sandbox_factory, tmp_path:
 
 def _start(archive, tmp_path: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "RCETL_HOME": str(tmp_path / "home"), "PYTHONUNBUFFERED": "1"}
+    # Ctrl-C comes from a terminal, where SIGINT is never ignored; a suite started as a background
+    # job of a non-interactive shell (`.ci/run &`) hands its children SIGINT ignored, and Python
+    # then installs no KeyboardInterrupt handler: the run would be right to go on.
     return subprocess.Popen([sys.executable, "-m", "rcetl.cli.main", "run", str(archive.path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _until(condition, proc: subprocess.Popen[str], timeout: float = 120.0) -> None:
