@@ -53,7 +53,7 @@ def child_loop(endpoint: str, bucket: str, threads: int) -> dict[str, Any]:
     import requests
     from botocore.config import Config
 
-    from .bench_throughput import _pages, _token
+    from .bench_throughput import _pages, _token, name_recordings
 
     env = dict(os.environ)
     session = requests.Session()
@@ -67,10 +67,7 @@ def child_loop(endpoint: str, bucket: str, threads: int) -> dict[str, Any]:
     for body, _size in _pages(session, env["RC_SERVER"] + "/restapi/v1.0/account/~/call-log", params):
         for rec in body.get("records") or []:
             records += 1
-            for holder in [rec, *(rec.get("legs") or [])]:
-                r = holder.get("recording")
-                if r and r.get("contentUri"):
-                    names.setdefault(r["contentUri"], f"{r['id']}.mp3")
+            name_recordings(rec, names)
 
     def copy(uri: str) -> int:
         r = session.get(uri)

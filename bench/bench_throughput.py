@@ -89,6 +89,14 @@ def _pages(session: Any, url: str, params: dict[str, Any]):
             p = None
 
 
+def name_recordings(rec: dict[str, Any], names: dict[str, str]) -> None:
+    """Add to ``names`` (content URI -> file name) the recordings of a call-log record and its legs."""
+    for holder in [rec, *(rec.get("legs") or [])]:
+        r = holder.get("recording")
+        if r and r.get("contentUri"):
+            names.setdefault(r["contentUri"], f"{r['id']}.mp3")
+
+
 def child_bare(mode: str, threads: int, folder: str | None = None) -> dict[str, Any]:
     """The ceiling: fetch the same pages and binaries and keep nothing; or, with ``folder``, the
     plain download loop of the issue: each thread streams each download into a file of its own in
@@ -110,10 +118,7 @@ def child_bare(mode: str, threads: int, folder: str | None = None) -> dict[str, 
         for rec in body.get("records") or []:
             records += 1
             if mode == "binaries":
-                for holder in [rec, *(rec.get("legs") or [])]:
-                    r = holder.get("recording")
-                    if r and r.get("contentUri"):
-                        names.setdefault(r["contentUri"], f"{r['id']}.mp3")
+                name_recordings(rec, names)
     uris = list(names)
     binary_bytes = files = 0
 
