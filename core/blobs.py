@@ -21,9 +21,10 @@ import socket
 import string
 import threading
 import unicodedata
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, BinaryIO, ClassVar, Literal
 
 from pydantic import field_validator
@@ -38,6 +39,8 @@ MISSING_PLACEHOLDER = "_"
 MAX_COMPONENT_BYTES = 150
 MAX_VERSIONS = 1000
 READ_CHUNK = 1 << 20
+#: The folder (under the sink's prefix) of the batch manifests ``sidecar: batch`` writes.
+MANIFESTS = "_manifests"
 
 # Characters that separate paths or are reserved on some file system the archive may be copied to.
 _RESERVED = re.compile(r'[/\\:*?"<>|]')
@@ -240,8 +243,10 @@ class ObjectStoreConfig(PluginConfig):
     """Key template; variables come from the blob and its record (docs/sinks/object-stores.md)."""
     prefix: str = ""
     """Put every key under this folder (``archive/ringcentral``)."""
-    sidecar: bool = True
-    """Write ``<key>.json`` beside each blob: the owning record, size, SHA-256, content type."""
+    sidecar: bool | Literal["batch"] = True
+    """Describe each blob (its record, size, SHA-256, content type): ``true`` in ``<key>.json``
+    beside it; ``batch`` in one JSON Lines manifest per batch under ``_manifests/`` (one write per
+    batch instead of one per blob); ``false``: not at all."""
     on_conflict: Literal["error", "version"] = "error"
     """A key already holds different bytes: fail the item (``error``) or write ``name.v2.ext``."""
 
@@ -267,6 +272,10 @@ class BucketStoreConfig(ObjectStoreConfig):
 
     bucket: str
     """The bucket's name (each store's own pattern is checked by its config)."""
+    sidecar: bool | Literal["batch"] = "batch"
+    """As for every object store, but one manifest per batch by default: in a bucket each sidecar
+    would be a request billed and waited for, and an object billed at the storage class's minimum
+    size (128 KB in STANDARD_IA and GLACIER_IR) and per-object overhead (Glacier's 40 KB)."""
     create_bucket: bool = False
     """Create the bucket if it does not exist (demos and tests; production buckets are provisioned)."""
 
@@ -299,16 +308,18 @@ def hash_file(path: str, *extra: Any) -> str:
     return sha.hexdigest()
 
 
-def sidecar_json(doc: Any) -> bytes:
-    """``doc`` as indented JSON with sorted keys (what a sidecar holds): orjson, and the standard
-    library for what orjson refuses (ints beyond 64 bits, lone surrogates, non-string keys)."""
+def sidecar_json(doc: Any, indent: bool = True) -> bytes:
+    """``doc`` as JSON with sorted keys (what a sidecar holds: indented; a manifest line: not):
+    orjson, and the standard library for what orjson refuses (ints beyond 64 bits, lone
+    surrogates, non-string keys)."""
     import orjson  # here: `import rcetl` stays cheap
 
+    option = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
     try:
-        return orjson.dumps(doc, default=str, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
-                            | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS)
+        return orjson.dumps(doc, default=str, option=option | orjson.OPT_INDENT_2 if indent else option)
     except TypeError:
-        return json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True, default=str).encode()
+        return json.dumps(doc, ensure_ascii=False, indent=2 if indent else None, sort_keys=True, default=str,
+                          separators=None if indent else (",", ":")).encode()
 
 
 class ObjectStoreSink(BlobSink):
@@ -337,6 +348,21 @@ class ObjectStoreSink(BlobSink):
         super().__init__(name, config, ctx)
         self._handle: Any = None
         self._handle_lock = threading.Lock()
+        # sidecar: batch: the lines (one per blob stored since the last sync) of the next manifest.
+        self._manifest_lines: list[bytes] = []
+        self._manifest_lock = threading.Lock()
+        self._manifest_name = f"{uuid.uuid4().hex[:12]}"  # this sink's manifests, apart from other runs'
+        self._manifest_seq = 0
+
+    @property
+    def sidecar_beside(self) -> bool:
+        """Each blob has its sidecar ``<key>.json`` (``sidecar: true``)."""
+        return self.config.sidecar is True
+
+    @property
+    def sidecar_batched(self) -> bool:
+        """Blobs are described in batch manifests (``sidecar: batch``)."""
+        return self.config.sidecar == "batch"
 
     def handle(self) -> Any:
         """The store's SDK client, made on first use by :meth:`_connect` (thread-safe), so that a
@@ -361,7 +387,36 @@ class ObjectStoreSink(BlobSink):
         batch, after the batch's binaries are stored and before any record naming them is written
         (or a checkpoint moves), so a sink may defer per-file durability work to it (the local
         folder fsyncs each folder that gained names once here). A store whose writes are durable
-        when they return (S3, GCS) has nothing to do."""
+        when they return (S3, GCS) only writes the batch's manifest here (``sidecar: batch``)."""
+        self._write_manifest()
+
+    def _write_manifest(self) -> None:
+        """One object describing every blob stored (or found in place) since the last call:
+        written before any record names them, so every archived blob is described. Lines of blobs
+        stored meanwhile by the next batch may ride along (described early, never late); on a
+        failure the lines are kept for the next attempt."""
+        with self._manifest_lock:
+            lines, self._manifest_lines = self._manifest_lines, []
+            if not lines:
+                return
+            self._manifest_seq += 1
+            seq = self._manifest_seq
+        now = datetime.now(timezone.utc)
+        key = f"{self.manifest_root()}/{now:%Y/%m/%d}/{now:%Y%m%dT%H%M%SZ}-{self._manifest_name}-{seq:05d}.jsonl"
+        try:
+            self._guarded(lambda: self._put_small(key, b"".join(lines), "application/x-ndjson"),
+                          f"writing the manifest {key}")
+        except BaseException:
+            with self._manifest_lock:
+                self._manifest_lines[:0] = lines
+            raise
+
+    def manifest_root(self) -> str:
+        """The folder of this sink's batch manifests (``<prefix>/_manifests``)."""
+        return f"{self.config.prefix}/{MANIFESTS}" if self.config.prefix else MANIFESTS
+
+    def is_manifest(self, key: str) -> bool:
+        return key.startswith(self.manifest_root() + "/") and key.endswith(".jsonl")
 
     def _found(self, key: str) -> None:
         """``key`` already holds the bytes being stored: it is about to be reported stored
@@ -437,7 +492,7 @@ class ObjectStoreSink(BlobSink):
                         continue
             if self._same_content(blob, existing):
                 self._found(key)
-                if self.config.sidecar and self.sidecar_durable_at_sync \
+                if self.sidecar_beside and self.sidecar_durable_at_sync \
                         and self._sidecar_sha256(key) != blob.sha256:
                     self._rewrite_small(self.sidecar_key(key), self.sidecar_bytes(key, blob), "application/json")
                 return self._stored(key, blob, skipped=True)
@@ -458,7 +513,7 @@ class ObjectStoreSink(BlobSink):
     def _write_new(self, key: str, blob: SpooledBlob) -> StoredBlob:
         # The sidecar goes first: once the blob exists its sidecar does too, so a skipped re-run
         # never has to look for it.
-        if self.config.sidecar:
+        if self.sidecar_beside:
             self._put_small(self.sidecar_key(key), self.sidecar_bytes(key, blob), "application/json")
         info = self._upload(key, blob, {"sha256": blob.sha256})
         try:
@@ -486,7 +541,7 @@ class ObjectStoreSink(BlobSink):
         return True
 
     def _discard(self, key: str) -> None:
-        for k in (key, self.sidecar_key(key)) if self.config.sidecar else (key,):
+        for k in (key, self.sidecar_key(key)) if self.sidecar_beside else (key,):
             try:
                 self._delete(k)
             except Exception as exc:  # the integrity error matters more than a failed clean-up
@@ -498,6 +553,13 @@ class ObjectStoreSink(BlobSink):
         return info.size == blob.size and info.sha256 is not None and info.sha256 == blob.sha256
 
     def _stored(self, key: str, blob: SpooledBlob, skipped: bool) -> StoredBlob:
+        """What :meth:`store` returns for ``blob`` held at ``key``; with ``sidecar: batch`` the
+        blob's line joins the next manifest (also when found in place: a run killed before its
+        sync() stored it without one)."""
+        if self.sidecar_batched:
+            line = sidecar_json(self.sidecar_doc(key, blob), indent=False) + b"\n"
+            with self._manifest_lock:
+                self._manifest_lines.append(line)
         return StoredBlob(
             sink=self.name,
             location=self.location(key),
@@ -533,7 +595,12 @@ class ObjectStoreSink(BlobSink):
         return key + ".json"
 
     def sidecar_bytes(self, key: str, blob: SpooledBlob) -> bytes:
-        doc = {
+        return sidecar_json(self.sidecar_doc(key, blob))
+
+    @staticmethod
+    def sidecar_doc(key: str, blob: SpooledBlob) -> dict[str, Any]:
+        """What a sidecar (or a manifest line) says of ``blob`` stored at ``key``."""
+        return {
             "blob": {
                 "blob_id": blob.ref.blob_id,
                 "kind": blob.ref.kind,
@@ -544,7 +611,6 @@ class ObjectStoreSink(BlobSink):
             },
             "record": blob.record.to_json() if blob.record is not None else None,
         }
-        return sidecar_json(doc)
 
     def _list(self) -> Iterator[str]:
         """Every key under the sink's prefix (for finding binaries stored twice). Optional."""
@@ -556,20 +622,41 @@ class ObjectStoreSink(BlobSink):
         return self._stat_key(self.key_of(location))
 
     def iter_stored(self) -> Iterator[tuple[str, str]]:
-        """(location, blob_id) of every binary, read from the sidecars (needs ``sidecar: true``)."""
-        if not self.config.sidecar:
+        """(location, blob_id) of every binary, read from the sidecars and the batch manifests
+        (an archive may hold both: written before and after a change of ``sidecar``); needs
+        ``sidecar: true`` or ``batch``. A blob a manifest names but the store no longer holds is
+        left out (a manifest is never rewritten)."""
+        if self.config.sidecar is False:
             raise NotImplementedError
-        for key in self._guarded(lambda: list(self._list()), "listing the store"):
-            if not key.endswith(".json"):
-                continue
+        keys = self._guarded(lambda: list(self._list()), "listing the store")
+        present = set(keys)
+        for key in keys:
+            if self.is_manifest(key):
+                for doc in self._read_json(key, lines=True):
+                    blob = doc.get("blob") if isinstance(doc, dict) else None
+                    if isinstance(blob, dict) and blob.get("blob_id") and blob.get("key") in present:
+                        yield self.location(str(blob["key"])), str(blob["blob_id"])
+            elif key.endswith(".json"):
+                for doc in self._read_json(key, lines=False):
+                    blob = doc.get("blob") if isinstance(doc, dict) else None
+                    if isinstance(blob, dict) and blob.get("blob_id"):
+                        yield self.location(key[: -len(".json")]), str(blob["blob_id"])
+
+    def _read_json(self, key: str, lines: bool) -> list[Any]:
+        """The JSON document under ``key`` (or each line's): [] when unreadable, and a line that is
+        not JSON (a manifest a killed run left cut short) left out."""
+        try:
+            with self._guarded(functools.partial(self._open, key), f"reading {key}") as fh:
+                data = fh.read()
+        except RcetlError:
+            return []
+        docs = []
+        for text in data.splitlines() if lines else [data]:
             try:
-                with self._guarded(functools.partial(self._open, key), f"reading {key}") as fh:
-                    doc = json.loads(fh.read())
-            except (ValueError, RcetlError):
+                docs.append(json.loads(text))
+            except ValueError:
                 continue
-            blob = doc.get("blob") if isinstance(doc, dict) else None
-            if isinstance(blob, dict) and blob.get("blob_id"):
-                yield self.location(key[: -len(".json")]), str(blob["blob_id"])
+        return docs
 
     def stat(self, blob_ref: BlobRef, record: Record | None = None) -> StoredBlob | None:
         return self._stat_key(self.key_for(blob_ref, record))
@@ -578,7 +665,7 @@ class ObjectStoreSink(BlobSink):
         info = self._guarded(lambda: self._head(key), f"looking up {key}")
         if info is None:
             return None
-        sha256 = info.sha256 or (self._sidecar_sha256(key) if self.config.sidecar else None)
+        sha256 = info.sha256 or (self._sidecar_sha256(key) if self.sidecar_beside else None)
         return StoredBlob(
             sink=self.name,
             location=self.location(key),

@@ -503,9 +503,10 @@ def _archived_locations(held_by_stream: dict, sink_name: str) -> dict[str, tuple
 
 
 def _listed_objects(sink: BlobSink) -> Iterator[tuple[str, str | None]]:
-    """Every (location, blob_id or None) the sink holds, sidecars left out. Blob ids come from the
-    sink's ``iter_stored`` (its sidecars); every key comes from an object store's ``_list``, so a bare
-    copy without a sidecar is listed too. Raises NotImplementedError when the sink cannot be listed at all."""
+    """Every (location, blob_id or None) the sink holds, sidecars and manifests left out. Blob ids
+    come from the sink's ``iter_stored`` (its sidecars and manifests); every key comes from an
+    object store's ``_list``, so a bare copy without a sidecar is listed too. Raises
+    NotImplementedError when the sink cannot be listed at all."""
     ids: dict[str, str] = {}
     try:
         ids = dict(sink.iter_stored())
@@ -514,7 +515,8 @@ def _listed_objects(sink: BlobSink) -> Iterator[tuple[str, str | None]]:
     keys: list[str] | None = None
     if isinstance(sink, ObjectStoreSink):
         try:
-            keys = [sink.location(k) for k in sink._guarded(lambda: list(sink._list()), "listing the store")]
+            keys = [sink.location(k) for k in sink._guarded(lambda: list(sink._list()), "listing the store")
+                    if not sink.is_manifest(k)]
         except NotImplementedError:
             keys = None
     if keys is None:

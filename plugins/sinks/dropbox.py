@@ -81,6 +81,9 @@ class DropboxConfig(rcetl.ObjectStoreConfig):
         if any(p in (".", "..") for p in root.split("/")):
             raise ValueError("root must not contain '.' or '..'")
         self.root = root
+        if self.sidecar == "batch":
+            # The sink cannot list a folder (yet): `rcetl verify` could not find manifests again.
+            raise ValueError("sidecar: batch is not supported by the dropbox sink; use sidecar: true (the default)")
         return self
 
 

@@ -208,6 +208,7 @@ class FilesystemSink(rcetl.ObjectStoreSink):
 
         The folders are fsynced by several threads at once: each fsync waits for the device, and a
         batch of recordings spread over days and extensions can name a thousand folders."""
+        self._write_manifest()  # sidecar: batch: made durable below with the batch's names
         with self._unsynced_lock:
             files, self._unsynced_files = self._unsynced_files, []
             folders, self._unsynced = self._unsynced, set()

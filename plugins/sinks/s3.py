@@ -231,9 +231,11 @@ class S3Sink(BucketStoreSink):
             return super()._store_at(blob, base)
 
     def _create_new(self, key: str, blob: rcetl.SpooledBlob) -> rcetl.StoredBlob:
-        """Sidecar first (once the binary exists its sidecar does too), both create-only. Raises
-        :class:`KeyExists` when either key is taken, leaving no sidecar of ours beside another file."""
-        sidecar = self.sidecar_key(key) if self.config.sidecar else None
+        """With ``sidecar: true`` the sidecar first (once the binary exists its sidecar does too),
+        both create-only; with ``batch`` (the default) the binary alone: its manifest line goes up
+        at sync(). Raises :class:`KeyExists` when either key is taken, leaving no sidecar of ours
+        beside another file."""
+        sidecar = self.sidecar_key(key) if self.sidecar_beside else None
         if sidecar is not None:
             self._create_small(sidecar, self.sidecar_bytes(key, blob), "application/json")
         try:

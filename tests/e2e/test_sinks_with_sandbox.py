@@ -13,7 +13,7 @@ import json
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -454,6 +454,24 @@ def archived_locations(db: rcetl.RecordSink, sink: str) -> dict[str, str]:
     return out
 
 
+def descriptions(files: rcetl.ObjectStoreSink, held: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """key -> what the store says of the binary there (its sidecar, or its manifest line), read
+    from the objects themselves. A binary described twice must be described alike."""
+    out: dict[str, dict[str, Any]] = {}
+    for k in sorted(held):
+        if files.is_manifest(k):
+            with files.open_stored(files.location(k)) as fh:
+                docs = [json.loads(line) for line in fh.read().splitlines()]
+        elif k.endswith(".json"):
+            with files.open_stored(files.location(k)) as fh:
+                docs = [json.loads(fh.read())]
+        else:
+            continue
+        for doc in docs:
+            assert out.setdefault(doc["blob"]["key"], doc) == doc, doc["blob"]["key"]
+    return out
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize("store", ["filesystem", "s3", "gcs", "dropbox"], indirect=True)
 def test_object_store_holds_every_binary_once_and_a_rerun_uploads_nothing(
@@ -470,25 +488,30 @@ def test_object_store_holds_every_binary_once_and_a_rerun_uploads_nothing(
             truth = available_binaries(gt)
             assert files_uploaded(first, "files") == len(truth)
 
-            # Every binary once, each with its sidecar, and nothing else in the store.
+            # Every binary once, each described (a sidecar beside it, or a line of a batch manifest:
+            # the default in a bucket), and nothing else in the store.
             held = store.listing()
-            blobs = {k for k in held if not k.endswith(".json")}
+            described = descriptions(files, held)
+            blobs = {k for k in held if not k.endswith(".json") and not files.is_manifest(k)}
             assert len(blobs) == len(truth), f"{len(blobs)} objects for {len(truth)} binaries"
-            assert {k for k in held if k.endswith(".json")} == {f"{k}.json" for k in blobs}
+            assert set(described) == blobs
+            if files.sidecar_batched:
+                assert store.name in ("s3", "gcs") and not any(k.endswith(".json") for k in held)
+            else:
+                assert {k for k in held if k.endswith(".json")} == {f"{k}.json" for k in blobs}
             locations = archived_locations(db, "files")
             assert set(locations) == set(truth)
             assert sorted(files.key_of(loc) for loc in locations.values()) == sorted(blobs)
             if store.name == "filesystem":
                 assert_no_partial_files(tmp_path / "files")
 
-            # Keys follow the default template; the sidecar beside each names its record.
+            # Keys follow the default template; the description of each names its record.
             records = {("recording", str(e.key)): e for e in db.archived("recording")}
             for blob_id, (key, variables) in expected_keys(gt).items():
                 assert rcetl.render_key(files.config.key, variables) == key
                 assert files.key_of(locations[blob_id]) == key, blob_id
                 assert key in blobs
-                with files.open_stored(locations[blob_id] + ".json") as fh:
-                    sidecar = json.loads(fh.read())
+                sidecar = described[key]
                 assert sidecar["blob"]["blob_id"] == blob_id and sidecar["blob"]["key"] == key
                 assert sidecar["blob"]["sha256"] == truth[blob_id]
                 with files.open_stored(locations[blob_id]) as fh:
@@ -515,6 +538,8 @@ def test_object_store_holds_every_binary_once_and_a_rerun_uploads_nothing(
                 assert store.uploads() == uploads, "the re-run sent upload requests"
 
             report = verify_clean(path, rcetl_home)  # rehashes local folders; check_archive read the rest
+            # neither the sidecars nor the manifests are taken for objects no record points at
+            assert not [f for f in report["findings"] if f["kind"] in ("stray", "superseded")], report["findings"]
             assert report["streams"]["recording"]["binaries"] >= sum(1 for b in truth if b.startswith("recording-"))
         finally:
             opened.close()
