@@ -178,7 +178,21 @@ def _kill_every_step_then_check(archive: Archive, tmp_path: Path, request: pytes
     for name, record_sink in archive.records.items():
         check_archive(gt, record_sink(), archive.blobs["filesystem"]())
         if name == "sqlite":
-            for blob_sink in archive.blobs.values():
+            for blob_name, blob_sink in archive.blobs.items():
                 check_archive(gt, record_sink(), blob_sink())
+                if blob_name != "dropbox":  # it cannot list its objects (see docs/sinks/object-stores.md)
+                    _every_archived_binary_described(record_sink(), blob_sink(), blob_name)
     for check in archive.checks:
         check()
+
+
+def _every_archived_binary_described(records: Any, blobs: Any, name: str) -> None:
+    """Every binary a record names is described in the store (its sidecar, or a line of a batch
+    manifest: S3 and GCS by default), whichever step the kills landed in: the descriptions are
+    written by sync(), before any record names the binary."""
+    described = dict(blobs.iter_stored())
+    archived = {blob["locations"][name]: blob["blob_id"] for stream in STREAMS for entry in records.archived(stream)
+                for blob in entry.archive or [] if blob.get("status") == "stored"}
+    assert archived, "no binary archived"
+    undescribed = {loc: bid for loc, bid in archived.items() if described.get(loc) != bid}
+    assert not undescribed, f"{name}: {len(undescribed)} of {len(archived)} binaries not described: {undescribed}"
