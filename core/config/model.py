@@ -32,8 +32,10 @@ class ExecutorOptions(_Strict):
     downloads: int = Field(8, ge=1, le=256, description="binaries downloaded and uploaded at once")
     # 1,000: one call-log page (perPage 1000) is one batch, one transaction; 500 made two of each
     # page, and a transaction's fixed costs (commit, fsync, round trips) were 10 % of a backfill
-    # into SQLite (50k calls: 3.9 -> 3.3-3.65 s). Read-ahead holds two batches, the writer two more.
-    batch_size: int = Field(1000, ge=1, le=50_000, description="records written to sinks per transaction")
+    # into SQLite (50k calls: 3.9 -> 3.3-3.65 s). Read-ahead holds one batch, the writer two more.
+    # Records with binaries: at most 32 per download slot in a batch (rcetl.engine.session).
+    batch_size: int = Field(1000, ge=1, le=50_000, description="records written to sinks per transaction "
+                            "(records with binaries: at most 32 per download slot)")
     broker: str | None = Field(None, description="Celery broker URL (amqp://... or redis://...)")
     backend: str | None = Field(None, description="Celery result backend URL (redis://...)")
     queue: str = Field("rcetl", description="Celery queue name")
