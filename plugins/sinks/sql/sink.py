@@ -35,6 +35,12 @@ _IN_CHUNK = 500
 # A batch is cut in parts (one per connection, see SqlSink._connections) only when each part holds
 # at least this many records: a part's fixed costs (a transaction, its round trips) stay small.
 _MIN_PART = 200
+#: A SQLite file's writer process starts with the first batch of at least this many records: it
+#: pays off on a backfill's batches (a call-log page, 1,000 records), while for the batches of
+#: records with binaries (256 at most at the default 8 downloads) its 16-19 MB of peak RSS (a second
+#: interpreter) bought nothing: such a batch is a few rows among minutes of downloads. Once started
+#: it writes every later batch.
+_PROCESS_FROM = 500
 # Bound values per multi-row statement (PostgreSQL allows 65,535).
 _MAX_PARAMS = 30_000
 # SQL text per statement when rows are sent as literals (MySQL's max_allowed_packet: 4 MB at least).
@@ -566,7 +572,7 @@ class SqlSink(rcetl.RecordSink):
         """The batch as rows and the driver's parameters, made here (see
         :meth:`rcetl.RecordSink.prepare`); :meth:`write_prepared` only runs the statements."""
         keys = [(ar.record.stream, ar.record.key) for ar in records]
-        if self._writer_process() is not None:
+        if self._writer_process(start=len(records) >= _PROCESS_FROM) is not None:
             batch = to_rows(records)  # the last version of a record in the batch wins
             # Pickled here too: the write only hands the bytes over (one system call, no GIL).
             from .sqlite_writer import pack
@@ -625,10 +631,11 @@ class SqlSink(rcetl.RecordSink):
         self._count_written(prepared.counts)  # after the commit: ANALYZE sees the rows
         return changed
 
-    def _writer_process(self) -> SqliteWriter | None:
-        """The writer process of a SQLite file archive (see :mod:`.sqlite_writer`), unless the
-        pipeline turned it off; in-memory and URI databases are written in this process."""
-        if self._sqlite_writer is None and self.config.writer_process \
+    def _writer_process(self, start: bool = True) -> SqliteWriter | None:
+        """The writer process of a SQLite file archive (see :mod:`.sqlite_writer`), started if
+        ``start`` (see ``_PROCESS_FROM``), unless the pipeline turned it off; in-memory and URI
+        databases are written in this process."""
+        if self._sqlite_writer is None and start and self.config.writer_process \
                 and self.url.get_backend_name() == "sqlite" and self.url.get_driver_name() == "pysqlite":
             database = self.url.database
             if database and database != ":memory:" and not database.startswith("file:") and not self.url.query:
