@@ -44,16 +44,6 @@ def test_a_new_binary_costs_one_create_only_put_and_its_batch_one_more(s3_backen
     assert [json.loads(line)["blob"]["sha256"] for line in body.splitlines()] == [s.sha256 for s in stored]
 
 
-def test_a_stored_binary_is_skipped_after_its_refused_put(s3_backend, ctx, blobs: BlobMaker) -> None:
-    sink = make_sink(s3_backend, ctx)
-    first = sink.store(blobs(b"ID3 stored once"))
-    calls = _count_calls(sink)
-    again = sink.store(blobs(b"ID3 stored once"))
-    assert again.skipped and again.location == first.location
-    # the binary's create-only PUT refused (412, nothing written), then the look-up that finds the same bytes
-    assert calls == Counter({"PutObject": 1, "HeadObject": 1})
-
-
 def test_a_new_binary_costs_two_create_only_puts_and_no_lookup(s3_backend, ctx, blobs: BlobMaker) -> None:
     """``sidecar: true``: a new key (nearly every binary a run stores: the ledger skips archived
     ones) needs no HEAD: the sidecar and then the binary are created only if absent, so a taken key
@@ -69,13 +59,15 @@ def test_a_new_binary_costs_two_create_only_puts_and_no_lookup(s3_backend, ctx, 
     assert stored.sha256.encode() in side
 
 
-def test_a_stored_binary_is_skipped_after_its_refused_sidecar(s3_backend, ctx, blobs: BlobMaker) -> None:
-    sink = make_sink(s3_backend, ctx, sidecar=True)
+@pytest.mark.parametrize("sidecar", ["batch", True])
+def test_a_stored_binary_is_skipped_after_its_refused_put(s3_backend, ctx, blobs: BlobMaker, sidecar) -> None:
+    sink = make_sink(s3_backend, ctx, sidecar=sidecar)
     first = sink.store(blobs(b"ID3 stored once"))
     calls = _count_calls(sink)
     again = sink.store(blobs(b"ID3 stored once"))
     assert again.skipped and again.location == first.location
-    # the sidecar's create-only PUT refused (412, nothing written), then the look-up that finds the same bytes
+    # the first create-only PUT (the binary's; with sidecar: true its sidecar's) refused (412, nothing
+    # written), then the look-up that finds the same bytes
     assert calls == Counter({"PutObject": 1, "HeadObject": 1})
 
 
