@@ -351,7 +351,7 @@ class ObjectStoreSink(BlobSink):
         # sidecar: batch: the lines (one per blob stored since the last sync) of the next manifest.
         self._manifest_lines: list[bytes] = []
         self._manifest_lock = threading.Lock()
-        self._manifest_name = f"{uuid.uuid4().hex[:12]}"  # this sink's manifests, apart from other runs'
+        self._manifest_name = uuid.uuid4().hex[:12]  # this sink's manifests, apart from other runs'
         self._manifest_seq = 0
 
     @property

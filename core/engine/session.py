@@ -194,7 +194,7 @@ class RunSession:
                             break
                         continue
                     batch.append(item)
-                    with_binaries += bool(item.record.blobs)
+                    with_binaries += _holds_binaries(item)
                     if len(batch) >= batch_size or with_binaries >= binary_batch:
                         flush()
                     if self.stop_event.is_set():
@@ -260,7 +260,7 @@ class RunSession:
                           blob_sinks=known.blob_sinks)
 
         def put(entry: Any) -> bool:
-            if isinstance(entry, Routed) and entry.record.blobs:
+            if isinstance(entry, Routed) and _holds_binaries(entry):
                 while not binary_slots.acquire(timeout=0.2):
                     if stop.is_set():
                         return False
@@ -302,7 +302,7 @@ class RunSession:
                     return
                 if isinstance(entry, _Raised):
                     raise entry.exc
-                if isinstance(entry, Routed) and entry.record.blobs:
+                if isinstance(entry, Routed) and _holds_binaries(entry):
                     binary_slots.release()
                 yield entry
         finally:
@@ -437,6 +437,11 @@ def _settle_gc() -> None:
     young, middle, old = gc.get_threshold()
     if young:  # 0: the collector is off; leave it so
         gc.set_threshold(max(young, _YOUNG), middle, old)
+
+
+def _holds_binaries(item: Routed) -> bool:
+    """Whether the item waits for downloads (binaries, and a blob sink to store them in)."""
+    return bool(item.blob_sinks and item.record.blobs)
 
 
 #: glibc's mmap threshold during a run (its default starts at 128 KiB and moves; see _settle_malloc).

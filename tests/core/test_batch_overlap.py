@@ -104,3 +104,22 @@ def test_records_with_binaries_are_batched_and_read_ahead_per_download_slot(pm, 
     assert sizes == [per_batch, 50 - per_batch] * 2  # cut at 32, and at each page's checkpoint
     # read ahead: one batch's worth in the queue, and one more started while waiting for a place
     assert max(ahead) <= per_batch + 1, ahead
+
+
+def test_records_with_binaries_but_no_blob_sink_are_batched_by_batch_size(pm, write_pipeline, tmp_path,
+                                                                          monkeypatch) -> None:
+    """Without a blob sink nothing is downloaded, so nothing is held: batches follow ``batch_size``
+    (and the pages' checkpoints), not the download slots."""
+    path = write_pipeline(pipeline_text(100, 50, sinks='  db: {plugin: sqlite, url: "sqlite:///archive.db"}\n')
+                          .replace("executor: {workers: 2, downloads: 3}", "executor: {workers: 1, downloads: 1}"))
+    sizes: list[int] = []
+    real_prepare = SqlSink.prepare
+
+    def prepare(self: SqlSink, records: Any) -> Any:
+        records = list(records)
+        sizes.append(len(records))
+        return real_prepare(self, records)
+
+    monkeypatch.setattr(SqlSink, "prepare", prepare)
+    run(path, pm)
+    assert sizes == [50, 50]
