@@ -64,8 +64,8 @@ FLOORS: dict[str, float] = {
     # Sixth session, first measured (bench_s3_binaries --quick x3 at load 4-8; full 0.531 at load
     # 3-4): rcetl 0.548-0.575 of the plain boto3 loop, peak RSS 173-193 MB (bench/README.md, Gaps).
     # Seventh session (a manifest per batch instead of a sidecar per recording, smaller batches of
-    # records with binaries, a fixed mmap threshold, SQLite's writer process only for big batches):
-    # 0.928-1.25 at load ~1-2 (one run under a busy core: 1.11), peak RSS 128-130 MB.
+    # records with binaries, SQLite's writer process only for big batches, arenas trimmed): 0.928-
+    # 1.25 at load ~1-2 (one run under a busy core: 1.11; CI at 4041b97: 1.14), peak RSS 128-137 MB.
     "recordings/s, rcetl (S3 + SQLite) / bare": 0.75,
     "peak RSS of rcetl archiving recordings (S3 + SQLite)": 165,
     "peak RSS of rcetl archiving recordings (folder + SQLite)": 140,

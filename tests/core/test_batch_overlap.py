@@ -95,6 +95,8 @@ def test_records_with_binaries_are_batched_and_read_ahead_per_download_slot(pm, 
         sizes.append(len(records))
         return real_prepare(self, records)
 
+    trims: list[int] = []
+    monkeypatch.setattr(session, "_trim_malloc", lambda: trims.append(1))
     monkeypatch.setattr(BatchArchiver, "start", start)
     monkeypatch.setattr(BatchArchiver, "_store_one", slow_first_download)
     monkeypatch.setattr(SqlSink, "prepare", prepare)
@@ -102,6 +104,7 @@ def test_records_with_binaries_are_batched_and_read_ahead_per_download_slot(pm, 
     assert_archive_exact(tmp_path, 100)
     per_batch = session.BINARY_RECORDS_PER_DOWNLOAD  # x 1 download
     assert sizes == [per_batch, 50 - per_batch] * 2  # cut at 32, and at each page's checkpoint
+    assert len(trims) == len(sizes)  # the download threads' freed buffers leave their arenas per batch
     # read ahead: one batch's worth in the queue, and one more started while waiting for a place
     assert max(ahead) <= per_batch + 1, ahead
 
@@ -120,6 +123,10 @@ def test_records_with_binaries_but_no_blob_sink_are_batched_by_batch_size(pm, wr
         sizes.append(len(records))
         return real_prepare(self, records)
 
+    from rcetl.engine import session
+
+    trims: list[int] = []
+    monkeypatch.setattr(session, "_trim_malloc", lambda: trims.append(1))
     monkeypatch.setattr(SqlSink, "prepare", prepare)
     run(path, pm)
-    assert sizes == [50, 50]
+    assert sizes == [50, 50] and trims == []
