@@ -54,7 +54,7 @@ def sink_at(tmp_path: Path):
 
 @pytest.mark.parametrize("in_process", [False, True], ids=["writer-process", "in-process"])
 def test_both_ways_write_the_same_rows_and_count_changes(sink_at, tmp_path: Path, in_process: bool) -> None:
-    sink = sink_at(writer_process=not in_process)
+    sink = sink_at(writer_process=False if in_process else "auto")
     assert sink.write(calls(0, 600)) == 600  # more than one part (the writer gets them one by one)
     assert sink.write(calls(0, 600)) == 0  # unchanged rows are not rewritten
     assert sink.write(calls(590, 20)) == 10
@@ -84,6 +84,12 @@ def test_small_batches_are_written_in_the_run_s_process_until_a_big_one_starts_t
     assert sink.write(calls(756, 3)) == 3
     assert sink._sqlite_writer is writer and writer.pid is not None
     assert rows(tmp_path / "archive.db", "SELECT count(*) FROM rc_call_log") == [(759,)]
+
+
+def test_writer_process_true_starts_it_with_the_first_batch(sink_at) -> None:
+    sink = sink_at(writer_process=True)
+    assert sink.write(calls(0, 2)) == 2
+    assert sink._sqlite_writer is not None and sink._sqlite_writer.pid not in (None, os.getpid())
 
 
 @pytest.mark.parametrize("writer", ["started", "not-yet"])

@@ -8,7 +8,7 @@ with a URL check and a default driver, so ``postgres://...`` just works and a My
 from __future__ import annotations
 
 import re
-from typing import ClassVar
+from typing import ClassVar, Literal
 from urllib.parse import parse_qsl
 
 from pydantic import Field, field_validator
@@ -94,9 +94,9 @@ class SqlSinkConfig(rcetl.PluginConfig):
     connections: int = Field(2, ge=1, le=16, description="PostgreSQL, MySQL/MariaDB: connections a batch is "
                              "written through at once, a part of its records each (in a transaction of its own; "
                              "the server works on each in a process of its own); SQLite and SQL Server use one")
-    writer_process: bool = Field(True, description="SQLite files: write from a process of its own (from the "
-                                 "first batch of 500 records), so SQLite's work runs on another core beside the "
-                                 "run's (false: in the run's process)")
+    writer_process: bool | Literal["auto"] = Field(
+        "auto", description="SQLite files: write from a process of its own, so SQLite's work runs on another core "
+        "beside the run's: auto from the first batch of 500 records, true from the first batch, false never")
 
     @field_validator("url")
     @classmethod

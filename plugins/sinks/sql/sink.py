@@ -35,11 +35,11 @@ _IN_CHUNK = 500
 # A batch is cut in parts (one per connection, see SqlSink._connections) only when each part holds
 # at least this many records: a part's fixed costs (a transaction, its round trips) stay small.
 _MIN_PART = 200
-#: A SQLite file's writer process starts with the first batch of at least this many records: it
-#: pays off on a backfill's batches (a call-log page, 1,000 records), while for the batches of
-#: records with binaries (256 at most at the default 8 downloads) its 16-19 MB of peak RSS (a second
-#: interpreter) bought nothing: such a batch is a few rows among minutes of downloads. Once started
-#: it writes every later batch.
+#: A SQLite file's writer process starts (``writer_process: auto``) with the first batch of at
+#: least this many records: it pays off on a backfill's batches (a call-log page, 1,000 records),
+#: while for the batches of records with binaries (256 at most at the default 8 downloads) its
+#: 16-19 MB of peak RSS (a second interpreter) bought nothing: such a batch is a few rows among
+#: minutes of downloads. Once started it writes every later batch.
 _PROCESS_FROM = 500
 # Bound values per multi-row statement (PostgreSQL allows 65,535).
 _MAX_PARAMS = 30_000
@@ -572,7 +572,8 @@ class SqlSink(rcetl.RecordSink):
         """The batch as rows and the driver's parameters, made here (see
         :meth:`rcetl.RecordSink.prepare`); :meth:`write_prepared` only runs the statements."""
         keys = [(ar.record.stream, ar.record.key) for ar in records]
-        if self._writer_process(start=len(records) >= _PROCESS_FROM) is not None:
+        start = self.config.writer_process is True or len(records) >= _PROCESS_FROM
+        if self._writer_process(start=start) is not None:
             batch = to_rows(records)  # the last version of a record in the batch wins
             # Pickled here too: the write only hands the bytes over (one system call, no GIL).
             from .sqlite_writer import pack
