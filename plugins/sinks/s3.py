@@ -7,8 +7,9 @@ go up in parts
 (boto3's TransferConfig); S3 then reports a composite checksum (SHA-256 of the parts' SHA-256s),
 which is recomputed locally in the same pass that re-checks the whole-file digest.
 Writes are create-only (``If-None-Match: *``) so two writers never clobber each other; below the
-multipart threshold that is also how a key already taken is found (the sidecar's PUT answers 412),
-so a new binary costs its sidecar's PUT and its own, no look-up first.
+multipart threshold that is also how a key already taken is found (the first PUT answers 412), so a
+new binary costs its own PUT and no look-up first (with ``sidecar: true`` its sidecar's PUT too;
+with ``batch``, the default, its batch's manifest is one PUT at ``sync()``).
 """
 
 from __future__ import annotations
@@ -207,8 +208,7 @@ class S3Sink(BucketStoreSink):
         try:
             self.client.upload_file(blob.path, self.config.bucket, key, ExtraArgs=args, Config=self._transfer)
         except Exception as exc:
-            if _code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
-                raise self.KeyExists(key) from exc
+            self._raise_if_taken(exc, key)
             raise
         finally:
             with self._lock:
@@ -219,10 +219,11 @@ class S3Sink(BucketStoreSink):
         return info
 
     def _store_at(self, blob: rcetl.SpooledBlob, base: str) -> rcetl.StoredBlob:
-        """A binary below the multipart threshold is first written with no look-up: its sidecar and
-        then the file are each created only if absent (``If-None-Match: *``), so a new key (nearly
-        every binary a run stores: the engine's ledger skips what is archived) costs two PUTs and no
-        HEAD. A key already taken answers 412 and goes the look-up way (skip, conflict, version)."""
+        """A binary below the multipart threshold is first written with no look-up: the file (and
+        with ``sidecar: true`` its sidecar before it) created only if absent (``If-None-Match: *``),
+        so a new key (nearly every binary a run stores: the engine's ledger skips what is archived)
+        costs one PUT (two with sidecars) and no HEAD. A key already taken answers 412 and goes the
+        look-up way (skip, conflict, version)."""
         if blob.size >= self.config.multipart_threshold:
             return super()._store_at(blob, base)
         try:
@@ -260,9 +261,13 @@ class S3Sink(BucketStoreSink):
             self.client.put_object(Bucket=self.config.bucket, Key=key, Body=data, IfNoneMatch="*",
                                    **self._write_args(content_type))
         except Exception as exc:
-            if _code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
-                raise self.KeyExists(key) from exc
+            self._raise_if_taken(exc, key)
             raise
+
+    def _raise_if_taken(self, exc: BaseException, key: str) -> None:
+        """Raise :class:`KeyExists` when ``exc`` is S3 refusing a create-only write (412)."""
+        if _code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+            raise self.KeyExists(key) from exc
 
     def _put_file(self, key: str, blob: rcetl.SpooledBlob, args: dict[str, Any]) -> rcetl.ObjectInfo:
         """One create-only PUT for a binary below the multipart threshold (most recordings, every
@@ -274,8 +279,7 @@ class S3Sink(BucketStoreSink):
                 answer = self.client.put_object(Bucket=self.config.bucket, Key=key, Body=body,
                                                 IfNoneMatch="*", **args)
             except Exception as exc:
-                if _code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
-                    raise self.KeyExists(key) from exc
+                self._raise_if_taken(exc, key)
                 raise
         if not answer.get("ChecksumSHA256"):  # a store that does not say: ask it, as for parts
             info = self._head(key)
