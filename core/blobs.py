@@ -156,9 +156,28 @@ def template_fields(template: str) -> list[str]:
 
 
 @functools.lru_cache(maxsize=64)
-def _checked(template: str) -> None:
-    """:func:`template_fields`' check of a template, once per template (not once per binary)."""
+def _compiled(template: str) -> tuple[tuple[str, str | None, str], ...]:
+    """A template checked by :func:`template_fields` and parsed into (literal, variable, format
+    spec) pieces, once per template: ``Formatter.vformat`` parses it again for every binary."""
     template_fields(template)
+    pieces = []
+    for literal, name, spec, conversion in _FORMATTER.parse(template):
+        if conversion or "{" in (spec or ""):  # {id!r}, {id:{width}}: rare, left to the formatter
+            return ((template, "!", ""),)
+        pieces.append((literal, name, spec or ""))
+    return tuple(pieces)
+
+
+def _render(template: str, variables: Mapping[str, Any]) -> str:
+    pieces = _compiled(template)
+    if pieces and pieces[0][1] == "!":
+        return _FORMATTER.vformat(template, (), variables)
+    out = []
+    for literal, name, spec in pieces:
+        out.append(literal)
+        if name is not None:
+            out.append(_FORMATTER.format_field(_FORMATTER.get_field(name, (), variables)[0], spec))
+    return "".join(out)
 
 
 def render_key(template: str, variables: Mapping[str, Any]) -> str:
@@ -168,8 +187,7 @@ def render_key(template: str, variables: Mapping[str, Any]) -> str:
     and accepts a datetime or an ISO-8601 string; a missing variable renders as ``_``. The result
     is a relative POSIX key without empty, ``.`` or ``..`` segments.
     """
-    _checked(template)
-    rendered = _FORMATTER.vformat(template, (), variables)
+    rendered = _render(template, variables)
     # Several variables in one segment ({id}-{name}) can together exceed the cap each one met.
     segments = [
         s if len(s.encode()) <= MAX_COMPONENT_BYTES else _shorten(s, s, MAX_COMPONENT_BYTES)

@@ -1,7 +1,8 @@
 """Spool files: a binary streams to local disk while its SHA-256 and size are computed.
 
 Sources write into a :class:`HashingSpool` (append-only, so a resumed download simply continues);
-the result is a :class:`rcetl.SpooledBlob` every blob sink uploads from. Files are owner-only and
+the result is a :class:`rcetl.SpooledBlob` every blob sink uploads from. Its file stays open until
+the engine releases it, so the folder sink hashes, fsyncs and links it without opening it again. Files are owner-only and
 removed (or truncated and reused, see :class:`SpoolFiles`) when the blob has been stored everywhere
 (invariant 4: no binary is held in memory).
 """
@@ -33,6 +34,13 @@ class PrivateSpooledBlob(SpooledBlob):
     after :meth:`HashingSpool.finish`, and a file a sink took a hard link to is never reused."""
 
     linkable: ClassVar[bool] = True
+    #: The spool file's descriptor (open for reading and writing) until the engine releases the
+    #: spool: a sink on the same file system hashes, fsyncs and links the file through it instead
+    #: of opening it again by name. -1: closed.
+    fd: int = -1
+    #: Set by a sink that published this very file under an archive name (a hard link): the
+    #: engine then drops the spool's name and never reuses the file.
+    linked: bool = False
 
 
 class HashingSpool:
@@ -46,7 +54,7 @@ class HashingSpool:
         elif new:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         else:
-            fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+            fd = os.open(path, os.O_RDWR | os.O_TRUNC)
         self.path = path
         # A raw descriptor: bodies arrive in chunks of up to a megabyte, and a buffered file object
         # would cost three system calls more per binary to set up (fstat, isatty, lseek).
@@ -59,8 +67,11 @@ class HashingSpool:
         #: ... and how long the server said the body is (``Content-Length``), for the content check.
         self.content_length: int | None = None
         self._evidence = EvidenceRecorder()  # first and last bytes, for the content check
+        self.blob: PrivateSpooledBlob | None = None  # once finished
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
+        if self.blob is not None:  # its descriptor stays open for the sinks, never for more bytes
+            raise ValueError("write to a finished spool file")
         n, offset = len(data), self.size
         self._sha.update(data)
         self._evidence.update(data)
@@ -97,16 +108,18 @@ class HashingSpool:
             view, offset = view[done:], offset + done
 
     def finish(self, ref: BlobRef, record: Record | None) -> SpooledBlob:
-        """The spooled blob; its ref carries the served content type when the source learnt it."""
-        self.close()
+        """The spooled blob; its ref carries the served content type when the source learnt it. The
+        file stays open (the blob's ``fd``) until the engine releases the spool."""
+        self.flush()
         served = (self.content_type or "").split(";", 1)[0].strip().lower()
         if served and served != (ref.content_type or "").split(";", 1)[0].strip().lower() \
                 and served != "application/octet-stream":
             # Drop the source's guessed extension so the key names what the bytes are.
             variables = {k: v for k, v in ref.variables.items() if k != "ext"}
             ref = replace(ref, content_type=served, variables=variables)
-        return PrivateSpooledBlob(ref=ref, path=self.path, size=self.size, sha256=self._sha.hexdigest(),
-                                  content_type=ref.content_type, record=record)
+        self.blob = PrivateSpooledBlob(ref=ref, path=self.path, size=self.size, sha256=self._sha.hexdigest(),
+                                       content_type=ref.content_type, record=record, fd=self._fd)
+        return self.blob
 
     def close(self) -> None:
         """Write out what is gathered and close the file (idempotent)."""
@@ -116,9 +129,13 @@ class HashingSpool:
             self.flush()
         finally:
             fd, self._fd = self._fd, None
+            if self.blob is not None:
+                self.blob.fd = -1
             os.close(fd)
 
     def discard(self) -> None:
+        if self.blob is not None:
+            self.blob.fd = -1
         try:
             fd, self._fd = self._fd, None
             if fd is not None:
@@ -186,8 +203,9 @@ class SpoolFiles:
     def release(self, spool: HashingSpool) -> None:
         """``spool`` is no longer needed: keep its file (emptied) for the next binary, or remove it."""
         try:
+            linked = spool.blob is not None and spool.blob.linked
             spool.close()
-            if os.stat(spool.path).st_nlink == 1:
+            if not linked and os.stat(spool.path).st_nlink == 1:
                 with self._lock:
                     keep = len(self._free) < self.keep
                 if keep:

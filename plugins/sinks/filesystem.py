@@ -338,12 +338,13 @@ class FilesystemSink(rcetl.ObjectStoreSink):
         be those the download hashed), given the archive's mode and checksum attribute, fsynced,
         then hard-linked (atomic and create-only, like a copy's publication). None when it cannot
         be linked (another file system, no hard links, a file a sink already linked): copy it."""
-        fd = os.open(blob.path, os.O_RDONLY)
+        own = getattr(blob, "fd", -1)
+        fd = own if own >= 0 else os.open(blob.path, os.O_RDONLY)
         try:
             st = os.fstat(fd)
             if st.st_nlink != 1:
                 return None  # another sink published this file already: each archive gets its own
-            digest, size = _hash_fd(fd, st.st_size)
+            digest, size = _hash_fd(fd, st.st_size, 0)
             if digest != blob.sha256 or size != blob.size:
                 # Not what was downloaded: never published; the caller's check reports it.
                 return rcetl.ObjectInfo(size=size, sha256=digest)
@@ -364,7 +365,8 @@ class FilesystemSink(rcetl.ObjectStoreSink):
             if self.config.fsync:
                 os.fsync(fd)
         finally:
-            os.close(fd)
+            if fd != own:
+                os.close(fd)
         try:
             os.link(blob.path, final)
         except FileExistsError:
@@ -374,6 +376,8 @@ class FilesystemSink(rcetl.ObjectStoreSink):
                 raise
             self._link_spools = exc.errno == errno.EMLINK  # only a full inode may link next time
             return None
+        if own >= 0:
+            blob.linked = True  # type: ignore[attr-defined]
         self._unsynced_name(os.path.dirname(final))
         return rcetl.ObjectInfo(size=size, sha256=digest)
 
@@ -594,14 +598,15 @@ def _fsync_file(path: str) -> None:
         os.close(fd)
 
 
-def _hash_fd(fd: int, size: int) -> tuple[str, int]:
-    """SHA-256 and length of what ``fd`` holds from its position on; ``size``: the length expected
-    (one read for a small file: a read past it finds the end)."""
+def _hash_fd(fd: int, size: int, offset: int | None = None) -> tuple[str, int]:
+    """SHA-256 and length of what ``fd`` holds from its position on (or from ``offset``, without
+    moving it); ``size``: the length expected (one read for a small file: a read past it finds the
+    end)."""
     sha = hashlib.sha256()
     read = 0
     while True:
         want = min(max(size - read + 1, 1), _COPY_CHUNK)
-        chunk = os.read(fd, want)
+        chunk = os.read(fd, want) if offset is None else os.pread(fd, want, offset + read)
         sha.update(chunk)
         read += len(chunk)
         if len(chunk) < want:  # a short read of a regular file: its end

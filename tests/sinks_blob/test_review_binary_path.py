@@ -140,3 +140,36 @@ def test_a_linked_spool_file_is_fsynced_before_it_gets_its_final_name(ctx, tmp_p
     stored = sink.store(blob)
     assert os.stat(stored.location).st_ino == inode  # published by the link path
     assert ("fsync", inode) in events and events.index(("fsync", inode)) < events.index(("link", inode))
+
+
+def test_a_spool_file_the_folder_sink_linked_is_released_by_its_flag_never_truncated(ctx, tmp_path,
+                                                                                    monkeypatch) -> None:
+    """The folder sink publishes the engine's spool file itself (a hard link) through the descriptor
+    the spool kept open: nothing is opened again by name, and the release drops the spool's name
+    without asking the file system how many names it has. Truncating it would empty the archive."""
+    from rcetl.engine import spool as spool_module
+
+    (tmp_path / "spool").mkdir()
+    files = spool_module.SpoolFiles(tmp_path / "spool")
+    sink = _sink(ctx)
+    spool = files.open()
+    spool.write(b"ID3 the recording")
+    blob = spool.finish(rcetl.BlobRef("r1", "u", "recording", "audio/mpeg"), None)
+    assert blob.fd >= 0  # still open: the sink needs no second open
+    opened: list[str] = []
+    real_open = os.open
+    monkeypatch.setattr(filesystem.os, "open", lambda path, *a, **k: opened.append(str(path)) or real_open(path, *a, **k))
+    stored = sink.store(blob)
+    assert blob.path not in opened, "the spool file was opened again by name"
+    assert blob.linked and os.stat(stored.location).st_ino == os.stat(blob.path).st_ino
+    monkeypatch.undo()
+    stats: list[str] = []
+    real_stat = os.stat
+    monkeypatch.setattr(spool_module.os, "stat", lambda path, *a, **k: stats.append(str(path)) or real_stat(path, *a, **k))
+    files.release(spool)
+    monkeypatch.undo()
+    assert stats == [] and blob.fd == -1  # closed, and gone by its flag
+    assert not os.path.exists(blob.path)
+    with open(stored.location, "rb") as fh:
+        assert fh.read() == b"ID3 the recording"
+    assert files.open().path != blob.path  # never reused
