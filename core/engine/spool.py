@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from ..content import Evidence, EvidenceRecorder
+from ..hashing import feed
 from ..coordination import process_alive
 from ..records import BlobRef, Record, SpooledBlob
 
@@ -73,7 +74,7 @@ class HashingSpool:
         if self.blob is not None:  # its descriptor stays open for the sinks, never for more bytes
             raise ValueError("write to a finished spool file")
         n, offset = len(data), self.size
-        self._sha.update(data)
+        feed(self._sha, data)
         self._evidence.update(data)
         self.size += n
         if self._gathered or n < _GATHER:

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import rcetl
+from rcetl.hashing import feed
 
 # The checksum rcetl wrote is kept in an extended attribute so a re-run can skip without rehashing.
 _XATTR = "user.rcetl.sha256"
@@ -514,7 +515,13 @@ class FilesystemSink(rcetl.ObjectStoreSink):
             try:
                 os.mkdir(level, self.config.dir_mode)
             except FileExistsError:
-                inside = False  # made by someone else meanwhile (or a link): _path checks it
+                # Made meanwhile, most often by another download thread storing a recording of the
+                # same day: a real folder (not a link) under one inside the archive is inside it
+                # too. A link or a file is never followed: nothing is made or chmodded through it.
+                if not stat.S_ISDIR(os.lstat(level).st_mode):
+                    raise rcetl.PermanentError(
+                        f"{self.name}: refusing to write under {level!r}: it appeared while rcetl made it, "
+                        f"and it is not a folder inside {self.root}") from None
             os.chmod(level, self.config.dir_mode)  # the umask must not widen it
             self._unsynced_name(os.path.dirname(level))  # its parent gained a name
             if inside and level.startswith(self.location_prefix):
@@ -607,7 +614,7 @@ def _hash_fd(fd: int, size: int, offset: int | None = None) -> tuple[str, int]:
     while True:
         want = min(max(size - read + 1, 1), _COPY_CHUNK)
         chunk = os.read(fd, want) if offset is None else os.pread(fd, want, offset + read)
-        sha.update(chunk)
+        feed(sha, chunk)
         read += len(chunk)
         if len(chunk) < want:  # a short read of a regular file: its end
             return sha.hexdigest(), read

@@ -96,17 +96,27 @@ def test_a_failed_lane_leaves_only_what_is_not_durable_owed(ctx, blobs: BlobMake
     sink.close()
 
 
+def _spy_realpath(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every path the sink resolves level by level (realpath)."""
+    resolved: list[str] = []
+    real = os.path.realpath
+    monkeypatch.setattr(filesystem.os.path, "realpath", lambda p, *a, **kw: (resolved.append(p), real(p, *a, **kw))[1])
+    return resolved
+
+
+def _inside(sink: filesystem.FilesystemSink, paths: list[str]) -> list[str]:
+    return [p for p in paths if p.startswith(sink._root + os.sep)]
+
+
 def test_a_folder_made_for_a_file_is_not_resolved_again_for_it(ctx, blobs: BlobMaker, monkeypatch) -> None:
     """The folders a file's key needs are made by the sink under a folder inside the archive: they
     are inside too, so writing the file does not resolve every level of its path (realpath: a
     system call per level) after making them."""
     sink = _sink(ctx)
-    resolved: list[str] = []
-    real = os.path.realpath
-    monkeypatch.setattr(filesystem.os.path, "realpath", lambda p, *a, **kw: (resolved.append(p), real(p, *a, **kw))[1])
+    resolved = _spy_realpath(monkeypatch)
     stored = sink.store(blobs(b"ID3 new folder", blob_id="rec-new", date="2024-05-06T10:00:00Z"))
     assert os.path.exists(stored.location)
-    assert not [p for p in resolved if p.startswith(sink._root + os.sep)]
+    assert not _inside(sink, resolved)
     sink.close()
 
 
@@ -121,6 +131,55 @@ def test_a_link_out_of_the_archive_is_still_refused(ctx, blobs: BlobMaker, tmp_p
     with pytest.raises(rcetl.PermanentError, match="outside"):
         sink.store(blobs(b"ID3 escape", blob_id="rec-x", date="2024-07-08T10:00:00Z"))
     assert list(outside.iterdir()) == []
+    sink.close()
+
+
+def _made_meanwhile(monkeypatch: pytest.MonkeyPatch, make) -> None:  # noqa: ANN001 - make(level)
+    """The first mkdir of the sink finds its level made meanwhile (``make`` makes it) and fails
+    with EEXIST, as when another download thread stores a recording of the same day."""
+    real = os.mkdir
+    raced: list[str] = []
+
+    def mkdir(path, *a, **kw):  # noqa: ANN001, ANN202
+        if not raced:
+            raced.append(path)
+            make(path)
+            raise FileExistsError(errno.EEXIST, "File exists", path)
+        return real(path, *a, **kw)
+
+    monkeypatch.setattr(filesystem.os, "mkdir", mkdir)
+
+
+def test_a_folder_another_thread_made_meanwhile_is_not_resolved_level_by_level(ctx, blobs: BlobMaker,
+                                                                                monkeypatch) -> None:
+    """Eight download threads store recordings of the same day at once and race to make its folder:
+    the loser's folder is a real folder under one inside the archive, so inside too (one lstat). It
+    was resolved level by level for every such file (realpath: a system call per level of the path,
+    each a hand-off of the interpreter between the threads)."""
+    sink = _sink(ctx)
+    sink.store(blobs(b"ID3 first", blob_id="rec-1", date="2024-05-05T10:00:00Z"))  # the archive's top levels
+    _made_meanwhile(monkeypatch, lambda path: os.mkdir(path, 0o700))
+    resolved = _spy_realpath(monkeypatch)
+    stored = sink.store(blobs(b"ID3 raced", blob_id="rec-2", date="2024-05-06T10:00:00Z"))
+    assert os.path.exists(stored.location)
+    assert not _inside(sink, resolved)
+    sink.close()
+
+
+def test_a_link_out_of_the_archive_made_meanwhile_is_still_refused(ctx, blobs: BlobMaker, tmp_path,
+                                                                   monkeypatch) -> None:
+    """What the race's shortcut must not weaken: a level made meanwhile as a link out of the archive
+    is refused before anything is made or chmodded through it (it once was: the next level was made
+    outside, and the chmod of the link changed the mode of the folder it points to)."""
+    sink = _sink(ctx)
+    sink.store(blobs(b"ID3 first", blob_id="rec-1", date="2024-05-05T10:00:00Z"))
+    outside = tmp_path / "outside"
+    outside.mkdir(mode=0o755)
+    _made_meanwhile(monkeypatch, lambda path: os.symlink(outside, path))
+    with pytest.raises(rcetl.PermanentError, match="not a folder inside"):
+        sink.store(blobs(b"ID3 escape", blob_id="rec-x", date="2024-05-06T10:00:00Z"))
+    assert list(outside.iterdir()) == []
+    assert stat.S_IMODE(outside.stat().st_mode) == 0o755
     sink.close()
 
 
