@@ -142,6 +142,8 @@ class FilesystemSink(rcetl.ObjectStoreSink):
         # Folders known to exist inside the archive (checked for symlinks out of it, or made here):
         # a day's folder holds many files, so each is resolved and created once, not per file.
         self._inside: set[str] = set()
+        # Whether a folder mkdir makes may lack bits of ``dir_mode`` (then chmodded): known at open().
+        self._mode_narrowed = True
         self._made: set[str] = set()
         # Spool files are hard-linked into the archive until a link fails (another file system).
         self._link_spools = True
@@ -167,6 +169,10 @@ class FilesystemSink(rcetl.ObjectStoreSink):
                                     hint="check the folder's owner and mode, and that its file system "
                                          "is mounted read-write") from None
         self._guarded(self._clear_stale_temp_files, "clearing temp files of killed runs")
+        # mkdir gives a folder ``dir_mode`` minus the umask, or, under a default ACL, minus what the
+        # ACL leaves out: a chmod after each mkdir only when either can take bits the mode asks for.
+        # (Linux's mkdir also drops the set-user/group-id bits: those are chmodded too.)
+        self._mode_narrowed = bool(self.config.dir_mode & (_UMASK | 0o6000)) or _has_default_acl(self._root)
 
     def _temp_path(self) -> str:
         # Writes in flight live in one folder of the archive (same file system, so publishing is
@@ -279,24 +285,37 @@ class FilesystemSink(rcetl.ObjectStoreSink):
     # Paths are plain strings here: pathlib objects cost more than the system calls they wrap.
 
     def _path(self, key: str) -> str:
+        return self._locate(key)[0]
+
+    def _locate(self, key: str) -> tuple[str, bool]:
+        """The path of ``key`` inside the archive, and whether its folder was found missing."""
         path = os.path.join(self._root, *key.split("/"))
         folder = os.path.dirname(path)
         if folder in self._inside:
-            return path
+            return path, False
         # Keys are sanitised already; this guards against a symlink inside the archive pointing out.
         exists = os.path.exists(folder)
         if not self._is_inside(folder, exists):
             raise rcetl.PermanentError(f"{self.name}: refusing to write {key!r} outside {self.root}")
         if exists:
             _remember(self._inside, folder)
-        return path
+        return path, not exists
+
+    def _path_to_write(self, key: str) -> str:
+        """The path of ``key``, its folders made first: a folder made here is known to be inside
+        the archive, so the path's own check finds it remembered (checked before, a new folder cost
+        a stat to learn it was missing, then the same stat again to make it)."""
+        self._makedirs(os.path.dirname(os.path.join(self._root, *key.split("/"))))
+        return self._path(key)
 
     def _is_inside(self, folder: str, exists: bool = True) -> bool:
         parent = os.path.realpath(folder) if exists else folder
         return os.path.commonpath([parent, self._root]) == self._root
 
     def _head(self, key: str) -> rcetl.ObjectInfo | None:
-        path = self._path(key)
+        path, missing = self._locate(key)
+        if missing:
+            return None  # its folder was not there a moment ago: no file to stat in it
         try:
             size = os.stat(path).st_size
         except FileNotFoundError:
@@ -314,8 +333,7 @@ class FilesystemSink(rcetl.ObjectStoreSink):
     def _upload(
         self, key: str, blob: rcetl.SpooledBlob, metadata: dict[str, str]
     ) -> rcetl.ObjectInfo:
-        final = self._path(key)
-        self._makedirs(os.path.dirname(final))
+        final = self._path_to_write(key)
         if self._link_spools and blob.linkable:
             linked = self._link_spooled(blob, final)
             if linked is not None:
@@ -437,8 +455,7 @@ class FilesystemSink(rcetl.ObjectStoreSink):
         self._unsynced_name(os.path.dirname(final))
 
     def _put_small(self, key: str, data: bytes, content_type: str) -> None:
-        final = self._path(key)
-        self._makedirs(os.path.dirname(final))
+        final = self._path_to_write(key)
         # Create-only in place (a new key's sidecar, before its binary has a name): one file made
         # where it stays, no temp name and rename. A sidecar already there (one to rewrite, or a
         # killed run's without its binary) is replaced atomically through a temp file instead.
@@ -522,7 +539,10 @@ class FilesystemSink(rcetl.ObjectStoreSink):
                     raise rcetl.PermanentError(
                         f"{self.name}: refusing to write under {level!r}: it appeared while rcetl made it, "
                         f"and it is not a folder inside {self.root}") from None
-            os.chmod(level, self.config.dir_mode)  # the umask must not widen it
+                os.chmod(level, self.config.dir_mode)  # made by someone else: the archive's mode
+            else:
+                if self._mode_narrowed:
+                    os.chmod(level, self.config.dir_mode)  # the umask took bits the mode asks for
             self._unsynced_name(os.path.dirname(level))  # its parent gained a name
             if inside and level.startswith(self.location_prefix):
                 _remember(self._inside, level)
@@ -547,6 +567,15 @@ class FilesystemSink(rcetl.ObjectStoreSink):
                 self._unsynced.add(folder)
                 if file is not None:
                     self._unsynced_files.append(file)
+
+
+def _has_default_acl(folder: str) -> bool:
+    """Whether ``folder`` carries a default ACL (its new folders' modes then follow it, not the umask)."""
+    try:
+        os.getxattr(folder, "system.posix_acl_default")
+    except OSError:  # ENODATA: none; ENOTSUP: no ACLs on this file system
+        return False
+    return True
 
 
 def _unlink_quietly(path: str) -> None:

@@ -183,6 +183,79 @@ def test_a_link_out_of_the_archive_made_meanwhile_is_still_refused(ctx, blobs: B
     sink.close()
 
 
+@pytest.fixture
+def umask(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201 - a setter
+    """Set this process's umask for the test (and what the sink read of it at import)."""
+    old = os.umask(0o022)
+    os.umask(old)
+
+    def set_to(mask: int) -> None:
+        os.umask(mask)
+        monkeypatch.setattr(filesystem, "_UMASK", mask)
+
+    yield set_to
+    os.umask(old)
+
+
+def _spy_chmod(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    seen: list[str] = []
+    real = os.chmod
+    monkeypatch.setattr(filesystem.os, "chmod", lambda p, *a, **kw: (seen.append(str(p)), real(p, *a, **kw))[1])
+    return seen
+
+
+def _folder_modes(sink: filesystem.FilesystemSink, stored: rcetl.StoredBlob) -> set[int]:
+    modes = set()
+    folder = os.path.dirname(stored.location)
+    while folder != sink._root:
+        modes.add(stat.S_IMODE(os.stat(folder).st_mode))
+        folder = os.path.dirname(folder)
+    return modes
+
+
+def test_a_new_folder_mkdir_gave_its_mode_is_not_chmodded(ctx, blobs: BlobMaker, monkeypatch, umask) -> None:
+    """A recording's folders are new for most recordings (a day and an extension each): mkdir
+    already gives them 0700 under the usual umask, and a chmod each was two more system calls."""
+    umask(0o022)
+    sink = _sink(ctx)
+    chmodded = _spy_chmod(monkeypatch)
+    stored = sink.store(blobs(b"ID3 new folders", blob_id="rec-1", date="2024-05-06T10:00:00Z"))
+    assert not _inside(sink, chmodded)
+    assert _folder_modes(sink, stored) == {0o700}
+    sink.close()
+
+
+@pytest.mark.parametrize(("mask", "mode"), [(0o077, 0o750), (0o022, 0o2770)])
+def test_a_mode_mkdir_cannot_give_is_set_by_chmod(ctx, blobs: BlobMaker, monkeypatch, umask, mask: int,
+                                                 mode: int) -> None:
+    """What skipping the chmod must not lose: a mode the umask narrows (0750 under 077), or one
+    with the set-group-id bit (a shared archive), which Linux's mkdir drops."""
+    umask(mask)
+    sink = _sink(ctx, dir_mode=mode)
+    chmodded = _spy_chmod(monkeypatch)
+    stored = sink.store(blobs(b"ID3 new folders", blob_id="rec-1", date="2024-05-06T10:00:00Z"))
+    assert _inside(sink, chmodded)
+    assert _folder_modes(sink, stored) == {mode}
+    sink.close()
+
+
+def test_a_recording_in_a_new_folder_costs_no_stat_of_what_cannot_be_there(ctx, blobs: BlobMaker,
+                                                                            monkeypatch) -> None:
+    """Most recordings go to a new folder: the check for the key finds the folder missing and needs
+    no stat of the file; the folder is made before the sidecar's path is checked (it is then known),
+    not looked up again to learn it is still missing. Three stats of the folder and one of the file
+    became two of the folder."""
+    sink = _sink(ctx)
+    looked: list[str] = []
+    real = os.stat
+    monkeypatch.setattr(filesystem.os, "stat", lambda p, *a, **kw: (looked.append(os.fspath(p)), real(p, *a, **kw))[1])
+    stored = sink.store(blobs(b"ID3 new folders", blob_id="rec-1", date="2024-05-06T10:00:00Z"))
+    folder = os.path.dirname(stored.location)
+    assert stored.location not in looked
+    assert looked.count(folder) <= 2, looked
+    sink.close()
+
+
 def _spy_syncfs(monkeypatch: pytest.MonkeyPatch, fail: int = 0) -> list[str]:
     """The folders syncfs is called on (their file system is synced for real); the first ``fail``
     calls fail with EIO instead."""
