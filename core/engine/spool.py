@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import ClassVar
 
 from ..content import Evidence, EvidenceRecorder
-from ..hashing import feed
 from ..coordination import process_alive
+from ..hashing import feed
 from ..records import BlobRef, Record, SpooledBlob
 
 CHUNK = 1024 * 1024
@@ -119,7 +119,8 @@ class HashingSpool:
             variables = {k: v for k, v in ref.variables.items() if k != "ext"}
             ref = replace(ref, content_type=served, variables=variables)
         self.blob = PrivateSpooledBlob(ref=ref, path=self.path, size=self.size, sha256=self._sha.hexdigest(),
-                                       content_type=ref.content_type, record=record, fd=self._fd)
+                                       content_type=ref.content_type, record=record,
+                                       fd=-1 if self._fd is None else self._fd)
         return self.blob
 
     def close(self) -> None:
