@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, Future
+from concurrent.futures import FIRST_EXCEPTION, Executor, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -218,6 +218,9 @@ class BatchArchiver:
         out: dict[int, dict[str, BlobResult]] = {}
         for item in batch:
             self.start(item)
+        # One wake-up for the batch (or at its first failure), not one per binary in turn: each was
+        # a hand-off of the interpreter, taken from the download threads.
+        wait([f for item in batch for f in (item.blob_futures or {}).values()], return_when=FIRST_EXCEPTION)
         for item in batch:
             for blob_id, fut in (item.blob_futures or {}).items():
                 out.setdefault(id(item), {})[blob_id] = fut.result()

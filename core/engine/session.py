@@ -246,7 +246,8 @@ class RunSession:
         items, and the checkpoints between them, arrive exactly as the stream yields them.
         """
         ahead: queue.Queue[Any] = queue.Queue(maxsize=max(depth, 1))
-        binary_slots = threading.Semaphore(max(binary_depth, 1))  # taken by an item with binaries
+        # Taken by an item with binaries; a reader that ran out waits for a refill, not for one slot.
+        binary_slots = ReadAheadSlots(max(binary_depth, 1), refill=BINARY_RECORDS_PER_DOWNLOAD)
         stop = threading.Event()
         # Where a record goes depends only on its stream and whether it has binaries: routed once
         # per kind, not once per record (a backfill routes hundreds of thousands of calls).
@@ -263,7 +264,7 @@ class RunSession:
 
         def put(entry: Any) -> bool:
             if isinstance(entry, Routed) and _holds_binaries(entry):
-                while not binary_slots.acquire(timeout=0.2):
+                while not binary_slots.take(timeout=0.2):
                     if stop.is_set():
                         return False
             while not stop.is_set():
@@ -305,7 +306,7 @@ class RunSession:
                 if isinstance(entry, _Raised):
                     raise entry.exc
                 if isinstance(entry, Routed) and _holds_binaries(entry):
-                    binary_slots.release()
+                    binary_slots.give()
                 yield entry
         finally:
             stop.set()
@@ -439,6 +440,43 @@ def _settle_gc() -> None:
     young, middle, old = gc.get_threshold()
     if young:  # 0: the collector is off; leave it so
         gc.set_threshold(max(young, _YOUNG), middle, old)
+
+
+class ReadAheadSlots:
+    """A counting semaphore whose waiter wakes once ``refill`` slots are free (or all of them), not
+    at every slot given back.
+
+    The reader of a task takes a slot per record with binaries and the writer gives one back per
+    record it takes; with a plain semaphore a reader that ran out woke for every record the writer
+    took, read one more and slept again: two hand-offs of the interpreter per recording, between
+    threads the eight download threads need it from. Written by hand: the standard library's
+    semaphores wake a waiter per release and have no threshold.
+    """
+
+    def __init__(self, slots: int, refill: int) -> None:
+        self._free = slots
+        self._refill = max(1, min(refill, slots))
+        self._cond = threading.Condition(threading.Lock())
+        self._waiting = False
+
+    def take(self, timeout: float | None = None) -> bool:
+        """Take a slot; when none is free, wait (up to ``timeout``) until a refill's worth is."""
+        with self._cond:
+            if self._free <= 0:
+                self._waiting = True
+                try:
+                    if not self._cond.wait_for(lambda: self._free >= self._refill, timeout):
+                        return False
+                finally:
+                    self._waiting = False
+            self._free -= 1
+            return True
+
+    def give(self) -> None:
+        with self._cond:
+            self._free += 1
+            if self._waiting and self._free >= self._refill:
+                self._cond.notify()
 
 
 def _holds_binaries(item: Routed) -> bool:

@@ -254,3 +254,44 @@ def test_a_binary_named_again_while_its_batch_is_remembered_is_downloaded_once(t
         result = archiver.archive(again)
     assert stream.downloads == ["recording-0"]
     assert [b.status for a in result.archived for b in a.blobs] == ["stored"]
+
+
+def test_the_batch_waits_for_its_binaries_once_not_for_each_in_turn(tmp_path, events, monkeypatch) -> None:
+    """Waiting for each download's future in turn woke the writing thread for every binary (a
+    hand-off of the interpreter the download threads pay for): it waits once for the whole batch,
+    then only reads results that are there."""
+    stream, blob_sink, record_sink = Stream(), BlobSink(events), RecordSink(events)
+    waited_on_unfinished: list[bool] = []
+    real = Future.result
+
+    def result(self: Future[Any], timeout: float | None = None) -> Any:
+        waited_on_unfinished.append(not self.done())
+        return real(self, timeout)
+
+    monkeypatch.setattr(Future, "result", result)
+    with GatedPool() as pool:
+        archiver = _archiver(tmp_path, pool, None)
+        batch = _items(6, stream, blob_sink, record_sink)
+        threading.Timer(0.05, pool.gate.set).start()  # downloads run only once the batch waits
+        result_of_batch = archiver.archive(batch)
+    assert len(result_of_batch.archived) == 6
+    assert waited_on_unfinished and not any(waited_on_unfinished)
+
+
+def test_read_ahead_slots_wake_a_waiting_reader_once_a_refill_is_free() -> None:
+    from rcetl.engine.session import ReadAheadSlots
+
+    slots = ReadAheadSlots(4, refill=2)
+    assert all(slots.take(timeout=0) for _ in range(4))
+    assert not slots.take(timeout=0.01)  # none free
+    woke = threading.Event()
+    reader = threading.Thread(target=lambda: slots.take(timeout=5) and woke.set())
+    reader.start()
+    slots.give()
+    assert not woke.wait(0.1)  # one free slot does not wake the reader
+    slots.give()
+    assert woke.wait(5)  # a refill's worth does
+    reader.join()
+    assert slots.take(timeout=0)  # it took one of the two: one is left
+    assert not slots.take(timeout=0)
+    assert ReadAheadSlots(1, refill=32).take(timeout=0)  # a refill never exceeds the slots
