@@ -406,10 +406,15 @@ class FilesystemSink(rcetl.ObjectStoreSink):
         group = self._groups.get(folder)
         if group is None:
             st = os.stat(folder)
-            group = st.st_gid if st.st_mode & stat.S_ISGID else os.getegid()
-            if len(self._groups) >= _KNOWN_DIRS:
-                self._groups.clear()
-            self._groups[folder] = group
+            group = self._note_group(folder, st.st_gid, bool(st.st_mode & stat.S_ISGID))
+        return group
+
+    def _note_group(self, folder: str, gid: int, setgid: bool) -> int:
+        """Remember the group a file created in ``folder`` (of group ``gid``) gets."""
+        group = gid if setgid else os.getegid()
+        if len(self._groups) >= _KNOWN_DIRS:
+            self._groups.clear()
+        self._groups[folder] = group
         return group
 
     def _copy(self, src: str, dst: str, size: int | None = None) -> tuple[str, int]:
@@ -516,9 +521,19 @@ class FilesystemSink(rcetl.ObjectStoreSink):
         # mkdir(parents=True) gives only the last folder the mode; every new level gets it here.
         made = folder
         missing = []
-        while not os.path.isdir(folder):
+        while True:
+            try:
+                found = os.stat(folder)
+            except (FileNotFoundError, NotADirectoryError):
+                found = None
+            if found is not None and stat.S_ISDIR(found.st_mode):
+                break
             missing.append(folder)
             folder = os.path.dirname(folder)
+        # The group and set-group-id bit each new level gets from mkdir (Linux: its parent's group
+        # and bit when the parent has the bit, else this process's group), so a file linked into
+        # it later needs no stat of the folder to be given the group a file created there gets.
+        gid, setgid = found.st_gid, bool(found.st_mode & stat.S_ISGID)
         # Nothing is made under a folder that leads out of the archive (a link in it). A folder made
         # here under one inside the archive is inside it too (mkdir makes a real folder, never
         # follows a link): remembered, so the file about to be written there is not checked again
@@ -540,9 +555,14 @@ class FilesystemSink(rcetl.ObjectStoreSink):
                         f"{self.name}: refusing to write under {level!r}: it appeared while rcetl made it, "
                         f"and it is not a folder inside {self.root}") from None
                 os.chmod(level, self.config.dir_mode)  # made by someone else: the archive's mode
+                gid = -1  # its group is whoever made it: asked of the folder when needed
             else:
                 if self._mode_narrowed:
                     os.chmod(level, self.config.dir_mode)  # the umask took bits the mode asks for
+                if gid >= 0:
+                    gid = gid if setgid else os.getegid()
+                    setgid = setgid or bool(self.config.dir_mode & stat.S_ISGID)  # or the chmod set it
+                    self._note_group(level, gid, setgid)
             self._unsynced_name(os.path.dirname(level))  # its parent gained a name
             if inside and level.startswith(self.location_prefix):
                 _remember(self._inside, level)

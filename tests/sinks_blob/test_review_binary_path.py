@@ -173,3 +173,22 @@ def test_a_spool_file_the_folder_sink_linked_is_released_by_its_flag_never_trunc
     with open(stored.location, "rb") as fh:
         assert fh.read() == b"ID3 the recording"
     assert files.open().path != blob.path  # never reused
+
+
+def test_a_spool_file_linked_into_new_folders_needs_no_stat_of_them_for_its_group(ctx, tmp_path,
+                                                                                 monkeypatch) -> None:
+    """The group a linked spool file is given is that of a file created in its folder: for folders
+    the sink has just made it is known from their parent (mkdir's rule), not asked of each new
+    folder by a stat (one per recording, most recordings going to a folder of their own). The
+    set-group-id case is held to the real outcome by the test above."""
+    sink = _sink(ctx)
+    (tmp_path / "spool").mkdir()
+    blob = _engine_blob(tmp_path / "spool", b"ID3 the recording")
+    looked: list[str] = []
+    real = os.stat
+    monkeypatch.setattr(filesystem.os, "stat", lambda p, *a, **kw: (looked.append(os.fspath(p)), real(p, *a, **kw))[1])
+    stored = sink.store(blob)
+    monkeypatch.undo()
+    folder = os.path.dirname(stored.location)
+    assert looked.count(folder) <= 2, looked  # the key's check and the walk that makes it: no third
+    assert os.stat(stored.location).st_gid == os.getegid()
