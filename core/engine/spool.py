@@ -2,9 +2,9 @@
 
 Sources write into a :class:`HashingSpool` (append-only, so a resumed download simply continues);
 the result is a :class:`rcetl.SpooledBlob` every blob sink uploads from. Its file stays open until
-the engine releases it, so the folder sink hashes, fsyncs and links it without opening it again. Files are owner-only and
-removed (or truncated and reused, see :class:`SpoolFiles`) when the blob has been stored everywhere
-(invariant 4: no binary is held in memory).
+the engine releases it, so the folder sink hashes, fsyncs and links it without opening it again.
+Files are owner-only and removed (or truncated and reused, see :class:`SpoolFiles`) when the blob
+has been stored everywhere (invariant 4: no binary is held in memory).
 """
 
 from __future__ import annotations
