@@ -156,21 +156,22 @@ def template_fields(template: str) -> list[str]:
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled(template: str) -> tuple[tuple[str, str | None, str], ...]:
+def _compiled(template: str) -> tuple[tuple[str, str | None, str], ...] | None:
     """A template checked by :func:`template_fields` and parsed into (literal, variable, format
-    spec) pieces, once per template: ``Formatter.vformat`` parses it again for every binary."""
+    spec) pieces, once per template (``Formatter.vformat`` parses it again for every binary); None
+    for the rare template only the formatter renders ({id!r}, {id:{width}})."""
     template_fields(template)
     pieces = []
     for literal, name, spec, conversion in _FORMATTER.parse(template):
-        if conversion or "{" in (spec or ""):  # {id!r}, {id:{width}}: rare, left to the formatter
-            return ((template, "!", ""),)
+        if conversion or "{" in (spec or ""):
+            return None
         pieces.append((literal, name, spec or ""))
     return tuple(pieces)
 
 
 def _render(template: str, variables: Mapping[str, Any]) -> str:
     pieces = _compiled(template)
-    if pieces and pieces[0][1] == "!":
+    if pieces is None:
         return _FORMATTER.vformat(template, (), variables)
     out = []
     for literal, name, spec in pieces:

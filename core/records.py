@@ -188,6 +188,12 @@ class SpooledBlob:
     #: once every sink stored it, so a sink on the same file system may publish it by a hard link
     #: (after an fsync) instead of copying its bytes.
     linkable: ClassVar[bool] = False
+    #: A ``linkable`` file's descriptor, open until the engine releases it (-1: none): a sink reads
+    #: the file through it instead of opening it again by name.
+    fd: int = field(default=-1, compare=False, repr=False)
+    #: Set by a sink that published this very file under a name of its own (a hard link): the
+    #: engine then drops the spool's name and never reuses the file.
+    linked: bool = field(default=False, compare=False, repr=False)
 
     def open(self) -> BinaryIO:
         return open(self.path, "rb")

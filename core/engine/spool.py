@@ -35,13 +35,6 @@ class PrivateSpooledBlob(SpooledBlob):
     after :meth:`HashingSpool.finish`, and a file a sink took a hard link to is never reused."""
 
     linkable: ClassVar[bool] = True
-    #: The spool file's descriptor (open for reading and writing) until the engine releases the
-    #: spool: a sink on the same file system hashes, fsyncs and links the file through it instead
-    #: of opening it again by name. -1: closed.
-    fd: int = -1
-    #: Set by a sink that published this very file under an archive name (a hard link): the
-    #: engine then drops the spool's name and never reuses the file.
-    linked: bool = False
 
 
 class HashingSpool:

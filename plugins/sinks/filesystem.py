@@ -287,9 +287,10 @@ class FilesystemSink(rcetl.ObjectStoreSink):
     def _path(self, key: str) -> str:
         return self._locate(key)[0]
 
-    def _locate(self, key: str) -> tuple[str, bool]:
-        """The path of ``key`` inside the archive, and whether its folder was found missing."""
-        path = os.path.join(self._root, *key.split("/"))
+    def _locate(self, key: str, path: str | None = None) -> tuple[str, bool]:
+        """The path of ``key`` inside the archive (``path``: already joined), and whether its
+        folder was found missing."""
+        path = path or os.path.join(self._root, *key.split("/"))
         folder = os.path.dirname(path)
         if folder in self._inside:
             return path, False
@@ -305,8 +306,9 @@ class FilesystemSink(rcetl.ObjectStoreSink):
         """The path of ``key``, its folders made first: a folder made here is known to be inside
         the archive, so the path's own check finds it remembered (checked before, a new folder cost
         a stat to learn it was missing, then the same stat again to make it)."""
-        self._makedirs(os.path.dirname(os.path.join(self._root, *key.split("/"))))
-        return self._path(key)
+        path = os.path.join(self._root, *key.split("/"))
+        self._makedirs(os.path.dirname(path))
+        return self._locate(key, path)[0]
 
     def _is_inside(self, folder: str, exists: bool = True) -> bool:
         parent = os.path.realpath(folder) if exists else folder
@@ -357,7 +359,7 @@ class FilesystemSink(rcetl.ObjectStoreSink):
         be those the download hashed), given the archive's mode and checksum attribute, fsynced,
         then hard-linked (atomic and create-only, like a copy's publication). None when it cannot
         be linked (another file system, no hard links, a file a sink already linked): copy it."""
-        own = getattr(blob, "fd", -1)
+        own = blob.fd
         fd = own if own >= 0 else os.open(blob.path, os.O_RDONLY)
         try:
             st = os.fstat(fd)
@@ -396,7 +398,7 @@ class FilesystemSink(rcetl.ObjectStoreSink):
             self._link_spools = exc.errno == errno.EMLINK  # only a full inode may link next time
             return None
         if own >= 0:
-            blob.linked = True  # type: ignore[attr-defined]
+            blob.linked = True
         self._unsynced_name(os.path.dirname(final))
         return rcetl.ObjectInfo(size=size, sha256=digest)
 

@@ -99,3 +99,22 @@ def test_config_forbids_unknown_options_and_normalises_prefix() -> None:
     assert rcetl.ObjectStoreConfig(prefix="/archive//rc/").prefix == "archive/rc"
     with pytest.raises(ValidationError):
         rcetl.ObjectStoreConfig(prefix="a/../b")
+
+
+@pytest.mark.parametrize("template", [
+    "{date:%Y/%m/%d}/{extension}/{kind}/{id}.{ext}",  # the default
+    "{{literal}}/{id}-{name}",
+    "x{missing}y/{id}",
+    "{id!s}/{ext}",  # a conversion: left to the formatter
+    "{kind:.{n}}/{id}",  # a nested spec: left to the formatter
+])
+def test_a_template_parsed_once_renders_as_the_formatter_does(template: str) -> None:
+    """Templates are parsed once (not by Formatter.vformat for every binary): the key must be the
+    one the formatter renders, the rare forms it alone handles included."""
+    from rcetl.blobs import _FORMATTER
+
+    variables = {"date": "2024-03-05T14:30:00Z", "extension": "101", "kind": "recording", "id": "a/b",
+                 "name": "Jane Doe", "ext": "mp3", "n": 3}
+    rendered = _FORMATTER.vformat(template, (), variables)
+    expected = "/".join(s for s in rendered.split("/") if s)
+    assert rcetl.render_key(template, variables) == expected
