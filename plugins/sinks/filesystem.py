@@ -139,12 +139,15 @@ class FilesystemSink(rcetl.ObjectStoreSink):
         self.location_prefix = self._root + os.sep
         # One helper thread hashes a large spooled file while the kernel copies it.
         self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"rcetl-{name}-hash")
-        # Folders known to exist inside the archive (checked for symlinks out of it, or made here):
-        # a day's folder holds many files, so each is resolved and created once, not per file.
+        # Folders known to exist inside the archive (made here, or each level found a real folder
+        # under one known inside; the root once open() made it): a day's folder holds many files, so
+        # each is checked or made once, not per file, and a new folder is made under the nearest
+        # one known without looking at the levels above it.
         self._inside: set[str] = set()
         # Whether a folder mkdir makes may lack bits of ``dir_mode`` (then chmodded): known at open().
         self._mode_narrowed = True
-        self._made: set[str] = set()
+        # This process's group, asked once (a system call each time, two per recording's folders).
+        self._egid = os.getegid()
         # Spool files are hard-linked into the archive until a link fails (another file system).
         self._link_spools = True
         self._groups: dict[str, int] = {}  # folder -> the group its new files get
@@ -295,24 +298,58 @@ class FilesystemSink(rcetl.ObjectStoreSink):
         if folder in self._inside:
             return path, False
         # Keys are sanitised already; this guards against a symlink inside the archive pointing out.
-        exists = os.path.exists(folder)
-        if not self._is_inside(folder, exists):
+        try:
+            inside = self._found_inside(folder)
+        except (FileNotFoundError, NotADirectoryError):
+            return path, True
+        if not inside:
             raise rcetl.PermanentError(f"{self.name}: refusing to write {key!r} outside {self.root}")
-        if exists:
-            _remember(self._inside, folder)
-        return path, not exists
+        return path, False
 
     def _path_to_write(self, key: str) -> str:
-        """The path of ``key``, its folders made first: a folder made here is known to be inside
-        the archive, so the path's own check finds it remembered (checked before, a new folder cost
-        a stat to learn it was missing, then the same stat again to make it)."""
+        """The path of ``key``, its folders made first (a folder made here is known to be inside
+        the archive: the path needs no check of its own)."""
         path = os.path.join(self._root, *key.split("/"))
         self._makedirs(os.path.dirname(path))
         return self._locate(key, path)[0]
 
-    def _is_inside(self, folder: str, exists: bool = True) -> bool:
-        parent = os.path.realpath(folder) if exists else folder
-        return os.path.commonpath([parent, self._root]) == self._root
+    def _found_inside(self, folder: str) -> bool:
+        """Whether the existing ``folder`` is inside the archive (remembered if so); raises
+        FileNotFoundError when it is missing.
+
+        Each level below the nearest folder known inside is looked at once (lstat): a real folder
+        under one inside the archive is inside too. A link on the way is resolved (realpath, a
+        system call per level of the whole path): inside only if it leads inside."""
+        levels = []
+        level = folder
+        while level not in self._inside:
+            if not level.startswith(self.location_prefix):  # the root not known yet (before open())
+                return self._resolves_inside(folder)
+            levels.append(level)
+            level = os.path.dirname(level)
+        for level in reversed(levels):
+            if not stat.S_ISDIR(os.lstat(level).st_mode):
+                return self._resolves_inside(folder)
+            self._remember_inside(level)
+        return True
+
+    def _resolves_inside(self, folder: str) -> bool:
+        """Whether the existing ``folder``, every link on its path followed, is inside the archive."""
+        real = os.path.realpath(folder)
+        if not os.path.isdir(real):
+            raise NotADirectoryError(errno.ENOTDIR, "not a folder", folder)
+        if os.path.commonpath([real, self._root]) != self._root:
+            return False
+        self._remember_inside(folder)
+        return True
+
+    def _remember_inside(self, folder: str) -> None:
+        if len(self._inside) >= _KNOWN_DIRS:  # forget them all but the root (known again on use)
+            root = self._root in self._inside
+            self._inside.clear()
+            if root:
+                self._inside.add(self._root)
+        self._inside.add(folder)
 
     def _head(self, key: str) -> rcetl.ObjectInfo | None:
         path, missing = self._locate(key)
@@ -408,16 +445,15 @@ class FilesystemSink(rcetl.ObjectStoreSink):
         group = self._groups.get(folder)
         if group is None:
             st = os.stat(folder)
-            group = self._note_group(folder, st.st_gid, bool(st.st_mode & stat.S_ISGID))
+            group = st.st_gid if st.st_mode & stat.S_ISGID else self._egid
+            self._note_group(folder, group)
         return group
 
-    def _note_group(self, folder: str, gid: int, setgid: bool) -> int:
-        """Remember the group a file created in ``folder`` (of group ``gid``) gets."""
-        group = gid if setgid else os.getegid()
+    def _note_group(self, folder: str, group: int) -> None:
+        """Remember the group a file created in ``folder`` gets."""
         if len(self._groups) >= _KNOWN_DIRS:
             self._groups.clear()
         self._groups[folder] = group
-        return group
 
     def _copy(self, src: str, dst: str, size: int | None = None) -> tuple[str, int]:
         """Copy ``src`` to a new ``dst``; return the SHA-256 and the size of the bytes copied.
@@ -517,58 +553,74 @@ class FilesystemSink(rcetl.ObjectStoreSink):
 
     # --- helpers ------------------------------------------------------------------------------
 
-    def _makedirs(self, folder: str) -> None:
-        if folder in self._made:
-            return
-        # mkdir(parents=True) gives only the last folder the mode; every new level gets it here.
-        made = folder
+    def _makedirs(self, folder: str, again: bool = True) -> None:
+        """Make ``folder`` and the levels above it that are missing, each with ``dir_mode``.
+
+        Levels are made from the nearest folder known inside the archive down, by mkdir alone (a
+        level already there answers EEXIST): a recording's new folders (its call's, its kind's)
+        cost a mkdir each, not a stat of every level first. Nothing is made under a folder not
+        known inside: a level that exists is a real folder (or a link leading inside) before
+        anything is made in it."""
         missing = []
-        while True:
-            try:
-                found = os.stat(folder)
-            except (FileNotFoundError, NotADirectoryError):
-                found = None
-            if found is not None and stat.S_ISDIR(found.st_mode):
+        level = folder
+        while level not in self._inside:
+            if not level.startswith(self.location_prefix):  # the root itself: made at open()
+                self._make_root()
                 break
-            missing.append(folder)
-            folder = os.path.dirname(folder)
-        # The group and set-group-id bit each new level gets from mkdir (Linux: its parent's group
-        # and bit when the parent has the bit, else this process's group), so a file linked into
-        # it later needs no stat of the folder to be given the group a file created there gets.
-        gid, setgid = found.st_gid, bool(found.st_mode & stat.S_ISGID)
-        # Nothing is made under a folder that leads out of the archive (a link in it). A folder made
-        # here under one inside the archive is inside it too (mkdir makes a real folder, never
-        # follows a link): remembered, so the file about to be written there is not checked again
-        # by resolving every level of its path.
-        # (`folder` above the archive's root: the root itself is being made, at open.)
-        inside = not missing or folder in self._inside or folder == self._root \
-            or not folder.startswith(self.location_prefix) or self._is_inside(folder)
-        if not inside:
-            raise rcetl.PermanentError(f"{self.name}: refusing to make {missing[-1]!r} outside {self.root}")
+            missing.append(level)
+            level = os.path.dirname(level)
         for level in reversed(missing):
             try:
                 os.mkdir(level, self.config.dir_mode)
             except FileExistsError:
-                # Made meanwhile, most often by another download thread storing a recording of the
-                # same day: a real folder (not a link) under one inside the archive is inside it
-                # too. A link or a file is never followed: nothing is made or chmodded through it.
-                if not stat.S_ISDIR(os.lstat(level).st_mode):
+                # There already (a run before this one, or another download thread storing a
+                # recording of the same day just now): used only if it is a folder inside the
+                # archive. A link or a file is never followed: nothing is made or chmodded through it.
+                try:
+                    inside = self._found_inside(level)
+                except (FileNotFoundError, NotADirectoryError):
+                    inside = False
+                if not inside:
                     raise rcetl.PermanentError(
-                        f"{self.name}: refusing to write under {level!r}: it appeared while rcetl made it, "
-                        f"and it is not a folder inside {self.root}") from None
-                os.chmod(level, self.config.dir_mode)  # made by someone else: the archive's mode
-                gid = -1  # its group is whoever made it: asked of the folder when needed
-            else:
-                if self._mode_narrowed:
-                    os.chmod(level, self.config.dir_mode)  # the umask took bits the mode asks for
-                if gid >= 0:
-                    gid = gid if setgid else os.getegid()
-                    setgid = setgid or bool(self.config.dir_mode & stat.S_ISGID)  # or the chmod set it
-                    self._note_group(level, gid, setgid)
-            self._unsynced_name(os.path.dirname(level))  # its parent gained a name
-            if inside and level.startswith(self.location_prefix):
-                _remember(self._inside, level)
-        _remember(self._made, made)
+                        f"{self.name}: refusing to write under {level!r}: it is not a folder inside "
+                        f"{self.root} (a link or a file leading outside)") from None
+                continue
+            except FileNotFoundError:
+                # A folder known inside is gone (removed by hand meanwhile): forget what was known
+                # and make the path again from the root, once.
+                if not again:
+                    raise
+                self._inside.clear()
+                self._makedirs(folder, again=False)
+                return
+            if self._mode_narrowed:
+                os.chmod(level, self.config.dir_mode)  # the umask took bits the mode asks for
+            # A file created in a new folder gets the group it would get in its parent (Linux: the
+            # parent's group when the parent is set-group-id, which the new folder inherits with the
+            # group; else this process's, also under a set-group-id ``dir_mode``): noted, so a spool
+            # file linked into it needs no stat of the folder for its group.
+            parent = os.path.dirname(level)
+            group = self._groups.get(parent)
+            if group is None and self._link_spools:
+                group = self._group_in(parent)
+            if group is not None:
+                self._note_group(level, group)
+            self._unsynced_name(parent)  # its parent gained a name
+            self._remember_inside(level)
+
+    def _make_root(self) -> None:
+        """Make the archive's folder and the levels above it that are missing (at open()), each
+        given ``dir_mode`` (makedirs gives it only to the last, and under the umask)."""
+        missing = []
+        level = self._root
+        while not os.path.isdir(level):
+            missing.append(level)
+            level = os.path.dirname(level)
+        os.makedirs(self._root, self.config.dir_mode, exist_ok=True)
+        for level in missing:
+            os.chmod(level, self.config.dir_mode)
+            self._unsynced_name(os.path.dirname(level))
+        self._remember_inside(self._root)
 
     def _found(self, key: str) -> None:
         # A file found in place may be a killed run's, published but never synced: its folder and
@@ -605,12 +657,6 @@ def _unlink_quietly(path: str) -> None:
         os.unlink(path)
 
 
-def _remember(known: set[str], folder: str) -> None:
-    if len(known) >= _KNOWN_DIRS:
-        known.clear()
-    known.add(folder)
-
-
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -637,7 +683,11 @@ def _syncfs_all(folders: set[str]) -> None:
 
 
 def _fsync_path(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
+    """fsync a folder that gained names since the last sync; one removed since is not owed."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
     try:
         os.fsync(fd)
     finally:

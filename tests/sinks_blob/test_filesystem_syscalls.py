@@ -388,3 +388,78 @@ def test_a_sidecar_rewritten_beside_its_binary_is_replaced_atomically(ctx, blobs
     with open(stored.location + ".json", "rb") as fh:
         assert json.load(fh)["blob"]["sha256"] == blob.sha256
     sink.close()
+
+
+def _spy(monkeypatch: pytest.MonkeyPatch, name: str) -> list[str]:
+    """Every path the sink passes to ``os.<name>``."""
+    seen: list[str] = []
+    real = getattr(os, name)
+    monkeypatch.setattr(filesystem.os, name, lambda p, *a, **kw: (seen.append(os.fspath(p)), real(p, *a, **kw))[1])
+    return seen
+
+
+def test_an_archive_an_earlier_run_left_is_checked_a_level_at_a_time(ctx, blobs: BlobMaker, monkeypatch) -> None:
+    """A run over an archive an earlier run filled (its folders all there, none known yet): each
+    folder level of a key is looked at once (lstat: a real folder under one inside the archive is
+    inside too), not resolved level by level from the root for every folder (realpath: a system
+    call per level, for each recording's folder of a re-run)."""
+    first = _sink(ctx)
+    dates = [f"2024-05-{d:02d}T10:00:00Z" for d in (6, 7)]
+    for i, date in enumerate(dates):
+        first.store(blobs(f"ID3 {i}".encode(), blob_id=f"rec-{i}", date=date))
+    first.close()
+    sink = _sink(ctx)
+    resolved = _spy_realpath(monkeypatch)
+    looked = _spy(monkeypatch, "lstat")
+    for i, date in enumerate(dates):
+        stored = sink.store(blobs(f"ID3 {i}".encode(), blob_id=f"rec-{i}", date=date))
+        assert stored.skipped
+    assert not _inside(sink, resolved)
+    assert len(looked) == len(set(looked)), looked  # no level looked at twice
+    # the second day's levels below the month, not the year and month again
+    assert len(looked) <= 5 + 3, looked
+    sink.close()
+
+
+def test_a_new_folder_is_made_by_mkdir_alone_under_a_known_one(ctx, blobs: BlobMaker, monkeypatch) -> None:
+    """A recording whose day folder is known: its new folders (extension, kind) cost a mkdir each;
+    nothing above them is looked at again, and the process's group is not asked per folder."""
+    sink = _sink(ctx)
+    asked: list[int] = []
+    real_egid = os.getegid
+    monkeypatch.setattr(filesystem.os, "getegid", lambda: (asked.append(1), real_egid())[1])
+    sink.store(blobs(b"ID3 first", blob_id="rec-1", date="2024-05-06T10:00:00Z", extension="101"))
+    statted, lstatted, made = _spy(monkeypatch, "stat"), _spy(monkeypatch, "lstat"), _spy(monkeypatch, "mkdir")
+    stored = sink.store(blobs(b"ID3 second", blob_id="rec-2", date="2024-05-06T11:00:00Z", extension="102"))
+    day = os.path.dirname(os.path.dirname(os.path.dirname(stored.location)))
+    assert made == [os.path.join(day, "102"), os.path.join(day, "102", "recording")]
+    assert not [p for p in statted + lstatted if not p.startswith(os.path.join(day, "102"))], statted + lstatted
+    assert asked == []
+    sink.close()
+
+
+def test_a_known_folder_removed_meanwhile_is_made_again(ctx, blobs: BlobMaker) -> None:
+    """Folders the sink knows are removed behind its back (by hand, mid-run): the next key in a new
+    folder under them is stored all the same, the levels above made again from the root."""
+    sink = _sink(ctx)
+    stored = sink.store(blobs(b"ID3 first", blob_id="rec-1", date="2024-05-06T10:00:00Z"))
+    month = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(stored.location))))
+    for folder, _, files in os.walk(month, topdown=False):
+        for name in files:
+            os.unlink(os.path.join(folder, name))
+        os.rmdir(folder)
+    again = sink.store(blobs(b"ID3 second", blob_id="rec-2", date="2024-05-06T11:00:00Z", extension="102"))
+    with open(again.location, "rb") as fh:
+        assert fh.read() == b"ID3 second"
+    sink.close()
+
+
+def test_a_file_where_a_folder_level_belongs_is_refused(ctx, blobs: BlobMaker) -> None:
+    """A level of a key that is a file, not a folder: refused with the sink's message, nothing made."""
+    sink = _sink(ctx)
+    os.makedirs(os.path.join(sink._root, "2024"))
+    with open(os.path.join(sink._root, "2024", "07"), "wb") as fh:
+        fh.write(b"not a folder")
+    with pytest.raises(rcetl.PermanentError, match="not a folder inside"):
+        sink.store(blobs(b"ID3 blocked", blob_id="rec-x", date="2024-07-08T10:00:00Z"))
+    sink.close()
