@@ -17,7 +17,6 @@ from urllib.parse import urlsplit
 
 import orjson
 import requests
-from requests.adapters import HTTPAdapter
 from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError
 from urllib3.exceptions import SSLError as Urllib3SSLError
 
@@ -26,6 +25,7 @@ import rcetl
 from .api_errors import ApiError, AuthenticationError, response_body
 from .throttling import AUTH, PRIORITY_AUTH, PRIORITY_DOWNLOAD, PRIORITY_LIST, canonical_group, group_for  # noqa: F401 - re-exported
 from .tokens import TokenManager
+from .transport import BundleOnceAdapter
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ class ApiClient:
         self.stop = stop or rcetl.stop_signal(None)
         self._sleep = sleep or self.stop.sleep
         self.session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+        adapter = BundleOnceAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         # The environment (HTTPS_PROXY, NO_PROXY, REQUESTS_CA_BUNDLE...) is read here, once, not
