@@ -16,8 +16,9 @@
   archiver pays for durability and proof); one keeps nothing (informational: the ceiling of the
   transfer alone). rcetl streams each to a spool file, hashes it, checks its content, stores it in
   a folder with a JSON sidecar (fsynced before any record names it) and writes its row. Loops and
-  rcetl run in alternating rounds (3), the median round's ratio the figure. (A single-threaded loop
-  is slower still: ~20 files/s here, so the threaded ones are the ceilings that count.)
+  rcetl run in alternating rounds (5; 3 with 1 MiB), the median round's ratio the figure. (A single-threaded loop
+  is slower still: ~20 files/s here, so the threaded ones are the ceilings that count.) Their
+  folders are made where the file system has room nobody just freed (see `_fresh_inode_group`).
 
 Every contender is a subprocess of its own (rcetl via `rcetl run`), timed from start to exit.
 
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -382,9 +384,12 @@ def _run_records(quick: bool) -> tuple[list[Figure], dict[str, Any]]:
 
 
 #: Rounds of (loop into a folder, durable loop, rcetl) on the binary path; the median round's
-#: ratio is the figure (one round swings by a third on a busy machine: ext4's inode allocation, which
-#: the loops pay for in one folder, depends on what was deleted on that file system just before).
-BINARY_ROUNDS = 3
+#: ratio is the figure (one round swings by a third on this machine: 0.68-1.06 in one run, the
+#: sandbox sharing the two cores with every contender; five rounds instead of three since the ninth
+#: session, for a median that moves less between runs).
+BINARY_ROUNDS = 5
+#: Rounds with recordings of 1 MiB (informational).
+LARGE_ROUNDS = 3
 #: Recordings of this size for the second binary figure: the issue's own measurement (1 MiB each).
 LARGE_RECORDING = 1 << 20
 
@@ -431,6 +436,27 @@ def _binaries_once(calls: int, recordings: int, work: Path, rounds: int, recordi
     return out
 
 
+def _fresh_inode_group(folder: Path) -> bool:
+    """Mark ``folder`` so that ext4 places each folder made in it in a block group of its own
+    choosing (Orlov's rule for top-level folders: free inodes and blocks above average, few
+    folders), not beside ``folder`` (``chattr +T``). Returns whether it took.
+
+    Why: on an ext4 without a journal (these VMs' disks), creating a file scans past every inode of
+    its block group freed in the last 5 s, or in the last 5 minutes while the inode's table block
+    is unwritten (``recently_deleted`` in fs/ext4/ialloc.c), each a buffer-cache lookup. Right after
+    the test suite or another benchmark removed thousands of files under /tmp, a new file there
+    cost 350-420 us of CPU instead of 50-55 (rcetl's spool files, `perf` and per-phase thread times,
+    5,000 recordings): a tax of the disk's recent history on every file created, paid twice per
+    recording by anything that keeps a sidecar beside it and once by the plain loop, and absent on
+    a journaled ext4 (where that scan is off). Every contender's folders are in the same fresh
+    place, so the ratios compare the programs, not whoever created files after a clean-up."""
+    try:
+        done = subprocess.run(["chattr", "+T", str(folder)], capture_output=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
+
+
 def _median_round(rounds: list[dict[str, float]]) -> dict[str, float]:
     """The round whose rcetl/loop ratio is the median (its figures reported together)."""
     ordered = sorted(rounds, key=lambda r: r["ratio"])
@@ -462,8 +488,9 @@ def _run_binaries(quick: bool) -> tuple[list[Figure], dict[str, Any]]:
     figures: list[Figure] = []
     b = "throughput"
     with tempfile.TemporaryDirectory(prefix="rcetl-bench-") as tmp:
+        raw["fresh_inode_group"] = _fresh_inode_group(Path(tmp))
         full = _binaries_once(calls, recordings, Path(tmp) / "binaries", BINARY_ROUNDS)
-        big = _binaries_once(2 * large, large, Path(tmp) / "large", BINARY_ROUNDS, LARGE_RECORDING, durable=False)
+        big = _binaries_once(2 * large, large, Path(tmp) / "large", LARGE_ROUNDS, LARGE_RECORDING, durable=False)
         empty = _binaries_once(calls, 0, Path(tmp) / "empty", 1)
     e = {"bare": empty["bare"], **empty["rounds"][0]}
     raw["binaries"] = {"bare_threads": full["bare"], "rounds": full["rounds"], "large": big, "empty": e}
