@@ -395,6 +395,7 @@ LARGE_RECORDING = 1 << 20
 
 
 def _rcetl_binaries(work: Path, env: dict[str, str]) -> dict[str, Any]:
+    _nothing_dirty()
     pipe = write_pipeline(work, time_scale=1, sources={"recording": {}},
                           sinks={"db": {"plugin": "sqlite", "url": "sqlite:///archive.db"},
                                  "files": {"plugin": "filesystem", "path": "files"}})
@@ -406,12 +407,22 @@ def _rcetl_binaries(work: Path, env: dict[str, str]) -> dict[str, Any]:
 
 def _loop_binaries(work: Path, env: dict[str, str], kind: str) -> dict[str, Any]:
     """``kind``: "bare" (keeps nothing), "folder" (the plain loop) or "durable" (hashes, fsyncs)."""
+    _nothing_dirty()
     args = ["bare", "binaries", str(DOWNLOADS)]
     if kind != "bare":
         work.mkdir(parents=True)
         args += [str(work), *(["durable"] if kind == "durable" else [])]
     out, seconds, rss = _child(args, env)
     return {**out, "seconds": seconds, "peak_rss_mb": mb(rss)}
+
+
+def _nothing_dirty() -> None:
+    """Write out what earlier contenders left unwritten before the next one starts (untimed).
+
+    The plain loop never fsyncs: the kernel writes its few thousand files back some 30 s later
+    (dirty_expire), in the middle of whichever contender runs then, which paid for the loop's disk
+    writes with its own CPU (two cores, shared with the sandbox). Every contender starts clean."""
+    os.sync()
 
 
 def _binaries_once(calls: int, recordings: int, work: Path, rounds: int, recording_bytes: int | None = None,
