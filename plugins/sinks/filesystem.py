@@ -557,7 +557,7 @@ class FilesystemSink(rcetl.ObjectStoreSink):
         """Make ``folder`` and the levels above it that are missing, each with ``dir_mode``.
 
         Levels are made from the nearest folder known inside the archive down, by mkdir alone (a
-        level already there answers EEXIST): a recording's new folders (its call's, its kind's)
+        level already there answers EEXIST): a recording's new folders (its day's, its extension's)
         cost a mkdir each, not a stat of every level first. Nothing is made under a folder not
         known inside: a level that exists is a real folder (or a link leading inside) before
         anything is made in it."""

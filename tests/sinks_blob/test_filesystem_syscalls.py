@@ -462,4 +462,7 @@ def test_a_file_where_a_folder_level_belongs_is_refused(ctx, blobs: BlobMaker) -
         fh.write(b"not a folder")
     with pytest.raises(rcetl.PermanentError, match="not a folder inside"):
         sink.store(blobs(b"ID3 blocked", blob_id="rec-x", date="2024-07-08T10:00:00Z"))
+    assert os.listdir(os.path.join(sink._root, "2024")) == ["07"]
+    with open(os.path.join(sink._root, "2024", "07"), "rb") as fh:
+        assert fh.read() == b"not a folder"
     sink.close()
