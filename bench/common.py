@@ -201,6 +201,10 @@ class Measured:
     stdout: str = ""
     stderr: str = ""
     summary: dict[str, Any] | None = None
+    #: CPU seconds the process (and the children it waited for) spent in user space and in the
+    #: kernel, from wait4(2); None where the platform has no wait4.
+    user_s: float | None = None
+    sys_s: float | None = None
 
 
 def _tree_rss(proc: Any) -> int:
@@ -258,20 +262,25 @@ def measure(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | No
                for n, s in (("stdout", proc.stdout), ("stderr", proc.stderr))]
     for r in readers:
         r.start()
-    while proc.poll() is None:
+    usage = None
+    while usage is None:
+        usage = _reaped(proc)
+        if usage is not None:
+            break
         rss = _tree_rss(ps)
         if rss:
             samples.append((time.perf_counter() - start, rss))
         if time.perf_counter() - start > timeout:
             proc.kill()
+            usage = _reaped(proc, block=True)
             break
         time.sleep(interval)
-    proc.wait()
     wall = time.perf_counter() - start
     for r in readers:
         r.join()
     m = Measured(proc.returncode, wall, max((s for _, s in samples), default=0), samples,
-                 out.get("stdout", ""), out.get("stderr", ""))
+                 out.get("stdout", ""), out.get("stderr", ""),
+                 user_s=usage.ru_utime if usage else None, sys_s=usage.ru_stime if usage else None)
     text = m.stdout.strip()
     if text.startswith("{") or "\n{" in text:
         try:
@@ -279,6 +288,21 @@ def measure(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | No
         except ValueError:
             m.summary = None
     return m
+
+
+def _reaped(proc: subprocess.Popen[str], block: bool = False) -> Any:
+    """The child's resource usage once it has exited (None while it runs, or a placeholder without
+    CPU times where wait4(2) is missing), its exit code set on ``proc``. Popen's own ``poll()``
+    reaps the child with waitpid and drops its usage, which is why it is not used here."""
+    if not hasattr(os, "wait4"):
+        if block:
+            proc.wait()
+        return None if proc.poll() is None else False
+    pid, status, usage = os.wait4(proc.pid, 0 if block else os.WNOHANG)
+    if pid == 0:
+        return None
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return usage
 
 
 def rcetl_run(pipeline: Path, env: dict[str, str], **kw: Any) -> Measured:
