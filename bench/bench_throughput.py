@@ -554,7 +554,7 @@ def _run_binaries(quick: bool) -> tuple[list[Figure], dict[str, Any]]:
     each = _listed(rounds, "ratio")
     figures.append(Figure(b, f"recordings/s, rcetl (folder + SQLite) / bare {into}, steady (minus empty-run walls)",
                           round(mid["ratio"], 3), 0.8, ">=", "x", margin=0.15,
-                          note=f"median of {len(rounds)} rounds ({each}): rcetl {mid['rcetl']:,.0f} files/s (fsynced, "
+                          note=f"median of {len(rounds)} rounds ({each}): rcetl {mid['rcetl']:,.0f} files/s (durable, "
                                f"hashed, checked, sidecars), loop {mid['loop']:,.0f} files/s (open/write/close a file "
                                f"per download, no fsync), once each one's empty run (rcetl {e['rcetl']['seconds']:.2f} s, "
                                f"loop {e['folder']['seconds']:.2f} s) is taken off; {files:,} files"))
@@ -589,7 +589,7 @@ def _run_binaries(quick: bool) -> tuple[list[Figure], dict[str, Any]]:
                           round(lmid["ratio"], 3), 0.8, ">=", "x", gate=False,
                           note=f"median of {len(large_rounds)} rounds ({_listed(large_rounds, 'ratio')}): "
                                f"{large:,} recordings of 1 MiB; rcetl {lmid['rcetl']:,.0f} files/s ({lmid['rcetl_mb_s']:.0f} MB/s, "
-                               f"every byte hashed twice and fsynced), loop {lmid['loop']:,.0f} files/s"))
+                               f"every byte hashed twice and made durable), loop {lmid['loop']:,.0f} files/s"))
     peak = max(one["rcetl"]["peak_rss_mb"] for one in full["rounds"] + big["rounds"])
     loop_peak = max(one["folder"]["peak_rss_mb"] for one in full["rounds"])
     figures.append(Figure(b, "peak RSS of rcetl archiving recordings (folder + SQLite)", round(peak),

@@ -194,6 +194,10 @@ class SpooledBlob:
     #: Set by a sink that published this very file under a name of its own (a hard link): the
     #: engine then drops the spool's name and never reuses the file.
     linked: bool = field(default=False, compare=False, repr=False)
+    #: Set by a sink that keeps this very file where it is, to give it a name of its own at its
+    #: :meth:`BlobSink.sync` (a rename, once the batch's bytes are durable): the engine then closes
+    #: its descriptor and leaves the file to that sink, which renames or removes it.
+    kept: bool = field(default=False, compare=False, repr=False)
 
     def open(self) -> BinaryIO:
         return open(self.path, "rb")

@@ -197,6 +197,9 @@ class SpoolFiles:
 
     def release(self, spool: HashingSpool) -> None:
         """``spool`` is no longer needed: keep its file (emptied) for the next binary, or remove it."""
+        if spool.blob is not None and spool.blob.kept:
+            spool.close()  # a sink publishes (renames) or removes the file at its sync()
+            return
         try:
             linked = spool.blob is not None and spool.blob.linked
             spool.close()

@@ -5,13 +5,16 @@ Writes are atomic and create-only: the bytes go to a temporary file in the archi
 (``link`` fails if the name exists, so two writers never clobber each other). A crash leaves at
 most a temp file there, never a half file under a final name; the next run's ``open`` removes temp
 files whose process is gone. A binary in the engine's own spool file (``linkable``) on the same file
-system is not copied at all: that file is checked, fsynced and hard-linked under its final name.
+system is not copied at all: that file is checked and kept where it is (``kept``), and ``sync()``
+makes the batch's bytes durable (one syncfs, or an fsync each for a few) before it renames each to
+its final name, create-only: no fsync per recording in the download threads, and no name for bytes
+that are not on disk (a run killed before ``sync()`` leaves them in the engine's spool folder).
 
 The folders that gained names are fsynced once per batch, by :meth:`FilesystemSink.sync`, which
 the engine calls after a batch's binaries are stored and before any record naming them is written
 (or the checkpoint moves): one fsync per folder and batch instead of two per file. Sidecars are
 fsynced there too (before their folders), by the sync threads, not by the thread storing the binary:
-a binary is still fsynced before it gets its name, but its sidecar's bytes need only be durable
+a binary is still durable before it gets its name, but its sidecar's bytes need only be durable
 before a record names the binary. A sync owing many paths (a batch of recordings: a sidecar each,
 and their folders) makes them durable with one ``syncfs(2)`` per file system instead (Linux; see
 ``_SYNCFS_FROM``). A sidecar a crash cut short before ``sync()`` is rewritten when the next run finds
@@ -109,6 +112,25 @@ def _load_syncfs() -> Callable[[int], int] | None:
 
 _syncfs = _load_syncfs()
 
+
+def _load_renameat2() -> Callable[[int, bytes, int, bytes, int], int] | None:
+    """libc's ``renameat2`` (glibc >= 2.28), or None. Written by hand because ``os.rename`` takes
+    no flags, and RENAME_NOREPLACE is what makes a rename create-only."""
+    if os.uname().sysname != "Linux":
+        return None
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_renameat2 = _load_renameat2()
+_AT_FDCWD = -100
+_RENAME_NOREPLACE = 1
+
 #: Folder inside the archive for writes in flight, and when a leftover there is surely stale.
 TEMP_DIR = ".rcetl-tmp"
 STALE_TEMP_SECONDS = 24 * 3600
@@ -150,6 +172,14 @@ class FilesystemSink(rcetl.ObjectStoreSink):
         self._egid = os.getegid()
         # Spool files are hard-linked into the archive until a link fails (another file system).
         self._link_spools = True
+        # The engine's spool files kept where they are until sync() names them: final path ->
+        # (spool path, size, SHA-256, the blob). Read without the lock (a dict lookup), changed under it.
+        self._kept: dict[str, tuple[str, int, str, rcetl.SpooledBlob]] = {}
+        # Held by sync() (it runs in every session's thread at once) and while a kept file is
+        # dropped: a kept file is named once and never after it was dropped, and a sync() returns
+        # only once what another sync() took from it meanwhile is durable too.
+        self._sync_lock = threading.Lock()
+        self._root_dev: int | None = None  # the archive's file system (known at open())
         self._groups: dict[str, int] = {}  # folder -> the group its new files get
         # Folders whose new entries are not yet durable; fsynced by sync() once per batch.
         self._unsynced: set[str] = set()
@@ -176,6 +206,7 @@ class FilesystemSink(rcetl.ObjectStoreSink):
         # ACL leaves out: a chmod after each mkdir only when either can take bits the mode asks for.
         # (Linux's mkdir also drops the set-user/group-id bits: those are chmodded too.)
         self._mode_narrowed = bool(self.config.dir_mode & (_UMASK | 0o6000)) or _has_default_acl(self._root)
+        self._root_dev = os.stat(self._root).st_dev
 
     def _temp_path(self) -> str:
         # Writes in flight live in one folder of the archive (same file system, so publishing is
@@ -213,12 +244,19 @@ class FilesystemSink(rcetl.ObjectStoreSink):
                 self._sync_pool.shutdown(wait=True)
 
     def sync(self) -> None:
-        """Make every name published since the last call durable: fsync the folders that gained
-        one (files are fsynced before they get their name). Called before records point at them.
+        """Name the engine's spool files kept since the last call (their bytes made durable first,
+        see _name_kept), then make every name published since durable: fsync the folders that
+        gained one (files are durable before they get their name). Called before records point at
+        them.
 
         The folders are fsynced by several threads at once: each fsync waits for the device, and a
         batch of recordings spread over days and extensions can name a thousand folders."""
+        with self._sync_lock:
+            self._sync()
+
+    def _sync(self) -> None:
         self._write_manifest()  # sidecar: batch: made durable below with the batch's names
+        self._name_kept()
         with self._unsynced_lock:
             files, self._unsynced_files = self._unsynced_files, []
             folders, self._unsynced = self._unsynced, set()
@@ -239,6 +277,46 @@ class FilesystemSink(rcetl.ObjectStoreSink):
                 self._unsynced_files.extend(owed_files)
                 self._unsynced.update(owed)
             raise
+
+    def _name_kept(self) -> None:
+        """Give every binary kept since the last call its name: their bytes made durable first (one
+        syncfs(2) of the archive's file system for a batch, else an fsync each), then each renamed
+        to its final name, create-only. No name is given to bytes that are not on disk, and no
+        download thread waits for the device: a batch of recordings pays for one syncfs, not an
+        fsync (a blocked thread, a hand-off of the interpreter) per recording. A file not named
+        yet stays kept for the next call.
+
+        Only files the engine has released are named: every sink is done with them (another sink
+        may still be reading a file of a batch in flight, by its path, when a concurrent session's
+        batch calls this). A batch's own files are all released before the engine calls sync()."""
+        with self._unsynced_lock:
+            kept = [(final, entry) for final, entry in self._kept.items() if entry[3].fd < 0]
+        if not kept:
+            return  # none, or all still in use
+        if _syncfs is not None and len(kept) >= _SYNCFS_FROM:
+            self._guarded(functools.partial(_syncfs_all, {self._root}), "syncing the archive's file system")
+        else:
+            self._fsync_all({entry[0] for _, entry in kept}, _fsync_file, "a stored file")
+        for final, (src, size, digest, _blob) in kept:
+            self._guarded(functools.partial(self._name_one, final, src, size, digest), f"naming {final}")
+            with self._unsynced_lock:
+                self._kept.pop(final, None)
+            self._unsynced_name(os.path.dirname(final))
+
+    def _name_one(self, final: str, src: str, size: int, digest: str) -> None:
+        try:
+            _rename_noreplace(src, final)
+        except FileExistsError:
+            # Free when the binary was stored; another writer (a second run on the same folder)
+            # gave the name since. The same bytes: nothing to do. Others: never replaced here.
+            if os.stat(final).st_size == size and self.hash_file(final) == digest:
+                _unlink_quietly(src)
+                return
+            raise rcetl.ConflictError(
+                f"{self.name}: {final} was written by someone else, with other bytes, while this run "
+                f"stored its binary (size {size}, sha256 {digest})",
+                hint="let one run at a time write an archive folder; the next run stores the binary "
+                     "again, under the conflict policy (on_conflict)") from None
 
     def _fsync_all(self, paths: set[str], fsync_one: Callable[[str], None], what: str) -> None:
         """fsync every path of ``paths`` (removing each from it once durable), several at once.
@@ -353,6 +431,9 @@ class FilesystemSink(rcetl.ObjectStoreSink):
 
     def _head(self, key: str) -> rcetl.ObjectInfo | None:
         path, missing = self._locate(key)
+        kept = self._kept.get(path)
+        if kept is not None:  # stored in this batch, named at sync()
+            return rcetl.ObjectInfo(size=kept[1], sha256=kept[2])
         if missing:
             return None  # its folder was not there a moment ago: no file to stat in it
         try:
@@ -393,15 +474,17 @@ class FilesystemSink(rcetl.ObjectStoreSink):
 
     def _link_spooled(self, blob: rcetl.SpooledBlob, final: str) -> rcetl.ObjectInfo | None:
         """Publish the engine's spool file itself under ``final``: hashed (the bytes on disk must
-        be those the download hashed), given the archive's mode and checksum attribute, fsynced,
-        then hard-linked (atomic and create-only, like a copy's publication). None when it cannot
-        be linked (another file system, no hard links, a file a sink already linked): copy it."""
+        be those the download hashed) and given the archive's mode and checksum attribute; then
+        kept, to be renamed by sync() once durable (the engine's open file on the archive's file
+        system, with ``fsync`` on), or fsynced and hard-linked now (atomic and create-only, like a
+        copy's publication). None when it cannot be either (another file system, no hard links, a
+        file a sink already linked or keeps): copy it."""
         own = blob.fd
         fd = own if own >= 0 else os.open(blob.path, os.O_RDONLY)
         try:
             st = os.fstat(fd)
-            if st.st_nlink != 1:
-                return None  # another sink published this file already: each archive gets its own
+            if st.st_nlink != 1 or blob.kept:
+                return None  # another sink published (or keeps) this file already: each archive gets its own
             digest, size = _hash_fd(fd, st.st_size, 0)
             if digest != blob.sha256 or size != blob.size:
                 # Not what was downloaded: never published; the caller's check reports it.
@@ -420,11 +503,21 @@ class FilesystemSink(rcetl.ObjectStoreSink):
                 os.setxattr(fd, _XATTR, digest.encode())
             except OSError:
                 pass  # no user xattrs here: the sidecar carries it
-            if self.config.fsync:
+            # The engine's own file on the archive's file system is kept where it is and named by
+            # sync(), once the batch's bytes are durable (see _name_kept); any other is fsynced now.
+            keep = self.config.fsync and own >= 0 and st.st_dev == self._root_dev
+            if self.config.fsync and not keep:
                 os.fsync(fd)
         finally:
             if fd != own:
                 os.close(fd)
+        if keep:
+            with self._unsynced_lock:
+                if final in self._kept:
+                    raise self.KeyExists(final)  # another thread's binary waits for this name
+                self._kept[final] = (blob.path, size, digest, blob)
+            blob.kept = True
+            return rcetl.ObjectInfo(size=size, sha256=digest)
         try:
             os.link(blob.path, final)
         except FileExistsError:
@@ -538,7 +631,9 @@ class FilesystemSink(rcetl.ObjectStoreSink):
             raise
 
     def _open(self, key: str) -> BinaryIO:
-        return open(self._path(key), "rb")
+        path = self._path(key)
+        kept = self._kept.get(path)
+        return open(kept[0] if kept is not None else path, "rb")
 
     def _list(self) -> Iterator[str]:
         for folder, dirs, files in os.walk(self.root):
@@ -549,7 +644,11 @@ class FilesystemSink(rcetl.ObjectStoreSink):
                     yield name if rel == "." else f"{rel.replace(os.sep, '/')}/{name}"
 
     def _delete(self, key: str) -> None:
-        _unlink_quietly(self._path(key))
+        path = self._path(key)
+        with self._sync_lock, self._unsynced_lock:
+            kept = self._kept.pop(path, None)
+        # A kept binary never had the name: its file (left to this sink by the engine) goes.
+        _unlink_quietly(kept[0] if kept is not None else path)
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -680,6 +779,28 @@ def _syncfs_all(folders: set[str]) -> None:
                 raise OSError(err, f"syncfs: {os.strerror(err)}", folder)
         finally:
             os.close(fd)
+
+
+def _rename_noreplace(src: str, dst: str) -> None:
+    """Rename ``src`` to ``dst``, atomically and create-only: FileExistsError when ``dst`` exists.
+    renameat2(RENAME_NOREPLACE) where the kernel and the file system have it; else a hard link and
+    an unlink (the same guarantee, a call more); else, without hard links, a rename after a check."""
+    if _renameat2 is not None:
+        if _renameat2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE) == 0:
+            return
+        err = ctypes.get_errno()
+        if err not in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise OSError(err, os.strerror(err), src, None, dst)  # EEXIST: a FileExistsError
+    try:
+        os.link(src, dst)
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise
+        if os.path.lexists(dst):
+            raise FileExistsError(errno.EEXIST, "File exists", dst) from None
+        os.rename(src, dst)
+        return
+    os.unlink(src)
 
 
 def _fsync_path(path: str) -> None:

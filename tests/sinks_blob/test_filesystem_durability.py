@@ -1,9 +1,10 @@
 """The local folder's durability and its fast path for the engine's own spool files.
 
-Files are fsynced before they get their final name; the folders that gained names are fsynced
+Files are durable before they get their final name; the folders that gained names are fsynced
 once per batch by ``sync()`` (the engine calls it before any record names the batch). A binary in
-the engine's private spool file is published by a hard link instead of a copy, after the same
-checks and fsync a copy gets.
+the engine's private spool file is not copied: after the checks a copy gets, the file is kept where
+it is and ``sync()`` renames it to its final name once the batch's bytes are durable (one syncfs for
+a batch, an fsync each for a few), so no name ever points at bytes that are not on disk.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import errno
 import json
 import os
 import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -200,50 +202,92 @@ def test_close_syncs_what_is_still_owed(ctx, blobs: BlobMaker, fsynced) -> None:
     assert os.path.dirname(stored.location) in fsynced
 
 
-# --- the engine's spool files are linked, not copied ----------------------------------------------
+def test_a_sync_returns_only_once_what_a_concurrent_sync_took_is_durable(ctx, blobs: BlobMaker,
+                                                                           monkeypatch) -> None:
+    """Every session of a run calls sync() from its own thread. One that finds nothing owed because
+    another sync() took it a moment ago must still wait for that one's fsyncs: its records may name
+    those files (stored in this batch, named or fsynced by the other thread's sync)."""
+    sink = _sink(ctx)
+    sink.store(blobs(b"ID3 the recording"))
+    busy, go = threading.Event(), threading.Event()
+    real = filesystem._fsync_path
+
+    def slow(path: str) -> None:
+        busy.set()
+        go.wait(10)
+        real(path)
+
+    monkeypatch.setattr(filesystem, "_fsync_path", slow)
+    monkeypatch.setattr(filesystem, "_fsync_file", slow)
+    first = threading.Thread(target=sink.sync)
+    first.start()
+    assert busy.wait(10)
+    returned = threading.Event()
+    second = threading.Thread(target=lambda: (sink.sync(), returned.set()))
+    second.start()
+    assert not returned.wait(0.3), "a sync() returned while the names it owed were still being fsynced"
+    go.set()
+    first.join(10)
+    second.join(10)
+    assert returned.is_set()
 
 
-def test_an_engine_spool_file_is_published_by_a_hard_link(ctx, tmp_path, monkeypatch) -> None:
+# --- the engine's spool files are kept and named at sync(), not copied ----------------------------
+
+
+def _publish(sink: filesystem.FilesystemSink, spool: HashingSpool) -> None:
+    """What the engine does after a batch's binaries are stored: release each spool (it closes a
+    file a sink keeps, leaving it there), then call the sink's sync()."""
+    SpoolFiles(Path(spool.path).parent).release(spool)
+    sink.sync()
+
+
+def test_an_engine_spool_file_is_kept_and_named_at_sync_not_copied(ctx, tmp_path, monkeypatch) -> None:
     def no_copy(src: int, dst: int) -> None:
-        raise AssertionError("an engine spool file on the same file system is linked, not copied")
+        raise AssertionError("an engine spool file on the same file system is renamed, not copied")
 
     monkeypatch.setattr(filesystem, "_copy_fd", no_copy)
     sink = _sink(ctx, file_mode=0o640)
     spool, blob = _engine_blob(tmp_path, b"ID3 the recording")
+    inode = os.stat(blob.path).st_ino
     stored = sink.store(blob)
-    assert not stored.skipped and stored.sha256 == blob.sha256
+    assert not stored.skipped and stored.sha256 == blob.sha256 and blob.kept
+    assert not os.path.exists(stored.location), "named before its batch's sync()"
+    _publish(sink, spool)
     archived = os.stat(stored.location)
-    assert archived.st_ino == os.stat(blob.path).st_ino
+    assert archived.st_ino == inode and not os.path.exists(blob.path)  # the spool file itself, renamed
     assert stat.S_IMODE(archived.st_mode) == 0o640
     try:
         assert os.getxattr(stored.location, "user.rcetl.sha256").decode() == blob.sha256
     except OSError:
         pass  # no user xattrs on this file system
-    SpoolFiles(tmp_path).release(spool)  # the engine is done with it: the spool name goes
-    assert not os.path.exists(blob.path)
     assert Path(stored.location).read_bytes() == b"ID3 the recording"
     assert sink.store(_engine_blob(tmp_path, b"ID3 the recording")[1]).skipped
 
 
 def test_a_spool_file_whose_bytes_changed_is_never_linked(ctx, tmp_path) -> None:
     sink = _sink(ctx)
-    _spool, blob = _engine_blob(tmp_path, b"ID3 the recording")
+    spool, blob = _engine_blob(tmp_path, b"ID3 the recording")
     Path(blob.path).write_bytes(b"ID3 something else")  # the bytes on disk are not what was hashed
     with pytest.raises(rcetl.IntegrityError):
         sink.store(blob)
+    _publish(sink, spool)
     key = tmp_path / "archive" / sink.key_for(blob.ref, blob.record)
-    assert not key.exists() and not Path(f"{key}.json").exists()
+    assert not blob.kept and not key.exists() and not Path(f"{key}.json").exists()
 
 
 def test_a_second_folder_gets_its_own_copy(ctx, tmp_path) -> None:
     one = _sink(ctx)
     other = build_sink(filesystem.FilesystemSink, "other", {"path": "other"}, ctx)
     other.open()
-    _spool, blob = _engine_blob(tmp_path, b"ID3 the recording")
+    spool, blob = _engine_blob(tmp_path, b"ID3 the recording")
+    inode = os.stat(blob.path).st_ino
     a, b = one.store(blob), other.store(blob)
-    assert os.stat(a.location).st_ino == os.stat(blob.path).st_ino
-    assert os.stat(b.location).st_ino != os.stat(blob.path).st_ino
+    assert os.stat(b.location).st_ino != inode  # a copy, there at once
     assert Path(b.location).read_bytes() == b"ID3 the recording"
+    _publish(one, spool)
+    assert os.stat(a.location).st_ino == inode
+    assert Path(a.location).read_bytes() == b"ID3 the recording"
 
 
 def test_across_file_systems_the_spool_file_is_copied(ctx, tmp_path, monkeypatch) -> None:
@@ -258,9 +302,10 @@ def test_across_file_systems_the_spool_file_is_copied(ctx, tmp_path, monkeypatch
 
     monkeypatch.setattr(filesystem.os, "link", cross_device)
     sink = _sink(ctx)
+    sink._root_dev = -1  # the spool is on another file system than the archive: never kept
     _spool, blob = _engine_blob(tmp_path, b"ID3 the recording")
     stored = sink.store(blob)
-    assert tried == [blob.path]
+    assert tried == [blob.path] and not blob.kept
     assert os.stat(stored.location).st_ino != os.stat(blob.path).st_ino
     assert Path(stored.location).read_bytes() == b"ID3 the recording"
     _spool2, blob2 = _engine_blob(tmp_path, b"ID3 another one", blob_id="rec-2")
@@ -268,18 +313,89 @@ def test_across_file_systems_the_spool_file_is_copied(ctx, tmp_path, monkeypatch
     assert tried == [blob.path]  # not tried again on this file system
 
 
-def test_a_failed_link_leaves_nothing_under_the_final_name(ctx, tmp_path, monkeypatch) -> None:
-    def dies(src: str, dst: str, *args: object, **kwargs: object) -> None:
-        raise KeyboardInterrupt  # stands in for the process being killed at the link
-
-    sink = _sink(ctx)
+def test_a_run_killed_before_sync_leaves_nothing_under_the_final_name(ctx, tmp_path) -> None:
+    killed = _sink(ctx)
     _spool, blob = _engine_blob(tmp_path, b"ID3 the recording")
-    monkeypatch.setattr(filesystem.os, "link", dies)
-    with pytest.raises(KeyboardInterrupt):
-        sink.store(blob)
-    monkeypatch.undo()
-    assert sink.stat(blob.ref, blob.record) is None
-    assert not sink.store(blob).skipped
+    stored = killed.store(blob)  # the process dies before its batch's sync(): the file stays a spool file
+    rerun = _sink(ctx)
+    assert rerun.stat(blob.ref, blob.record) is None and not os.path.exists(stored.location)
+    spool, again = _engine_blob(tmp_path, b"ID3 the recording")
+    assert not rerun.store(again).skipped
+    _publish(rerun, spool)
+    assert Path(stored.location).read_bytes() == b"ID3 the recording"
+
+
+def test_a_rename_that_fails_leaves_nothing_under_the_final_name_and_is_tried_again(ctx, tmp_path,
+                                                                                  monkeypatch) -> None:
+    sink = _sink(ctx)
+    spool, blob = _engine_blob(tmp_path, b"ID3 the recording")
+    stored = sink.store(blob)
+    real = filesystem._rename_noreplace
+
+    def dies(src: str, dst: str) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(filesystem, "_rename_noreplace", dies)
+    with pytest.raises(rcetl.RcetlError):
+        _publish(sink, spool)
+    assert not os.path.exists(stored.location) and os.path.exists(blob.path)
+    monkeypatch.setattr(filesystem, "_rename_noreplace", real)
+    sink.sync()  # the engine's retry
+    assert Path(stored.location).read_bytes() == b"ID3 the recording" and not os.path.exists(blob.path)
+
+
+def test_a_kept_file_another_sink_still_reads_is_not_named_by_a_concurrent_sync(ctx, tmp_path) -> None:
+    """sync() runs in every session's thread: one batch's sync must not rename a file of another
+    batch still in flight (a bucket sink may be uploading it from its spool path). Only files the
+    engine released are named."""
+    sink = _sink(ctx)
+    spool, blob = _engine_blob(tmp_path, b"ID3 the recording")
+    stored = sink.store(blob)
+    sink.sync()  # another session's batch
+    assert os.path.exists(blob.path) and not os.path.exists(stored.location)
+    _publish(sink, spool)  # its own batch: released, then synced
+    assert Path(stored.location).read_bytes() == b"ID3 the recording"
+
+
+def test_a_name_another_writer_took_meanwhile_is_never_overwritten(ctx, tmp_path) -> None:
+    sink = _sink(ctx)
+    spool, blob = _engine_blob(tmp_path, b"ID3 the recording")
+    stored = sink.store(blob)
+    Path(stored.location).write_bytes(b"ID3 another writer's bytes")  # a second run on the same folder
+    with pytest.raises(rcetl.ConflictError):
+        _publish(sink, spool)
+    assert Path(stored.location).read_bytes() == b"ID3 another writer's bytes"
+    same_spool, same = _engine_blob(tmp_path, b"ID3 the recording", blob_id="rec-2")
+    other = sink.store(same)
+    Path(other.location).write_bytes(b"ID3 the recording")  # the same bytes: nothing is lost
+    sink._kept.pop(stored.location)  # the conflicting one is the run's to redo (it stops the run)
+    _publish(sink, same_spool)
+    assert Path(other.location).read_bytes() == b"ID3 the recording" and not os.path.exists(same.path)
+
+
+def test_a_key_stored_twice_in_one_batch_is_judged_against_the_kept_file(ctx, tmp_path) -> None:
+    sink = _sink(ctx, on_conflict="version")
+    first_spool, first = _engine_blob(tmp_path, b"ID3 the recording")
+    a = sink.store(first)
+    again_spool, again = _engine_blob(tmp_path, b"ID3 the recording")
+    assert sink.store(again).skipped  # the same bytes under the same key: not stored twice
+    other_spool, other = _engine_blob(tmp_path, b"ID3 other bytes, same key")
+    b = sink.store(other)
+    assert b.location != a.location  # another version, the kept one untouched
+    for spool in (first_spool, again_spool, other_spool):
+        SpoolFiles(tmp_path).release(spool)
+    sink.sync()
+    assert Path(a.location).read_bytes() == b"ID3 the recording"
+    assert Path(b.location).read_bytes() == b"ID3 other bytes, same key"
+
+
+def test_a_kept_file_deleted_before_sync_is_never_named(ctx, tmp_path) -> None:
+    sink = _sink(ctx)
+    spool, blob = _engine_blob(tmp_path, b"ID3 the recording")
+    stored = sink.store(blob)
+    sink._delete(sink.key_for(blob.ref, blob.record))  # a failed check discards what was stored
+    _publish(sink, spool)
+    assert not os.path.exists(stored.location) and not os.path.exists(blob.path)
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """The local folder's per-file work: what ``sync()`` and a new folder cost, beyond the guarantees
-test_filesystem_durability.py holds it to (those stay: files fsynced before their name, sidecars and
+test_filesystem_durability.py holds it to (those stay: files durable before their name, sidecars and
 folders by ``sync()``)."""
 
 from __future__ import annotations

@@ -47,6 +47,9 @@ def test_a_file_found_in_place_gets_its_folder_fsynced_before_records_name_it(ct
     assert folder in fsynced, "the folder holding a file reported stored was never made durable"
 
 
+_SPOOLS: dict[int, object] = {}  # id(blob) -> its spool, for _released
+
+
 def _engine_blob(spool_dir, data: bytes, blob_id: str = "rec-1") -> rcetl.SpooledBlob:
     """A binary the way the engine hands it over: in its own (linkable) spool file."""
     from rcetl.engine.spool import HashingSpool
@@ -55,7 +58,19 @@ def _engine_blob(spool_dir, data: bytes, blob_id: str = "rec-1") -> rcetl.Spoole
     spool.write(data)
     ref = rcetl.BlobRef(blob_id, f"https://media.example/{blob_id}", "recording", "audio/mpeg",
                         variables={"date": "2024-03-05T14:30:00Z", "extension": "101", "id": blob_id})
-    return spool.finish(ref, rcetl.Record("recording", blob_id, {"id": blob_id}, account="acc-1", blobs=[ref]))
+    blob = spool.finish(ref, rcetl.Record("recording", blob_id, {"id": blob_id}, account="acc-1", blobs=[ref]))
+    _SPOOLS[id(blob)] = spool
+    return blob
+
+
+def _published(sink: filesystem.FilesystemSink, *blobs: rcetl.SpooledBlob) -> None:
+    """The end of the engine's batch: every spool released (a kept file stays, closed), then sync()."""
+    from rcetl.engine.spool import SpoolFiles
+
+    for blob in blobs:
+        spool = _SPOOLS.pop(id(blob))
+        SpoolFiles(os.path.dirname(blob.path)).release(spool)  # type: ignore[arg-type]
+    sink.sync()
 
 
 def _another_group() -> int:
@@ -85,7 +100,9 @@ def test_a_linked_spool_file_gets_the_group_of_a_setgid_archive_like_a_copy(ctx,
     assert os.stat(copied.location).st_gid == group
     spool = tmp_path / "engine-spool"
     spool.mkdir(mode=0o700)
-    linked = sink.store(_engine_blob(spool, b"ID3 linked", blob_id="rec-link"))
+    blob = _engine_blob(spool, b"ID3 linked", blob_id="rec-link")
+    linked = sink.store(blob)
+    _published(sink, blob)
     assert os.stat(linked.location).st_gid == group, "the archived file left the archive folder's group"
 
 
@@ -112,41 +129,56 @@ def test_a_spool_file_whose_bytes_changed_never_gets_the_final_name_even_for_a_m
     monkeypatch.setattr(filesystem.os, "link", spy)
     with pytest.raises(rcetl.IntegrityError):
         sink.store(blob)
-    assert linked == []
+    assert linked == [] and not blob.kept
+    _published(sink, blob)
+    assert not os.path.exists(sink.location(sink.key_for(blob.ref, blob.record)))
 
 
-def test_a_linked_spool_file_is_fsynced_before_it_gets_its_final_name(ctx, tmp_path, monkeypatch) -> None:
-    """Like a copy, the bytes are on disk before any name in the archive points at them (the folder's
-    fsync in sync() makes only the name durable)."""
+@pytest.mark.parametrize("batch", [1, filesystem._SYNCFS_FROM], ids=["a few: fsync each", "a batch: syncfs"])
+def test_a_kept_spool_file_is_durable_before_it_gets_its_final_name(ctx, tmp_path, monkeypatch, batch) -> None:
+    """Like a copy, the bytes are on disk before any name in the archive points at them: sync()
+    makes the kept files durable (an fsync each, or one syncfs for a batch) before it renames any."""
     sink = build_sink(filesystem.FilesystemSink, "archive", {"path": "archive"}, ctx)
     sink.open()
     spool = tmp_path / "engine-spool"
     spool.mkdir(mode=0o700)
-    blob = _engine_blob(spool, b"ID3 the recording")
-    inode = os.stat(blob.path).st_ino
-    events: list[tuple[str, int]] = []
-    real_fsync, real_link = os.fsync, os.link
+    blobs = [_engine_blob(spool, b"ID3 the recording %d" % i, blob_id=f"rec-{i}") for i in range(batch)]
+    inodes = {os.stat(b.path).st_ino for b in blobs}
+    events: list[tuple[str, int | None]] = []
+    real_fsync, real_rename = os.fsync, filesystem._rename_noreplace
+    real_syncfs = filesystem._syncfs_all
 
     def fsync(fd):
-        events.append(("fsync", os.fstat(fd).st_ino))
+        events.append(("durable", os.fstat(fd).st_ino))
         return real_fsync(fd)
 
-    def link(src, dst, *args, **kwargs):
-        events.append(("link", os.stat(src).st_ino))
-        return real_link(src, dst, *args, **kwargs)
+    def syncfs(folders):
+        events.append(("durable", None))  # every file of the archive's file system
+        return real_syncfs(folders)
+
+    def rename(src, dst):
+        events.append(("named", os.stat(src).st_ino))
+        return real_rename(src, dst)
 
     monkeypatch.setattr(filesystem.os, "fsync", fsync)
-    monkeypatch.setattr(filesystem.os, "link", link)
-    stored = sink.store(blob)
-    assert os.stat(stored.location).st_ino == inode  # published by the link path
-    assert ("fsync", inode) in events and events.index(("fsync", inode)) < events.index(("link", inode))
+    monkeypatch.setattr(filesystem, "_syncfs_all", syncfs)
+    monkeypatch.setattr(filesystem, "_rename_noreplace", rename)
+    stored = [sink.store(b) for b in blobs]
+    assert not [e for e in events if e[0] == "named"]  # nothing named while the batch is stored
+    _published(sink, *blobs)
+    named = [i for i, e in enumerate(events) if e[0] == "named"]
+    assert {events[i][1] for i in named} == inodes
+    for ino in inodes:  # each file made durable (by itself, or with its file system) before any name
+        first = min(i for i, e in enumerate(events) if e[0] == "durable" and e[1] in (ino, None))
+        assert first < min(named)
+    assert {os.stat(s.location).st_ino for s in stored} == inodes
 
 
-def test_a_spool_file_the_folder_sink_linked_is_released_by_its_flag_never_truncated(ctx, tmp_path,
-                                                                                    monkeypatch) -> None:
-    """The folder sink publishes the engine's spool file itself (a hard link) through the descriptor
-    the spool kept open: nothing is opened again by name, and the release drops the spool's name
-    without asking the file system how many names it has. Truncating it would empty the archive."""
+def test_a_spool_file_the_folder_sink_keeps_is_released_by_its_flag_never_truncated(ctx, tmp_path,
+                                                                                  monkeypatch) -> None:
+    """The folder sink keeps the engine's spool file itself (renamed at sync()) and checks it through
+    the descriptor the spool kept open: nothing is opened again by name, and the release only closes
+    it, without asking the file system about it. Truncating or reusing it would empty the archive."""
     from rcetl.engine import spool as spool_module
 
     (tmp_path / "spool").mkdir()
@@ -161,14 +193,18 @@ def test_a_spool_file_the_folder_sink_linked_is_released_by_its_flag_never_trunc
     monkeypatch.setattr(filesystem.os, "open", lambda path, *a, **k: opened.append(str(path)) or real_open(path, *a, **k))
     stored = sink.store(blob)
     assert blob.path not in opened, "the spool file was opened again by name"
-    assert blob.linked and os.stat(stored.location).st_ino == os.stat(blob.path).st_ino
+    assert blob.kept
     monkeypatch.undo()
-    stats: list[str] = []
-    real_stat = os.stat
-    monkeypatch.setattr(spool_module.os, "stat", lambda path, *a, **k: stats.append(str(path)) or real_stat(path, *a, **k))
+    touched: list[str] = []
+    real_stat, real_unlink, real_truncate = os.stat, os.unlink, os.truncate
+    monkeypatch.setattr(spool_module.os, "stat", lambda path, *a, **k: touched.append(str(path)) or real_stat(path, *a, **k))
+    monkeypatch.setattr(spool_module.os, "unlink", lambda path, *a, **k: touched.append(str(path)) or real_unlink(path, *a, **k))
+    monkeypatch.setattr(spool_module.os, "truncate", lambda path, *a, **k: touched.append(str(path)) or real_truncate(path, *a, **k))
     files.release(spool)
     monkeypatch.undo()
-    assert stats == [] and blob.fd == -1  # closed, and gone by its flag
+    assert touched == [] and blob.fd == -1  # closed, and left to the sink by its flag
+    assert os.path.getsize(blob.path) == len(b"ID3 the recording")
+    sink.sync()
     assert not os.path.exists(blob.path)
     with open(stored.location, "rb") as fh:
         assert fh.read() == b"ID3 the recording"
@@ -191,4 +227,5 @@ def test_a_spool_file_linked_into_new_folders_needs_no_stat_of_them_for_its_grou
     monkeypatch.undo()
     folder = os.path.dirname(stored.location)
     assert looked.count(folder) <= 2, looked  # the key's check and the walk that makes it: no third
+    _published(sink, blob)
     assert os.stat(stored.location).st_gid == os.getegid()
