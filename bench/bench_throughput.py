@@ -568,8 +568,9 @@ def _run_binaries(quick: bool) -> tuple[list[Figure], dict[str, Any]]:
                           note=f"the median round's, over each one's empty run: rcetl {mid['rcetl_user']:.2f} ms user + "
                                f"{mid['rcetl_sys']:.2f} ms kernel, its sandbox {mid['rcetl_served_cpu']:.2f} ms; loop "
                                f"{mid['loop_user']:.2f} + {mid['loop_sys']:.2f} ms, its sandbox {mid['loop_served_cpu']:.2f} ms "
-                               f"(wait4 and getrusage). Both keep the two cores short of full, so files/s follow "
-                               f"CPU per file: 1/0.8 is the most that meets the 0.8 target"))
+                               f"(wait4 and getrusage). Neither fills the two cores; where CPU sets the pace, files/s "
+                               f"follow CPU per file and 1/0.8 is the most that meets the 0.8 target (an interpreter "
+                               f"lock handed among threads can slow a contender beyond its CPU)"))
     figures.append(Figure(b, f"recordings/s, rcetl (folder + SQLite) / bare {nothing}, steady (minus empty-run walls)",
                           round(mid["rcetl"] / bare_steady, 3), 0.8, ">=", "x", margin=0.15, gate=False,
                           note=f"the transfer alone: {nothing} {bare_steady:,.0f} files/s (empty run "
