@@ -262,17 +262,16 @@ def measure(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | No
                for n, s in (("stdout", proc.stdout), ("stderr", proc.stderr))]
     for r in readers:
         r.start()
-    usage = None
-    while usage is None:
-        usage = _reaped(proc)
-        if usage is not None:
+    while True:
+        exited, usage = _reap(proc)
+        if exited:
             break
         rss = _tree_rss(ps)
         if rss:
             samples.append((time.perf_counter() - start, rss))
         if time.perf_counter() - start > timeout:
             proc.kill()
-            usage = _reaped(proc, block=True)
+            _, usage = _reap(proc, block=True)
             break
         time.sleep(interval)
     wall = time.perf_counter() - start
@@ -290,19 +289,18 @@ def measure(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | No
     return m
 
 
-def _reaped(proc: subprocess.Popen[str], block: bool = False) -> Any:
-    """The child's resource usage once it has exited (None while it runs, or a placeholder without
-    CPU times where wait4(2) is missing), its exit code set on ``proc``. Popen's own ``poll()``
-    reaps the child with waitpid and drops its usage, which is why it is not used here."""
+def _reap(proc: subprocess.Popen[str], block: bool = False) -> tuple[bool, Any]:
+    """Whether the child has exited (its exit code then set on ``proc``) and its resource usage
+    (None where wait4(2) is missing). Popen's own ``poll()`` reaps the child with waitpid and drops
+    its usage, which is why it is not used here."""
     if not hasattr(os, "wait4"):
-        if block:
-            proc.wait()
-        return None if proc.poll() is None else False
+        code = proc.wait() if block else proc.poll()
+        return code is not None, None
     pid, status, usage = os.wait4(proc.pid, 0 if block else os.WNOHANG)
     if pid == 0:
-        return None
+        return False, None
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return usage
+    return True, usage
 
 
 def rcetl_run(pipeline: Path, env: dict[str, str], **kw: Any) -> Measured:

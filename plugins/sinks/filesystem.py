@@ -172,9 +172,10 @@ class FilesystemSink(rcetl.ObjectStoreSink):
         self._egid = os.getegid()
         # Spool files are hard-linked into the archive until a link fails (another file system).
         self._link_spools = True
-        # The engine's spool files kept where they are until sync() names them: final path ->
-        # (spool path, size, SHA-256, the blob). Read without the lock (a dict lookup), changed under it.
-        self._kept: dict[str, tuple[str, int, str, rcetl.SpooledBlob]] = {}
+        # The engine's spool files kept where they are until sync() names them: final path -> the
+        # blob (its path, size and SHA-256, checked against the file when kept). Read without the
+        # lock (a dict lookup), changed under it.
+        self._kept: dict[str, rcetl.SpooledBlob] = {}
         # Held by sync() (it runs in every session's thread at once) and while a kept file is
         # dropped: a kept file is named once and never after it was dropped, and a sync() returns
         # only once what another sync() took from it meanwhile is durable too.
@@ -290,31 +291,31 @@ class FilesystemSink(rcetl.ObjectStoreSink):
         may still be reading a file of a batch in flight, by its path, when a concurrent session's
         batch calls this). A batch's own files are all released before the engine calls sync()."""
         with self._unsynced_lock:
-            kept = [(final, entry) for final, entry in self._kept.items() if entry[3].fd < 0]
+            kept = [(final, blob) for final, blob in self._kept.items() if blob.fd < 0]
         if not kept:
             return  # none, or all still in use
         if _syncfs is not None and len(kept) >= _SYNCFS_FROM:
             self._guarded(functools.partial(_syncfs_all, {self._root}), "syncing the archive's file system")
         else:
-            self._fsync_all({entry[0] for _, entry in kept}, _fsync_file, "a stored file")
-        for final, (src, size, digest, _blob) in kept:
-            self._guarded(functools.partial(self._name_one, final, src, size, digest), f"naming {final}")
+            self._fsync_all({blob.path for _, blob in kept}, _fsync_file, "a stored file")
+        for final, blob in kept:
+            self._guarded(functools.partial(self._name_one, final, blob), f"naming {final}")
             with self._unsynced_lock:
                 self._kept.pop(final, None)
             self._unsynced_name(os.path.dirname(final))
 
-    def _name_one(self, final: str, src: str, size: int, digest: str) -> None:
+    def _name_one(self, final: str, blob: rcetl.SpooledBlob) -> None:
         try:
-            _rename_noreplace(src, final)
+            _rename_noreplace(blob.path, final)
         except FileExistsError:
             # Free when the binary was stored; another writer (a second run on the same folder)
             # gave the name since. The same bytes: nothing to do. Others: never replaced here.
-            if os.stat(final).st_size == size and self.hash_file(final) == digest:
-                _unlink_quietly(src)
+            if os.stat(final).st_size == blob.size and self.hash_file(final) == blob.sha256:
+                _unlink_quietly(blob.path)
                 return
             raise rcetl.ConflictError(
                 f"{self.name}: {final} was written by someone else, with other bytes, while this run "
-                f"stored its binary (size {size}, sha256 {digest})",
+                f"stored its binary (size {blob.size}, sha256 {blob.sha256})",
                 hint="let one run at a time write an archive folder; the next run stores the binary "
                      "again, under the conflict policy (on_conflict)") from None
 
@@ -433,7 +434,7 @@ class FilesystemSink(rcetl.ObjectStoreSink):
         path, missing = self._locate(key)
         kept = self._kept.get(path)
         if kept is not None:  # stored in this batch, named at sync()
-            return rcetl.ObjectInfo(size=kept[1], sha256=kept[2])
+            return rcetl.ObjectInfo(size=kept.size, sha256=kept.sha256)
         if missing:
             return None  # its folder was not there a moment ago: no file to stat in it
         try:
@@ -515,7 +516,7 @@ class FilesystemSink(rcetl.ObjectStoreSink):
             with self._unsynced_lock:
                 if final in self._kept:
                     raise self.KeyExists(final)  # another thread's binary waits for this name
-                self._kept[final] = (blob.path, size, digest, blob)
+                self._kept[final] = blob  # its size and SHA-256 are the file's (checked above)
             blob.kept = True
             return rcetl.ObjectInfo(size=size, sha256=digest)
         try:
@@ -633,7 +634,7 @@ class FilesystemSink(rcetl.ObjectStoreSink):
     def _open(self, key: str) -> BinaryIO:
         path = self._path(key)
         kept = self._kept.get(path)
-        return open(kept[0] if kept is not None else path, "rb")
+        return open(kept.path if kept is not None else path, "rb")
 
     def _list(self) -> Iterator[str]:
         for folder, dirs, files in os.walk(self.root):
@@ -648,7 +649,7 @@ class FilesystemSink(rcetl.ObjectStoreSink):
         with self._sync_lock, self._unsynced_lock:
             kept = self._kept.pop(path, None)
         # A kept binary never had the name: its file (left to this sink by the engine) goes.
-        _unlink_quietly(kept[0] if kept is not None else path)
+        _unlink_quietly(kept.path if kept is not None else path)
 
     # --- helpers ------------------------------------------------------------------------------
 

@@ -21,10 +21,15 @@ import os
 import pytest
 
 import rcetl
+from rcetl.engine.spool import SpoolFiles
 from rcetl.plugins.sinks import filesystem
 
 from .conftest import BlobMaker, build_sink
-from .test_filesystem_durability import fsynced  # noqa: F401 - the fixture: every folder fsynced
+from .test_filesystem_durability import (
+    _engine_blob,
+    _publish,
+    fsynced,  # noqa: F401 - the fixture: every folder fsynced
+)
 
 
 def _sink(ctx: rcetl.RunContext) -> filesystem.FilesystemSink:
@@ -45,32 +50,6 @@ def test_a_file_found_in_place_gets_its_folder_fsynced_before_records_name_it(ct
     assert again.skipped and again.location == first.location  # found in place: not written again
     rerun.sync()  # what the engine calls before the ledger, the records and the checkpoint name it
     assert folder in fsynced, "the folder holding a file reported stored was never made durable"
-
-
-_SPOOLS: dict[int, object] = {}  # id(blob) -> its spool, for _released
-
-
-def _engine_blob(spool_dir, data: bytes, blob_id: str = "rec-1") -> rcetl.SpooledBlob:
-    """A binary the way the engine hands it over: in its own (linkable) spool file."""
-    from rcetl.engine.spool import HashingSpool
-
-    spool = HashingSpool(spool_dir)
-    spool.write(data)
-    ref = rcetl.BlobRef(blob_id, f"https://media.example/{blob_id}", "recording", "audio/mpeg",
-                        variables={"date": "2024-03-05T14:30:00Z", "extension": "101", "id": blob_id})
-    blob = spool.finish(ref, rcetl.Record("recording", blob_id, {"id": blob_id}, account="acc-1", blobs=[ref]))
-    _SPOOLS[id(blob)] = spool
-    return blob
-
-
-def _published(sink: filesystem.FilesystemSink, *blobs: rcetl.SpooledBlob) -> None:
-    """The end of the engine's batch: every spool released (a kept file stays, closed), then sync()."""
-    from rcetl.engine.spool import SpoolFiles
-
-    for blob in blobs:
-        spool = _SPOOLS.pop(id(blob))
-        SpoolFiles(os.path.dirname(blob.path)).release(spool)  # type: ignore[arg-type]
-    sink.sync()
 
 
 def _another_group() -> int:
@@ -100,9 +79,9 @@ def test_a_linked_spool_file_gets_the_group_of_a_setgid_archive_like_a_copy(ctx,
     assert os.stat(copied.location).st_gid == group
     spool = tmp_path / "engine-spool"
     spool.mkdir(mode=0o700)
-    blob = _engine_blob(spool, b"ID3 linked", blob_id="rec-link")
+    held, blob = _engine_blob(spool, b"ID3 linked", blob_id="rec-link")
     linked = sink.store(blob)
-    _published(sink, blob)
+    _publish(sink, held)
     assert os.stat(linked.location).st_gid == group, "the archived file left the archive folder's group"
 
 
@@ -115,7 +94,7 @@ def test_a_spool_file_whose_bytes_changed_never_gets_the_final_name_even_for_a_m
     sink.open()
     spool = tmp_path / "engine-spool"
     spool.mkdir(mode=0o700)
-    blob = _engine_blob(spool, b"ID3 the recording")
+    held, blob = _engine_blob(spool, b"ID3 the recording")
     with open(blob.path, "r+b") as f:  # the bytes on disk are not what was hashed (same size)
         f.write(b"XXX")
     linked: list[str] = []
@@ -130,7 +109,7 @@ def test_a_spool_file_whose_bytes_changed_never_gets_the_final_name_even_for_a_m
     with pytest.raises(rcetl.IntegrityError):
         sink.store(blob)
     assert linked == [] and not blob.kept
-    _published(sink, blob)
+    _publish(sink, held)
     assert not os.path.exists(sink.location(sink.key_for(blob.ref, blob.record)))
 
 
@@ -142,7 +121,8 @@ def test_a_kept_spool_file_is_durable_before_it_gets_its_final_name(ctx, tmp_pat
     sink.open()
     spool = tmp_path / "engine-spool"
     spool.mkdir(mode=0o700)
-    blobs = [_engine_blob(spool, b"ID3 the recording %d" % i, blob_id=f"rec-{i}") for i in range(batch)]
+    made = [_engine_blob(spool, b"ID3 the recording %d" % i, blob_id=f"rec-{i}") for i in range(batch)]
+    spools, blobs = [held for held, _ in made], [blob for _, blob in made]
     inodes = {os.stat(b.path).st_ino for b in blobs}
     events: list[tuple[str, int | None]] = []
     real_fsync, real_rename = os.fsync, filesystem._rename_noreplace
@@ -165,7 +145,9 @@ def test_a_kept_spool_file_is_durable_before_it_gets_its_final_name(ctx, tmp_pat
     monkeypatch.setattr(filesystem, "_rename_noreplace", rename)
     stored = [sink.store(b) for b in blobs]
     assert not [e for e in events if e[0] == "named"]  # nothing named while the batch is stored
-    _published(sink, *blobs)
+    for held in spools[1:]:
+        SpoolFiles(spool).release(held)
+    _publish(sink, spools[0])
     named = [i for i, e in enumerate(events) if e[0] == "named"]
     assert {events[i][1] for i in named} == inodes
     for ino in inodes:  # each file made durable (by itself, or with its file system) before any name
@@ -219,7 +201,7 @@ def test_a_spool_file_linked_into_new_folders_needs_no_stat_of_them_for_its_grou
     set-group-id case is held to the real outcome by the test above."""
     sink = _sink(ctx)
     (tmp_path / "spool").mkdir()
-    blob = _engine_blob(tmp_path / "spool", b"ID3 the recording")
+    held, blob = _engine_blob(tmp_path / "spool", b"ID3 the recording")
     looked: list[str] = []
     real = os.stat
     monkeypatch.setattr(filesystem.os, "stat", lambda p, *a, **kw: (looked.append(os.fspath(p)), real(p, *a, **kw))[1])
@@ -227,5 +209,5 @@ def test_a_spool_file_linked_into_new_folders_needs_no_stat_of_them_for_its_grou
     monkeypatch.undo()
     folder = os.path.dirname(stored.location)
     assert looked.count(folder) <= 2, looked  # the key's check and the walk that makes it: no third
-    _published(sink, blob)
+    _publish(sink, held)
     assert os.stat(stored.location).st_gid == os.getegid()
