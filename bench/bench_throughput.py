@@ -8,8 +8,10 @@
   figure (one pair swings 2.5x on a busy machine); dlt's `rest_api` source loads the same pages
   into DuckDB.
 * binaries: 10,000 recordings of a few KB (5,000 in --quick), and 1,000 of 1 MiB (200 in --quick).
-  Plain loops list the recorded calls and download every content URI with the same number of
-  threads as rcetl's `executor.downloads` (8): the one the gated figure divides by writes each
+  Plain loops list the recorded calls and download every content URI with 8 threads, rcetl's
+  default `executor.downloads` (rcetl runs as configured by default: 8 download threads, of which
+  its latency limit keeps as many downloading as shorten the run, 3-4 against this sandbox; see
+  docs/pipeline-format.md, "Downloads at once"): the one the gated figure divides by writes each
   download into a file of its own in one folder (`open(path, 'wb')`, write the chunks, close: what a
   plain script does; no fsync, so none of its files is known to be on disk when it exits); a
   durable one also hashes each file on the way in and fsyncs it (informational: the least an

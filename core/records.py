@@ -139,6 +139,9 @@ class BlobResult:
     stored: list[StoredBlob] = field(default_factory=list)
     error: str | None = None
     reused: bool = False  # not downloaded: every sink already held it with the recorded checksum
+    #: Seconds from the download's start to its first byte (the server's and this process's
+    #: latency, not the file's size): what sets the downloads at once when no budget binds.
+    first_byte_s: float | None = None
 
 
 @dataclass

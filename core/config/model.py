@@ -29,7 +29,8 @@ class ExecutorOptions(_Strict):
 
     type: Literal["local", "celery"] = Field("local", description="local threads, or Celery workers")
     workers: int = Field(4, ge=1, le=256, description="streams/partitions worked on at once")
-    downloads: int = Field(8, ge=1, le=256, description="binaries downloaded and uploaded at once")
+    downloads: int = Field(8, ge=1, le=256, description="binaries downloaded and uploaded at once; unset: "
+                           "from the rate budget, or adapted to latency where none binds (docs/pipeline-format.md)")
     # 1,000: one call-log page (perPage 1000) is one batch, one transaction; 500 made two of each
     # page, and a transaction's fixed costs (commit, fsync, round trips) were 10 % of a backfill
     # into SQLite (50k calls: 3.9 -> 3.3-3.65 s). Read-ahead holds one batch, the writer two more.

@@ -280,6 +280,7 @@ class BatchArchiver:
         if reused is not None:
             return reused
         spool = self._spools.open()
+        started = time.monotonic()
         try:
             try:
                 item.stream.download(ref, spool)
@@ -298,7 +299,8 @@ class BatchArchiver:
             if not verdict.ok:
                 return BlobResult(ref=ref, status="failed", error=verdict.message(f"download of {ref.kind} {ref.blob_id}"))
             blob = spool.finish(ref, item.record)
-            result = BlobResult(ref=blob.ref, status="stored", size=blob.size, sha256=blob.sha256)
+            result = BlobResult(ref=blob.ref, status="stored", size=blob.size, sha256=blob.sha256,
+                                first_byte_s=None if spool.first_byte_at is None else spool.first_byte_at - started)
             for sink_name, sink in item.blob_sinks:
                 try:
                     stored = _retrying(f"blob sink {sink_name!r}", functools.partial(sink.store, blob))

@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import ClassVar
@@ -61,12 +62,16 @@ class HashingSpool:
         #: ... and how long the server said the body is (``Content-Length``), for the content check.
         self.content_length: int | None = None
         self._evidence = EvidenceRecorder()  # first and last bytes, for the content check
+        #: When the first byte arrived (time.monotonic), for the latency the download saw.
+        self.first_byte_at: float | None = None
         self.blob: PrivateSpooledBlob | None = None  # once finished
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         if self.blob is not None:  # its descriptor stays open for the sinks, never for more bytes
             raise ValueError("write to a finished spool file")
         n, offset = len(data), self.size
+        if not offset and n:
+            self.first_byte_at = time.monotonic()
         feed(self._sha, data)
         self._evidence.update(data)
         self.size += n

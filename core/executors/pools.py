@@ -19,6 +19,8 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any
 
+from .concurrency import LatencyLimit, LimitedThreadPool
+
 
 def connection_of(args: tuple[Any, ...]) -> str:
     """The connection a download job is for: its first argument is a routed record."""
@@ -55,7 +57,10 @@ def threads_from_budget(opened: Any, connection: str) -> int | None:
 
 class PoolPerCredential(Executor):
     """An executor that keeps one thread pool per connection, made on first use: of ``size``
-    threads, or of ``sizer(connection)`` threads when a sizer is given and answers."""
+    threads, or of ``sizer(connection)`` threads when a sizer is given and answers. When a sizer
+    is given and does not answer (no budget binds the connection), the pool has ``size`` threads
+    and a :class:`~rcetl.executors.concurrency.LatencyLimit` decides how many run a job at once,
+    from the ``first_byte_s`` of what each job returns (see :mod:`rcetl.executors.concurrency`)."""
 
     def __init__(self, size: int, key: Callable[[tuple[Any, ...]], str] = connection_of,
                  thread_name_prefix: str = "rcetl-blob",
@@ -65,20 +70,26 @@ class PoolPerCredential(Executor):
         self._sizes: dict[str, int] = {}
         self._key = key
         self._prefix = thread_name_prefix
-        self._pools: dict[str, ThreadPoolExecutor] = {}
+        self._pools: dict[str, Executor] = {}
+        self._limits: dict[str, LatencyLimit] = {}
         self._lock = threading.Lock()
         self._shut = False
 
-    def _pool(self, key: str) -> ThreadPoolExecutor:
+    def _pool(self, key: str) -> Executor:
         with self._lock:
             if self._shut:
                 raise RuntimeError("cannot schedule new downloads after shutdown")
             pool = self._pools.get(key)
             if pool is None:
-                size = (self._sizer(key) if self._sizer else None) or self.size
-                self._sizes[key] = size
-                pool = self._pools[key] = ThreadPoolExecutor(
-                    max_workers=size, thread_name_prefix=f"{self._prefix}-{key or 'default'}")
+                sized = self._sizer(key) if self._sizer else None
+                self._sizes[key] = size = sized or self.size
+                name = f"{self._prefix}-{key or 'default'}"
+                if self._sizer is not None and sized is None:
+                    limit = self._limits[key] = LatencyLimit(size)
+                    pool = LimitedThreadPool(size, limit, thread_name_prefix=name)
+                else:
+                    pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix=name)
+                self._pools[key] = pool
             return pool
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
@@ -96,3 +107,9 @@ class PoolPerCredential(Executor):
         """Connection -> threads, for `rcetl workers status` and tests."""
         with self._lock:
             return dict(self._sizes)
+
+    def limits(self) -> dict[str, LatencyLimit]:
+        """Connection -> the limit of jobs at once, for a connection no budget binds."""
+        with self._lock:
+            return dict(self._limits)
+

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -295,3 +296,21 @@ def test_read_ahead_slots_wake_a_waiting_reader_once_a_refill_is_free() -> None:
     assert slots.take(timeout=0)  # it took one of the two: one is left
     assert not slots.take(timeout=0)
     assert ReadAheadSlots(1, refill=32).take(timeout=0)  # a refill never exceeds the slots
+
+
+def test_a_stored_binary_reports_the_latency_to_its_first_byte(tmp_path, events) -> None:
+    """What the download limit of a server no budget binds is set by (rcetl.executors.concurrency):
+    the time from the download's start to its first byte, not to its last (a large file is not a
+    busy server)."""
+    class SlowStream(Stream):
+        def download(self, ref: rcetl.BlobRef, out: rcetl.BlobOutput) -> None:
+            time.sleep(0.03)  # the server's answer
+            out.write(AUDIO[:10])
+            time.sleep(0.2)  # the rest of a large body
+            out.write(AUDIO[10:])
+
+    stream, blob_sink, record_sink = SlowStream(), BlobSink(events), RecordSink(events)
+    with ThreadPoolExecutor(2) as pool:
+        result = _archiver(tmp_path, pool, None).archive(_items(2, stream, blob_sink, record_sink))
+    latencies = [r.blobs[0].first_byte_s for r in result.archived]
+    assert all(lat is not None and 0.03 <= lat < 0.2 for lat in latencies), latencies
