@@ -15,14 +15,17 @@ exceeds that lowest latency is time spent queueing behind other downloads, so
 ``limit * (1 - lowest / latency)`` estimates how many downloads are queued rather than served.
 Once per round (as many downloads as the limit), the limit grows by one while fewer than ``alpha``
 are queued, shrinks by one while more than ``beta`` are, and stays in between. Against a distant
-server, latency stays at its floor and the limit stays at its maximum.
+server, latency stays at its floor and the limit stays at its maximum. It never falls below
+``beta`` on its own (fewer downloads cannot hold more than ``beta`` queued), so a lowest latency
+that was luck, never seen again (it is kept for the run), costs at most the slots above three.
 
 The latency measured is the time to a download's first byte (request sent, server's answer,
 headers read): it grows with queueing, but not with the size of the file, so large recordings
 are not taken for a busy server.
 
-Written here rather than taken from a library: the Python ports of Netflix's concurrency-limits
-found are unmaintained or built for asyncio servers, and the rule is a few lines.
+Written here rather than taken from a library: no well-kept Python package found applies such a
+rule to a thread pool (what a search of package documentation found limits the threads of native
+libraries, as threadpoolctl does), and the rule is a few lines.
 """
 
 from __future__ import annotations
