@@ -14,12 +14,15 @@ Every job runs in a copy of the submitting thread's context, so what a task coun
 from __future__ import annotations
 
 import contextvars
+import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any
 
 from .concurrency import LatencyLimit, LimitedThreadPool
+
+log = logging.getLogger(__name__)
 
 
 def connection_of(args: tuple[Any, ...]) -> str:
@@ -100,11 +103,17 @@ class PoolPerCredential(Executor):
         with self._lock:
             self._shut = True
             pools = list(self._pools.values())
+            limits = dict(self._limits)
         for pool in pools:
             pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+        for key, limit in limits.items():
+            if limit.limit < limit.maximum:  # say why fewer ran at once than the threads there were
+                log.info("connection %r: %d of its %d download threads were downloading at once at the end; "
+                         "more only queued (no rate budget binds it: docs/pipeline-format.md, \"Downloads at once\")",
+                         key, limit.limit, limit.maximum)
 
     def pools(self) -> dict[str, int]:
-        """Connection -> threads, for `rcetl workers status` and tests."""
+        """Connection -> threads (for tests and diagnostics)."""
         with self._lock:
             return dict(self._sizes)
 

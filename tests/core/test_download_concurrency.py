@@ -184,3 +184,17 @@ def test_only_a_pool_no_budget_binds_and_no_pipeline_sized_adapts(plan: int, aut
     pool.shutdown()
     assert ("rc" in pool.limits()) is limited
     assert pool.pools() == {"rc": 8 if plan > 64 else plan}
+
+
+def test_a_run_says_why_fewer_downloads_ran_at_once_than_it_has_threads(caplog) -> None:
+    engine = _engine_with(10**9)
+    pool = PoolPerCredential(8, sizer=lambda conn: threads_from_budget(engine, conn))
+    routed = SimpleNamespace(origin={"connection": "rc"})
+    jobs = [pool.submit(lambda item, n=n: _Result(LOWEST if n == 0 else 20 * LOWEST), routed) for n in range(200)]
+    for job in jobs:
+        job.result(5)
+    with caplog.at_level("INFO", logger="rcetl.executors.pools"):
+        pool.shutdown()
+    limit = pool.limits()["rc"].limit
+    assert limit < 8
+    assert f"'rc': {limit} of its 8 download threads were downloading at once" in caplog.text
